@@ -1,0 +1,53 @@
+"""Entry point: sub-commands, and the rule that user errors exit 2 with one line, no traceback."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.markup import escape
+
+from medops import __version__
+from medops.cli import data_cmd, eval_cmd, export_cmd, runs_cmd
+from medops.cli.console import err, install_warning_printer
+from medops.errors import UserError
+
+app = typer.Typer(
+    name="medops",
+    help="Evaluate, gate, monitor and improve medical language models on your own machines.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(eval_cmd.app, name="eval")
+app.add_typer(runs_cmd.app, name="runs")
+app.add_typer(data_cmd.app, name="data")
+app.command("export")(export_cmd.export)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"medops {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    pass
+
+
+def main() -> None:
+    install_warning_printer()
+    try:
+        app()
+    except UserError as exc:
+        err.print(f"[red]error:[/] {escape(str(exc))}")
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,36 @@
+"""``medops data pull`` and ``medops data list``."""
+
+from __future__ import annotations
+
+import typer
+from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+from medops.cli.console import err, out
+from medops.datasets.registry import BUILTIN_DATASETS, cached_path, pull
+
+app = typer.Typer(help="Built-in datasets and the local cache.", no_args_is_help=True)
+
+
+@app.command("pull")
+def pull_cmd(name: str = typer.Argument(..., help=f"One of: {', '.join(BUILTIN_DATASETS)}.")) -> None:
+    """Download a built-in dataset into the cache (never again once it is there)."""
+    with Progress(
+        "[bold]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=err,
+        disable=not err.is_terminal,
+    ) as progress:
+        task = progress.add_task(name, total=None)
+        pulled = pull(name, lambda done, total: progress.update(task, completed=done, total=total))
+    verb = "downloaded" if pulled.downloaded else "already cached"
+    out.print(f"{name}: {verb} at {pulled.path} ({pulled.size_bytes:,} bytes, sha256 {pulled.sha256})")
+
+
+@app.command("list")
+def list_cmd() -> None:
+    """Built-in datasets and whether each is cached."""
+    for name, entry in BUILTIN_DATASETS.items():
+        state = "cached" if cached_path(name).is_file() else "not cached"
+        out.print(f"{name:24} {state:11} {entry.description}")

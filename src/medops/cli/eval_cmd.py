@@ -1,0 +1,190 @@
+"""``medops eval healthbench``."""
+
+from __future__ import annotations
+
+import json
+import time
+from enum import Enum
+from pathlib import Path
+
+import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from medops.cli.console import err, out
+from medops.cli.options import DB_OPTION, JSON_OPTION
+from medops.errors import UserError
+from medops.evaluation.config import HealthBenchConfig, SpecConfig
+from medops.evaluation.healthbench import Counters
+from medops.evaluation.run import run_healthbench
+from medops.grading.templates import default_template, load_template
+from medops.models.spec import parse_model_spec
+from medops.reports.summary import healthbench_json, print_healthbench_summary
+from medops.store.repository import COMPLETED, Store
+
+app = typer.Typer(help="Run an evaluation and record it in the store.", no_args_is_help=True)
+
+
+class CompletionsSource(str, Enum):
+    model = "model"
+    ideal = "ideal"
+
+
+@app.command("healthbench")
+def healthbench(
+    data: str = typer.Option(
+        None,
+        "--data",
+        help="Built-in name (healthbench, healthbench-hard, healthbench-consensus) or a HealthBench-format JSONL file.",
+    ),
+    model: str = typer.Option(None, "--model", help="Model under test, e.g. openai:gpt-4.1."),
+    grader: str = typer.Option(None, "--grader", help="Grader model, e.g. openai:gpt-4.1."),
+    model_base_url: str = typer.Option(None, "--model-base-url", help="OpenAI-compatible base URL for --model."),
+    grader_base_url: str = typer.Option(None, "--grader-base-url", help="OpenAI-compatible base URL for --grader."),
+    model_api_key_env: str = typer.Option(None, "--model-api-key-env", help="Env var holding the model's key."),
+    grader_api_key_env: str = typer.Option(None, "--grader-api-key-env", help="Env var holding the grader's key."),
+    responses: Path = typer.Option(
+        None,
+        "--responses",
+        help="Grade these responses (JSONL: index or prompt_id, response) instead of calling a model.",
+    ),
+    completions: CompletionsSource = typer.Option(
+        CompletionsSource.model, "--completions", help="'ideal' grades the physicians' ideal completions."
+    ),
+    limit: int = typer.Option(None, "--limit", min=1, help="Evaluate N examples, picked reproducibly with --seed."),
+    repeats: int = typer.Option(1, "--repeats", min=1, help="Run each example K times."),
+    seed: int = typer.Option(0, "--seed", help="Seed for --limit and the bootstrap (0 matches the reference)."),
+    concurrency: int = typer.Option(32, "--concurrency", min=1, help="Requests in flight per endpoint."),
+    max_tries: int = typer.Option(6, "--max-tries", min=1, help="Tries per call on 429/5xx/timeouts."),
+    retry_base_delay: float = typer.Option(1.0, "--retry-base-delay", min=0, help="First backoff, seconds."),
+    timeout: float = typer.Option(120.0, "--timeout", min=0.001, help="Seconds before a call times out."),
+    model_temperature: float = typer.Option(None, "--model-temperature"),
+    model_max_tokens: int = typer.Option(None, "--model-max-tokens", min=1),
+    model_system_message: str = typer.Option(None, "--model-system-message"),
+    grader_temperature: float = typer.Option(0.0, "--grader-temperature"),
+    grader_max_tokens: int = typer.Option(2048, "--grader-max-tokens", min=1),
+    grader_system_message: str = typer.Option(None, "--grader-system-message"),
+    grader_template: Path = typer.Option(
+        None,
+        "--grader-template",
+        help="Template with <<conversation>> and <<rubric_item>> (the official HealthBench one works).",
+    ),
+    grader_parse_retries: int = typer.Option(
+        3, "--grader-parse-retries", min=0, help="Retries of an unreadable grader reply before 'ungraded'."
+    ),
+    length_penalty: float = typer.Option(None, "--length-penalty", help="Adds overall_score_length_adjusted."),
+    length_center: float = typer.Option(None, "--length-center"),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Do not answer identical requests from the store."),
+    name: str = typer.Option(None, "--name", help="A unique name for the run."),
+    resume: str = typer.Option(None, "--resume", help="Continue an interrupted run (id or name)."),
+    db: str = DB_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Score a model on a HealthBench-format rubric set (one grader call per criterion)."""
+    store = Store.open(db)
+    config = None if resume is not None else _build_config(locals())
+    with _progress(enabled=not as_json) as update:
+        outcome = run_healthbench(config, store, name=name, resume=resume, on_progress=update)  # type: ignore[arg-type]
+    run = store.find_run(str(outcome.run_id))
+    stored_config = HealthBenchConfig.model_validate(run.config)
+    dataset = store.dataset(run.dataset_id)
+    if as_json:
+        print(json.dumps(healthbench_json(run, dataset, stored_config, outcome.summary), ensure_ascii=False))
+    else:
+        print_healthbench_summary(out, run, dataset, outcome.summary)
+    if outcome.message:
+        err.print(f"[yellow]{outcome.message}[/]")
+    if outcome.status != COMPLETED:
+        raise typer.Exit(2 if outcome.status == "failed" else 130)
+
+
+def _build_config(args: dict) -> HealthBenchConfig:
+    if not args["data"]:
+        raise UserError("--data is required (a built-in name or a JSONL file)")
+    if not args["grader"]:
+        raise UserError("--grader is required, e.g. --grader openai:gpt-4.1")
+    source = "given" if args["responses"] is not None else args["completions"].value
+    if source == "model" and not args["model"]:
+        raise UserError("--model is required unless --responses FILE or --completions ideal is given")
+    model = (
+        SpecConfig.of(
+            parse_model_spec(
+                args["model"], base_url=args["model_base_url"], api_key_env=args["model_api_key_env"], what="--model"
+            )
+        )
+        if source == "model"
+        else None
+    )
+    grader = SpecConfig.of(
+        parse_model_spec(
+            args["grader"], base_url=args["grader_base_url"], api_key_env=args["grader_api_key_env"], what="--grader"
+        )
+    )
+    template_path = args["grader_template"]
+    return HealthBenchConfig(
+        data=args["data"],
+        model=model,
+        grader=grader,
+        completions=source,
+        responses_path=str(args["responses"]) if args["responses"] else None,
+        limit=args["limit"],
+        repeats=args["repeats"],
+        seed=args["seed"],
+        concurrency=args["concurrency"],
+        max_tries=args["max_tries"],
+        retry_base_delay_s=args["retry_base_delay"],
+        timeout_s=args["timeout"],
+        model_temperature=args["model_temperature"],
+        model_max_tokens=args["model_max_tokens"],
+        model_system_message=args["model_system_message"],
+        grader_temperature=args["grader_temperature"],
+        grader_max_tokens=args["grader_max_tokens"],
+        grader_system_message=args["grader_system_message"],
+        grader_template=load_template(template_path) if template_path else default_template(),
+        grader_template_source=str(template_path) if template_path else "medops-default",
+        grader_parse_retries=args["grader_parse_retries"],
+        length_penalty=args["length_penalty"],
+        length_center=args["length_center"],
+        use_cache=not args["no_cache"],
+    )
+
+
+class _progress:
+    """Rich progress on stderr when it is a terminal; silent otherwise (CI logs, pipes)."""
+
+    def __init__(self, enabled: bool):
+        self._bar = Progress(
+            TextColumn("[bold]examples"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[stats]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=err,
+            refresh_per_second=4,
+            disable=not (enabled and err.is_terminal),
+        )
+        self._task = None
+
+    def __enter__(self):
+        self._bar.__enter__()
+        self._task = self._bar.add_task("run", total=None, stats="")
+        return self.update
+
+    def update(self, c: Counters) -> None:
+        elapsed = max(1e-6, time.monotonic() - c.started)
+        calls = c.model_calls + c.grader_calls
+        stats = (
+            f"{calls / elapsed:,.0f} calls/s  {c.tokens:,} tok  {c.errors} err  "
+            f"{c.ungraded} ungraded  {c.cached} cached"
+        )
+        self._bar.update(self._task, total=c.jobs_total, completed=c.jobs_done, stats=stats)
+
+    def __exit__(self, *exc) -> None:
+        self._bar.__exit__(*exc)

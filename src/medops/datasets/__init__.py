@@ -1,0 +1,1 @@
+"""Datasets: read benchmark files into validated, immutable examples."""

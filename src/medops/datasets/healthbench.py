@@ -1,0 +1,137 @@
+"""HealthBench-format rubric sets: the official files and any hospital's own, in any language."""
+
+from __future__ import annotations
+
+import math
+import random
+import warnings
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    ValidationError,
+    model_validator,
+)
+
+from medops.datasets.jsonl import (
+    FileFacts,
+    describe_validation_error,
+    file_facts,
+    iter_json_lines,
+    read_bytes,
+)
+from medops.errors import DataError
+
+NonEmptyStr = Annotated[str, Field(min_length=1)]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class Message(_Frozen):
+    role: NonEmptyStr
+    content: str
+
+
+class RubricItem(_Frozen):
+    criterion: NonEmptyStr
+    # int stays int: the reference renders "[5] ..." not "[5.0] ...", byte for byte.
+    points: StrictInt | StrictFloat
+    tags: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _check(self) -> RubricItem:
+        if not math.isfinite(self.points):
+            raise ValueError("points must be a finite number")
+        if len(set(self.tags)) != len(self.tags):
+            raise ValueError("tags repeat within one criterion")
+        return self
+
+    def render(self) -> str:
+        """The rubric item as the grader sees it (the reference's ``str(RubricItem)``)."""
+        return f"[{self.points}] {self.criterion}"
+
+
+class IdealCompletions(_Frozen):
+    ideal_completion: str | None = None
+    ideal_completions_group: str | None = None
+    ideal_completions_ref_completions: list[str] | None = None
+
+
+class Example(_Frozen):
+    prompt: list[Message] = Field(min_length=1)
+    prompt_id: NonEmptyStr
+    rubrics: list[RubricItem] = Field(min_length=1)
+    example_tags: list[str] = Field(default_factory=list)
+    ideal_completions_data: IdealCompletions | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> Example:
+        if not any(item.points > 0 for item in self.rubrics):
+            raise ValueError("no criterion has positive points, so the example cannot be scored")
+        if len(set(self.example_tags)) != len(self.example_tags):
+            raise ValueError("example_tags repeat a tag")
+        return self
+
+    @property
+    def ideal_completion(self) -> str | None:
+        return self.ideal_completions_data.ideal_completion if self.ideal_completions_data else None
+
+
+@dataclass(frozen=True)
+class RubricDataset:
+    """A loaded rubric set. An example's identity is its position (``index``), not its prompt_id."""
+
+    name: str
+    facts: FileFacts
+    examples: tuple[Example, ...]
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+
+class DuplicatePromptIdWarning(UserWarning):
+    pass
+
+
+def load_rubric_dataset(path: str | Path, name: str | None = None) -> RubricDataset:
+    """Read and validate every row; the first bad row stops the load with file:line and field."""
+    data = read_bytes(path)
+    examples: list[Example] = []
+    for line, obj in iter_json_lines(path, data):
+        if not isinstance(obj, dict):
+            raise DataError(path, line, None, f"expected a JSON object, got {type(obj).__name__}")
+        try:
+            examples.append(Example.model_validate(obj))
+        except ValidationError as exc:
+            raise describe_validation_error(path, line, exc) from None
+    if not examples:
+        raise DataError(path, None, None, "contains no examples")
+    repeated = [pid for pid, count in Counter(e.prompt_id for e in examples).items() if count > 1]
+    if repeated:
+        warnings.warn(
+            f"{path}: {len(repeated)} prompt_id value(s) appear on more than one row "
+            f"(e.g. {repeated[0]}); every row is kept and identified by its position",
+            DuplicatePromptIdWarning,
+            stacklevel=2,
+        )
+    return RubricDataset(name or Path(path).stem, file_facts(path, data), tuple(examples))
+
+
+def select_indices(n_available: int, limit: int | None, seed: int) -> list[int]:
+    """Pick ``limit`` positions reproducibly.
+
+    ``random.Random(seed).sample`` over positions picks the same rows as the reference
+    implementation's ``random.Random(0).sample(examples, n)`` when ``seed`` is 0.
+    """
+    if limit is None or limit >= n_available:
+        return list(range(n_available))
+    return random.Random(seed).sample(range(n_available), limit)

@@ -1,0 +1,149 @@
+"""Built-in dataset names, the local cache they live in, and ``medops data pull``.
+
+A name resolves to a file in the cache directory (``MEDOPS_CACHE_DIR``, default
+``~/.cache/medops``). Downloads happen only on ``medops data pull`` and never again once the
+file is cached. ``MEDOPS_DATA_MIRROR`` replaces the official base URL, for hospitals that
+mirror public files on an internal server.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from medops.errors import UserError
+
+OFFICIAL_HEALTHBENCH_BASE = "https://openaipublic.blob.core.windows.net/simple-evals/healthbench/"
+
+
+@dataclass(frozen=True)
+class BuiltinDataset:
+    name: str
+    filename: str
+    base_url: str
+    description: str
+
+    @property
+    def url(self) -> str:
+        base = os.environ.get("MEDOPS_DATA_MIRROR") or self.base_url
+        return base.rstrip("/") + "/" + self.filename
+
+
+BUILTIN_DATASETS: dict[str, BuiltinDataset] = {
+    d.name: d
+    for d in (
+        BuiltinDataset(
+            "healthbench",
+            "2025-05-07-06-14-12_oss_eval.jsonl",
+            OFFICIAL_HEALTHBENCH_BASE,
+            "HealthBench, 5,000 conversations (OpenAI, MIT)",
+        ),
+        BuiltinDataset(
+            "healthbench-hard",
+            "hard_2025-05-08-21-00-10.jsonl",
+            OFFICIAL_HEALTHBENCH_BASE,
+            "HealthBench Hard, 1,000 conversations",
+        ),
+        BuiltinDataset(
+            "healthbench-consensus",
+            "consensus_2025-05-09-20-00-46.jsonl",
+            OFFICIAL_HEALTHBENCH_BASE,
+            "HealthBench Consensus, 3,671 conversations with physician-consensus criteria",
+        ),
+    )
+}
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("MEDOPS_CACHE_DIR") or Path.home() / ".cache" / "medops")
+
+
+def cached_path(name: str) -> Path:
+    return cache_dir() / BUILTIN_DATASETS[name].filename
+
+
+def _manual_placement_hint(entry: BuiltinDataset) -> str:
+    return (
+        f"download {entry.url} on a machine with access and copy it to {cached_path(entry.name)} "
+        f"(or pass the file with --data PATH)"
+    )
+
+
+def resolve(name_or_path: str) -> tuple[str, Path]:
+    """Return ``(dataset_name, local_path)`` for a built-in name or a file path."""
+    if name_or_path in BUILTIN_DATASETS:
+        path = cached_path(name_or_path)
+        if not path.is_file():
+            entry = BUILTIN_DATASETS[name_or_path]
+            raise UserError(
+                f"dataset '{name_or_path}' is not in the local cache; run `medops data pull "
+                f"{name_or_path}`, or offline: {_manual_placement_hint(entry)}"
+            )
+        return name_or_path, path
+    path = Path(name_or_path)
+    if not path.exists():
+        known = ", ".join(BUILTIN_DATASETS)
+        raise UserError(f"{name_or_path}: no such file, and not a built-in dataset name ({known})")
+    return path.stem, path
+
+
+@dataclass(frozen=True)
+class PulledFile:
+    name: str
+    path: Path
+    size_bytes: int
+    sha256: str
+    downloaded: bool
+
+
+def _read_record(path: Path) -> dict | None:
+    record = path.with_name(path.name + ".medops.json")
+    if record.is_file() and path.is_file():
+        return json.loads(record.read_text())
+    return None
+
+
+def pull(name: str, on_progress: Callable[[int, int | None], None] | None = None) -> PulledFile:
+    """Download a built-in dataset into the cache unless it is already there."""
+    if name not in BUILTIN_DATASETS:
+        raise UserError(f"unknown dataset '{name}'; known: {', '.join(BUILTIN_DATASETS)}")
+    entry, target = BUILTIN_DATASETS[name], cached_path(name)
+    record = _read_record(target)
+    if record is not None:
+        return PulledFile(name, target, record["size_bytes"], record["sha256"], downloaded=False)
+    if target.is_file():  # placed by hand: describe it, do not fetch it again
+        data = target.read_bytes()
+        return _write_record(name, entry, target, len(data), hashlib.sha256(data).hexdigest(), False)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".part")
+    digest, size = hashlib.sha256(), 0
+    try:
+        with httpx.stream("GET", entry.url, follow_redirects=True, timeout=60) as response:
+            response.raise_for_status()
+            total = int(response.headers["content-length"]) if "content-length" in response.headers else None
+            with partial.open("wb") as out:
+                for chunk in response.iter_bytes(1 << 20):
+                    out.write(chunk)
+                    digest.update(chunk)
+                    size += len(chunk)
+                    if on_progress:
+                        on_progress(size, total)
+    except (httpx.HTTPError, OSError) as exc:
+        partial.unlink(missing_ok=True)
+        raise UserError(f"could not download '{name}' ({exc}); offline: {_manual_placement_hint(entry)}") from None
+    os.replace(partial, target)
+    return _write_record(name, entry, target, size, digest.hexdigest(), True)
+
+
+def _write_record(
+    name: str, entry: BuiltinDataset, target: Path, size: int, sha256: str, downloaded: bool
+) -> PulledFile:
+    facts = {"name": name, "url": entry.url, "size_bytes": size, "sha256": sha256}
+    target.with_name(target.name + ".medops.json").write_text(json.dumps(facts, indent=2))
+    return PulledFile(name, target, size, sha256, downloaded)

@@ -1,0 +1,1 @@
+"""Evaluation pipelines: wire datasets, models, grading, scoring and the store into runs."""

@@ -1,0 +1,71 @@
+"""Everything that defines a HealthBench run; stored with the run so ``--resume`` repeats it exactly."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from medops.models.base import SamplingParams
+from medops.models.openai_chat import RetryPolicy
+from medops.models.spec import ModelSpec
+
+
+class SpecConfig(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    backend: str
+    name: str
+    base_url: str | None = None
+    api_key_env: str | None = None
+    options: dict[str, str] = Field(default_factory=dict)
+
+    @classmethod
+    def of(cls, spec: ModelSpec) -> SpecConfig:
+        return cls(**spec.to_record())
+
+    def to_spec(self) -> ModelSpec:
+        return ModelSpec(self.backend, self.name, self.base_url, self.api_key_env, dict(self.options))
+
+    def __str__(self) -> str:
+        return f"{self.backend}:{self.name}"
+
+
+class HealthBenchConfig(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    data: str
+    model: SpecConfig | None = None  # None when responses are given or ideal completions graded
+    grader: SpecConfig
+    completions: Literal["model", "given", "ideal"] = "model"
+    responses_path: str | None = None
+    limit: int | None = Field(default=None, ge=1)
+    repeats: int = Field(default=1, ge=1)
+    seed: int = 0
+    concurrency: int = Field(default=32, ge=1)
+    max_tries: int = Field(default=6, ge=1)
+    retry_base_delay_s: float = Field(default=1.0, ge=0)
+    timeout_s: float = Field(default=120.0, gt=0)
+    model_temperature: float | None = None
+    model_max_tokens: int | None = Field(default=None, ge=1)
+    model_system_message: str | None = None
+    grader_temperature: float = 0.0
+    grader_max_tokens: int = Field(default=2048, ge=1)
+    grader_system_message: str | None = None
+    grader_template: str
+    grader_template_source: str = "medops-default"
+    grader_parse_retries: int = Field(default=3, ge=0)
+    length_penalty: float | None = None
+    length_center: float | None = None
+    use_cache: bool = True
+
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(max_tries=self.max_tries, base_delay_s=self.retry_base_delay_s, timeout_s=self.timeout_s)
+
+    def model_params(self) -> SamplingParams:
+        return SamplingParams(temperature=self.model_temperature, max_tokens=self.model_max_tokens)
+
+    def grader_params(self) -> SamplingParams:
+        return SamplingParams(temperature=self.grader_temperature, max_tokens=self.grader_max_tokens)
+
+    def record(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")

@@ -1,0 +1,133 @@
+"""Start or resume a HealthBench run, and always leave the store consistent."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from medops.datasets.healthbench import RubricDataset, load_rubric_dataset
+from medops.datasets.registry import resolve
+from medops.datasets.responses import load_responses
+from medops.errors import UserError
+from medops.evaluation.config import HealthBenchConfig
+from medops.evaluation.healthbench import Counters, HealthBenchPipeline, plan_jobs
+from medops.evaluation.scoring_run import score_run
+from medops.models.base import ChatModel, FatalModelError
+from medops.models.factory import create_model
+from medops.store.repository import COMPLETED, FAILED, INTERRUPTED, ExistingWork, Store
+
+BENCHMARK = "healthbench"
+
+
+@dataclass
+class RunOutcome:
+    run_id: int
+    status: str
+    summary: dict[str, Any]
+    message: str | None = None  # why the run stopped early, for the user
+
+
+def load_dataset(data: str) -> RubricDataset:
+    name, path = resolve(data)
+    return load_rubric_dataset(path, name)
+
+
+def run_healthbench(
+    config: HealthBenchConfig,
+    store: Store,
+    *,
+    name: str | None = None,
+    resume: str | None = None,
+    on_progress: Callable[[Counters], None] | None = None,
+) -> RunOutcome:
+    previous_wall = 0.0
+    if resume is not None:
+        run = store.find_run(resume)
+        if run.benchmark != BENCHMARK:
+            raise UserError(f"run {run.id} is a {run.benchmark} run, not {BENCHMARK}")
+        if run.status == COMPLETED:
+            raise UserError(f"run {run.id} is already completed; nothing to resume")
+        config = HealthBenchConfig.model_validate(run.config)
+        dataset = load_dataset(config.data)
+        recorded = store.dataset(run.dataset_id)
+        if recorded.sha256 != dataset.facts.sha256:
+            raise UserError(
+                f"run {run.id} was made on {recorded.path} (sha256 {recorded.sha256[:12]}...); "
+                f"{dataset.facts.path} now has sha256 {dataset.facts.sha256[:12]}...: refusing to mix them"
+            )
+        run_id, previous_wall = run.id, run.wall_seconds
+    else:
+        dataset = load_dataset(config.data)
+    given = load_responses(config.responses_path, dataset) if config.completions == "given" else None
+    jobs, _ = plan_jobs(dataset, config, given)
+    if not jobs:
+        raise UserError(f"{config.data}: no examples to evaluate (with --completions {config.completions})")
+    model = (
+        create_model(config.model.to_spec(), role="model", concurrency=config.concurrency, retry=config.retry_policy())
+        if config.completions == "model" and config.model
+        else None
+    )
+    grader = create_model(
+        config.grader.to_spec(), role="grader", concurrency=config.concurrency, retry=config.retry_policy()
+    )
+    if resume is None:
+        dataset_id = store.register_dataset(dataset.name, dataset.facts, len(dataset))
+        run_id = store.create_run(
+            name=name,
+            benchmark=BENCHMARK,
+            dataset_id=dataset_id,
+            model=str(config.model) if model else config.completions,
+            grader=str(config.grader),
+            config=config.record(),
+        )
+        existing = ExistingWork({}, {})
+    else:
+        existing = store.claim_for_resume(run_id)
+
+    started = time.monotonic()
+    writer = store.writer()
+    counters = Counters()
+    pipeline = HealthBenchPipeline(
+        run_id=run_id,
+        config=config,
+        dataset=dataset,
+        store=store,
+        writer=writer,
+        existing=existing,
+        model=model,
+        grader=grader,
+        given=given,
+        counters=counters,
+        on_progress=on_progress,
+    )
+    status, message = COMPLETED, None
+    try:
+        asyncio.run(_drive(pipeline, jobs, [m for m in (model, grader) if m is not None]))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        status, message = INTERRUPTED, f"interrupted; continue with `medops eval healthbench --resume {run_id}`"
+    except FatalModelError as exc:
+        status, message = FAILED, f"{exc}; fix it and continue with `medops eval healthbench --resume {run_id}`"
+    finally:
+        writer.close()  # every finished call reaches the store, whatever happened above
+    wall = previous_wall + time.monotonic() - started
+    summary = score_run(store, run_id, dataset, config, jobs)
+    summary["wall_seconds"] = wall
+    store.finish_run(run_id, status, wall_seconds=wall, summary=summary, error=message if status == FAILED else None)
+    return RunOutcome(run_id, status, summary, message)
+
+
+async def _drive(pipeline: HealthBenchPipeline, jobs, models: list[ChatModel]) -> None:
+    task = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+    if task is not None:
+        loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    try:
+        await pipeline.run(jobs)
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+        for model in models:
+            await model.aclose()

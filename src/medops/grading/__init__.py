@@ -1,0 +1,1 @@
+"""Grading: ask a grader model whether each rubric criterion is met, and read its verdict."""

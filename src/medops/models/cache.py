@@ -1,0 +1,27 @@
+"""Keys for answering identical requests from the store instead of the network."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Protocol
+
+from medops.models.base import Completion, Messages, SamplingParams
+
+
+def request_key(identity: dict[str, Any], messages: Messages, params: SamplingParams, sample: int = 0) -> str:
+    """Same endpoint, model, parameters, messages and sample number give the same key.
+
+    ``sample`` keeps ``--repeats`` honest: repeat k of an example is a fresh draw, not the
+    cached answer of repeat 0.
+    """
+    payload = json.dumps(
+        [identity, params.to_request(), messages, sample], ensure_ascii=False, separators=(",", ":"), sort_keys=True
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+class ResponseCache(Protocol):
+    def get(self, key: str) -> Completion | None: ...
+
+    def put(self, key: str, completion: Completion) -> None: ...

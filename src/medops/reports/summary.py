@@ -1,0 +1,74 @@
+"""The end-of-run summary: a Rich table for people, a stable JSON shape for machines."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from medops.evaluation.config import HealthBenchConfig
+from medops.store.schema import Dataset, Run
+
+
+def healthbench_json(run: Run, dataset: Dataset, config: HealthBenchConfig, summary: dict[str, Any]) -> dict[str, Any]:
+    """The ``--json`` document (metric names as in the reference: overall_score, theme:..., axis:...)."""
+    return {
+        "run_id": run.id,
+        "name": run.name,
+        "status": run.status,
+        "benchmark": run.benchmark,
+        "dataset": {
+            "name": dataset.name,
+            "path": dataset.path,
+            "sha256": dataset.sha256,
+            "n_examples": dataset.n_examples,
+        },
+        "model": run.model,
+        "grader": run.grader,
+        "score": summary.get("score"),
+        "bootstrap_std": summary.get("bootstrap_std"),
+        "n_examples": summary.get("n_examples", 0),
+        "n_excluded_examples": summary.get("n_excluded_examples", 0),
+        "n_ungraded_criteria": summary.get("n_ungraded_criteria", 0),
+        "metrics": summary.get("metrics", {}),
+        "usage": summary.get("usage", {}),
+        "wall_seconds": summary.get("wall_seconds", run.wall_seconds),
+        "seed": config.seed,
+    }
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def print_healthbench_summary(console: Console, run: Run, dataset: Dataset, summary: dict[str, Any]) -> None:
+    metrics: dict[str, dict[str, float]] = summary.get("metrics", {})
+    title = f"run {run.id}{f' ({run.name})' if run.name else ''}: {run.model} graded by {run.grader} on {dataset.name}"
+    table = Table(title=escape(title), title_justify="left", show_edge=False)
+    table.add_column("metric")
+    table.add_column("mean", justify="right")
+    table.add_column("± bootstrap std", justify="right")
+    table.add_column("n", justify="right")
+    for group in ("overall", "theme:", "axis:"):
+        for metric, stats in metrics.items():
+            in_group = metric.startswith("overall") if group == "overall" else metric.startswith(group)
+            if in_group:
+                table.add_row(
+                    escape(metric), _fmt(stats["mean"]), _fmt(stats["bootstrap_std"]), str(stats["n_samples"])
+                )
+        table.add_section()
+    console.print(table)
+    usage = summary.get("usage", {})
+    calls = " ".join(
+        f"{role}: {u['calls']:,} calls, {u['prompt_tokens']:,}+{u['completion_tokens']:,} tokens;"
+        for role, u in usage.items()
+    )
+    others = sum(1 for m in metrics if not m.startswith(("overall", "theme:", "axis:")))
+    console.print(
+        f"score {_fmt(summary.get('score'))} ± {_fmt(summary.get('bootstrap_std'))} over "
+        f"{summary.get('n_examples', 0)} examples; {summary.get('n_excluded_examples', 0)} excluded, "
+        f"{summary.get('n_ungraded_criteria', 0)} ungraded criteria; {calls} "
+        f"{summary.get('wall_seconds', 0):.1f}s wall. {others} more tag metrics in --json / `medops runs show`."
+    )

@@ -1,0 +1,1 @@
+"""Scoring: pure functions from verdicts to numbers. No I/O, no models."""

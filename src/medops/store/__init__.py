@@ -1,0 +1,1 @@
+"""The run store: every dataset, run, response, grade and cached call, in SQLite or PostgreSQL."""

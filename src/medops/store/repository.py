@@ -1,0 +1,197 @@
+"""Reading and writing runs. The only module that knows how rows are laid out."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, delete, or_, select, update
+from sqlalchemy.orm import Session
+
+from medops import __version__
+from medops.datasets.jsonl import FileFacts
+from medops.errors import UserError
+from medops.models.base import Completion
+from medops.store.database import open_engine
+from medops.store.schema import CachedCall, Dataset, Grade, Response, Run, utcnow
+from medops.store.writer import StoreWriter
+
+RUNNING, INTERRUPTED, COMPLETED, FAILED = "running", "interrupted", "completed", "failed"
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def effective_status(run: Run) -> str:
+    """A run left 'running' by a process that no longer exists (kill -9, power cut) was interrupted."""
+    if run.status == RUNNING and run.hostname == socket.gethostname() and run.pid and not _process_alive(run.pid):
+        return INTERRUPTED
+    return run.status
+
+
+@dataclass
+class ExistingWork:
+    """What a resumed run already has: never asked for again."""
+
+    responses: dict[tuple[int, int], Response]
+    grades: dict[tuple[int, int, int], Grade]
+
+
+class Store:
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    @classmethod
+    def open(cls, db: str | None) -> Store:
+        return cls(open_engine(db))
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with Session(self.engine, expire_on_commit=False) as session, session.begin():
+            yield session
+
+    # datasets and runs -------------------------------------------------------------
+    def register_dataset(self, name: str, facts: FileFacts, n_examples: int) -> int:
+        with self.session() as s:
+            found = s.scalars(
+                select(Dataset).where(Dataset.sha256 == facts.sha256, Dataset.name == name, Dataset.path == facts.path)
+            ).first()
+            if found:
+                return found.id
+            row = Dataset(
+                name=name, path=facts.path, sha256=facts.sha256, size_bytes=facts.size_bytes, n_examples=n_examples
+            )
+            s.add(row)
+            s.flush()
+            return row.id
+
+    def create_run(
+        self,
+        *,
+        name: str | None,
+        benchmark: str,
+        dataset_id: int,
+        model: str | None,
+        grader: str | None,
+        config: dict[str, Any],
+    ) -> int:
+        with self.session() as s:
+            if name and s.scalars(select(Run.id).where(Run.name == name)).first() is not None:
+                raise UserError(f"a run named '{name}' already exists; pick another --name or --resume it")
+            run = Run(
+                name=name,
+                benchmark=benchmark,
+                dataset_id=dataset_id,
+                status=RUNNING,
+                model=model,
+                grader=grader,
+                config=config,
+                medops_version=__version__,
+                hostname=socket.gethostname(),
+                pid=os.getpid(),
+            )
+            s.add(run)
+            s.flush()
+            return run.id
+
+    def find_run(self, ref: str) -> Run:
+        """A run by id or by name."""
+        with self.session() as s:
+            run = s.get(Run, int(ref)) if ref.isdigit() else None
+            run = run or s.scalars(select(Run).where(Run.name == ref)).first()
+            if run is None:
+                raise UserError(f"no run '{ref}' in this store (see `medops runs list`)")
+            return run
+
+    def dataset(self, dataset_id: int) -> Dataset:
+        with self.session() as s:
+            return s.get_one(Dataset, dataset_id)
+
+    def list_runs(self) -> list[tuple[Run, Dataset]]:
+        with self.session() as s:
+            return list(s.execute(select(Run, Dataset).join(Dataset).order_by(Run.id)).tuples())
+
+    def claim_for_resume(self, run_id: int) -> ExistingWork:
+        """Mark the run as ours again; drop failed rows so they are retried, keep the rest."""
+        with self.session() as s:
+            s.execute(
+                update(Run)
+                .where(Run.id == run_id)
+                .values(status=RUNNING, hostname=socket.gethostname(), pid=os.getpid(), error=None, finished_at=None)
+            )
+            s.execute(delete(Grade).where(Grade.run_id == run_id, Grade.criteria_met.is_(None)))
+            s.execute(
+                delete(Response).where(
+                    Response.run_id == run_id, or_(Response.error.is_not(None), Response.text.is_(None))
+                )
+            )
+        return self.existing_work(run_id)
+
+    def existing_work(self, run_id: int) -> ExistingWork:
+        with self.session() as s:
+            responses = {
+                (r.example_index, r.repeat): r for r in s.scalars(select(Response).where(Response.run_id == run_id))
+            }
+            grades = {
+                (g.example_index, g.repeat, g.criterion_index): g
+                for g in s.scalars(select(Grade).where(Grade.run_id == run_id))
+            }
+        return ExistingWork(responses, grades)
+
+    def finish_run(
+        self,
+        run_id: int,
+        status: str,
+        *,
+        wall_seconds: float,
+        summary: dict[str, Any] | None = None,
+        error: str | None = None,
+    ) -> None:
+        with self.session() as s:
+            s.execute(
+                update(Run)
+                .where(Run.id == run_id)
+                .values(status=status, finished_at=utcnow(), wall_seconds=wall_seconds, summary=summary, error=error)
+            )
+
+    # per-call rows -------------------------------------------------------------------
+    def writer(self) -> StoreWriter:
+        return StoreWriter(self.engine)
+
+    def cache_get(self, key: str) -> Completion | None:
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                select(
+                    CachedCall.text, CachedCall.finish_reason, CachedCall.prompt_tokens, CachedCall.completion_tokens
+                ).where(CachedCall.key == key)
+            ).first()
+        if row is None:
+            return None
+        return Completion(
+            text=row[0], finish_reason=row[1], prompt_tokens=row[2], completion_tokens=row[3], cached=True
+        )
+
+
+def cache_row(key: str, completion: Completion) -> dict[str, Any]:
+    return {
+        "key": key,
+        "text": completion.text,
+        "finish_reason": completion.finish_reason,
+        "prompt_tokens": completion.prompt_tokens,
+        "completion_tokens": completion.completion_tokens,
+        "created_at": utcnow(),
+    }
+
+
+RESPONSES, GRADES, CACHE = Response.__table__, Grade.__table__, CachedCall.__table__

@@ -1,0 +1,1 @@
+"""Test support that ships with medops: a scriptable OpenAI-compatible server for offline checks."""

@@ -1,0 +1,203 @@
+"""A scriptable OpenAI-compatible chat server on loopback, for tests, benchmarks and dry runs.
+
+It answers ``POST /v1/chat/completions`` like a real endpoint. Behaviour is scripted by tokens
+in the request text, so a test data file says what the server will do:
+
+* models whose name contains ``grader`` answer with a HealthBench verdict JSON; ``{met}`` or
+  ``{unmet}`` in the prompt fixes the verdict (otherwise a hash of the prompt decides);
+* ``{ROLE-429:N}``, ``{ROLE-500:N}``, ``{ROLE-slow:N}``, ``{ROLE-malformed:N}`` make the first N
+  requests with that exact body fail that way (ROLE is ``model`` or ``grader``; N may be
+  ``all``); ``{grader-fence}`` and ``{grader-stringbool}`` vary the reply's format.
+
+Every request is logged (``server.log`` in process, ``GET /stats`` over HTTP) so a test can
+prove which calls were made and how often.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import re
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+_TOKEN = re.compile(r"\{(model|grader)-(429|500|slow|malformed):(\d+|all)\}")
+
+
+@dataclass
+class LoggedCall:
+    at: float
+    model: str
+    key: str
+    status: int
+
+
+@dataclass
+class FakeBehaviour:
+    latency_s: float = 0.0
+    slow_s: float = 5.0
+    retry_after: str = "1"
+
+
+@dataclass
+class FakeOpenAIServer:
+    behaviour: FakeBehaviour = field(default_factory=FakeBehaviour)
+    log: list[LoggedCall] = field(default_factory=list)
+    seen: Counter = field(default_factory=Counter)
+
+    # HTTP ----------------------------------------------------------------------------
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_get("/v1/models", self._models)
+        app.router.add_get("/stats", self._stats)
+        return app
+
+    async def _models(self, _request: web.Request) -> web.Response:
+        return web.json_response({"object": "list", "data": []})
+
+    async def _stats(self, _request: web.Request) -> web.Response:
+        ok = Counter(c.key for c in self.log if c.status == 200)
+        return web.json_response(
+            {"calls": len(self.log), "ok_calls": sum(ok.values()), "max_ok_per_request": max(ok.values(), default=0)}
+        )
+
+    async def _chat(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        payload = json.loads(body)
+        model = payload.get("model", "")
+        role = "grader" if "grader" in model else "model"
+        text = "\n".join(str(m.get("content", "")) for m in payload.get("messages", []))
+        key = hashlib.sha256(body).hexdigest()
+        self.seen[key] += 1
+        attempt = self.seen[key]
+        if self.behaviour.latency_s:
+            await asyncio.sleep(self.behaviour.latency_s)
+        faults = {kind: n for r, kind, n in _TOKEN.findall(text) if r == role}
+
+        def active(kind: str) -> bool:
+            n = faults.get(kind)
+            return n is not None and (n == "all" or attempt <= int(n))
+
+        status = 200
+        if active("429"):
+            status = 429
+            response = web.json_response(
+                {"error": {"message": "rate limited", "type": "rate_limit"}},
+                status=429,
+                headers={"Retry-After": self.behaviour.retry_after},
+            )
+        elif active("500"):
+            status = 500
+            response = web.json_response({"error": {"message": "server error"}}, status=500)
+        else:
+            if active("slow"):
+                await asyncio.sleep(self.behaviour.slow_s)
+            content = self._grader_reply(text, active("malformed")) if role == "grader" else self._model_reply(text)
+            response = web.json_response(_completion(model, content, text))
+        self.log.append(LoggedCall(time.time(), model, key, status))
+        return response
+
+    @staticmethod
+    def _model_reply(text: str) -> str:
+        digest = hashlib.sha256(text.encode()).hexdigest()[:8]
+        return f"Reply {digest}: rest, drink fluids, and see a doctor if it gets worse."
+
+    @staticmethod
+    def _grader_reply(text: str, malformed: bool) -> str:
+        if malformed:
+            return "I think the response is fine overall, but I cannot say more."
+        if "{met}" in text:
+            met = True
+        elif "{unmet}" in text:
+            met = False
+        else:
+            met = hashlib.sha256(text.encode()).digest()[0] % 2 == 0
+        verdict = "true" if met else "false"
+        if "{grader-stringbool}" in text:
+            verdict = f'"{verdict}"'
+        reply = f'{{"explanation": "scripted verdict", "criteria_met": {verdict}}}'
+        if "{grader-fence}" in text:
+            reply = f"Here is my assessment.\n```json\n{reply}\n```\nHope this helps."
+        return reply
+
+
+def _completion(model: str, content: str, prompt: str) -> dict:
+    return {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+        "usage": {
+            "prompt_tokens": len(prompt) // 4 + 1,
+            "completion_tokens": len(content) // 4 + 1,
+            "total_tokens": len(prompt) // 4 + len(content) // 4 + 2,
+        },
+    }
+
+
+class ServerThread:
+    """Run a FakeOpenAIServer on 127.0.0.1 in a background thread: ``with ServerThread() as s: s.base_url``."""
+
+    def __init__(self, server: FakeOpenAIServer | None = None):
+        self.server = server or FakeOpenAIServer()
+        self.base_url = ""
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._runner: web.AppRunner | None = None
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._runner = web.AppRunner(self.server.app(), access_log=None)
+        self._loop.run_until_complete(self._runner.setup())
+        site = web.TCPSite(self._runner, "127.0.0.1", 0, backlog=2048)
+        self._loop.run_until_complete(site.start())
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.base_url = f"http://127.0.0.1:{port}/v1"
+        self._ready.set()
+        self._loop.run_forever()
+
+    def __enter__(self) -> ServerThread:
+        self._thread.start()
+        self._ready.wait(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        async def _stop() -> None:
+            if self._runner:
+                await self._runner.cleanup()
+
+        asyncio.run_coroutine_threadsafe(_stop(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+
+def main() -> None:
+    """``python -m medops.testing.fake_openai --port 8000 --latency 0.2``: serve until killed."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--latency", type=float, default=0.0)
+    args = parser.parse_args()
+    server = FakeOpenAIServer(FakeBehaviour(latency_s=args.latency))
+
+    async def serve() -> None:
+        runner = web.AppRunner(server.app(), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", args.port, backlog=4096)
+        await site.start()
+        print(f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/v1", flush=True)  # type: ignore[union-attr]
+        await asyncio.Event().wait()
+
+    asyncio.run(serve())
+
+
+if __name__ == "__main__":
+    main()
