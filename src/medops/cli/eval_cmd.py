@@ -90,7 +90,14 @@ def healthbench(
     store = Store.open(db)
     config = None if resume is not None else _build_config(locals())
     with _progress(enabled=not as_json) as update:
-        outcome = run_healthbench(config, store, name=name, resume=resume, on_progress=update)  # type: ignore[arg-type]
+        outcome = run_healthbench(
+            config,
+            store,
+            name=name,
+            resume=resume,
+            on_progress=update,
+            on_notice=lambda m: err.print(f"[yellow]{m}[/]"),
+        )  # type: ignore[arg-type]
     run = store.find_run(str(outcome.run_id))
     stored_config = HealthBenchConfig.model_validate(run.config)
     dataset = store.dataset(run.dataset_id)

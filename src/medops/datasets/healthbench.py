@@ -17,6 +17,7 @@ from pydantic import (
     StrictFloat,
     StrictInt,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
@@ -73,13 +74,19 @@ class Example(_Frozen):
     example_tags: list[str] = Field(default_factory=list)
     ideal_completions_data: IdealCompletions | None = None
 
-    @model_validator(mode="after")
-    def _check(self) -> Example:
-        if not any(item.points > 0 for item in self.rubrics):
+    @field_validator("rubrics")
+    @classmethod
+    def _scorable(cls, rubrics: list[RubricItem]) -> list[RubricItem]:
+        if not any(item.points > 0 for item in rubrics):
             raise ValueError("no criterion has positive points, so the example cannot be scored")
-        if len(set(self.example_tags)) != len(self.example_tags):
-            raise ValueError("example_tags repeat a tag")
-        return self
+        return rubrics
+
+    @field_validator("example_tags")
+    @classmethod
+    def _unique_tags(cls, tags: list[str]) -> list[str]:
+        if len(set(tags)) != len(tags):
+            raise ValueError("a tag is repeated")
+        return tags
 
     @property
     def ideal_completion(self) -> str | None:

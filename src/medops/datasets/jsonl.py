@@ -63,5 +63,7 @@ def describe_validation_error(path: str | Path, line: int, exc: ValidationError)
     first = exc.errors(include_url=False)[0]
     field = ".".join(str(part) for part in first["loc"]) or None
     more = len(exc.errors()) - 1
-    message = first["msg"] + (f" (and {more} more problem{'s' * (more > 1)} on this line)" if more else "")
+    message = first["msg"].removeprefix("Value error, ") + (
+        f" (and {more} more problem{'s' * (more > 1)} on this line)" if more else ""
+    )
     return DataError(path, line, field, message)

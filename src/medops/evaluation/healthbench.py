@@ -17,7 +17,7 @@ from medops.datasets.healthbench import Example, RubricDataset, select_indices
 from medops.evaluation.config import HealthBenchConfig
 from medops.grading.parse import parse_verdict
 from medops.grading.templates import render_conversation, render_grader_prompt
-from medops.models.base import ChatModel, Completion, Messages
+from medops.models.base import ChatModel, Completion, Messages, StopRequested
 from medops.models.cache import request_key
 from medops.store.repository import CACHE, GRADES, RESPONSES, ExistingWork, Store, cache_row
 from medops.store.schema import utcnow
@@ -90,6 +90,15 @@ class HealthBenchPipeline:
         self.model, self.grader, self.given = model, grader, given
         self.counters, self.on_progress = counters, on_progress
         self._model_params, self._grader_params = config.model_params(), config.grader_params()
+        self.stop_reason: str | None = None
+
+    def stop(self, reason: str) -> None:
+        """Take no new job and start no new call; calls in flight finish and are saved."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+            for model in (self.model, self.grader):
+                if model is not None:
+                    model.stop()
 
     async def run(self, jobs: list[Job]) -> None:
         self.counters.jobs_total = len(jobs)
@@ -99,6 +108,8 @@ class HealthBenchPipeline:
 
         async def worker() -> None:
             for job in pending:
+                if self.stop_reason is not None:
+                    return
                 await self._job(*job)
                 self.counters.jobs_done += 1
                 if self.on_progress:
@@ -144,7 +155,10 @@ class HealthBenchPipeline:
             self._save_response(index, repeat, example, Completion(text=text), self.config.completions)
             return text
         assert self.model is not None
-        completion = await self._call(self.model, sent, self._model_params, repeat, "model")
+        try:
+            completion = await self._call(self.model, sent, self._model_params, repeat, "model")
+        except StopRequested:
+            return None
         self._save_response(index, repeat, example, completion, "model")
         return completion.text if completion.ok else None
 
@@ -201,15 +215,18 @@ class HealthBenchPipeline:
         totals = {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0, "latency_s": 0.0}
         reply, reason, cached = None, None, False
         for attempt in range(1, self.config.grader_parse_retries + 2):
-            completion = await self._call(
-                self.grader,
-                messages,
-                self._grader_params,
-                repeat,
-                "grader",
-                use_cache=attempt == 1,
-                keep=lambda c: parse_verdict(c.text) is not None,
-            )
+            try:
+                completion = await self._call(
+                    self.grader,
+                    messages,
+                    self._grader_params,
+                    repeat,
+                    "grader",
+                    use_cache=attempt == 1,
+                    keep=lambda c: parse_verdict(c.text) is not None,
+                )
+            except StopRequested:
+                return  # never started: nothing to save, resume will grade it
             for name in totals:
                 totals[name] += getattr(completion, name)
             cached = completion.cached

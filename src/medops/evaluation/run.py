@@ -43,6 +43,7 @@ def run_healthbench(
     name: str | None = None,
     resume: str | None = None,
     on_progress: Callable[[Counters], None] | None = None,
+    on_notice: Callable[[str], None] | None = None,
 ) -> RunOutcome:
     previous_wall = 0.0
     if resume is not None:
@@ -105,12 +106,15 @@ def run_healthbench(
         on_progress=on_progress,
     )
     status, message = COMPLETED, None
+    resume_hint = f"medops eval healthbench --resume {run_id}"
     try:
-        asyncio.run(_drive(pipeline, jobs, [m for m in (model, grader) if m is not None]))
+        asyncio.run(_drive(pipeline, jobs, [m for m in (model, grader) if m is not None], on_notice))
+        if pipeline.stop_reason is not None:
+            status, message = INTERRUPTED, f"{pipeline.stop_reason}; continue with `{resume_hint}`"
     except (KeyboardInterrupt, asyncio.CancelledError):
-        status, message = INTERRUPTED, f"interrupted; continue with `medops eval healthbench --resume {run_id}`"
+        status, message = INTERRUPTED, f"interrupted; continue with `{resume_hint}`"
     except FatalModelError as exc:
-        status, message = FAILED, f"{exc}; fix it and continue with `medops eval healthbench --resume {run_id}`"
+        status, message = FAILED, f"{exc}; fix it and continue with `{resume_hint}`"
     finally:
         writer.close()  # every finished call reaches the store, whatever happened above
     wall = previous_wall + time.monotonic() - started
@@ -120,14 +124,27 @@ def run_healthbench(
     return RunOutcome(run_id, status, summary, message)
 
 
-async def _drive(pipeline: HealthBenchPipeline, jobs, models: list[ChatModel]) -> None:
+async def _drive(
+    pipeline: HealthBenchPipeline, jobs, models: list[ChatModel], on_notice: Callable[[str], None] | None
+) -> None:
+    """Run the pipeline; the first Ctrl-C (or SIGTERM) drains, a second one abandons the calls in flight."""
     task = asyncio.current_task()
     loop = asyncio.get_running_loop()
-    if task is not None:
-        loop.add_signal_handler(signal.SIGTERM, task.cancel)
+
+    def on_signal() -> None:
+        if pipeline.stop_reason is None:
+            pipeline.stop("interrupted")
+            if on_notice:
+                on_notice("stopping: finishing the calls in flight (Ctrl-C again to abandon them)")
+        elif task is not None:
+            task.cancel()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal)
     try:
         await pipeline.run(jobs)
     finally:
-        loop.remove_signal_handler(signal.SIGTERM)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
         for model in models:
             await model.aclose()

@@ -39,6 +39,10 @@ class Completion:
         return self.error is None and self.text is not None
 
 
+class StopRequested(Exception):
+    """The run is stopping (Ctrl-C, budget): this call was not started and will not be."""
+
+
 class FatalModelError(Exception):
     """The endpoint refuses every request (bad key, unknown model): stop the run, keep the work."""
 
@@ -53,5 +57,9 @@ class ChatModel(Protocol):
         ...
 
     async def complete(self, messages: Messages, params: SamplingParams) -> Completion: ...
+
+    def stop(self) -> None:
+        """Start no new call; calls already in flight finish normally."""
+        ...
 
     async def aclose(self) -> None: ...

@@ -11,6 +11,8 @@ import asyncio
 import time
 from collections import deque
 
+from medops.models.base import StopRequested
+
 
 class AdaptiveLimiter:
     def __init__(self, max_concurrency: int, cooldown_s: float = 1.0):
@@ -24,32 +26,43 @@ class AdaptiveLimiter:
         self._last_decrease = -float("inf")
         self._successes = 0
         self._waiters: deque[asyncio.Future[None]] = deque()
+        self.closed = False
+
+    def close(self) -> None:
+        """Refuse every waiting and future acquirer; holders keep their slots until they exit."""
+        self.closed = True
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_exception(StopRequested())
 
     async def __aenter__(self) -> None:
-        while self.in_flight >= self.limit:
-            waiter = asyncio.get_running_loop().create_future()
-            self._waiters.append(waiter)
-            try:
-                await waiter
-            except asyncio.CancelledError:
-                if waiter in self._waiters:
-                    self._waiters.remove(waiter)
-                elif waiter.done() and not waiter.cancelled():
-                    self._wake()  # it was woken but will not run: pass the turn on
-                raise
-        self.in_flight += 1
+        if self.closed:
+            raise StopRequested()
+        if self.in_flight < self.limit and not self._waiters:
+            self.in_flight += 1
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter  # the releaser hands its slot over: in_flight already counts us
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                await self.__aexit__()  # we were given a slot we will not use
+            elif waiter in self._waiters:
+                self._waiters.remove(waiter)
+            raise
 
     async def __aexit__(self, *exc: object) -> None:
         self.in_flight -= 1
         self._wake()
 
     def _wake(self) -> None:
-        free = self.limit - self.in_flight
-        while free > 0 and self._waiters:
+        while self._waiters and self.in_flight < self.limit:
             waiter = self._waiters.popleft()
             if not waiter.done():
+                self.in_flight += 1
                 waiter.set_result(None)
-                free -= 1
 
     def on_throttled(self) -> None:
         now = time.monotonic()

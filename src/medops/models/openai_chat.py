@@ -1,21 +1,30 @@
 """Any OpenAI-compatible chat endpoint (OpenAI, Azure OpenAI, vLLM, Ollama, TGI, llama.cpp...).
 
-Retries are ours, not the SDK's: we must see each 429 to lower the concurrency, honour
-``Retry-After``, and count every attempt. The SDK runs on its aiohttp transport, which costs
-about half the client CPU per call of the default httpx one (see docs/PERFORMANCE.md).
+Two transports share one retry loop:
+
+* ``aiohttp`` (default): a lean JSON POST on a pooled aiohttp session. A full HealthBench run
+  is ~57,000 calls and on a 2-core machine the client's CPU per call sets the pace: this
+  costs ~0.5 ms per call where the SDK costs ~1.4 ms even on its own aiohttp transport
+  (docs/PERFORMANCE.md), so only this meets the 1.5x-of-ideal wall-time floor.
+* ``sdk``: the official ``openai`` async client (``openai:NAME,transport=sdk``), for endpoints
+  that need what only the SDK knows (Azure OpenAI: ``openai:DEPLOYMENT,transport=azure,
+  api_version=...``).
+
+Retries are ours in both: we must see each 429 to lower the concurrency, honour
+``Retry-After``, and count every attempt.
 """
 
 from __future__ import annotations
 
 import asyncio
 import email.utils
+import json
 import os
 import random
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-
-import openai
 
 from medops.errors import UserError
 from medops.models.base import Completion, FatalModelError, Messages, SamplingParams
@@ -24,6 +33,7 @@ from medops.models.spec import ModelSpec
 
 _RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 _FATAL_STATUS = {401, 403, 404}
+TRANSPORTS = ("aiohttp", "sdk", "azure")
 
 
 @dataclass(frozen=True)
@@ -39,9 +49,9 @@ class RetryPolicy:
         return random.uniform(ceiling / 2, ceiling)
 
 
-def retry_after_seconds(headers: Any) -> float | None:
+def retry_after_seconds(headers: Mapping[str, str] | None) -> float | None:
     """Read ``retry-after-ms`` or ``retry-after`` (seconds or an HTTP date)."""
-    if headers is None:
+    if not headers:
         return None
     if (ms := headers.get("retry-after-ms")) is not None:
         try:
@@ -54,8 +64,10 @@ def retry_after_seconds(headers: Any) -> float | None:
     try:
         return max(0.0, float(value))
     except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value) if value else None
-        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+        try:
+            return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
+        except (TypeError, ValueError):
+            return None
 
 
 def resolve_api_key(spec: ModelSpec, role: str) -> str:
@@ -71,6 +83,87 @@ def resolve_api_key(spec: ModelSpec, role: str) -> str:
     raise UserError(f"{role}: set OPENAI_API_KEY, or --{role}-base-url for a local OpenAI-compatible server")
 
 
+class _TransportTimeout(Exception):
+    pass
+
+
+class _TransportConnectionError(Exception):
+    pass
+
+
+class _AiohttpTransport:
+    def __init__(self, base_url: str, api_key: str, timeout_s: float):
+        self._url = base_url.rstrip("/") + "/chat/completions"
+        self._headers = {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"}
+        self._timeout_s = timeout_s
+        self._session: Any = None
+
+    async def post(self, body: dict[str, Any]) -> tuple[int, Mapping[str, str], bytes]:
+        import aiohttp
+
+        if self._session is None:  # created lazily: a session belongs to the running loop
+            self._session = aiohttp.ClientSession(
+                headers=self._headers,
+                timeout=aiohttp.ClientTimeout(total=self._timeout_s),
+                connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
+                json_serialize=json.dumps,
+            )
+        try:
+            async with self._session.post(self._url, data=json.dumps(body, ensure_ascii=False).encode()) as r:
+                return r.status, r.headers, await r.read()
+        except asyncio.TimeoutError:
+            raise _TransportTimeout from None
+        except aiohttp.ClientError as exc:
+            raise _TransportConnectionError(str(exc)) from None
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
+class _SdkTransport:
+    """The official client; ``post`` with a bytes cast skips its per-call model building."""
+
+    def __init__(self, spec: ModelSpec, base_url: str, api_key: str, timeout_s: float, azure: bool):
+        import openai
+
+        self._openai = openai
+        common = {"api_key": api_key, "max_retries": 0, "timeout": timeout_s}
+        if azure:
+            self._client = openai.AsyncAzureOpenAI(
+                azure_endpoint=base_url, api_version=spec.options.get("api_version", "2024-10-21"), **common
+            )
+            self._path = f"/deployments/{spec.name}/chat/completions"
+        else:
+            self._client = openai.AsyncOpenAI(
+                base_url=base_url, http_client=openai.DefaultAioHttpClient(timeout=timeout_s), **common
+            )
+            self._path = "/chat/completions"
+
+    async def post(self, body: dict[str, Any]) -> tuple[int, Mapping[str, str], bytes]:
+        openai = self._openai
+        try:
+            return 200, {}, await self._client.post(self._path, body=body, cast_to=bytes)
+        except openai.APIStatusError as exc:
+            return exc.status_code, exc.response.headers, exc.response.content
+        except openai.APITimeoutError:
+            raise _TransportTimeout from None
+        except openai.APIConnectionError as exc:
+            raise _TransportConnectionError(str(exc.__cause__ or exc)) from None
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+
+def _error_message(body: bytes) -> str:
+    try:
+        error = json.loads(body).get("error")
+        message = error.get("message") if isinstance(error, dict) else error
+        return str(message)[:300] if message else body[:300].decode("utf-8", "replace")
+    except (ValueError, AttributeError):
+        return body[:300].decode("utf-8", "replace")
+
+
 class OpenAIChatModel:
     def __init__(self, spec: ModelSpec, *, role: str, concurrency: int, retry: RetryPolicy):
         self.spec = spec
@@ -79,12 +172,13 @@ class OpenAIChatModel:
         self._base_url = spec.base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
         self._retry = retry
         self.limiter = AdaptiveLimiter(concurrency)
-        self._client = openai.AsyncOpenAI(
-            api_key=self._api_key,
-            base_url=self._base_url,
-            max_retries=0,
-            timeout=retry.timeout_s,
-            http_client=openai.DefaultAioHttpClient(timeout=retry.timeout_s),
+        transport = spec.options.get("transport", "aiohttp")
+        if transport not in TRANSPORTS:
+            raise UserError(f"{role} '{spec}': transport must be one of {', '.join(TRANSPORTS)}")
+        self._transport = (
+            _AiohttpTransport(self._base_url, self._api_key, retry.timeout_s)
+            if transport == "aiohttp"
+            else _SdkTransport(spec, self._base_url, self._api_key, retry.timeout_s, azure=transport == "azure")
         )
 
     def identity(self) -> dict[str, Any]:
@@ -95,52 +189,58 @@ class OpenAIChatModel:
 
     async def complete(self, messages: Messages, params: SamplingParams) -> Completion:
         started = time.perf_counter()
+        body = {"model": self.spec.name, "messages": messages, **params.to_request()}
         last_error = "no attempt made"
         for attempt in range(1, self._retry.max_tries + 1):
             wait: float | None = None
             async with self.limiter:
                 try:
-                    response = await self._client.chat.completions.create(
-                        model=self.spec.name, messages=messages, **params.to_request()
-                    )
-                except openai.APIStatusError as exc:
-                    last_error = self._redact(f"HTTP {exc.status_code}: {exc.message}")
-                    if exc.status_code in _FATAL_STATUS:
-                        raise FatalModelError(f"{self.label} at {self._base_url}: {last_error}") from None
-                    if exc.status_code not in _RETRYABLE_STATUS:
-                        return self._failed(last_error, attempt, started)
-                    if exc.status_code == 429:
-                        self.limiter.on_throttled()
-                    wait = retry_after_seconds(exc.response.headers)
-                except openai.APITimeoutError:
+                    status, headers, raw = await self._transport.post(body)
+                except _TransportTimeout:
                     last_error = f"timed out after {self._retry.timeout_s:g}s"
-                except openai.APIConnectionError as exc:
-                    last_error = self._redact(f"connection error: {exc.__cause__ or exc}")
+                except _TransportConnectionError as exc:
+                    last_error = self._redact(f"connection error: {exc}")
                 else:
-                    self.limiter.on_success()
-                    return self._completed(response, attempt, started)
+                    if status == 200:
+                        self.limiter.on_success()
+                        return _completion(raw, attempt, started)
+                    last_error = self._redact(f"HTTP {status}: {_error_message(raw)}")
+                    if status in _FATAL_STATUS:
+                        raise FatalModelError(f"{self.label} at {self._base_url}: {last_error}")
+                    if status not in _RETRYABLE_STATUS:
+                        return _failed(last_error, attempt, started)
+                    if status == 429:
+                        self.limiter.on_throttled()
+                    wait = retry_after_seconds(headers)
             if attempt < self._retry.max_tries:
                 await asyncio.sleep(wait if wait is not None else self._retry.backoff(attempt))
-        return self._failed(
-            f"{last_error} (gave up after {self._retry.max_tries} tries)", self._retry.max_tries, started
-        )
+        tries = self._retry.max_tries
+        return _failed(f"{last_error} (gave up after {tries} tries)", tries, started)
 
-    @staticmethod
-    def _completed(response: Any, attempts: int, started: float) -> Completion:
-        choice = response.choices[0] if response.choices else None
-        usage = response.usage
-        return Completion(
-            text=(choice.message.content or "") if choice else "",
-            finish_reason=choice.finish_reason if choice else None,
-            prompt_tokens=(usage.prompt_tokens or 0) if usage else 0,
-            completion_tokens=(usage.completion_tokens or 0) if usage else 0,
-            latency_s=time.perf_counter() - started,
-            calls=attempts,
-        )
-
-    @staticmethod
-    def _failed(error: str, attempts: int, started: float) -> Completion:
-        return Completion(text=None, error=error, calls=attempts, latency_s=time.perf_counter() - started)
+    def stop(self) -> None:
+        self.limiter.close()
 
     async def aclose(self) -> None:
-        await self._client.close()
+        await self._transport.aclose()
+
+
+def _completion(raw: bytes, attempts: int, started: float) -> Completion:
+    try:
+        data = json.loads(raw)
+        choice = (data.get("choices") or [None])[0] or {}
+        usage = data.get("usage") or {}
+        return Completion(
+            text=(choice.get("message") or {}).get("content") or "",
+            finish_reason=choice.get("finish_reason"),
+            prompt_tokens=usage.get("prompt_tokens") or 0,
+            completion_tokens=usage.get("completion_tokens") or 0,
+            latency_s=time.perf_counter() - started,
+            calls=attempts,
+            extra={"logprobs": choice["logprobs"]} if choice.get("logprobs") else {},
+        )
+    except (ValueError, AttributeError, TypeError, IndexError) as exc:
+        return _failed(f"unreadable response body ({exc})", attempts, started)
+
+
+def _failed(error: str, attempts: int, started: float) -> Completion:
+    return Completion(text=None, error=error, calls=attempts, latency_s=time.perf_counter() - started)

@@ -3,6 +3,7 @@
 It answers ``POST /v1/chat/completions`` like a real endpoint. Behaviour is scripted by tokens
 in the request text, so a test data file says what the server will do:
 
+* models whose name ends in ``-unauthorized`` get 401 (with the key echoed in the message);
 * models whose name contains ``grader`` answer with a HealthBench verdict JSON; ``{met}`` or
   ``{unmet}`` in the prompt fixes the verdict (otherwise a hash of the prompt decides);
 * ``{ROLE-429:N}``, ``{ROLE-500:N}``, ``{ROLE-slow:N}``, ``{ROLE-malformed:N}`` make the first N
@@ -86,7 +87,11 @@ class FakeOpenAIServer:
             return n is not None and (n == "all" or attempt <= int(n))
 
         status = 200
-        if active("429"):
+        if model.endswith("-unauthorized"):  # echoes the key, as some servers do: callers must redact it
+            status = 401
+            token = request.headers.get("Authorization", "").removeprefix("Bearer ")
+            response = web.json_response({"error": {"message": f"Incorrect API key provided: {token}"}}, status=401)
+        elif active("429"):
             status = 429
             response = web.json_response(
                 {"error": {"message": "rate limited", "type": "rate_limit"}},
