@@ -351,3 +351,56 @@ def test_ctrl_c_interrupts_cleanly_and_resumes(cli, server, tmp_path):
     assert final["status"] == "completed" and final["n_examples"] == 40
     ok = [c.key for c in server.server.log if c.status == 200]
     assert len(ok) == len(set(ok)) == 80
+
+
+def test_custom_template_prompts_are_exactly_the_reference_rendering(cli, server, tmp_path):
+    template = tmp_path / "template.txt"
+    template.write_text("\nRate the last turn.\n# Conversation\n<<conversation>>\n# Rubric item\n<<rubric_item>>\n")
+    data = write_jsonl(
+        tmp_path / "t.jsonl",
+        [
+            {
+                "prompt": [
+                    {"role": "user", "content": "Fever 39C\u2028since today"},
+                    {"role": "assistant", "content": "How old?"},
+                    {"role": "user", "content": "Four."},
+                ],
+                "prompt_id": "t",
+                "example_tags": [],
+                "rubrics": [
+                    {"criterion": "Asks about hydration {met}", "points": 5, "tags": []},
+                    {"criterion": "Gives adult dose {unmet}", "points": -2.5, "tags": []},
+                ],
+            }
+        ],
+    )
+    cli.run(
+        *cli.eval_args(
+            server,
+            data,
+            "--grader-template",
+            str(template),
+            "--model-system-message",
+            "Be brief.",
+            "--grader-system-message",
+            "You are a helpful assistant.",
+        ),
+        check=True,
+    )
+    model_call = next(c for c in server.server.log if c.model == "fake-model")
+    assert model_call.messages[0] == {"role": "system", "content": "Be brief."}
+    reply = (
+        "Reply "
+        + __import__("hashlib").sha256("\n".join(m["content"] for m in model_call.messages).encode()).hexdigest()[:8]
+    )
+    reply += ": rest, drink fluids, and see a doctor if it gets worse."
+    convo = "\n\n".join(
+        f"{m['role']}: {m['content']}" for m in [*model_call.messages, {"role": "assistant", "content": reply}]
+    )
+    expected = [
+        "Rate the last turn.\n# Conversation\n" + convo + "\n# Rubric item\n[5] Asks about hydration {met}",
+        "Rate the last turn.\n# Conversation\n" + convo + "\n# Rubric item\n[-2.5] Gives adult dose {unmet}",
+    ]
+    grader_calls = [c.messages for c in server.server.log if c.model == "fake-grader"]
+    assert sorted(m[1]["content"] for m in grader_calls) == sorted(expected)
+    assert all(m[0] == {"role": "system", "content": "You are a helpful assistant."} for m in grader_calls)

@@ -37,6 +37,7 @@ class LoggedCall:
     model: str
     key: str
     status: int
+    messages: list[dict]
 
 
 @dataclass
@@ -106,7 +107,7 @@ class FakeOpenAIServer:
                 await asyncio.sleep(self.behaviour.slow_s)
             content = self._grader_reply(text, active("malformed")) if role == "grader" else self._model_reply(text)
             response = web.json_response(_completion(model, content, text))
-        self.log.append(LoggedCall(time.time(), model, key, status))
+        self.log.append(LoggedCall(time.time(), model, key, status, payload.get("messages", [])))
         return response
 
     @staticmethod

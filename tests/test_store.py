@@ -1,0 +1,71 @@
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+
+from medops.datasets.jsonl import FileFacts
+from medops.errors import UserError
+from medops.store.database import database_url, describe
+from medops.store.repository import INTERRUPTED, RUNNING, Store, effective_status
+from medops.store.schema import Run
+
+
+def test_sqlite_store_is_migrated_in_wal_mode(tmp_path):
+    db = tmp_path / "s.db"
+    store = Store.open(str(db))
+    Store.open(str(db))  # opening again is a no-op migration
+    with sqlite3.connect(db) as connection:
+        assert connection.execute("pragma journal_mode").fetchone() == ("wal",)
+        tables = {r[0] for r in connection.execute("select name from sqlite_master where type='table'")}
+        assert {"datasets", "runs", "responses", "grades", "call_cache", "alembic_version"} <= tables
+        assert connection.execute("select version_num from alembic_version").fetchone() == ("0001",)
+    facts = FileFacts("/x.jsonl", "ab" * 32, 10)
+    first = store.register_dataset("x", facts, 3)
+    assert store.register_dataset("x", facts, 3) == first
+
+
+def test_run_names_are_unique_and_findable(tmp_path):
+    store = Store.open(str(tmp_path / "s.db"))
+    dataset = store.register_dataset("x", FileFacts("/x", "0" * 64, 1), 1)
+    run_id = store.create_run(
+        name="nightly", benchmark="healthbench", dataset_id=dataset, model="m", grader="g", config={}
+    )
+    assert store.find_run("nightly").id == run_id == store.find_run(str(run_id)).id
+    with pytest.raises(UserError, match="already exists"):
+        store.create_run(name="nightly", benchmark="healthbench", dataset_id=dataset, model="m", grader="g", config={})
+    with pytest.raises(UserError, match="no run 'nope'"):
+        store.find_run("nope")
+
+
+def test_a_run_whose_process_died_reads_as_interrupted():
+    dead = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    dead.send_signal(signal.SIGKILL)
+    dead.wait()
+    import socket
+
+    run = Run(status=RUNNING, hostname=socket.gethostname(), pid=dead.pid)
+    assert effective_status(run) == INTERRUPTED
+    alive = Run(status=RUNNING, hostname=socket.gethostname(), pid=os.getpid())
+    assert effective_status(alive) == RUNNING
+
+
+def test_database_urls_and_password_hiding(tmp_path, monkeypatch):
+    monkeypatch.delenv("MEDOPS_DB", raising=False)
+    assert database_url(None) == "sqlite:///medops.db"
+    assert database_url(str(tmp_path / "a.db")) == f"sqlite:///{tmp_path / 'a.db'}"
+    monkeypatch.setenv("MEDOPS_DB", "postgresql+psycopg://u:pw@h/db")
+    assert database_url(None) == "postgresql+psycopg://u:pw@h/db"
+    assert "pw" not in describe("postgresql+psycopg://u:pw@h/db")
+
+
+@pytest.mark.skipif(not os.environ.get("MEDOPS_TEST_POSTGRES_URL"), reason="MEDOPS_TEST_POSTGRES_URL not set")
+def test_postgresql_store():
+    store = Store.open(os.environ["MEDOPS_TEST_POSTGRES_URL"])
+    dataset = store.register_dataset("pg", FileFacts("/pg.jsonl", "1" * 64, 5), 2)
+    run_id = store.create_run(
+        name=None, benchmark="healthbench", dataset_id=dataset, model="m", grader="g", config={"k": 1}
+    )
+    assert store.find_run(str(run_id)).config == {"k": 1}
