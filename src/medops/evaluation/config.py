@@ -54,6 +54,13 @@ class HealthBenchConfig(BaseModel):
     grader_template: str
     grader_template_source: str = "medops-default"
     grader_parse_retries: int = Field(default=3, ge=0)
+    grader_verdict: Literal["text", "logprob"] = "text"
+    grader_json_schema: bool = False
+    criteria_per_call: int = Field(default=1, ge=1)
+    grader_group_template: str | None = None
+    batch_size: int = Field(default=8, ge=1)
+    model_top_p: float | None = None
+    model_seed: int | None = None
     length_penalty: float | None = None
     length_center: float | None = None
     use_cache: bool = True
@@ -62,7 +69,12 @@ class HealthBenchConfig(BaseModel):
         return RetryPolicy(max_tries=self.max_tries, base_delay_s=self.retry_base_delay_s, timeout_s=self.timeout_s)
 
     def model_params(self) -> SamplingParams:
-        return SamplingParams(temperature=self.model_temperature, max_tokens=self.model_max_tokens)
+        return SamplingParams(
+            temperature=self.model_temperature,
+            max_tokens=self.model_max_tokens,
+            top_p=self.model_top_p,
+            seed=self.model_seed,
+        )
 
     def grader_params(self) -> SamplingParams:
         return SamplingParams(temperature=self.grader_temperature, max_tokens=self.grader_max_tokens)

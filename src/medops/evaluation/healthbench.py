@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 
 from medops.datasets.healthbench import Example, RubricDataset, select_indices
 from medops.evaluation.config import HealthBenchConfig
-from medops.grading.parse import parse_verdict
-from medops.grading.templates import render_conversation, render_grader_prompt
+from medops.grading.grader import CriterionGrade, GraderSettings, RubricGrader
+from medops.grading.templates import default_group_template, render_conversation
 from medops.models.base import ChatModel, Completion, Messages, StopRequested
 from medops.models.cache import request_key
 from medops.store.repository import CACHE, GRADES, RESPONSES, ExistingWork, Store, cache_row
@@ -89,8 +89,20 @@ class HealthBenchPipeline:
         self.store, self.writer, self.existing = store, writer, existing
         self.model, self.grader, self.given = model, grader, given
         self.counters, self.on_progress = counters, on_progress
-        self._model_params, self._grader_params = config.model_params(), config.grader_params()
+        self._model_params = config.model_params()
         self.stop_reason: str | None = None
+        settings = GraderSettings(
+            template=config.grader_template,
+            group_template=config.grader_group_template or default_group_template(),
+            params=config.grader_params(),
+            system_message=config.grader_system_message,
+            parse_retries=config.grader_parse_retries,
+            verdict=config.grader_verdict,
+            json_schema=config.grader_json_schema,
+            criteria_per_call=config.criteria_per_call,
+            scores_choices=grader.spec.backend in ("local", "hf"),
+        )
+        self.rubric_grader = RubricGrader(settings)
 
     def stop(self, reason: str) -> None:
         """Take no new job and start no new call; calls in flight finish and are saved."""
@@ -132,13 +144,15 @@ class HealthBenchPipeline:
         if response is None:
             return
         conversation = render_conversation([*sent, {"role": "assistant", "content": response}])
-        tasks = [
-            self._grade(index, repeat, c, conversation, example.rubrics[c].render())
-            for c in range(len(example.rubrics))
+        todo = [
+            (c, item.render())
+            for c, item in enumerate(example.rubrics)
             if (index, repeat, c) not in self.existing.grades
         ]
-        if tasks:
-            await asyncio.gather(*tasks)
+        size = self.config.criteria_per_call
+        chunks = [todo[i : i + size] for i in range(0, len(todo), size)]
+        if chunks:
+            await asyncio.gather(*(self._grade(index, repeat, conversation, chunk) for chunk in chunks))
 
     def _model_messages(self, example: Example) -> Messages:
         messages = [{"role": m.role, "content": m.content} for m in example.prompt]
@@ -206,80 +220,42 @@ class HealthBenchPipeline:
             },
         )
 
-    # one criterion ---------------------------------------------------------------------
-    async def _grade(self, index: int, repeat: int, criterion: int, conversation: str, rubric_item: str) -> None:
-        prompt = render_grader_prompt(self.config.grader_template, conversation, rubric_item)
-        messages: Messages = [{"role": "user", "content": prompt}]
-        if self.config.grader_system_message:
-            messages.insert(0, {"role": "system", "content": self.config.grader_system_message})
-        totals = {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0, "latency_s": 0.0}
-        reply, reason, cached = None, None, False
-        for attempt in range(1, self.config.grader_parse_retries + 2):
-            try:
-                completion = await self._call(
-                    self.grader,
-                    messages,
-                    self._grader_params,
-                    repeat,
-                    "grader",
-                    use_cache=attempt == 1,
-                    keep=lambda c: parse_verdict(c.text) is not None,
-                )
-            except StopRequested:
-                return  # never started: nothing to save, resume will grade it
-            for name in totals:
-                totals[name] += getattr(completion, name)
-            cached = completion.cached
-            if not completion.ok:
-                reason = f"grader call failed: {completion.error}"
-                break  # the transport already retried; a parse retry would not help
-            reply = completion.text
-            verdict = parse_verdict(reply)
-            if verdict is not None:
-                self._save_grade(
-                    index,
-                    repeat,
-                    criterion,
-                    verdict.criteria_met,
-                    None,
-                    verdict.explanation,
-                    reply,
-                    attempt,
-                    cached,
-                    totals,
-                )
-                return
-            reason = f"unreadable grader reply after {attempt} tries"
-        self.counters.ungraded += 1
-        self._save_grade(index, repeat, criterion, None, reason, None, reply, attempt, cached, totals)
+    # grading -------------------------------------------------------------------------
+    async def _grade(self, index: int, repeat: int, conversation: str, chunk: list[tuple[int, str]]) -> None:
+        async def call(messages: Messages, params, use_cache: bool, keep) -> Completion:
+            return await self._call(self.grader, messages, params, repeat, "grader", use_cache=use_cache, keep=keep)
 
-    def _save_grade(
-        self,
-        index: int,
-        repeat: int,
-        criterion: int,
-        met: bool | None,
-        reason: str | None,
-        explanation: str | None,
-        reply: str | None,
-        attempts: int,
-        cached: bool,
-        totals: dict,
-    ) -> None:
+        try:
+            if len(chunk) == 1:
+                grades = [await self.rubric_grader.grade_one(call, conversation, *chunk[0])]
+            else:
+                grades = await self.rubric_grader.grade_group(call, conversation, chunk)
+        except StopRequested:
+            return  # never asked: nothing to save, a resume grades it
+        for grade in grades:
+            self._save_grade(index, repeat, grade)
+
+    def _save_grade(self, index: int, repeat: int, grade: CriterionGrade) -> None:
+        if grade.criteria_met is None:
+            self.counters.ungraded += 1
         self.writer.add(
             GRADES,
             {
                 "run_id": self.run_id,
                 "example_index": index,
                 "repeat": repeat,
-                "criterion_index": criterion,
-                "criteria_met": met,
-                "ungraded_reason": reason,
-                "explanation": explanation,
-                "raw_reply": reply,
-                "attempts": attempts,
-                "cached": cached,
+                "criterion_index": grade.criterion_index,
+                "criteria_met": grade.criteria_met,
+                "p_met": grade.p_met,
+                "ungraded_reason": grade.reason,
+                "explanation": grade.explanation,
+                "raw_reply": grade.raw_reply,
+                "attempts": grade.attempts,
+                "cached": grade.cached,
                 "created_at": utcnow(),
-                **totals,
+                "calls": round(grade.usage["calls"]),
+                "prompt_tokens": round(grade.usage["prompt_tokens"]),
+                "completion_tokens": round(grade.usage["completion_tokens"]),
+                "latency_s": grade.usage["latency_s"],
             },
         )

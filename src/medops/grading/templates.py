@@ -42,3 +42,16 @@ def render_grader_prompt(template: str, conversation: str, rubric_item: str) -> 
     # Same replacement order as the reference: a conversation that happens to contain
     # "<<rubric_item>>" is therefore treated exactly as the reference treats it.
     return template.replace(CONVERSATION, conversation).replace(RUBRIC_ITEM, rubric_item)
+
+
+RUBRIC_ITEMS = "<<rubric_items>>"
+
+
+def default_group_template() -> str:
+    return files("medops.grading").joinpath("default_group_template.txt").read_text("utf-8").strip()
+
+
+def render_group_prompt(template: str, conversation: str, numbered_items: list[tuple[int, str]]) -> str:
+    """Several criteria in one prompt, each as ``number. [points] criterion``."""
+    listing = "\n".join(f"{number}. {item}" for number, item in numbered_items)
+    return template.replace(CONVERSATION, conversation).replace(RUBRIC_ITEMS, listing)

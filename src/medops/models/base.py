@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 Messages = list[dict[str, str]]
@@ -10,14 +11,35 @@ Messages = list[dict[str, str]]
 
 @dataclass(frozen=True)
 class SamplingParams:
+    """How to sample, plus the two non-sampling requests some backends support.
+
+    ``score_choices`` asks for the log-probability of each choice continuing the assistant
+    turn after ``assistant_prefix`` instead of a generation (in-process backends only).
+    """
+
     temperature: float | None = None
     max_tokens: int | None = None
     top_p: float | None = None
     seed: int | None = None
+    top_logprobs: int | None = None
+    response_format: str | None = None  # JSON text, so the params stay hashable
+    assistant_prefix: str | None = None
+    score_choices: tuple[str, ...] | None = None
 
     def to_request(self) -> dict[str, Any]:
-        """Only the parameters that were set, so endpoint defaults apply to the rest."""
-        return {k: v for k, v in self.__dict__.items() if v is not None}
+        """OpenAI chat-completions fields for what was set, so endpoint defaults apply to the rest."""
+        body: dict[str, Any] = {
+            k: v for k in ("temperature", "max_tokens", "top_p", "seed") if (v := getattr(self, k)) is not None
+        }
+        if self.top_logprobs is not None:
+            body.update(logprobs=True, top_logprobs=self.top_logprobs)
+        if self.response_format is not None:
+            body["response_format"] = json.loads(self.response_format)
+        return body
+
+    def identity(self) -> dict[str, Any]:
+        """Everything that changes the answer: part of the cache key."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
 
 
 @dataclass

@@ -16,7 +16,7 @@ def request_key(identity: dict[str, Any], messages: Messages, params: SamplingPa
     cached answer of repeat 0.
     """
     payload = json.dumps(
-        [identity, params.to_request(), messages, sample], ensure_ascii=False, separators=(",", ":"), sort_keys=True
+        [identity, params.identity(), messages, sample], ensure_ascii=False, separators=(",", ":"), sort_keys=True
     )
     return hashlib.sha256(payload.encode()).hexdigest()
 

@@ -188,6 +188,10 @@ class OpenAIChatModel:
         return text.replace(self._api_key, "***") if len(self._api_key) >= 8 else text
 
     async def complete(self, messages: Messages, params: SamplingParams) -> Completion:
+        if params.score_choices or params.assistant_prefix:
+            raise UserError(
+                f"{self.label}: choice scoring and assistant prefixes need an in-process model (local:, hf:)"
+            )
         started = time.perf_counter()
         body = {"model": self.spec.name, "messages": messages, **params.to_request()}
         last_error = "no attempt made"

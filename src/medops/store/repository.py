@@ -173,13 +173,22 @@ class Store:
         with self.engine.connect() as connection:
             row = connection.execute(
                 select(
-                    CachedCall.text, CachedCall.finish_reason, CachedCall.prompt_tokens, CachedCall.completion_tokens
+                    CachedCall.text,
+                    CachedCall.finish_reason,
+                    CachedCall.prompt_tokens,
+                    CachedCall.completion_tokens,
+                    CachedCall.extra,
                 ).where(CachedCall.key == key)
             ).first()
         if row is None:
             return None
         return Completion(
-            text=row[0], finish_reason=row[1], prompt_tokens=row[2], completion_tokens=row[3], cached=True
+            text=row[0],
+            finish_reason=row[1],
+            prompt_tokens=row[2],
+            completion_tokens=row[3],
+            cached=True,
+            extra=row[4] or {},
         )
 
 
@@ -190,6 +199,7 @@ def cache_row(key: str, completion: Completion) -> dict[str, Any]:
         "finish_reason": completion.finish_reason,
         "prompt_tokens": completion.prompt_tokens,
         "completion_tokens": completion.completion_tokens,
+        "extra": completion.extra or None,
         "created_at": utcnow(),
     }
 

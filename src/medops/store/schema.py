@@ -86,6 +86,7 @@ class Grade(Base):
     repeat: Mapped[int]
     criterion_index: Mapped[int]
     criteria_met: Mapped[bool | None] = mapped_column(Boolean)  # None: ungraded
+    p_met: Mapped[float | None] = mapped_column(Float)  # --grader-verdict logprob
     ungraded_reason: Mapped[str | None] = mapped_column(Text)
     explanation: Mapped[str | None] = mapped_column(Text)
     raw_reply: Mapped[str | None] = mapped_column(Text)
@@ -105,4 +106,5 @@ class CachedCall(Base):
     finish_reason: Mapped[str | None] = mapped_column(String(50))
     prompt_tokens: Mapped[int] = mapped_column(default=0)
     completion_tokens: Mapped[int] = mapped_column(default=0)
+    extra: Mapped[dict[str, Any] | None]  # logprobs and choice scores, for logprob verdicts
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

