@@ -31,6 +31,15 @@ from medops.store.repository import COMPLETED, Store
 app = typer.Typer(help="Run an evaluation and record it in the store.", no_args_is_help=True)
 
 
+DEFAULT_LOCAL_MODEL = DEMO_GRADER = "local:smollm2"
+
+
+class VerdictMode(str, Enum):
+    auto = "auto"
+    text = "text"
+    logprob = "logprob"
+
+
 class CompletionsSource(str, Enum):
     model = "model"
     ideal = "ideal"
@@ -39,12 +48,14 @@ class CompletionsSource(str, Enum):
 @app.command("healthbench")
 def healthbench(
     data: str = typer.Option(
-        None,
+        "demo",
         "--data",
         help="Built-in name (healthbench, healthbench-hard, healthbench-consensus) or a HealthBench-format JSONL file.",
     ),
-    model: str = typer.Option(None, "--model", help="Model under test, e.g. openai:gpt-4.1."),
-    grader: str = typer.Option(None, "--grader", help="Grader model, e.g. openai:gpt-4.1."),
+    model: str = typer.Option(
+        DEFAULT_LOCAL_MODEL, "--model", help="Model under test: openai:NAME, local:smollm2 or hf:DIR_OR_HUB_ID."
+    ),
+    grader: str = typer.Option(DEFAULT_LOCAL_MODEL, "--grader", help="Grader model, same forms as --model."),
     model_base_url: str = typer.Option(None, "--model-base-url", help="OpenAI-compatible base URL for --model."),
     grader_base_url: str = typer.Option(None, "--grader-base-url", help="OpenAI-compatible base URL for --grader."),
     model_api_key_env: str = typer.Option(None, "--model-api-key-env", help="Env var holding the model's key."),
@@ -78,6 +89,26 @@ def healthbench(
     grader_parse_retries: int = typer.Option(
         3, "--grader-parse-retries", min=0, help="Retries of an unreadable grader reply before 'ungraded'."
     ),
+    grader_verdict: VerdictMode = typer.Option(
+        VerdictMode.auto,
+        "--grader-verdict",
+        help="text: parse the JSON reply; logprob: P(true) at the decision point; auto: logprob for "
+        "in-process graders (local:, hf:), text otherwise.",
+    ),
+    grader_json_schema: bool = typer.Option(
+        False, "--grader-json-schema", help="Ask OpenAI-compatible graders for schema-constrained JSON."
+    ),
+    criteria_per_call: int = typer.Option(
+        1, "--criteria-per-call", min=1, help="Grade K criteria per grader call (cheaper; measure it with meta-eval)."
+    ),
+    grader_group_template: Path = typer.Option(
+        None,
+        "--grader-group-template",
+        help="Template for --criteria-per-call > 1 (<<conversation>>, <<rubric_items>>).",
+    ),
+    batch_size: int = typer.Option(8, "--batch-size", min=1, help="Micro-batch size for in-process models."),
+    model_top_p: float = typer.Option(None, "--model-top-p"),
+    model_seed: int = typer.Option(None, "--model-seed"),
     length_penalty: float = typer.Option(None, "--length-penalty", help="Adds overall_score_length_adjusted."),
     length_center: float = typer.Option(None, "--length-center"),
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not answer identical requests from the store."),
@@ -89,6 +120,13 @@ def healthbench(
     """Score a model on a HealthBench-format rubric set (one grader call per criterion)."""
     store = Store.open(db)
     config = None if resume is not None else _build_config(locals())
+    if config is not None and str(config.grader) == DEMO_GRADER:
+        err.print(
+            f"[bold yellow]note:[/] {DEMO_GRADER} is a 135M-parameter demo grader, not a valid judge: its "
+            "scores check the plumbing and say nothing about the model. Use a strong grader (or one you have "
+            "validated with `medops meta-eval`) for real evaluations.",
+            soft_wrap=True,
+        )
     with _progress(enabled=not as_json) as update:
         outcome = run_healthbench(
             config,
@@ -134,6 +172,14 @@ def _build_config(args: dict) -> HealthBenchConfig:
         )
     )
     template_path = args["grader_template"]
+    group_template = args["grader_group_template"]
+    verdict = args["grader_verdict"].value
+    if verdict == "auto":
+        verdict = "logprob" if grader.backend in ("local", "hf") else "text"
+    if verdict == "logprob" and args["criteria_per_call"] > 1:
+        raise UserError(
+            "--criteria-per-call > 1 needs --grader-verdict text (grouped replies carry no per-criterion logprob)"
+        )
     return HealthBenchConfig(
         data=args["data"],
         model=model,
@@ -158,6 +204,15 @@ def _build_config(args: dict) -> HealthBenchConfig:
         grader_parse_retries=args["grader_parse_retries"],
         length_penalty=args["length_penalty"],
         length_center=args["length_center"],
+        grader_verdict=verdict,
+        grader_json_schema=args["grader_json_schema"],
+        criteria_per_call=args["criteria_per_call"],
+        grader_group_template=load_template(group_template, ("<<conversation>>", "<<rubric_items>>"))
+        if group_template
+        else None,
+        batch_size=args["batch_size"],
+        model_top_p=args["model_top_p"],
+        model_seed=args["model_seed"],
         use_cache=not args["no_cache"],
     )
 

@@ -60,6 +60,18 @@ BUILTIN_DATASETS: dict[str, BuiltinDataset] = {
 }
 
 
+# Shipped inside medops: always available, offline.
+PACKAGED_DATASETS = {
+    "demo": "demo_rubrics.jsonl",  # 12 conversations (English, Korean, Arabic), 46 criteria
+}
+
+
+def packaged_path(name: str) -> Path:
+    from importlib.resources import files
+
+    return Path(str(files("medops").joinpath("data", PACKAGED_DATASETS[name])))
+
+
 def cache_dir() -> Path:
     return Path(os.environ.get("MEDOPS_CACHE_DIR") or Path.home() / ".cache" / "medops")
 
@@ -76,7 +88,9 @@ def _manual_placement_hint(entry: BuiltinDataset) -> str:
 
 
 def resolve(name_or_path: str) -> tuple[str, Path]:
-    """Return ``(dataset_name, local_path)`` for a built-in name or a file path."""
+    """Return ``(dataset_name, local_path)`` for a packaged or built-in name, or a file path."""
+    if name_or_path in PACKAGED_DATASETS:
+        return name_or_path, packaged_path(name_or_path)
     if name_or_path in BUILTIN_DATASETS:
         path = cached_path(name_or_path)
         if not path.is_file():
@@ -88,7 +102,7 @@ def resolve(name_or_path: str) -> tuple[str, Path]:
         return name_or_path, path
     path = Path(name_or_path)
     if not path.exists():
-        known = ", ".join(BUILTIN_DATASETS)
+        known = ", ".join([*PACKAGED_DATASETS, *BUILTIN_DATASETS])
         raise UserError(f"{name_or_path}: no such file, and not a built-in dataset name ({known})")
     return path.stem, path
 

@@ -67,14 +67,7 @@ def run_healthbench(
     jobs, _ = plan_jobs(dataset, config, given)
     if not jobs:
         raise UserError(f"{config.data}: no examples to evaluate (with --completions {config.completions})")
-    model = (
-        create_model(config.model.to_spec(), role="model", concurrency=config.concurrency, retry=config.retry_policy())
-        if config.completions == "model" and config.model
-        else None
-    )
-    grader = create_model(
-        config.grader.to_spec(), role="grader", concurrency=config.concurrency, retry=config.retry_policy()
-    )
+    model, grader = _build_models(config)
     if resume is None:
         dataset_id = store.register_dataset(dataset.name, dataset.facts, len(dataset))
         run_id = store.create_run(
@@ -124,6 +117,22 @@ def run_healthbench(
     return RunOutcome(run_id, status, summary, message)
 
 
+def _build_models(config: HealthBenchConfig) -> tuple[ChatModel | None, ChatModel]:
+    def build(spec, role: str) -> ChatModel:
+        return create_model(
+            spec.to_spec(),
+            role=role,
+            concurrency=config.concurrency,
+            retry=config.retry_policy(),
+            batch_size=config.batch_size,
+        )
+
+    model = build(config.model, "model") if config.completions == "model" and config.model else None
+    if model is not None and config.model == config.grader and config.grader.backend in ("local", "hf"):
+        return model, model  # one copy of an in-process model serves both roles
+    return model, build(config.grader, "grader")
+
+
 async def _drive(
     pipeline: HealthBenchPipeline, jobs, models: list[ChatModel], on_notice: Callable[[str], None] | None
 ) -> None:
@@ -146,5 +155,5 @@ async def _drive(
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
-        for model in models:
+        for model in {id(m): m for m in models}.values():
             await model.aclose()

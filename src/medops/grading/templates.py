@@ -21,13 +21,13 @@ def default_template() -> str:
     return files("medops.grading").joinpath("default_grader_template.txt").read_text("utf-8").strip()
 
 
-def load_template(path: str | Path) -> str:
+def load_template(path: str | Path, placeholders: tuple[str, ...] = ("<<conversation>>", "<<rubric_item>>")) -> str:
     """Read a template file; surrounding whitespace is dropped, as the reference strips its own."""
     try:
         text = Path(path).read_text("utf-8").strip()
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(f"{path}: cannot read grader template ({exc})") from None
-    missing = [p for p in (CONVERSATION, RUBRIC_ITEM) if p not in text]
+    missing = [p for p in placeholders if p not in text]
     if missing:
         raise UserError(f"{path}: grader template lacks the placeholder(s) {', '.join(missing)}")
     return text

