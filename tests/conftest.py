@@ -116,14 +116,22 @@ class Cli:
         ]
 
 
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory) -> Path:
+    """One converted SmolLM2 checkpoint for the whole test session (the conversion takes ~25 s)."""
+    return Path(os.environ.get("MEDOPS_TEST_MODEL_CACHE") or tmp_path_factory.mktemp("models"))
+
+
 @pytest.fixture
-def cli(tmp_path: Path) -> Cli:
+def cli(tmp_path: Path, model_cache: Path) -> Cli:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "MEDOPS_"))}
     env.update(
         {
             "OPENAI_API_KEY": SECRET,
             "MEDOPS_DB": str(tmp_path / "medops.db"),
             "MEDOPS_CACHE_DIR": str(tmp_path / "cache"),
+            "MEDOPS_MODEL_CACHE": str(model_cache),
+            "HF_HUB_OFFLINE": "1",
             "NO_COLOR": "1",
             "COLUMNS": "200",
         }

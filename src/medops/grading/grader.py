@@ -124,8 +124,9 @@ class RubricGrader:
     async def _ask(
         self, call: CallFn, prompt: str, schema: dict, name: str, attempt: int, keep: Callable[[Completion], bool]
     ) -> Completion:
-        completion = await call(self._messages(prompt), self._params(schema, name), attempt == 1, keep)
-        if self._schema_ok and completion.error and "HTTP 400" in completion.error:
+        params = self._params(schema, name)
+        completion = await call(self._messages(prompt), params, attempt == 1, keep)
+        if params.response_format and completion.error and "HTTP 400" in completion.error:
             self._schema_ok = False  # this endpoint does not take response_format: ask plainly
             completion = await call(self._messages(prompt), self._params(schema, name), attempt == 1, keep)
         return completion

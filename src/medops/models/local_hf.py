@@ -31,17 +31,19 @@ LOCAL_EXTRA_HINT = "pip install 'medops[local]' (torch==2.13.0, transformers, gg
 
 def require_local_dependencies(what: str) -> None:
     """One clear line instead of an ImportError deep inside a run."""
-    missing = [name for name in ("torch", "transformers", "accelerate") if importlib.util.find_spec(name) is None]
-    if missing:
-        raise UserError(
-            f"{what} needs the optional local-model dependencies ({', '.join(missing)} missing): {LOCAL_EXTRA_HINT}"
-        )
+    try:
+        import accelerate  # noqa: F401
+        import torch  # noqa: F401
+        import transformers  # noqa: F401
+    except ImportError as exc:
+        raise UserError(f"{what} needs the optional local-model dependencies ({exc}): {LOCAL_EXTRA_HINT}") from None
 
 
 def _models_cache() -> Path:
+    """``MEDOPS_MODEL_CACHE``, or ``models/`` in the medops cache: converted checkpoints are large."""
     from medops.datasets.registry import cache_dir
 
-    return cache_dir() / "models"
+    return Path(os.environ.get("MEDOPS_MODEL_CACHE") or cache_dir() / "models")
 
 
 def smollm2_gguf() -> Path:

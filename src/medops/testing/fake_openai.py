@@ -3,12 +3,15 @@
 It answers ``POST /v1/chat/completions`` like a real endpoint. Behaviour is scripted by tokens
 in the request text, so a test data file says what the server will do:
 
+* models whose name contains ``noschema`` refuse ``response_format`` with 400;
 * models whose name ends in ``-unauthorized`` get 401 (with the key echoed in the message);
 * models whose name contains ``grader`` answer with a HealthBench verdict JSON; ``{met}`` or
   ``{unmet}`` in the prompt fixes the verdict (otherwise a hash of the prompt decides);
 * ``{ROLE-429:N}``, ``{ROLE-500:N}``, ``{ROLE-slow:N}``, ``{ROLE-malformed:N}`` make the first N
   requests with that exact body fail that way (ROLE is ``model`` or ``grader``; N may be
-  ``all``); ``{grader-fence}`` and ``{grader-stringbool}`` vary the reply's format.
+  ``all``); ``{grader-fence}`` and ``{grader-stringbool}`` vary the reply's format;
+* grouped grader prompts (``--criteria-per-call``) get ``{"grades": [...]}`` in reverse order,
+  with ``{grader-drop:N}`` / ``{grader-dup:N}`` to omit or duplicate a criterion's entry.
 
 Every request is logged (``server.log`` in process, ``GET /stats`` over HTTP) so a test can
 prove which calls were made and how often.
@@ -29,6 +32,8 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 _TOKEN = re.compile(r"\{(model|grader)-(429|500|slow|malformed):(\d+|all)\}")
+_GROUP_LINE = re.compile(r"^(\d+)\. \[-?[\d.]+\] (.*)$", re.MULTILINE)
+_GROUP_FAULT = re.compile(r"\{grader-(drop|dup):(\d+|all)\}")
 
 
 @dataclass
@@ -38,6 +43,7 @@ class LoggedCall:
     key: str
     status: int
     messages: list[dict]
+    params: dict = field(default_factory=dict)  # every request field but the messages
 
 
 @dataclass
@@ -52,6 +58,7 @@ class FakeOpenAIServer:
     behaviour: FakeBehaviour = field(default_factory=FakeBehaviour)
     log: list[LoggedCall] = field(default_factory=list)
     seen: Counter = field(default_factory=Counter)
+    group_lines_seen: Counter = field(default_factory=Counter)
 
     # HTTP ----------------------------------------------------------------------------
     def app(self) -> web.Application:
@@ -92,6 +99,9 @@ class FakeOpenAIServer:
             status = 401
             token = request.headers.get("Authorization", "").removeprefix("Bearer ")
             response = web.json_response({"error": {"message": f"Incorrect API key provided: {token}"}}, status=401)
+        elif "noschema" in model and "response_format" in payload:
+            status = 400
+            response = web.json_response({"error": {"message": "response_format is not supported"}}, status=400)
         elif active("429"):
             status = 429
             response = web.json_response(
@@ -105,9 +115,15 @@ class FakeOpenAIServer:
         else:
             if active("slow"):
                 await asyncio.sleep(self.behaviour.slow_s)
-            content = self._grader_reply(text, active("malformed")) if role == "grader" else self._model_reply(text)
+            if role == "grader" and '{"grades"' in text:
+                content = self._group_reply(text, active("malformed"))
+            elif role == "grader":
+                content = self._grader_reply(text, active("malformed"))
+            else:
+                content = self._model_reply(text)
             response = web.json_response(_completion(model, content, text))
-        self.log.append(LoggedCall(time.time(), model, key, status, payload.get("messages", [])))
+        params = {k: v for k, v in payload.items() if k != "messages"}
+        self.log.append(LoggedCall(time.time(), model, key, status, payload.get("messages", []), params))
         return response
 
     @staticmethod
@@ -132,6 +148,25 @@ class FakeOpenAIServer:
         if "{grader-fence}" in text:
             reply = f"Here is my assessment.\n```json\n{reply}\n```\nHope this helps."
         return reply
+
+    def _group_reply(self, text: str, malformed: bool) -> str:
+        """Grouped verdicts in reverse order (so callers must map by index); ``{grader-drop:N}`` /
+        ``{grader-dup:N}`` on a criterion line omit or duplicate its entry the first N times it is asked."""
+        if malformed:
+            return "Overall the reply is fine."
+        entries = []
+        for number, line in _GROUP_LINE.findall(text):
+            self.group_lines_seen[line] += 1
+            met = "{met}" in line or ("{unmet}" not in line and hashlib.sha256(line.encode()).digest()[0] % 2 == 0)
+            entry = {"index": int(number), "explanation": "scripted", "criteria_met": met}
+            fault = _GROUP_FAULT.search(line)
+            active = fault and (fault.group(2) == "all" or self.group_lines_seen[line] <= int(fault.group(2)))
+            if active and fault.group(1) == "drop":
+                continue
+            entries.append(entry)
+            if active and fault.group(1) == "dup":
+                entries.append({**entry, "criteria_met": not met})
+        return json.dumps({"grades": entries[::-1]})
 
 
 def _completion(model: str, content: str, prompt: str) -> dict:
