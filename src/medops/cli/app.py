@@ -23,6 +23,7 @@ app.add_typer(eval_cmd.app, name="eval")
 app.add_typer(runs_cmd.app, name="runs")
 app.add_typer(data_cmd.app, name="data")
 app.command("export")(export_cmd.export)
+app.command("meta-eval")(eval_cmd.meta_eval)
 
 
 def _version(value: bool) -> None:

@@ -25,7 +25,7 @@ from medops.evaluation.healthbench import Counters
 from medops.evaluation.run import run_healthbench
 from medops.grading.templates import default_template, load_template
 from medops.models.spec import parse_model_spec
-from medops.reports.summary import healthbench_json, print_healthbench_summary
+from medops.reports.summary import healthbench_json, meta_eval_json, print_healthbench_summary, print_meta_eval_summary
 from medops.store.repository import COMPLETED, Store
 
 app = typer.Typer(help="Run an evaluation and record it in the store.", no_args_is_help=True)
@@ -127,34 +127,102 @@ def healthbench(
             "validated with `medops meta-eval`) for real evaluations.",
             soft_wrap=True,
         )
+    _execute(config, store, name=name, resume=resume, as_json=as_json)
+
+
+def _execute(
+    config: HealthBenchConfig | None, store: Store, *, name: str | None, resume: str | None, as_json: bool
+) -> None:
+    """Run (or resume), print the summary, and exit 0 / 130 (interrupted) / 2 (failed)."""
     with _progress(enabled=not as_json) as update:
         outcome = run_healthbench(
             config,
             store,
             name=name,
             resume=resume,
-            on_progress=update,
+            on_progress=update,  # type: ignore[arg-type]
             on_notice=lambda m: err.print(f"[yellow]{m}[/]"),
-        )  # type: ignore[arg-type]
+        )
     run = store.find_run(str(outcome.run_id))
     stored_config = HealthBenchConfig.model_validate(run.config)
     dataset = store.dataset(run.dataset_id)
+    if stored_config.task == "meta-eval":
+        document = meta_eval_json(run, dataset, outcome.summary)
+    else:
+        document = healthbench_json(run, dataset, stored_config, outcome.summary)
     if as_json:
-        print(json.dumps(healthbench_json(run, dataset, stored_config, outcome.summary), ensure_ascii=False))
+        print(json.dumps(document, ensure_ascii=False))
+    elif stored_config.task == "meta-eval":
+        print_meta_eval_summary(out, run, dataset, outcome.summary)
     else:
         print_healthbench_summary(out, run, dataset, outcome.summary)
     if outcome.message:
-        err.print(f"[yellow]{outcome.message}[/]")
+        err.print(f"[yellow]{outcome.message}[/]", soft_wrap=True)
     if outcome.status != COMPLETED:
         raise typer.Exit(2 if outcome.status == "failed" else 130)
 
 
-def _build_config(args: dict) -> HealthBenchConfig:
+def meta_eval(
+    data: str = typer.Option(
+        "healthbench-meta",
+        "--data",
+        help="healthbench-meta (after `medops data pull healthbench-meta`) or a JSONL file in its format.",
+    ),
+    grader: str = typer.Option(..., "--grader", help="The grader to check, e.g. openai:gpt-4.1 or local:smollm2."),
+    grader_base_url: str = typer.Option(None, "--grader-base-url"),
+    grader_api_key_env: str = typer.Option(None, "--grader-api-key-env"),
+    limit: int = typer.Option(None, "--limit", min=1, help="Grade N completions (all their rows), picked with --seed."),
+    seed: int = typer.Option(0, "--seed"),
+    concurrency: int = typer.Option(32, "--concurrency", min=1),
+    max_tries: int = typer.Option(6, "--max-tries", min=1),
+    retry_base_delay: float = typer.Option(1.0, "--retry-base-delay", min=0),
+    timeout: float = typer.Option(120.0, "--timeout", min=0.001),
+    grader_temperature: float = typer.Option(0.0, "--grader-temperature"),
+    grader_max_tokens: int = typer.Option(2048, "--grader-max-tokens", min=1),
+    grader_system_message: str = typer.Option(None, "--grader-system-message"),
+    grader_template: Path = typer.Option(None, "--grader-template"),
+    grader_parse_retries: int = typer.Option(3, "--grader-parse-retries", min=0),
+    grader_verdict: VerdictMode = typer.Option(VerdictMode.auto, "--grader-verdict"),
+    grader_json_schema: bool = typer.Option(False, "--grader-json-schema"),
+    criteria_per_call: int = typer.Option(
+        1, "--criteria-per-call", min=1, help="Grade K rows of one completion per call, to measure what grouping costs."
+    ),
+    grader_group_template: Path = typer.Option(None, "--grader-group-template"),
+    batch_size: int = typer.Option(8, "--batch-size", min=1),
+    no_cache: bool = typer.Option(False, "--no-cache"),
+    name: str = typer.Option(None, "--name"),
+    resume: str = typer.Option(None, "--resume"),
+    db: str = DB_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Measure how well a grader agrees with physicians (HealthBench meta-evaluation)."""
+    store = Store.open(db)
+    args = {
+        **locals(),
+        "model": None,
+        "model_base_url": None,
+        "model_api_key_env": None,
+        "responses": None,
+        "completions": CompletionsSource.model,
+        "repeats": 1,
+        "model_temperature": None,
+        "model_max_tokens": None,
+        "model_system_message": None,
+        "model_top_p": None,
+        "model_seed": None,
+        "length_penalty": None,
+        "length_center": None,
+    }
+    config = None if resume is not None else _build_config(args, task="meta-eval")
+    _execute(config, store, name=name, resume=resume, as_json=as_json)
+
+
+def _build_config(args: dict, task: str = "healthbench") -> HealthBenchConfig:
     if not args["data"]:
         raise UserError("--data is required (a built-in name or a JSONL file)")
     if not args["grader"]:
         raise UserError("--grader is required, e.g. --grader openai:gpt-4.1")
-    source = "given" if args["responses"] is not None else args["completions"].value
+    source = "given" if args["responses"] is not None or task == "meta-eval" else args["completions"].value
     if source == "model" and not args["model"]:
         raise UserError("--model is required unless --responses FILE or --completions ideal is given")
     model = (
@@ -181,6 +249,8 @@ def _build_config(args: dict) -> HealthBenchConfig:
             "--criteria-per-call > 1 needs --grader-verdict text (grouped replies carry no per-criterion logprob)"
         )
     return HealthBenchConfig(
+        task=task,
+        rubric_item_format="text" if task == "meta-eval" else "points",
         data=args["data"],
         model=model,
         grader=grader,

@@ -11,7 +11,12 @@ from rich.table import Table
 from medops.cli.console import out
 from medops.cli.options import DB_OPTION, JSON_OPTION
 from medops.evaluation.config import HealthBenchConfig
-from medops.reports.summary import healthbench_json, print_healthbench_summary
+from medops.reports.summary import (
+    healthbench_json,
+    meta_eval_json,
+    print_healthbench_summary,
+    print_meta_eval_summary,
+)
 from medops.store.repository import Store, effective_status
 
 app = typer.Typer(help="Inspect recorded runs.", no_args_is_help=True)
@@ -69,7 +74,10 @@ def show_run(
     run = store.find_run(run_ref)
     dataset = store.dataset(run.dataset_id)
     config = HealthBenchConfig.model_validate(run.config)
-    document = healthbench_json(run, dataset, config, run.summary or {})
+    if config.task == "meta-eval":
+        document = meta_eval_json(run, dataset, run.summary or {})
+    else:
+        document = healthbench_json(run, dataset, config, run.summary or {})
     document["status"] = effective_status(run)
     document["config"] = {k: v for k, v in run.config.items() if k != "grader_template"}
     document["medops_version"] = run.medops_version
@@ -81,4 +89,7 @@ def show_run(
     out.print(f"status: {document['status']}   medops {run.medops_version}   created {document['created_at'][:19]}")
     if run.error:
         out.print(f"error: {escape(run.error)}")
-    print_healthbench_summary(out, run, dataset, run.summary or {})
+    if config.task == "meta-eval":
+        print_meta_eval_summary(out, run, dataset, run.summary or {})
+    else:
+        print_healthbench_summary(out, run, dataset, run.summary or {})

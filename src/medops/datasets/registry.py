@@ -51,6 +51,12 @@ BUILTIN_DATASETS: dict[str, BuiltinDataset] = {
             "HealthBench Hard, 1,000 conversations",
         ),
         BuiltinDataset(
+            "healthbench-meta",
+            "2025-05-07-06-14-12_oss_meta_eval.jsonl",
+            OFFICIAL_HEALTHBENCH_BASE,
+            "HealthBench meta-evaluation: physician labels for grader agreement (medops meta-eval)",
+        ),
+        BuiltinDataset(
             "healthbench-consensus",
             "consensus_2025-05-09-20-00-46.jsonl",
             OFFICIAL_HEALTHBENCH_BASE,

@@ -33,7 +33,10 @@ class SpecConfig(BaseModel):
 class HealthBenchConfig(BaseModel):
     model_config = ConfigDict(frozen=True)
 
+    task: Literal["healthbench", "meta-eval"] = "healthbench"
     data: str
+    # "points" renders "[5] criterion" (HealthBench); "text" the bare criterion (the meta-eval reference)
+    rubric_item_format: Literal["points", "text"] = "points"
     model: SpecConfig | None = None  # None when responses are given or ideal completions graded
     grader: SpecConfig
     completions: Literal["model", "given", "ideal"] = "model"

@@ -145,7 +145,7 @@ class HealthBenchPipeline:
             return
         conversation = render_conversation([*sent, {"role": "assistant", "content": response}])
         todo = [
-            (c, item.render())
+            (c, item.render() if self.config.rubric_item_format == "points" else item.criterion)
             for c, item in enumerate(example.rubrics)
             if (index, repeat, c) not in self.existing.grades
         ]

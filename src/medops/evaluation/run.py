@@ -1,4 +1,4 @@
-"""Start or resume a HealthBench run, and always leave the store consistent."""
+"""Start or resume a rubric-grading run (HealthBench or meta-evaluation); always leave the store consistent."""
 
 from __future__ import annotations
 
@@ -10,17 +10,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from medops.datasets.healthbench import RubricDataset, load_rubric_dataset
+from medops.datasets.meta_eval import MetaEvalSet, load_meta_eval
 from medops.datasets.registry import resolve
 from medops.datasets.responses import load_responses
 from medops.errors import UserError
 from medops.evaluation.config import HealthBenchConfig
 from medops.evaluation.healthbench import Counters, HealthBenchPipeline, plan_jobs
-from medops.evaluation.scoring_run import score_run
+from medops.evaluation.scoring_run import score_meta_run, score_run
 from medops.models.base import ChatModel, FatalModelError
 from medops.models.factory import create_model
 from medops.store.repository import COMPLETED, FAILED, INTERRUPTED, ExistingWork, Store
-
-BENCHMARK = "healthbench"
 
 
 @dataclass
@@ -31,9 +30,23 @@ class RunOutcome:
     message: str | None = None  # why the run stopped early, for the user
 
 
-def load_dataset(data: str) -> RubricDataset:
-    name, path = resolve(data)
-    return load_rubric_dataset(path, name)
+@dataclass
+class TaskData:
+    dataset: RubricDataset
+    given: dict[int, str] | None  # responses supplied instead of generated
+    meta: MetaEvalSet | None = None
+    meta_positions: list[tuple[int, int]] | None = None  # row -> (example_index, criterion_index)
+
+
+def load_task_data(config: HealthBenchConfig) -> TaskData:
+    name, path = resolve(config.data)
+    if config.task == "meta-eval":
+        meta = load_meta_eval(path, name)
+        dataset, given, where = meta.as_rubric_dataset()
+        return TaskData(dataset, given, meta, where)
+    dataset = load_rubric_dataset(path, name)
+    given = load_responses(config.responses_path, dataset) if config.completions == "given" else None
+    return TaskData(dataset, given)
 
 
 def run_healthbench(
@@ -48,12 +61,13 @@ def run_healthbench(
     previous_wall = 0.0
     if resume is not None:
         run = store.find_run(resume)
-        if run.benchmark != BENCHMARK:
-            raise UserError(f"run {run.id} is a {run.benchmark} run, not {BENCHMARK}")
+        if run.benchmark not in ("healthbench", "meta-eval"):
+            raise UserError(f"run {run.id} is a {run.benchmark} run; resume it with its own command")
         if run.status == COMPLETED:
             raise UserError(f"run {run.id} is already completed; nothing to resume")
         config = HealthBenchConfig.model_validate(run.config)
-        dataset = load_dataset(config.data)
+        task = load_task_data(config)
+        dataset = task.dataset
         recorded = store.dataset(run.dataset_id)
         if recorded.sha256 != dataset.facts.sha256:
             raise UserError(
@@ -62,8 +76,9 @@ def run_healthbench(
             )
         run_id, previous_wall = run.id, run.wall_seconds
     else:
-        dataset = load_dataset(config.data)
-    given = load_responses(config.responses_path, dataset) if config.completions == "given" else None
+        task = load_task_data(config)
+        dataset = task.dataset
+    given = task.given
     jobs, _ = plan_jobs(dataset, config, given)
     if not jobs:
         raise UserError(f"{config.data}: no examples to evaluate (with --completions {config.completions})")
@@ -72,7 +87,7 @@ def run_healthbench(
         dataset_id = store.register_dataset(dataset.name, dataset.facts, len(dataset))
         run_id = store.create_run(
             name=name,
-            benchmark=BENCHMARK,
+            benchmark=config.task,
             dataset_id=dataset_id,
             model=str(config.model) if model else config.completions,
             grader=str(config.grader),
@@ -99,7 +114,9 @@ def run_healthbench(
         on_progress=on_progress,
     )
     status, message = COMPLETED, None
-    resume_hint = f"medops eval healthbench --resume {run_id}"
+    resume_hint = (
+        "medops meta-eval" if config.task == "meta-eval" else "medops eval healthbench"
+    ) + f" --resume {run_id}"
     try:
         asyncio.run(_drive(pipeline, jobs, [m for m in (model, grader) if m is not None], on_notice))
         if pipeline.stop_reason is not None:
@@ -111,7 +128,10 @@ def run_healthbench(
     finally:
         writer.close()  # every finished call reaches the store, whatever happened above
     wall = previous_wall + time.monotonic() - started
-    summary = score_run(store, run_id, dataset, config, jobs)
+    if task.meta is not None:
+        summary = score_meta_run(store, run_id, task.meta, task.meta_positions or [], jobs)
+    else:
+        summary = score_run(store, run_id, dataset, config, jobs)
     summary["wall_seconds"] = wall
     store.finish_run(run_id, status, wall_seconds=wall, summary=summary, error=message if status == FAILED else None)
     return RunOutcome(run_id, status, summary, message)

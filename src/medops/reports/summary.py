@@ -72,3 +72,56 @@ def print_healthbench_summary(console: Console, run: Run, dataset: Dataset, summ
         f"{summary.get('n_ungraded_criteria', 0)} ungraded criteria; {calls} "
         f"{summary.get('wall_seconds', 0):.1f}s wall. {others} more tag metrics in --json / `medops runs show`."
     )
+
+
+def meta_eval_json(run: Run, dataset: Dataset, summary: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "run_id": run.id,
+        "name": run.name,
+        "status": run.status,
+        "benchmark": run.benchmark,
+        "dataset": {"name": dataset.name, "path": dataset.path, "sha256": dataset.sha256},
+        "grader": run.grader,
+        "score": summary.get("score"),
+        "n_rows": summary.get("n_examples", 0),
+        "n_ungraded": summary.get("n_ungraded_criteria", 0),
+        "agreement": summary.get("agreement", {}),
+        "usage": summary.get("usage", {}),
+        "wall_seconds": summary.get("wall_seconds", run.wall_seconds),
+    }
+
+
+def print_meta_eval_summary(console: Console, run: Run, dataset: Dataset, summary: dict[str, Any]) -> None:
+    title = f"run {run.id}: grader {run.grader} against physicians on {dataset.name}"
+    table = Table(title=escape(title), title_justify="left", show_edge=False)
+    for column in (
+        "category",
+        "rows",
+        "grader bal. F1",
+        "physicians bal. F1 (min / median / max)",
+        "grader percentile",
+        "grader vs majority macro F1",
+        "ECE",
+    ):
+        table.add_column(column, justify="left" if column == "category" else "right")
+    for category, block in summary.get("agreement", {}).items():
+        physicians = block["physicians_balanced_f1"]
+        spread = (
+            f"{_fmt(physicians['min'])} / {_fmt(physicians['median'])} / {_fmt(physicians['max'])}"
+            if physicians["n_physicians"]
+            else "-"
+        )
+        percentile = physicians["grader_percentile"]
+        table.add_row(
+            escape(category),
+            str(block["n_rows"]),
+            _fmt(block["grader_pairwise"]["balanced_f1"]),
+            spread,
+            "-" if percentile is None else f"{100 * percentile:.0f}%",
+            _fmt(block["grader_vs_majority_macro_f1"]),
+            _fmt(block["calibration"]["ece"]) if "calibration" in block else "-",
+        )
+        if category == "overall":
+            table.add_section()
+    console.print(table)
+    console.print(f"{summary.get('n_ungraded_criteria', 0)} rows ungraded; {summary.get('wall_seconds', 0):.1f}s wall.")

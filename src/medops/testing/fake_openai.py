@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 _TOKEN = re.compile(r"\{(model|grader)-(429|500|slow|malformed):(\d+|all)\}")
-_GROUP_LINE = re.compile(r"^(\d+)\. \[-?[\d.]+\] (.*)$", re.MULTILINE)
+_GROUP_LINE = re.compile(r"^(\d+)\. (?:\[-?[\d.]+\] )?(.*)$", re.MULTILINE)
 _GROUP_FAULT = re.compile(r"\{grader-(drop|dup):(\d+|all)\}")
 
 
