@@ -21,8 +21,15 @@ import tempfile
 import time
 from pathlib import Path
 
-THEMES = ["emergency_referrals", "context_seeking", "global_health", "health_data_tasks",
-          "hedging", "communication", "complex_responses"]
+THEMES = [
+    "emergency_referrals",
+    "context_seeking",
+    "global_health",
+    "health_data_tasks",
+    "hedging",
+    "communication",
+    "complex_responses",
+]
 AXES = ["accuracy", "completeness", "communication_quality", "context_awareness", "instruction_following"]
 
 
@@ -31,15 +38,38 @@ def make_dataset(path: Path, n: int, seed: int = 0) -> int:
     criteria = 0
     with path.open("w") as out:
         for i in range(n):
-            turns = [{"role": "user", "content": " ".join(rng.choice(["pain", "fever", "dose", "child", "week",
-                      "doctor", "blood", "pressure", "sleep", "cough"]) for _ in range(rng.randint(30, 120)))}]
+            turns = [
+                {
+                    "role": "user",
+                    "content": " ".join(
+                        rng.choice(
+                            ["pain", "fever", "dose", "child", "week", "doctor", "blood", "pressure", "sleep", "cough"]
+                        )
+                        for _ in range(rng.randint(30, 120))
+                    ),
+                }
+            ]
             k = rng.randint(8, 14)
-            rubrics = [{"criterion": f"Criterion {j}: mentions item {rng.randint(0, 999)} and explains why.",
-                        "points": rng.choice([1, 2, 3, 5, 7, 10, -2, -5]) if j else 5,
-                        "tags": [f"axis:{rng.choice(AXES)}", "level:example"]} for j in range(k)]
+            rubrics = [
+                {
+                    "criterion": f"Criterion {j}: mentions item {rng.randint(0, 999)} and explains why.",
+                    "points": rng.choice([1, 2, 3, 5, 7, 10, -2, -5]) if j else 5,
+                    "tags": [f"axis:{rng.choice(AXES)}", "level:example"],
+                }
+                for j in range(k)
+            ]
             criteria += k
-            out.write(json.dumps({"prompt": turns, "prompt_id": f"bench-{i}", "rubrics": rubrics,
-                                  "example_tags": [f"theme:{rng.choice(THEMES)}"]}) + "\n")
+            out.write(
+                json.dumps(
+                    {
+                        "prompt": turns,
+                        "prompt_id": f"bench-{i}",
+                        "rubrics": rubrics,
+                        "example_tags": [f"theme:{rng.choice(THEMES)}"],
+                    }
+                )
+                + "\n"
+            )
     return criteria
 
 
@@ -48,21 +78,47 @@ def main() -> None:
     parser.add_argument("--examples", type=int, default=1000)
     parser.add_argument("--latency", type=float, default=0.2)
     parser.add_argument("--concurrency", type=int, default=256)
+    parser.add_argument("--transport", choices=["aiohttp", "sdk"], default="aiohttp")
+    parser.add_argument("--cache", action="store_true", help="leave the store's response cache on (a cold cache)")
     args = parser.parse_args()
+    suffix = "" if args.transport == "aiohttp" else f",transport={args.transport}"
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "bench.jsonl"
         n_criteria = make_dataset(data, args.examples)
-        server = subprocess.Popen([sys.executable, "-m", "medops.testing.fake_openai", "--latency", str(args.latency)],
-                                  stdout=subprocess.PIPE, text=True)
+        server = subprocess.Popen(
+            [sys.executable, "-m", "medops.testing.fake_openai", "--latency", str(args.latency)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         try:
             base_url = server.stdout.readline().strip()  # type: ignore[union-attr]
             before = resource.getrusage(resource.RUSAGE_CHILDREN)
             started = time.perf_counter()
             result = subprocess.run(
-                ["medops", "eval", "healthbench", "--data", str(data), "--model", "openai:bench-model",
-                 "--grader", "openai:bench-grader", "--model-base-url", base_url, "--grader-base-url", base_url,
-                 "--concurrency", str(args.concurrency), "--no-cache", "--json", "--db", str(Path(tmp) / "b.db")],
-                capture_output=True, text=True, env={**os.environ, "OPENAI_API_KEY": "bench"},
+                [
+                    "medops",
+                    "eval",
+                    "healthbench",
+                    "--data",
+                    str(data),
+                    "--model",
+                    f"openai:bench-model{suffix}",
+                    "--grader",
+                    f"openai:bench-grader{suffix}",
+                    "--model-base-url",
+                    base_url,
+                    "--grader-base-url",
+                    base_url,
+                    "--concurrency",
+                    str(args.concurrency),
+                    *([] if args.cache else ["--no-cache"]),
+                    "--json",
+                    "--db",
+                    str(Path(tmp) / "b.db"),
+                ],
+                capture_output=True,
+                text=True,
+                env={**os.environ, "OPENAI_API_KEY": "bench"},
             )
             wall = time.perf_counter() - started
             after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -78,10 +134,19 @@ def main() -> None:
         ideal = calls * args.latency / args.concurrency
         cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
         report = {
-            "examples": args.examples, "criteria": n_criteria, "calls": calls, "latency_s": args.latency,
-            "concurrency": args.concurrency, "wall_s": round(wall, 2), "ideal_s": round(ideal, 2),
-            "wall_over_ideal": round(wall / ideal, 2), "client_cpu_s": round(cpu, 2),
-            "client_cpu_ms_per_call": round(1000 * cpu / calls, 3), "peak_rss_mb": round(after.ru_maxrss / 1024, 1),
+            "transport": args.transport,
+            "cache": args.cache,
+            "examples": args.examples,
+            "criteria": n_criteria,
+            "calls": calls,
+            "latency_s": args.latency,
+            "concurrency": args.concurrency,
+            "wall_s": round(wall, 2),
+            "ideal_s": round(ideal, 2),
+            "wall_over_ideal": round(wall / ideal, 2),
+            "client_cpu_s": round(cpu, 2),
+            "client_cpu_ms_per_call": round(1000 * cpu / calls, 3),
+            "peak_rss_mb": round(after.ru_maxrss / 1024, 1),
         }
         print(json.dumps(report, indent=2))
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Protocol
 
 Messages = list[dict[str, str]]
@@ -39,7 +40,12 @@ class SamplingParams:
 
     def identity(self) -> dict[str, Any]:
         """Everything that changes the answer: part of the cache key."""
-        return {k: v for k, v in asdict(self).items() if v is not None}
+        return _identity(self)
+
+
+@functools.cache
+def _identity(params: SamplingParams) -> dict[str, Any]:  # hot path: once per distinct params, not per call
+    return {f.name: v for f in fields(params) if (v := getattr(params, f.name)) is not None}
 
 
 @dataclass

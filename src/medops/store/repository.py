@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 from collections.abc import Iterator
@@ -51,6 +52,9 @@ class ExistingWork:
 class Store:
     def __init__(self, engine: Engine):
         self.engine = engine
+        self._cache_connection: Any = None
+        self._cache_cursor: Any = None
+        self._cache_sql = ""
 
     @classmethod
     def open(cls, db: str | None) -> Store:
@@ -170,26 +174,38 @@ class Store:
         return StoreWriter(self.engine)
 
     def cache_get(self, key: str) -> Completion | None:
-        with self.engine.connect() as connection:
-            row = connection.execute(
-                select(
-                    CachedCall.text,
-                    CachedCall.finish_reason,
-                    CachedCall.prompt_tokens,
-                    CachedCall.completion_tokens,
-                    CachedCall.extra,
-                ).where(CachedCall.key == key)
-            ).first()
+        """One primary-key lookup per model call: on the hot path, so it skips SQLAlchemy's
+        statement building and runs a fixed query on a raw DB-API connection."""
+        if self._cache_cursor is None:
+            self._cache_connection = self.engine.raw_connection()
+            self._cache_cursor = self._cache_connection.cursor()
+            marker = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
+            self._cache_sql = (
+                "SELECT text, finish_reason, prompt_tokens, completion_tokens, extra "
+                f"FROM call_cache WHERE key = {marker}"
+            )
+        self._cache_cursor.execute(self._cache_sql, (key,))
+        row = self._cache_cursor.fetchone()
+        if self.engine.dialect.name != "sqlite":
+            self._cache_connection.commit()  # end the read transaction: never hold a snapshot open
         if row is None:
             return None
+        extra = row[4]
+        if isinstance(extra, str):
+            extra = json.loads(extra)
         return Completion(
             text=row[0],
             finish_reason=row[1],
             prompt_tokens=row[2],
             completion_tokens=row[3],
             cached=True,
-            extra=row[4] or {},
+            extra=extra or {},
         )
+
+    def close(self) -> None:
+        if self._cache_connection is not None:
+            self._cache_connection.close()
+            self._cache_connection = self._cache_cursor = None
 
 
 def cache_row(key: str, completion: Completion) -> dict[str, Any]:
