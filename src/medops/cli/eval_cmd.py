@@ -21,7 +21,7 @@ from medops.cli.console import err, out
 from medops.cli.options import DB_OPTION, JSON_OPTION
 from medops.errors import UserError
 from medops.evaluation.config import HealthBenchConfig, SpecConfig
-from medops.evaluation.healthbench import Counters
+from medops.evaluation.engine import Counters
 from medops.evaluation.run import run_healthbench
 from medops.grading.templates import default_template, load_template
 from medops.models.spec import parse_model_spec

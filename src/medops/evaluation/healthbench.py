@@ -9,21 +9,17 @@ writer at once; nothing waits for the end of the run to be saved.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from medops.datasets.healthbench import Example, RubricDataset, select_indices
 from medops.evaluation.config import HealthBenchConfig
+from medops.evaluation.engine import Counters, Job, JobRunner
 from medops.grading.grader import CriterionGrade, GraderSettings, RubricGrader
 from medops.grading.templates import default_group_template, render_conversation
 from medops.models.base import ChatModel, Completion, Messages, StopRequested
-from medops.models.cache import request_key
-from medops.store.repository import CACHE, GRADES, RESPONSES, ExistingWork, Store, cache_row
+from medops.store.repository import GRADES, RESPONSES, ExistingWork, Store
 from medops.store.schema import utcnow
 from medops.store.writer import StoreWriter
-
-Job = tuple[int, int]  # (example_index, repeat)
 
 
 def plan_jobs(dataset: RubricDataset, config: HealthBenchConfig, given: dict[int, str] | None) -> tuple[list[Job], int]:
@@ -43,33 +39,7 @@ def plan_jobs(dataset: RubricDataset, config: HealthBenchConfig, given: dict[int
     return [(index, repeat) for repeat in range(config.repeats) for index in chosen], len(dataset) - len(candidates)
 
 
-@dataclass
-class Counters:
-    """Live numbers for the progress display."""
-
-    jobs_total: int = 0
-    jobs_done: int = 0
-    model_calls: int = 0
-    grader_calls: int = 0
-    tokens: int = 0
-    errors: int = 0
-    ungraded: int = 0
-    cached: int = 0
-    started: float = field(default_factory=time.monotonic)
-
-    def count(self, completion: Completion, role: str) -> None:
-        if completion.cached:
-            self.cached += 1
-        if role == "model":
-            self.model_calls += completion.calls
-        else:
-            self.grader_calls += completion.calls
-        self.tokens += completion.prompt_tokens + completion.completion_tokens
-        if completion.error:
-            self.errors += 1
-
-
-class HealthBenchPipeline:
+class HealthBenchPipeline(JobRunner):
     def __init__(
         self,
         *,
@@ -85,12 +55,18 @@ class HealthBenchPipeline:
         counters: Counters,
         on_progress: Callable[[Counters], None] | None = None,
     ):
-        self.run_id, self.config, self.dataset = run_id, config, dataset
-        self.store, self.writer, self.existing = store, writer, existing
+        super().__init__(
+            store=store,
+            writer=writer,
+            use_cache=config.use_cache,
+            concurrency=config.concurrency,
+            models=[m for m in (model, grader) if m is not None],
+            counters=counters,
+            on_progress=on_progress,
+        )
+        self.run_id, self.config, self.dataset, self.existing = run_id, config, dataset, existing
         self.model, self.grader, self.given = model, grader, given
-        self.counters, self.on_progress = counters, on_progress
         self._model_params = config.model_params()
-        self.stop_reason: str | None = None
         settings = GraderSettings(
             template=config.grader_template,
             group_template=config.grader_group_template or default_group_template(),
@@ -103,38 +79,6 @@ class HealthBenchPipeline:
             scores_choices=grader.spec.backend in ("local", "hf"),
         )
         self.rubric_grader = RubricGrader(settings)
-
-    def stop(self, reason: str) -> None:
-        """Take no new job and start no new call; calls in flight finish and are saved."""
-        if self.stop_reason is None:
-            self.stop_reason = reason
-            for model in (self.model, self.grader):
-                if model is not None:
-                    model.stop()
-
-    async def run(self, jobs: list[Job]) -> None:
-        self.counters.jobs_total = len(jobs)
-        pending = iter(jobs)
-        # Enough examples in parallel to keep every grader slot busy, and no more.
-        n_workers = min(len(jobs), max(1, self.config.concurrency))
-
-        async def worker() -> None:
-            for job in pending:
-                if self.stop_reason is not None:
-                    return
-                await self._job(*job)
-                self.counters.jobs_done += 1
-                if self.on_progress:
-                    self.on_progress(self.counters)
-
-        tasks = [asyncio.create_task(worker()) for _ in range(n_workers)]
-        try:
-            await asyncio.gather(*tasks)
-        except BaseException:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            raise
 
     # one example -----------------------------------------------------------------------
     async def _job(self, index: int, repeat: int) -> None:
@@ -170,34 +114,11 @@ class HealthBenchPipeline:
             return text
         assert self.model is not None
         try:
-            completion = await self._call(self.model, sent, self._model_params, repeat, "model")
+            completion = await self.call(self.model, sent, self._model_params, repeat, "model")
         except StopRequested:
             return None
         self._save_response(index, repeat, example, completion, "model")
         return completion.text if completion.ok else None
-
-    async def _call(
-        self,
-        model: ChatModel,
-        messages: Messages,
-        params,
-        sample: int,
-        role: str,
-        use_cache: bool = True,
-        keep: Callable[[Completion], bool] | None = None,
-    ) -> Completion:
-        """One request, answered from the cache when allowed; cacheable answers are cached."""
-        key = None
-        if self.config.use_cache:
-            key = request_key(model.identity(), messages, params, sample)
-            if use_cache and (hit := self.store.cache_get(key)) is not None:
-                self.counters.count(hit, role)
-                return hit
-        completion = await model.complete(messages, params)
-        self.counters.count(completion, role)
-        if key is not None and completion.ok and (keep is None or keep(completion)):
-            self.writer.add(CACHE, cache_row(key, completion))
-        return completion
 
     def _save_response(self, index: int, repeat: int, example: Example, c: Completion, source: str) -> None:
         self.writer.add(
@@ -223,7 +144,7 @@ class HealthBenchPipeline:
     # grading -------------------------------------------------------------------------
     async def _grade(self, index: int, repeat: int, conversation: str, chunk: list[tuple[int, str]]) -> None:
         async def call(messages: Messages, params, use_cache: bool, keep) -> Completion:
-            return await self._call(self.grader, messages, params, repeat, "grader", use_cache=use_cache, keep=keep)
+            return await self.call(self.grader, messages, params, repeat, "grader", use_cache=use_cache, keep=keep)
 
         try:
             if len(chunk) == 1:

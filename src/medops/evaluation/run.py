@@ -15,7 +15,8 @@ from medops.datasets.registry import resolve
 from medops.datasets.responses import load_responses
 from medops.errors import UserError
 from medops.evaluation.config import HealthBenchConfig
-from medops.evaluation.healthbench import Counters, HealthBenchPipeline, plan_jobs
+from medops.evaluation.engine import Counters
+from medops.evaluation.healthbench import HealthBenchPipeline, plan_jobs
 from medops.evaluation.scoring_run import score_meta_run, score_run
 from medops.models.base import ChatModel, FatalModelError
 from medops.models.factory import create_model

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from medops.datasets.healthbench import RubricDataset
 from medops.datasets.meta_eval import MetaEvalSet
 from medops.evaluation.config import HealthBenchConfig
-from medops.evaluation.healthbench import Job
+from medops.evaluation.engine import Job
 from medops.scoring.agreement import (
     calibration,
     macro_f1,

@@ -1,0 +1,239 @@
+"""Exam-style multiple-choice sets: every layout medops reads becomes the same ``MCQItem``.
+
+Layouts are recognised by their fields, row by row:
+
+* standardised (MedQA, MedMCQA, MMLU, PubMedQA as MC; also Hugging Face GBaker/MedQA):
+  ``question``, ``options`` {A: ..}, ``answer_idx``;
+* Hugging Face MedMCQA: ``question``, ``opa``..``opd``, ``cop`` (0-3);
+* KorMedMCQA and the generic layout: ``question``, ``A``..``E`` (or ``options``), ``answer``
+  as a letter or a 1-based number;
+* KorMedMCQA chat samples: ``messages`` with ``[문제]``/``[선택지]`` and ``meta.gold``;
+* KMLE exam sheets (.jsonl or .xlsx): ``Question``, ``Followings`` ("① ..."), ``Answer``;
+* official PubMedQA: ``ori_pqal.json`` with ``test_ground_truth.json`` beside it.
+
+CSV files take the generic layout's columns.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from medops.datasets.jsonl import FileFacts, file_facts, iter_json_lines, read_bytes
+from medops.errors import DataError, UserError
+
+LETTERS = "ABCDEFGHIJ"
+CIRCLED = "①②③④⑤⑥⑦⑧⑨⑩"
+TASKS = ("medqa", "medmcqa", "pubmedqa", "mmlu_medical", "kormedmcqa", "kmle", "generic")
+KOREAN_TASKS = ("kormedmcqa", "kmle")
+MMLU_MEDICAL_SUBJECTS = (
+    "anatomy",
+    "clinical_knowledge",
+    "college_biology",
+    "college_medicine",
+    "medical_genetics",
+    "professional_medicine",
+)
+
+
+@dataclass(frozen=True)
+class MCQItem:
+    id: str
+    question: str
+    options: dict[str, str]  # letter -> option text, in order
+    answer: str  # the gold letter
+    tags: dict[str, str] = field(default_factory=dict)  # breakdowns: subject, profession, year, ...
+
+    @property
+    def letters(self) -> str:
+        return "".join(self.options)
+
+
+@dataclass(frozen=True)
+class MCQSet:
+    name: str
+    task: str
+    facts: FileFacts
+    items: tuple[MCQItem, ...]
+    skipped: dict[str, int]  # reason -> count (images needed, multi-answer, ...)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+class _Skip(Exception):
+    """The row is valid but cannot be scored as single-answer text MC (counted, not an error)."""
+
+
+def _letter(value: Any, n_options: int, where: str) -> str:
+    """A gold answer given as a letter, a 0/1-based number or a circled number."""
+    text = str(value).strip()
+    if len(text) == 1 and text.upper() in LETTERS[:n_options]:
+        return text.upper()
+    if text in CIRCLED[:n_options]:
+        return LETTERS[CIRCLED.index(text)]
+    if text.isdigit() and 1 <= int(text) <= n_options:
+        return LETTERS[int(text) - 1]
+    raise ValueError(f"{where} {value!r} is not one of the {n_options} options")
+
+
+def _options_from_mapping(value: Any) -> dict[str, str]:
+    if isinstance(value, dict):
+        options = {str(k).strip().upper(): str(v) for k, v in value.items()}
+    elif isinstance(value, list):
+        options = {LETTERS[i]: str(v) for i, v in enumerate(value)}
+    else:
+        raise ValueError("options must be an object {A: ...} or a list")
+    if len(options) < 2 or any(k not in LETTERS for k in options):
+        raise ValueError("options need at least two entries keyed A, B, C, ...")
+    return options
+
+
+def _row_to_item(row: dict[str, Any], task: str, position: int) -> MCQItem:
+    """One row of any supported layout; ValueError names what is wrong, _Skip what is out of scope."""
+    tags: dict[str, str] = {}
+    if "Question" in row and "Followings" in row:  # KMLE exam sheet
+        if int(str(row.get("Image") or 0) or 0) > 0:
+            raise _Skip("needs_image")
+        parts = [p.strip() for p in re.split(f"[{CIRCLED}]", str(row["Followings"])) if p.strip()]
+        options = {LETTERS[i]: p for i, p in enumerate(parts)}
+        answer_text = str(row["Answer"]).strip()
+        if not re.fullmatch(r"\d+", answer_text):
+            raise _Skip("multi_answer")  # linked items such as "1,6": no single gold letter
+        if row.get("category"):
+            tags["subject"] = str(row["category"])
+        tags["session"] = str(row.get("class", ""))
+        return MCQItem(
+            f"kmle-{row.get('class', '')}-{row.get('Q_no', position)}",
+            str(row["Question"]).strip(),
+            options,
+            _letter(answer_text, len(options), "Answer"),
+            tags,
+        )
+    if "messages" in row and isinstance(row.get("meta"), dict):  # KorMedMCQA chat sample
+        content = next((m.get("content", "") for m in row["messages"] if m.get("role") == "user"), "")
+        match = re.search(r"\[문제\]\s*(.*?)\s*\[선택지\]\s*(.*)$", content, re.S)
+        if not match:
+            raise ValueError("user message lacks the [문제] / [선택지] sections")
+        options = dict(re.findall(r"^([A-J])\.\s*(.*)$", match.group(2), re.M))
+        if row["meta"].get("subject"):
+            tags["profession"] = str(row["meta"]["subject"])
+        return MCQItem(
+            str(row["meta"].get("id", position)),
+            match.group(1),
+            options,
+            _letter(row["meta"].get("gold"), len(options), "meta.gold"),
+            tags,
+        )
+    question = row.get("question")
+    if not isinstance(question, str) or not question.strip():
+        raise ValueError("question is missing or empty")
+    if "opa" in row and "cop" in row:  # Hugging Face MedMCQA
+        options = {LETTERS[i]: str(row[f"op{c}"]) for i, c in enumerate("abcd")}
+        answer = _letter(int(row["cop"]) + 1, 4, "cop")
+        for key, tag in (("subject_name", "subject"), ("topic_name", "topic")):
+            if row.get(key):
+                tags[tag] = str(row[key])
+    elif "options" in row:  # standardised layout
+        options = _options_from_mapping(row["options"])
+        answer = _letter(row.get("answer_idx", row.get("answer")), len(options), "answer_idx")
+        if "answer_idx" in row and "answer" in row and row["answer"] != options[answer]:
+            raise ValueError(f"answer {row['answer']!r} is not the text of option {answer}")
+    else:  # KorMedMCQA / generic: options as columns A, B, ...
+        options = {letter: str(row[letter]) for letter in LETTERS if row.get(letter) not in (None, "")}
+        if len(options) < 2:
+            raise ValueError("no options: expected 'options' or columns A, B, ...")
+        answer = _letter(row.get("answer"), len(options), "answer")
+    if task == "kormedmcqa" and row.get("subject"):
+        tags["profession"] = str(row["subject"])
+    elif row.get("subject"):
+        tags["subject"] = str(row["subject"])
+    if row.get("meta_info") and task == "medqa":
+        tags["step"] = str(row["meta_info"])
+    if row.get("year"):
+        tags["year"] = str(row["year"])
+    item_id = str(row.get("id", row.get("realidx", row.get("q_number", position))))
+    return MCQItem(item_id, question.strip(), options, answer, tags)
+
+
+def _rows(path: Path, data: bytes):
+    """(line, row) pairs from JSONL, CSV or an xlsx sheet."""
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        text = data.decode("utf-8-sig")
+        for number, row in enumerate(csv.DictReader(io.StringIO(text)), start=2):
+            yield number, row
+    elif suffix == ".xlsx":
+        try:
+            from openpyxl import load_workbook
+        except ImportError:
+            raise UserError(f"{path}: reading .xlsx needs openpyxl (pip install openpyxl), or use the .jsonl") from None
+        sheet = load_workbook(io.BytesIO(data), read_only=True).active
+        rows = sheet.iter_rows(values_only=True)
+        header = [str(h) for h in next(rows)]
+        for number, values in enumerate(rows, start=2):
+            if any(v is not None for v in values):
+                yield number, dict(zip(header, values, strict=False))
+    else:
+        yield from iter_json_lines(path, data)
+
+
+def _pubmedqa_official(path: Path, data: bytes) -> list[MCQItem]:
+    truth_path = path.with_name("test_ground_truth.json")
+    try:
+        truth = json.loads(read_bytes(truth_path))
+        records = json.loads(data)
+    except json.JSONDecodeError as exc:
+        raise DataError(path, None, None, f"invalid JSON ({exc.msg})") from None
+    items = []
+    for pmid, label in truth.items():
+        record = records.get(pmid)
+        if record is None:
+            raise DataError(truth_path, None, pmid, "not in ori_pqal.json")
+        context = "\n".join(record.get("CONTEXTS", []))
+        items.append(
+            MCQItem(
+                pmid,
+                f"{context}\n{record['QUESTION']}",
+                {"A": "yes", "B": "no", "C": "maybe"},
+                "ABC"[["yes", "no", "maybe"].index(label)],
+                {"year": str(record.get("YEAR", ""))},
+            )
+        )
+    return items
+
+
+def load_mcqa(task: str, path: str | Path, name: str | None = None) -> MCQSet:
+    if task not in TASKS:
+        raise UserError(f"unknown task '{task}'; known: {', '.join(TASKS)}")
+    path = Path(path)
+    data = read_bytes(path)
+    skipped: Counter[str] = Counter()
+    if path.suffix == ".json" and path.name.startswith("ori_pqal"):
+        items = _pubmedqa_official(path, data)
+    else:
+        items = []
+        for line, row in _rows(path, data):
+            if not isinstance(row, dict):
+                raise DataError(path, line, None, "expected an object per row")
+            try:
+                item = _row_to_item(row, task, len(items) + sum(skipped.values()))
+            except _Skip as skip:
+                skipped[str(skip)] += 1
+                continue
+            except (ValueError, KeyError, TypeError) as exc:
+                message = str(exc) if not isinstance(exc, KeyError) else f"missing field {exc}"
+                raise DataError(path, line, None, message) from None
+            if task == "mmlu_medical" and item.tags.get("subject") not in MMLU_MEDICAL_SUBJECTS:
+                skipped["not_a_medical_subject"] += 1
+                continue
+            items.append(item)
+    if not items:
+        raise DataError(path, None, None, f"no scorable items ({dict(skipped) or 'empty file'})")
+    return MCQSet(name or path.stem, task, file_facts(path, data), tuple(items), dict(skipped))
