@@ -99,10 +99,16 @@ def test_letters_limit_the_choices():
 def test_trl_reward_signature_with_strings_and_messages():
     completions = ["\\boxed{A}", "The answer is B", "no idea", "\\boxed{C} and \\boxed{C}"]
     assert accuracy_reward(prompts=["q"] * 4, completions=completions, answer=["A", "A", "A", "C"]) == [1, 0, 0, 1]
-    conversational = [[{"role": "assistant", "content": "<think>x</think><answer>D</answer>"}],
-                      [{"role": "assistant", "content": "Answer: E"}]]
-    assert accuracy_reward(prompts=[[{"role": "user", "content": "q"}]] * 2, completions=conversational,
-                           answer=["D", "D"], completion_ids=[[1], [2]]) == [1.0, 0.0]
+    conversational = [
+        [{"role": "assistant", "content": "<think>x</think><answer>D</answer>"}],
+        [{"role": "assistant", "content": "Answer: E"}],
+    ]
+    assert accuracy_reward(
+        prompts=[[{"role": "user", "content": "q"}]] * 2,
+        completions=conversational,
+        answer=["D", "D"],
+        completion_ids=[[1], [2]],
+    ) == [1.0, 0.0]
     shaped = make_reward(format_weight=0.1)
     scores = shaped(prompts=["q"] * 4, completions=completions, answer=["A", "A", "A", "C"])
     assert scores == pytest.approx([1.0, 0.0, 0.0, 0.9])  # the last is right but has two \boxed{}
@@ -113,8 +119,9 @@ def test_verl_compute_score_signature():
     assert compute_score("medqa", "Reasoning... \\boxed{B}", "B") == 1.0
     assert compute_score("medqa", "Reasoning... \\boxed{B}", "C", extra_info={"index": 3}) == 0.0
     assert compute_score("kmle", "정답: 2", "B", None) == 1.0
-    assert compute_score("x", "<think>a</think><answer>A</answer>", "A",
-                         {"format_weight": 0.1, "style": "r1"}) == pytest.approx(1.0)
+    assert compute_score(
+        "x", "<think>a</think><answer>A</answer>", "A", {"format_weight": 0.1, "style": "r1"}
+    ) == pytest.approx(1.0)
     assert compute_score("x", "A", "A", {"format_weight": 0.1, "style": "r1"}) == pytest.approx(0.9)
 
 

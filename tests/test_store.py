@@ -21,7 +21,7 @@ def test_sqlite_store_is_migrated_in_wal_mode(tmp_path):
         assert connection.execute("pragma journal_mode").fetchone() == ("wal",)
         tables = {r[0] for r in connection.execute("select name from sqlite_master where type='table'")}
         assert {"datasets", "runs", "responses", "grades", "call_cache", "alembic_version"} <= tables
-        assert connection.execute("select version_num from alembic_version").fetchone() == ("0002",)
+        assert connection.execute("select version_num from alembic_version").fetchone() == ("0003",)
     facts = FileFacts("/x.jsonl", "ab" * 32, 10)
     first = store.register_dataset("x", facts, 3)
     assert store.register_dataset("x", facts, 3) == first

@@ -9,8 +9,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from medops.cli.console import out
+from medops.cli.mcqa_cmd import print_exam_summary
 from medops.cli.options import DB_OPTION, JSON_OPTION
 from medops.evaluation.config import HealthBenchConfig
+from medops.evaluation.mcqa import exam_json
 from medops.reports.summary import (
     healthbench_json,
     meta_eval_json,
@@ -73,6 +75,21 @@ def show_run(
     store = Store.open(db)
     run = store.find_run(run_ref)
     dataset = store.dataset(run.dataset_id)
+    if run.benchmark == "mcqa":
+        document = exam_json(run, dataset, run.summary or {})
+        document.update(
+            status=effective_status(run),
+            config=run.config,
+            medops_version=run.medops_version,
+            created_at=run.created_at.isoformat(),
+            error=run.error,
+        )
+        if as_json:
+            print(json.dumps(document, ensure_ascii=False))
+        else:
+            out.print(f"status: {document['status']}   medops {run.medops_version}")
+            print_exam_summary(run, dataset, run.summary or {})
+        return
     config = HealthBenchConfig.model_validate(run.config)
     if config.task == "meta-eval":
         document = meta_eval_json(run, dataset, run.summary or {})

@@ -84,3 +84,44 @@ class HealthBenchConfig(BaseModel):
 
     def record(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
+
+
+class McqaConfig(BaseModel):
+    """Everything that defines an exam run."""
+
+    model_config = ConfigDict(frozen=True)
+
+    task: str
+    data: str
+    model: SpecConfig
+    style: Literal["direct", "cot", "r1"] = "direct"
+    language: Literal["en", "ko"] = "en"
+    prompt_template: str | None = None
+    shots: int = Field(default=0, ge=0)
+    fewshot_data: str | None = None
+    scoring: Literal["generate", "loglikelihood"] = "generate"
+    limit: int | None = Field(default=None, ge=1)
+    repeats: int = Field(default=1, ge=1)
+    seed: int = 0
+    concurrency: int = Field(default=32, ge=1)
+    max_tries: int = Field(default=6, ge=1)
+    retry_base_delay_s: float = Field(default=1.0, ge=0)
+    timeout_s: float = Field(default=120.0, gt=0)
+    temperature: float | None = None
+    max_tokens: int | None = Field(default=None, ge=1)
+    top_p: float | None = None
+    model_seed: int | None = None
+    system_message: str | None = None
+    batch_size: int = Field(default=8, ge=1)
+    use_cache: bool = True
+
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(max_tries=self.max_tries, base_delay_s=self.retry_base_delay_s, timeout_s=self.timeout_s)
+
+    def sampling(self) -> SamplingParams:
+        return SamplingParams(
+            temperature=self.temperature, max_tokens=self.max_tokens, top_p=self.top_p, seed=self.model_seed
+        )
+
+    def record(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")

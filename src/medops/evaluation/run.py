@@ -10,17 +10,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from medops.datasets.healthbench import RubricDataset, load_rubric_dataset
+from medops.datasets.jsonl import FileFacts
 from medops.datasets.meta_eval import MetaEvalSet, load_meta_eval
 from medops.datasets.registry import resolve
 from medops.datasets.responses import load_responses
 from medops.errors import UserError
 from medops.evaluation.config import HealthBenchConfig
-from medops.evaluation.engine import Counters
+from medops.evaluation.engine import Counters, Job, JobRunner
 from medops.evaluation.healthbench import HealthBenchPipeline, plan_jobs
 from medops.evaluation.scoring_run import score_meta_run, score_run
 from medops.models.base import ChatModel, FatalModelError
 from medops.models.factory import create_model
 from medops.store.repository import COMPLETED, FAILED, INTERRUPTED, ExistingWork, Store
+from medops.store.schema import Run
+from medops.store.writer import StoreWriter
 
 
 @dataclass
@@ -61,20 +64,11 @@ def run_healthbench(
 ) -> RunOutcome:
     previous_wall = 0.0
     if resume is not None:
-        run = store.find_run(resume)
-        if run.benchmark not in ("healthbench", "meta-eval"):
-            raise UserError(f"run {run.id} is a {run.benchmark} run; resume it with its own command")
-        if run.status == COMPLETED:
-            raise UserError(f"run {run.id} is already completed; nothing to resume")
+        run = run_to_resume(store, resume, ("healthbench", "meta-eval"))
         config = HealthBenchConfig.model_validate(run.config)
         task = load_task_data(config)
         dataset = task.dataset
-        recorded = store.dataset(run.dataset_id)
-        if recorded.sha256 != dataset.facts.sha256:
-            raise UserError(
-                f"run {run.id} was made on {recorded.path} (sha256 {recorded.sha256[:12]}...); "
-                f"{dataset.facts.path} now has sha256 {dataset.facts.sha256[:12]}...: refusing to mix them"
-            )
+        check_same_data(store, run, dataset.facts)
         run_id, previous_wall = run.id, run.wall_seconds
     else:
         task = load_task_data(config)
@@ -98,9 +92,7 @@ def run_healthbench(
     else:
         existing = store.claim_for_resume(run_id)
 
-    started = time.monotonic()
     writer = store.writer()
-    counters = Counters()
     pipeline = HealthBenchPipeline(
         run_id=run_id,
         config=config,
@@ -111,15 +103,45 @@ def run_healthbench(
         model=model,
         grader=grader,
         given=given,
-        counters=counters,
+        counters=Counters(),
         on_progress=on_progress,
     )
+    command = "medops meta-eval" if config.task == "meta-eval" else "medops eval healthbench"
+    status, message, seconds = execute(pipeline, jobs, writer, f"{command} --resume {run_id}", on_notice)
+    wall = previous_wall + seconds
+    if task.meta is not None:
+        summary = score_meta_run(store, run_id, task.meta, task.meta_positions or [], jobs)
+    else:
+        summary = score_run(store, run_id, dataset, config, jobs)
+    return finish(store, run_id, status, message, wall, summary)
+
+
+def run_to_resume(store: Store, ref: str, benchmarks: tuple[str, ...]) -> Run:
+    run = store.find_run(ref)
+    if run.benchmark not in benchmarks:
+        raise UserError(f"run {run.id} is a {run.benchmark} run; resume it with its own command")
+    if run.status == COMPLETED:
+        raise UserError(f"run {run.id} is already completed; nothing to resume")
+    return run
+
+
+def check_same_data(store: Store, run: Run, facts: FileFacts) -> None:
+    recorded = store.dataset(run.dataset_id)
+    if recorded.sha256 != facts.sha256:
+        raise UserError(
+            f"run {run.id} was made on {recorded.path} (sha256 {recorded.sha256[:12]}...); "
+            f"{facts.path} now has sha256 {facts.sha256[:12]}...: refusing to mix them"
+        )
+
+
+def execute(
+    pipeline: JobRunner, jobs: list[Job], writer: StoreWriter, resume_hint: str, on_notice: Callable[[str], None] | None
+) -> tuple[str, str | None, float]:
+    """Run the pipeline to the end, a stop or a fatal error; (status, message, seconds)."""
+    started = time.monotonic()
     status, message = COMPLETED, None
-    resume_hint = (
-        "medops meta-eval" if config.task == "meta-eval" else "medops eval healthbench"
-    ) + f" --resume {run_id}"
     try:
-        asyncio.run(_drive(pipeline, jobs, [m for m in (model, grader) if m is not None], on_notice))
+        asyncio.run(_drive(pipeline, jobs, pipeline.models, on_notice))
         if pipeline.stop_reason is not None:
             status, message = INTERRUPTED, f"{pipeline.stop_reason}; continue with `{resume_hint}`"
     except (KeyboardInterrupt, asyncio.CancelledError):
@@ -128,11 +150,12 @@ def run_healthbench(
         status, message = FAILED, f"{exc}; fix it and continue with `{resume_hint}`"
     finally:
         writer.close()  # every finished call reaches the store, whatever happened above
-    wall = previous_wall + time.monotonic() - started
-    if task.meta is not None:
-        summary = score_meta_run(store, run_id, task.meta, task.meta_positions or [], jobs)
-    else:
-        summary = score_run(store, run_id, dataset, config, jobs)
+    return status, message, time.monotonic() - started
+
+
+def finish(
+    store: Store, run_id: int, status: str, message: str | None, wall: float, summary: dict[str, Any]
+) -> RunOutcome:
     summary["wall_seconds"] = wall
     store.finish_run(run_id, status, wall_seconds=wall, summary=summary, error=message if status == FAILED else None)
     return RunOutcome(run_id, status, summary, message)
@@ -155,7 +178,7 @@ def _build_models(config: HealthBenchConfig) -> tuple[ChatModel | None, ChatMode
 
 
 async def _drive(
-    pipeline: HealthBenchPipeline, jobs, models: list[ChatModel], on_notice: Callable[[str], None] | None
+    pipeline: JobRunner, jobs: list[Job], models: list[ChatModel], on_notice: Callable[[str], None] | None
 ) -> None:
     """Run the pipeline; the first Ctrl-C (or SIGTERM) drains, a second one abandons the calls in flight."""
     task = asyncio.current_task()

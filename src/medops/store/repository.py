@@ -18,7 +18,7 @@ from medops.datasets.jsonl import FileFacts
 from medops.errors import UserError
 from medops.models.base import Completion
 from medops.store.database import open_engine
-from medops.store.schema import CachedCall, Dataset, Grade, Response, Run, utcnow
+from medops.store.schema import Answer, CachedCall, Dataset, Grade, Response, Run, utcnow
 from medops.store.writer import StoreWriter
 
 RUNNING, INTERRUPTED, COMPLETED, FAILED = "running", "interrupted", "completed", "failed"
@@ -141,6 +141,21 @@ class Store:
                 )
             )
         return self.existing_work(run_id)
+
+    def claim_exam_for_resume(self, run_id: int) -> set[tuple[int, int]]:
+        """Exam runs: keep answered items, drop failed calls so they are asked again."""
+        with self.session() as s:
+            s.execute(
+                update(Run)
+                .where(Run.id == run_id)
+                .values(status=RUNNING, hostname=socket.gethostname(), pid=os.getpid(), error=None, finished_at=None)
+            )
+            s.execute(
+                delete(Response).where(
+                    Response.run_id == run_id, or_(Response.error.is_not(None), Response.text.is_(None))
+                )
+            )
+            return {(a.item_index, a.repeat) for a in s.scalars(select(Answer).where(Answer.run_id == run_id))}
 
     def existing_work(self, run_id: int) -> ExistingWork:
         with self.session() as s:

@@ -108,3 +108,20 @@ class CachedCall(Base):
     completion_tokens: Mapped[int] = mapped_column(default=0)
     extra: Mapped[dict[str, Any] | None]  # logprobs and choice scores, for logprob verdicts
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Answer(Base):
+    """An exam answer as scored: the letter read from the response and the rule that read it."""
+
+    __tablename__ = "answers"
+    __table_args__ = (UniqueConstraint("run_id", "item_index", "repeat"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    item_index: Mapped[int]
+    repeat: Mapped[int]
+    item_id: Mapped[str] = mapped_column(String(200))
+    gold: Mapped[str] = mapped_column(String(4))
+    predicted: Mapped[str | None] = mapped_column(String(4))  # None: unparsed
+    rule: Mapped[str | None] = mapped_column(String(40))
+    correct: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

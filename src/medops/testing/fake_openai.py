@@ -10,6 +10,8 @@ in the request text, so a test data file says what the server will do:
 * ``{ROLE-429:N}``, ``{ROLE-500:N}``, ``{ROLE-slow:N}``, ``{ROLE-malformed:N}`` make the first N
   requests with that exact body fail that way (ROLE is ``model`` or ``grader``; N may be
   ``all``); ``{grader-fence}`` and ``{grader-stringbool}`` vary the reply's format;
+* exam prompts (option lines ``A. ...``) get a ``\\boxed{X}`` answer: ``{model-answer:X}`` fixes
+  X, otherwise a hash of the prompt picks an option;
 * grouped grader prompts (``--criteria-per-call``) get ``{"grades": [...]}`` in reverse order,
   with ``{grader-drop:N}`` / ``{grader-dup:N}`` to omit or duplicate a criterion's entry.
 
@@ -129,6 +131,11 @@ class FakeOpenAIServer:
     @staticmethod
     def _model_reply(text: str) -> str:
         digest = hashlib.sha256(text.encode()).hexdigest()[:8]
+        letters = re.findall(r"^([A-J])\. ", text, re.MULTILINE)
+        if letters:  # an exam question: answer like a reasoning model would
+            forced = re.findall(r"\{model-answer:([A-J])\}", text)
+            letter = forced[-1] if forced else letters[int(digest, 16) % len(letters)]
+            return f"Let me reason about each option step by step. The answer is \\boxed{{{letter}}}."
         return f"Reply {digest}: rest, drink fluids, and see a doctor if it gets worse."
 
     @staticmethod

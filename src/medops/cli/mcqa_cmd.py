@@ -1,0 +1,195 @@
+"""``medops eval mcqa`` and ``medops data export``: exam questions, scored by rule."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from enum import Enum
+from pathlib import Path
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from medops.cli.console import err, out
+from medops.cli.options import DB_OPTION, JSON_OPTION
+from medops.datasets.mcqa import TASKS, load_mcqa
+from medops.datasets.registry import resolve
+from medops.errors import UserError
+from medops.evaluation.config import McqaConfig, SpecConfig
+from medops.evaluation.mcqa import exam_json, run_mcqa
+from medops.models.spec import parse_model_spec
+from medops.prompts.mcqa import LANGUAGES, STYLES, build_messages, default_language, load_prompt_template
+from medops.store.repository import COMPLETED, Store
+
+Task = Enum("Task", {t: t for t in TASKS}, type=str)  # type: ignore[misc]
+Style = Enum("Style", {s: s for s in STYLES}, type=str)  # type: ignore[misc]
+
+
+class Scoring(str, Enum):
+    generate = "generate"
+    loglikelihood = "loglikelihood"
+
+
+def eval_mcqa(
+    task: Task = typer.Option(
+        None, "--task", help="medqa, medmcqa, pubmedqa, mmlu_medical, kormedmcqa, kmle, generic."
+    ),
+    data: str = typer.Option(None, "--data", help="The exam file (JSONL, CSV, KMLE .xlsx, PubMedQA ori_pqal.json)."),
+    model: str = typer.Option("local:smollm2", "--model", help="openai:NAME, local:smollm2 or hf:DIR_OR_HUB_ID."),
+    model_base_url: str = typer.Option(None, "--model-base-url"),
+    model_api_key_env: str = typer.Option(None, "--model-api-key-env"),
+    style: Style = typer.Option("direct", "--style", help="direct (letter), cot (\\boxed{}), r1 (<answer>)."),
+    language: str = typer.Option(
+        None, "--language", help="Instruction language: en or ko (default: ko for kormedmcqa and kmle)."
+    ),
+    prompt_template: Path = typer.Option(
+        None, "--prompt-template", help="User turn with <<instruction>>, <<question>>, <<options>>."
+    ),
+    shots: int = typer.Option(0, "--shots", min=0, help="Worked examples from --fewshot-data."),
+    fewshot_data: str = typer.Option(None, "--fewshot-data"),
+    scoring: Scoring = typer.Option(
+        Scoring.generate,
+        "--scoring",
+        help="loglikelihood: pick the most probable answer letter (in-process models; no generation).",
+    ),
+    limit: int = typer.Option(None, "--limit", min=1),
+    repeats: int = typer.Option(1, "--repeats", min=1),
+    seed: int = typer.Option(0, "--seed"),
+    concurrency: int = typer.Option(32, "--concurrency", min=1),
+    max_tries: int = typer.Option(6, "--max-tries", min=1),
+    retry_base_delay: float = typer.Option(1.0, "--retry-base-delay", min=0),
+    timeout: float = typer.Option(120.0, "--timeout", min=0.001),
+    temperature: float = typer.Option(None, "--temperature"),
+    max_tokens: int = typer.Option(None, "--max-tokens", min=1),
+    top_p: float = typer.Option(None, "--top-p"),
+    model_seed: int = typer.Option(None, "--model-seed"),
+    system_message: str = typer.Option(None, "--system-message"),
+    batch_size: int = typer.Option(8, "--batch-size", min=1),
+    no_cache: bool = typer.Option(False, "--no-cache"),
+    name: str = typer.Option(None, "--name"),
+    resume: str = typer.Option(None, "--resume"),
+    db: str = DB_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Score a model on exam questions; the answer is read by the same rule medops.rewards uses."""
+    store = Store.open(db)
+    config = None
+    if resume is None:
+        if task is None or not data:
+            raise UserError("--task and --data are required (or --resume RUN)")
+        language = language or default_language(task.value)
+        if language not in LANGUAGES:
+            raise UserError(f"--language must be one of {', '.join(LANGUAGES)}")
+        config = McqaConfig(
+            task=task.value,
+            data=data,
+            model=SpecConfig.of(parse_model_spec(model, base_url=model_base_url, api_key_env=model_api_key_env)),
+            style=style.value,
+            language=language,
+            prompt_template=load_prompt_template(prompt_template) if prompt_template else None,
+            shots=shots,
+            fewshot_data=fewshot_data,
+            scoring=scoring.value,
+            limit=limit,
+            repeats=repeats,
+            seed=seed,
+            concurrency=concurrency,
+            max_tries=max_tries,
+            retry_base_delay_s=retry_base_delay,
+            timeout_s=timeout,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            top_p=top_p,
+            model_seed=model_seed,
+            system_message=system_message,
+            batch_size=batch_size,
+            use_cache=not no_cache,
+        )
+    outcome = run_mcqa(config, store, name=name, resume=resume, on_notice=lambda m: err.print(f"[yellow]{m}[/]"))
+    run = store.find_run(str(outcome.run_id))
+    dataset = store.dataset(run.dataset_id)
+    if as_json:
+        print(json.dumps(exam_json(run, dataset, outcome.summary), ensure_ascii=False))
+    else:
+        print_exam_summary(run, dataset, outcome.summary)
+    if outcome.message:
+        err.print(f"[yellow]{outcome.message}[/]", soft_wrap=True)
+    if outcome.status != COMPLETED:
+        raise typer.Exit(2 if outcome.status == "failed" else 130)
+
+
+def print_exam_summary(run, dataset, summary: dict) -> None:
+    metrics = summary.get("metrics", {})
+    table = Table(
+        title=escape(f"run {run.id}: {run.model} on {dataset.name} ({summary.get('task')})"),
+        title_justify="left",
+        show_edge=False,
+    )
+    for column in ("breakdown", "accuracy", "95% CI", "n"):
+        table.add_column(column, justify="left" if column == "breakdown" else "right")
+    for name, m in metrics.items():
+        table.add_row(
+            escape(name), f"{m['mean']:.3f}", f"{m['ci95_low']:.3f}-{m['ci95_high']:.3f}", str(m["n_samples"])
+        )
+        if name == "accuracy":
+            table.add_section()
+    out.print(table)
+    skipped = ", ".join(f"{k} {v}" for k, v in summary.get("skipped_items", {}).items()) or "none"
+    rate = summary.get("unparsed_rate")
+    out.print(
+        f"unparsed {summary.get('n_unparsed', 0)} ({0 if rate is None else 100 * rate:.1f}%); "
+        f"items skipped: {skipped}; rules: {summary.get('rules', {})}; {summary.get('wall_seconds', 0):.1f}s wall."
+    )
+
+
+class ExportFormat(str, Enum):
+    trl = "trl"
+    verl = "verl"
+
+
+def data_export(
+    task: Task = typer.Option(..., "--task"),
+    data: str = typer.Option(..., "--data"),
+    fmt: ExportFormat = typer.Option(ExportFormat.trl, "--format", help="trl: JSONL prompt/answer; verl: parquet."),
+    output: Path = typer.Option(..., "-o", "--output"),
+    style: Style = typer.Option("cot", "--style", help="The prompt style the reward expects (cot or r1)."),
+    language: str = typer.Option(None, "--language"),
+) -> None:
+    """Write an exam set as an RL prompt/answer dataset for TRL or verl (rewards: medops.rewards)."""
+    exam = load_mcqa(task.value, resolve(data)[1])
+    language = language or default_language(task.value)
+    rows = []
+    for index, item in enumerate(exam.items):
+        prompt = build_messages(item, style=style.value, language=language)
+        info = {"index": index, "id": item.id, "letters": item.letters, "style": style.value, **item.tags}
+        if fmt is ExportFormat.trl:
+            rows.append({"prompt": prompt, "answer": item.answer, "letters": item.letters, "id": item.id})
+        else:
+            rows.append(
+                {
+                    "data_source": f"medops/{task.value}",
+                    "prompt": prompt,
+                    "ability": "medical_mcqa",
+                    "reward_model": {"style": "rule", "ground_truth": item.answer},
+                    "extra_info": info,
+                }
+            )
+    output.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=output.resolve().parent, prefix=f".{output.name}.")
+    os.close(fd)
+    try:
+        if fmt is ExportFormat.trl:
+            Path(tmp).write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+        else:
+            try:
+                import pyarrow as pa
+                import pyarrow.parquet as pq
+            except ImportError:
+                raise UserError("--format verl writes parquet and needs pyarrow: pip install 'medops[rl]'") from None
+            pq.write_table(pa.Table.from_pylist(rows), tmp)
+        os.replace(tmp, output)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    out.print(f"{len(rows)} items from {exam.name} -> {output} ({fmt.value}; skipped: {exam.skipped or 'none'})")

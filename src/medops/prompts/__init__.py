@@ -1,0 +1,1 @@
+"""Prompts: how exam items are put to a model (styles, languages, few-shot, user templates)."""
