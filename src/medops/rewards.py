@@ -59,8 +59,12 @@ def well_formed(completion: Any, style: str = "auto") -> float:
     if style == "auto":
         style = "r1" if "<think>" in text or "<answer>" in text else "cot"
     if style == "r1":
-        return 1.0 if _R1.match(text) else 0.0
-    return 1.0 if len(_BOXED.findall(text)) == 1 else 0.0
+        body = text.strip()
+        ordered = body.startswith("<think>") and body.endswith("</answer>")
+        return 1.0 if ordered and body.count("<answer>") == 1 and _R1.match(body) else 0.0
+    if text.count("\\boxed") != 1:  # a substring count first: the regex only confirms the one candidate
+        return 0.0
+    return 1.0 if _BOXED.search(text) else 0.0
 
 
 def _gold(kwargs: dict[str, Any], n: int) -> Sequence[str]:
