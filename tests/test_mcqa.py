@@ -265,3 +265,33 @@ def test_export_for_trl_and_verl(cli, tmp_path):
         )
         == 1.0
     )
+
+
+def test_pull_exam_set_through_the_datasets_library(cli, tmp_path):
+    pytest.importorskip("datasets")
+    mirror = tmp_path / "mirror"
+    repo = mirror / "cais" / "mmlu"
+    rows = [
+        {"question": f"Q{i}?", "subject": "anatomy", "choices": ["a", "b", "c", "d"], "answer": i % 4} for i in range(6)
+    ]
+    for subject in (
+        "anatomy",
+        "clinical_knowledge",
+        "college_biology",
+        "college_medicine",
+        "medical_genetics",
+        "professional_medicine",
+    ):
+        (repo / subject).mkdir(parents=True)
+        write_jsonl(repo / subject / "test.jsonl", [{**r, "subject": subject} for r in rows])
+    env = {"MEDOPS_HF_MIRROR": str(mirror), "HF_HUB_OFFLINE": "1"}
+    first = cli.run("data", "pull", "mmlu_medical", env=env, check=True)
+    assert "downloaded" in first.stdout
+    again = cli.run("data", "pull", "mmlu_medical", env=env, check=True)
+    assert "already cached" in again.stdout
+    exam = load_mcqa("mmlu_medical", tmp_path / "cache" / "exams" / "mmlu_medical.jsonl")
+    assert len(exam) == 36 and exam.items[1].answer == "B" and exam.items[0].tags["subject"] == "anatomy"
+    offline = cli.run("data", "pull", "kormedmcqa", env={"HF_HUB_OFFLINE": "1"})
+    assert offline.returncode == 2 and "could not load sean0042/KorMedMCQA" in offline.stderr
+    missing = cli.run("eval", "mcqa", "--task", "medqa", "--data", "medqa")
+    assert missing.returncode == 2 and "run `medops data pull medqa`" in missing.stderr

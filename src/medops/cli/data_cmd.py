@@ -6,14 +6,20 @@ import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
 from medops.cli.console import err, out
+from medops.datasets.hub import HUB_EXAMS, exam_cache_path, pull_exam
 from medops.datasets.registry import BUILTIN_DATASETS, cached_path, pull
 
 app = typer.Typer(help="Built-in datasets and the local cache.", no_args_is_help=True)
 
 
 @app.command("pull")
-def pull_cmd(name: str = typer.Argument(..., help=f"One of: {', '.join(BUILTIN_DATASETS)}.")) -> None:
+def pull_cmd(name: str = typer.Argument(..., help=f"One of: {', '.join([*BUILTIN_DATASETS, *HUB_EXAMS])}.")) -> None:
     """Download a built-in dataset into the cache (never again once it is there)."""
+    if name in HUB_EXAMS:
+        path, size, sha, downloaded = pull_exam(name)
+        verb = "downloaded" if downloaded else "already cached"
+        out.print(f"{name}: {verb} at {path} ({size:,} bytes, sha256 {sha})")
+        return
     with Progress(
         "[bold]{task.description}",
         BarColumn(),
@@ -34,3 +40,6 @@ def list_cmd() -> None:
     for name, entry in BUILTIN_DATASETS.items():
         state = "cached" if cached_path(name).is_file() else "not cached"
         out.print(f"{name:24} {state:11} {entry.description}")
+    for name, exam in HUB_EXAMS.items():
+        state = "cached" if exam_cache_path(name).is_file() else "not cached"
+        out.print(f"{name:24} {state:11} exam set from the Hugging Face hub: {exam.repo} ({exam.split})")

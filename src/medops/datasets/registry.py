@@ -97,6 +97,16 @@ def resolve(name_or_path: str) -> tuple[str, Path]:
     """Return ``(dataset_name, local_path)`` for a packaged or built-in name, or a file path."""
     if name_or_path in PACKAGED_DATASETS:
         return name_or_path, packaged_path(name_or_path)
+    from medops.datasets.hub import HUB_EXAMS, exam_cache_path
+
+    if name_or_path in HUB_EXAMS:
+        path = exam_cache_path(name_or_path)
+        if not path.is_file():
+            raise UserError(
+                f"exam set '{name_or_path}' is not in the local cache; run `medops data pull "
+                f"{name_or_path}` (needs the hub), or pass the file with --data PATH"
+            )
+        return name_or_path, path
     if name_or_path in BUILTIN_DATASETS:
         path = cached_path(name_or_path)
         if not path.is_file():

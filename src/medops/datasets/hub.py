@@ -1,0 +1,148 @@
+"""Exam sets from the Hugging Face hub (``medops data pull medqa`` ...), via the ``datasets`` library.
+
+Each set is fetched once, converted row by row to the standardised exam layout (``question``,
+``options``, ``answer_idx`` + breakdown fields) and written to the cache as JSONL with its size
+and sha256, so later runs are offline and say exactly what they scored. ``MEDOPS_HF_MIRROR``
+points at a local directory holding copies (``<mirror>/<owner>/<name>[/<config>]/<split>.jsonl``)
+for air-gapped sites.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from medops.datasets.mcqa import LETTERS, MMLU_MEDICAL_SUBJECTS
+from medops.errors import UserError
+
+
+def _medqa(row: dict) -> dict:
+    return {
+        "question": row["question"],
+        "options": row["options"],
+        "answer_idx": row["answer_idx"],
+        "meta_info": row.get("meta_info"),
+    }
+
+
+def _medmcqa(row: dict) -> dict:
+    options = {LETTERS[i]: row[f"op{c}"] for i, c in enumerate("abcd")}
+    return {
+        "id": row.get("id"),
+        "question": row["question"],
+        "options": options,
+        "answer_idx": LETTERS[row["cop"]],
+        "subject": row.get("subject_name"),
+    }
+
+
+def _pubmedqa(row: dict) -> dict:
+    context = "\n".join(row["context"]["contexts"])
+    return {
+        "id": str(row["pubid"]),
+        "question": f"{context}\n{row['question']}",
+        "options": {"A": "yes", "B": "no", "C": "maybe"},
+        "answer_idx": "ABC"[["yes", "no", "maybe"].index(row["final_decision"])],
+    }
+
+
+def _mmlu(row: dict) -> dict:
+    return {
+        "question": row["question"],
+        "options": {LETTERS[i]: c for i, c in enumerate(row["choices"])},
+        "answer_idx": LETTERS[int(row["answer"])],
+        "subject": row["subject"],
+    }
+
+
+def _kormedmcqa(row: dict) -> dict:
+    options = {letter: row[letter] for letter in "ABCDE" if row.get(letter)}
+    return {
+        "id": f"{row.get('subject')}-{row.get('year')}-{row.get('q_number')}",
+        "question": row["question"],
+        "options": options,
+        "answer_idx": LETTERS[int(row["answer"]) - 1],
+        "subject": row.get("subject"),
+        "year": row.get("year"),
+    }
+
+
+@dataclass(frozen=True)
+class HubExam:
+    repo: str
+    configs: tuple[str | None, ...]
+    split: str
+    convert: Callable[[dict], dict]
+
+
+HUB_EXAMS: dict[str, HubExam] = {
+    "medqa": HubExam("GBaker/MedQA-USMLE-4-options", (None,), "test", _medqa),
+    "medmcqa": HubExam("openlifescienceai/medmcqa", (None,), "validation", _medmcqa),
+    "pubmedqa": HubExam("qiaojin/PubMedQA", ("pqa_labeled",), "train", _pubmedqa),
+    "mmlu_medical": HubExam("cais/mmlu", MMLU_MEDICAL_SUBJECTS, "test", _mmlu),
+    "kormedmcqa": HubExam("sean0042/KorMedMCQA", ("doctor", "nurse", "pharm", "dentist"), "test", _kormedmcqa),
+}
+
+
+def exam_cache_path(name: str) -> Path:
+    from medops.datasets.registry import cache_dir
+
+    return cache_dir() / "exams" / f"{name}.jsonl"
+
+
+def _rows(exam: HubExam) -> Iterator[dict[str, Any]]:
+    try:
+        import datasets
+    except ImportError:
+        raise UserError("pulling exam sets needs the 'datasets' library: pip install 'medops[hub]'") from None
+    datasets.disable_progress_bars()
+    mirror = os.environ.get("MEDOPS_HF_MIRROR")
+    for config in exam.configs:
+        try:
+            if mirror:  # a local copy: <mirror>/<owner>/<name>[/<config>]/<split>.jsonl (or parquet, csv)
+                rows = datasets.load_dataset(str(Path(mirror, exam.repo, config or "")), split=exam.split)
+            else:
+                rows = datasets.load_dataset(exam.repo, config, split=exam.split)
+        except Exception as exc:  # the library raises many kinds for "not reachable / not found"
+            raise UserError(
+                f"could not load {exam.repo} ({config or 'default'}) from the hub: {str(exc).splitlines()[0]}; "
+                "offline, place the converted file by hand or pass the file with --data PATH"
+            ) from None
+        yield from rows
+
+
+def pull_exam(name: str) -> tuple[Path, int, str, bool]:
+    """Fetch and convert once; returns (path, size, sha256, downloaded)."""
+    target = exam_cache_path(name)
+    record = target.with_name(target.name + ".medops.json")
+    if target.is_file() and record.is_file():
+        facts = json.loads(record.read_text())
+        return target, facts["size_bytes"], facts["sha256"], False
+    exam = HUB_EXAMS[name]
+    lines = [json.dumps(exam.convert(row), ensure_ascii=False) + "\n" for row in _rows(exam)]
+    data = "".join(lines).encode("utf-8")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".part")
+    partial.write_bytes(data)
+    os.replace(partial, target)
+    sha = hashlib.sha256(data).hexdigest()
+    record.write_text(
+        json.dumps(
+            {
+                "name": name,
+                "repo": exam.repo,
+                "configs": list(exam.configs),
+                "split": exam.split,
+                "rows": len(lines),
+                "size_bytes": len(data),
+                "sha256": sha,
+            },
+            indent=2,
+        )
+    )
+    return target, len(data), sha, True
