@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from conftest import example, write_jsonl
 from medops.datasets.jsonl import FileFacts
 from medops.errors import UserError
 from medops.store.database import database_url, describe
@@ -61,11 +62,32 @@ def test_database_urls_and_password_hiding(tmp_path, monkeypatch):
     assert "pw" not in describe("postgresql+psycopg://u:pw@h/db")
 
 
-@pytest.mark.skipif(not os.environ.get("MEDOPS_TEST_POSTGRES_URL"), reason="MEDOPS_TEST_POSTGRES_URL not set")
-def test_postgresql_store():
-    store = Store.open(os.environ["MEDOPS_TEST_POSTGRES_URL"])
-    dataset = store.register_dataset("pg", FileFacts("/pg.jsonl", "1" * 64, 5), 2)
-    run_id = store.create_run(
-        name=None, benchmark="healthbench", dataset_id=dataset, model="m", grader="g", config={"k": 1}
+POSTGRES = os.environ.get("MEDOPS_TEST_POSTGRES_URL")
+
+
+@pytest.mark.skipif(not POSTGRES, reason="MEDOPS_TEST_POSTGRES_URL not set (scripts/start-test-postgres)")
+def test_postgresql_store_runs_the_whole_pipeline(cli, server, tmp_path):
+    """The same run on a real PostgreSQL: migrations, group-committed writes, cache hits, resume."""
+    from sqlalchemy import create_engine, text
+
+    with create_engine(POSTGRES).begin() as connection:  # a clean schema for this test
+        connection.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    data = write_jsonl(
+        tmp_path / "pg.jsonl",
+        [
+            example("a", [("A {met}", 2, ["axis:x"]), ("B {unmet}", 2, [])], text="Qa"),
+            example("b", [("C {met}", 1, [])], text="Qb"),
+        ],
     )
-    assert store.find_run(str(run_id)).config == {"k": 1}
+    first = cli.run(*cli.eval_args(server, data), "--db", POSTGRES, "--json", "--name", "pg", check=True).json()
+    assert first["score"] == pytest.approx((0.5 + 1.0) / 2) and first["usage"]["grader"]["calls"] == 3
+    again = cli.run(*cli.eval_args(server, data), "--db", POSTGRES, "--json", check=True).json()
+    assert again["score"] == first["score"] and again["usage"]["grader"]["calls"] == 0  # answered from the cache
+    listed = cli.run("runs", "list", "--db", POSTGRES, "--json", check=True).json()
+    assert [r["status"] for r in listed] == ["completed", "completed"]
+    store = Store.open(POSTGRES)
+    assert store.find_run("pg").config["concurrency"] == 32
+    assert (
+        "medops:medops@"
+        not in cli.run("runs", "list", "--db", POSTGRES.replace("medops:medops", "medops:wrong")).stderr
+    )
