@@ -54,10 +54,10 @@ def usage_totals(store: Store, run_id: int) -> dict[str, dict[str, int]]:
     }
 
 
-def score_run(
+def job_metrics(
     store: Store, run_id: int, dataset: RubricDataset, config: HealthBenchConfig, jobs: list[Job]
-) -> dict[str, Any]:
-    """Metrics over every fully graded job; a job with any ungraded criterion is excluded."""
+) -> tuple[dict[Job, dict[str, float]], int, int]:
+    """Metric values of every fully graded job, and how many jobs / criteria were left out."""
     with store.session() as s:
         responses = {
             (r.example_index, r.repeat): r.text for r in s.scalars(select(Response).where(Response.run_id == run_id))
@@ -69,7 +69,7 @@ def score_run(
             )
         ):
             verdicts[(index, repeat)][criterion] = met
-    per_example: list[dict[str, float]] = []
+    per_job: dict[Job, dict[str, float]] = {}
     excluded = ungraded = 0
     for job in jobs:
         example = dataset.examples[job[0]]
@@ -83,7 +83,16 @@ def score_run(
         if config.length_penalty is not None:
             center = config.length_center or 0.0
             metrics[LENGTH_ADJUSTED] = length_adjusted(metrics[OVERALL], len(text), config.length_penalty, center)
-        per_example.append(metrics)
+        per_job[job] = metrics
+    return per_job, excluded, ungraded
+
+
+def score_run(
+    store: Store, run_id: int, dataset: RubricDataset, config: HealthBenchConfig, jobs: list[Job]
+) -> dict[str, Any]:
+    """Metrics over every fully graded job; a job with any ungraded criterion is excluded."""
+    per_job, excluded, ungraded = job_metrics(store, run_id, dataset, config, jobs)
+    per_example = list(per_job.values())
     summaries = aggregate(per_example, config.seed)
     overall = summaries.get(OVERALL)
     return {

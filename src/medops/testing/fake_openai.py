@@ -6,7 +6,8 @@ in the request text, so a test data file says what the server will do:
 * models whose name contains ``noschema`` refuse ``response_format`` with 400;
 * models whose name ends in ``-unauthorized`` get 401 (with the key echoed in the message);
 * models whose name contains ``grader`` answer with a HealthBench verdict JSON; ``{met}`` or
-  ``{unmet}`` in the prompt fixes the verdict (otherwise a hash of the prompt decides);
+  ``{unmet}`` in the prompt fixes the verdict, ``{met-if:WORD}`` makes it depend on the
+  response containing WORD (otherwise a hash of the prompt decides);
 * ``{ROLE-429:N}``, ``{ROLE-500:N}``, ``{ROLE-slow:N}``, ``{ROLE-malformed:N}`` make the first N
   requests with that exact body fail that way (ROLE is ``model`` or ``grader``; N may be
   ``all``); ``{grader-fence}`` and ``{grader-stringbool}`` vary the reply's format;
@@ -142,7 +143,10 @@ class FakeOpenAIServer:
     def _grader_reply(text: str, malformed: bool) -> str:
         if malformed:
             return "I think the response is fine overall, but I cannot say more."
-        if "{met}" in text:
+        conditional = re.search(r"\{met-if:([^}]+)\}", text)
+        if conditional:  # met when the word appears anywhere else (i.e. in the graded response)
+            met = text.count(conditional.group(1)) > 1
+        elif "{met}" in text:
             met = True
         elif "{unmet}" in text:
             met = False

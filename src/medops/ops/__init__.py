@@ -1,0 +1,1 @@
+"""Operations on recorded runs: paired comparison, release gates, cost."""
