@@ -225,3 +225,31 @@ def test_gate_usage_errors_exit_2(cli, two_runs, tmp_path, args, message):
     bad.write_text("rules:\n  - {metric: overall_score, min: 0.5, max_drop: 0.1}\n")
     result = cli.run("gate", "candidate", *[a.format(bad=bad) for a in args])
     assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_budget_stops_cleanly_and_resumes(cli, server, tmp_path):
+    prices = tmp_path / "prices.yaml"
+    prices.write_text(
+        "openai:fake-model: {input: 1000, output: 1000}\nopenai:fake-grader: {input: 1000, output: 1000}\n"
+    )
+    env = {"MEDOPS_PRICES": str(prices)}
+    data = write_jsonl(
+        tmp_path / "b.jsonl",
+        [
+            example(f"p{i}", [(f"A{i} {{met}}", 1, []), (f"B{i} {{unmet}}", 1, [])], text=f"Question {i}")
+            for i in range(10)
+        ],
+    )
+    stopped = cli.run(*cli.eval_args(server, data, "--concurrency", "2", "--budget-usd", "3"), "--json", env=env)
+    assert stopped.returncode == 130 and "budget of $3 is reached" in stopped.stderr and "--resume 1" in stopped.stderr
+    partial = stopped.json()
+    usage = partial["usage"]
+    spent = sum(u["prompt_tokens"] + u["completion_tokens"] for u in usage.values()) * 1000 / 1e6
+    assert partial["status"] == "interrupted" and 0 < spent <= 3
+    assert partial["n_examples"] < 10
+    unpriced = cli.run(*cli.eval_args(server, data, "--budget-usd", "3"))
+    assert unpriced.returncode == 2 and "needs a price for openai:fake-model" in unpriced.stderr
+    done = cli.run("eval", "healthbench", "--resume", "1", "--budget-usd", "100", "--json", env=env, check=True).json()
+    assert done["status"] == "completed" and done["n_examples"] == 10
+    ok = [c.key for c in server.server.log if c.status == 200]
+    assert len(ok) == len(set(ok)) == 30  # no completed call was paid for twice

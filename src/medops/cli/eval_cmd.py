@@ -112,6 +112,12 @@ def healthbench(
     length_penalty: float = typer.Option(None, "--length-penalty", help="Adds overall_score_length_adjusted."),
     length_center: float = typer.Option(None, "--length-center"),
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not answer identical requests from the store."),
+    budget_usd: float = typer.Option(
+        None,
+        "--budget-usd",
+        min=0,
+        help="Stop scheduling calls before the spend (by the price table) would pass this; the run ends resumable.",
+    ),
     name: str = typer.Option(None, "--name", help="A unique name for the run."),
     resume: str = typer.Option(None, "--resume", help="Continue an interrupted run (id or name)."),
     db: str = DB_OPTION,
@@ -127,11 +133,17 @@ def healthbench(
             "validated with `medops meta-eval`) for real evaluations.",
             soft_wrap=True,
         )
-    _execute(config, store, name=name, resume=resume, as_json=as_json)
+    _execute(config, store, name=name, resume=resume, as_json=as_json, budget_usd=budget_usd)
 
 
 def _execute(
-    config: HealthBenchConfig | None, store: Store, *, name: str | None, resume: str | None, as_json: bool
+    config: HealthBenchConfig | None,
+    store: Store,
+    *,
+    name: str | None,
+    resume: str | None,
+    as_json: bool,
+    budget_usd: float | None = None,
 ) -> None:
     """Run (or resume), print the summary, and exit 0 / 130 (interrupted) / 2 (failed)."""
     with _progress(enabled=not as_json) as update:
@@ -142,6 +154,7 @@ def _execute(
             resume=resume,
             on_progress=update,  # type: ignore[arg-type]
             on_notice=lambda m: err.print(f"[yellow]{m}[/]"),
+            budget_usd=budget_usd if resume is not None else None,
         )
     run = store.find_run(str(outcome.run_id))
     stored_config = HealthBenchConfig.model_validate(run.config)
@@ -190,6 +203,12 @@ def meta_eval(
     grader_group_template: Path = typer.Option(None, "--grader-group-template"),
     batch_size: int = typer.Option(8, "--batch-size", min=1),
     no_cache: bool = typer.Option(False, "--no-cache"),
+    budget_usd: float = typer.Option(
+        None,
+        "--budget-usd",
+        min=0,
+        help="Stop scheduling calls before the spend (by the price table) would pass this; the run ends resumable.",
+    ),
     name: str = typer.Option(None, "--name"),
     resume: str = typer.Option(None, "--resume"),
     db: str = DB_OPTION,
@@ -214,7 +233,7 @@ def meta_eval(
         "length_center": None,
     }
     config = None if resume is not None else _build_config(args, task="meta-eval")
-    _execute(config, store, name=name, resume=resume, as_json=as_json)
+    _execute(config, store, name=name, resume=resume, as_json=as_json, budget_usd=budget_usd)
 
 
 def _build_config(args: dict, task: str = "healthbench") -> HealthBenchConfig:
@@ -283,6 +302,7 @@ def _build_config(args: dict, task: str = "healthbench") -> HealthBenchConfig:
         batch_size=args["batch_size"],
         model_top_p=args["model_top_p"],
         model_seed=args["model_seed"],
+        budget_usd=args["budget_usd"],
         use_cache=not args["no_cache"],
     )
 

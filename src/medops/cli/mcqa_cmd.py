@@ -68,6 +68,12 @@ def eval_mcqa(
     system_message: str = typer.Option(None, "--system-message"),
     batch_size: int = typer.Option(8, "--batch-size", min=1),
     no_cache: bool = typer.Option(False, "--no-cache"),
+    budget_usd: float = typer.Option(
+        None,
+        "--budget-usd",
+        min=0,
+        help="Stop scheduling calls before the spend (by the price table) would pass this; the run ends resumable.",
+    ),
     name: str = typer.Option(None, "--name"),
     resume: str = typer.Option(None, "--resume"),
     db: str = DB_OPTION,
@@ -107,7 +113,14 @@ def eval_mcqa(
             batch_size=batch_size,
             use_cache=not no_cache,
         )
-    outcome = run_mcqa(config, store, name=name, resume=resume, on_notice=lambda m: err.print(f"[yellow]{m}[/]"))
+    outcome = run_mcqa(
+        config,
+        store,
+        name=name,
+        resume=resume,
+        on_notice=lambda m: err.print(f"[yellow]{m}[/]"),
+        budget_usd=budget_usd if resume is not None else None,
+    )
     run = store.find_run(str(outcome.run_id))
     dataset = store.dataset(run.dataset_id)
     if as_json:

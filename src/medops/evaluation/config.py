@@ -67,6 +67,7 @@ class HealthBenchConfig(BaseModel):
     length_penalty: float | None = None
     length_center: float | None = None
     use_cache: bool = True
+    budget_usd: float | None = Field(default=None, gt=0)
 
     def retry_policy(self) -> RetryPolicy:
         return RetryPolicy(max_tries=self.max_tries, base_delay_s=self.retry_base_delay_s, timeout_s=self.timeout_s)
@@ -114,6 +115,7 @@ class McqaConfig(BaseModel):
     system_message: str | None = None
     batch_size: int = Field(default=8, ge=1)
     use_cache: bool = True
+    budget_usd: float | None = Field(default=None, gt=0)
 
     def retry_policy(self) -> RetryPolicy:
         return RetryPolicy(max_tries=self.max_tries, base_delay_s=self.retry_base_delay_s, timeout_s=self.timeout_s)

@@ -8,8 +8,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from medops.models.base import ChatModel, Completion, Messages, SamplingParams
+from medops.models.base import ChatModel, Completion, Messages, SamplingParams, StopRequested
 from medops.models.cache import request_key
+from medops.models.pricing import BudgetMeter
 from medops.store.repository import CACHE, Store, cache_row
 from medops.store.writer import StoreWriter
 
@@ -61,6 +62,7 @@ class JobRunner:
         self.concurrency, self.models = concurrency, models
         self.counters, self.on_progress = counters, on_progress
         self.stop_reason: str | None = None
+        self.budget: BudgetMeter | None = None  # set by the run for --budget-usd
 
     def stop(self, reason: str) -> None:
         """Take no new job and start no new call; calls in flight finish and are saved."""
@@ -111,7 +113,16 @@ class JobRunner:
             if use_cache and (hit := self.store.cache_get(key)) is not None:
                 self.counters.count(hit, role)
                 return hit
-        completion = await model.complete(messages, params)
+        if self.budget is None or role not in self.budget.prices:  # unpriced roles (in-process) cost nothing
+            completion = await model.complete(messages, params)
+        else:
+            chars = sum(len(m.get("content") or "") for m in messages)
+            projected = self.budget.admit(role, chars, params.max_tokens)
+            if projected is None:
+                self.stop(f"the budget of ${self.budget.budget_usd:g} is reached (${self.budget.spent_usd:.4f} spent)")
+                raise StopRequested()
+            completion = await model.complete(messages, params)
+            self.budget.settle(role, projected, completion.prompt_tokens, completion.completion_tokens)
         self.counters.count(completion, role)
         if key is not None and completion.ok and (keep is None or keep(completion)):
             self.writer.add(CACHE, cache_row(key, completion))

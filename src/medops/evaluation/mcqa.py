@@ -13,7 +13,15 @@ from medops.datasets.registry import resolve
 from medops.errors import UserError
 from medops.evaluation.config import McqaConfig
 from medops.evaluation.engine import Counters, Job, JobRunner
-from medops.evaluation.run import RunOutcome, check_same_data, execute, finish, run_to_resume
+from medops.evaluation.run import (
+    RunOutcome,
+    attach_budget,
+    check_same_data,
+    execute,
+    finish,
+    run_to_resume,
+    spent_so_far,
+)
 from medops.evaluation.scoring_run import usage_totals
 from medops.grading.extract import extract_choice
 from medops.models.base import ChatModel, Completion, SamplingParams, StopRequested
@@ -161,6 +169,7 @@ def run_mcqa(
     resume: str | None = None,
     on_progress: Callable[[Counters], None] | None = None,
     on_notice: Callable[[str], None] | None = None,
+    budget_usd: float | None = None,
 ) -> RunOutcome:
     previous_wall = 0.0
     done: set[Job] = set()
@@ -207,6 +216,12 @@ def run_mcqa(
         model=model,
         counters=Counters(),
         on_progress=on_progress,
+    )
+    attach_budget(
+        pipeline,
+        budget_usd if budget_usd is not None else config.budget_usd,
+        {"model": str(config.model)},
+        spent_so_far(store, run_id) if resume is not None else 0.0,
     )
     status, message, seconds = execute(pipeline, jobs, writer, f"medops eval mcqa --resume {run_id}", on_notice)
     summary = score_exam_run(store, run_id, exam, jobs, config.seed)

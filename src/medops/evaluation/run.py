@@ -21,6 +21,8 @@ from medops.evaluation.healthbench import HealthBenchPipeline, plan_jobs
 from medops.evaluation.scoring_run import score_meta_run, score_run
 from medops.models.base import ChatModel, FatalModelError
 from medops.models.factory import create_model
+from medops.models.pricing import BudgetMeter, load_prices, price_for
+from medops.ops.costs import run_cost
 from medops.store.repository import COMPLETED, FAILED, INTERRUPTED, ExistingWork, Store
 from medops.store.schema import Run
 from medops.store.writer import StoreWriter
@@ -61,6 +63,7 @@ def run_healthbench(
     resume: str | None = None,
     on_progress: Callable[[Counters], None] | None = None,
     on_notice: Callable[[str], None] | None = None,
+    budget_usd: float | None = None,
 ) -> RunOutcome:
     previous_wall = 0.0
     if resume is not None:
@@ -106,6 +109,12 @@ def run_healthbench(
         counters=Counters(),
         on_progress=on_progress,
     )
+    attach_budget(
+        pipeline,
+        budget_usd if budget_usd is not None else config.budget_usd,
+        {"model": str(config.model) if model else None, "grader": str(config.grader)},
+        spent_so_far(store, run_id) if resume is not None else 0.0,
+    )
     command = "medops meta-eval" if config.task == "meta-eval" else "medops eval healthbench"
     status, message, seconds = execute(pipeline, jobs, writer, f"{command} --resume {run_id}", on_notice)
     wall = previous_wall + seconds
@@ -114,6 +123,32 @@ def run_healthbench(
     else:
         summary = score_run(store, run_id, dataset, config, jobs)
     return finish(store, run_id, status, message, wall, summary)
+
+
+def attach_budget(
+    pipeline: JobRunner, budget_usd: float | None, labels: dict[str, str | None], spent_usd: float = 0.0
+) -> None:
+    """Give the pipeline a budget meter; every paid model needs a price (nothing is guessed)."""
+    if budget_usd is None:
+        return
+    prices = load_prices()
+    role_prices = {}
+    for role, label in labels.items():
+        if label is None or label.startswith(("local:", "hf:")):
+            continue
+        price = price_for(label, prices)
+        if price is None:
+            raise UserError(
+                f"--budget-usd needs a price for {label}: add it to a price table "
+                "(MEDOPS_PRICES=FILE; see src/medops/models/prices.yaml)"
+            )
+        role_prices[role] = price
+    pipeline.budget = BudgetMeter(budget_usd, role_prices, spent_usd)
+
+
+def spent_so_far(store: Store, run_id: int) -> float:
+    run = store.find_run(str(run_id))
+    return run_cost(run, load_prices())["total_usd"] if run.summary else 0.0
 
 
 def run_to_resume(store: Store, ref: str, benchmarks: tuple[str, ...]) -> Run:

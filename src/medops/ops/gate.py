@@ -22,8 +22,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from sqlalchemy import func, select
 
 from medops.errors import UserError
+from medops.models.pricing import load_prices
 from medops.ops.compare import compare_runs
-from medops.ops.costs import load_prices, run_cost
+from medops.ops.costs import run_cost
 from medops.store.repository import Store
 from medops.store.schema import Grade
 
