@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 
 from medops import __version__
-from medops.cli import data_cmd, eval_cmd, export_cmd, mcqa_cmd, ops_cmd, runs_cmd
+from medops.cli import data_cmd, eval_cmd, export_cmd, mcqa_cmd, ops_cmd, report_cmd, runs_cmd
 from medops.cli.console import err, install_warning_printer
 from medops.errors import UserError
 
@@ -26,6 +26,7 @@ app.command("export")(export_cmd.export)
 app.command("meta-eval")(eval_cmd.meta_eval)
 app.command("compare")(ops_cmd.compare)
 app.command("gate")(ops_cmd.gate)
+app.command("report")(report_cmd.report)
 eval_cmd.app.command("mcqa")(mcqa_cmd.eval_mcqa)
 data_cmd.app.command("export")(mcqa_cmd.data_export)
 

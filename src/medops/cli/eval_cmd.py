@@ -25,6 +25,7 @@ from medops.evaluation.engine import Counters
 from medops.evaluation.run import run_healthbench
 from medops.grading.templates import default_template, load_template
 from medops.models.spec import parse_model_spec
+from medops.ops.mlflow_log import log_to_mlflow
 from medops.reports.summary import healthbench_json, meta_eval_json, print_healthbench_summary, print_meta_eval_summary
 from medops.store.repository import COMPLETED, Store
 
@@ -118,6 +119,9 @@ def healthbench(
         min=0,
         help="Stop scheduling calls before the spend (by the price table) would pass this; the run ends resumable.",
     ),
+    mlflow_uri: str = typer.Option(
+        None, "--mlflow", help="Log the run (params, every metric, the HTML report) to this MLflow tracking URI."
+    ),
     name: str = typer.Option(None, "--name", help="A unique name for the run."),
     resume: str = typer.Option(None, "--resume", help="Continue an interrupted run (id or name)."),
     db: str = DB_OPTION,
@@ -133,7 +137,7 @@ def healthbench(
             "validated with `medops meta-eval`) for real evaluations.",
             soft_wrap=True,
         )
-    _execute(config, store, name=name, resume=resume, as_json=as_json, budget_usd=budget_usd)
+    _execute(config, store, name=name, resume=resume, as_json=as_json, budget_usd=budget_usd, mlflow_uri=mlflow_uri)
 
 
 def _execute(
@@ -144,6 +148,7 @@ def _execute(
     resume: str | None,
     as_json: bool,
     budget_usd: float | None = None,
+    mlflow_uri: str | None = None,
 ) -> None:
     """Run (or resume), print the summary, and exit 0 / 130 (interrupted) / 2 (failed)."""
     with _progress(enabled=not as_json) as update:
@@ -171,6 +176,9 @@ def _execute(
         print_healthbench_summary(out, run, dataset, outcome.summary)
     if outcome.message:
         err.print(f"[yellow]{outcome.message}[/]", soft_wrap=True)
+    if mlflow_uri:
+        mlflow_run = log_to_mlflow(store, str(outcome.run_id), mlflow_uri)
+        err.print(f"logged to MLflow at {mlflow_uri} (run {mlflow_run})")
     if outcome.status != COMPLETED:
         raise typer.Exit(2 if outcome.status == "failed" else 130)
 
@@ -209,6 +217,9 @@ def meta_eval(
         min=0,
         help="Stop scheduling calls before the spend (by the price table) would pass this; the run ends resumable.",
     ),
+    mlflow_uri: str = typer.Option(
+        None, "--mlflow", help="Log the run (params, every metric, the HTML report) to this MLflow tracking URI."
+    ),
     name: str = typer.Option(None, "--name"),
     resume: str = typer.Option(None, "--resume"),
     db: str = DB_OPTION,
@@ -233,7 +244,7 @@ def meta_eval(
         "length_center": None,
     }
     config = None if resume is not None else _build_config(args, task="meta-eval")
-    _execute(config, store, name=name, resume=resume, as_json=as_json, budget_usd=budget_usd)
+    _execute(config, store, name=name, resume=resume, as_json=as_json, budget_usd=budget_usd, mlflow_uri=mlflow_uri)
 
 
 def _build_config(args: dict, task: str = "healthbench") -> HealthBenchConfig:

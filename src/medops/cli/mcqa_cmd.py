@@ -20,6 +20,7 @@ from medops.errors import UserError
 from medops.evaluation.config import McqaConfig, SpecConfig
 from medops.evaluation.mcqa import exam_json, run_mcqa
 from medops.models.spec import parse_model_spec
+from medops.ops.mlflow_log import log_to_mlflow
 from medops.prompts.mcqa import LANGUAGES, STYLES, build_messages, default_language, load_prompt_template
 from medops.store.repository import COMPLETED, Store
 
@@ -73,6 +74,9 @@ def eval_mcqa(
         "--budget-usd",
         min=0,
         help="Stop scheduling calls before the spend (by the price table) would pass this; the run ends resumable.",
+    ),
+    mlflow_uri: str = typer.Option(
+        None, "--mlflow", help="Log the run (params, every metric, the HTML report) to this MLflow tracking URI."
     ),
     name: str = typer.Option(None, "--name"),
     resume: str = typer.Option(None, "--resume"),
@@ -129,6 +133,9 @@ def eval_mcqa(
         print_exam_summary(run, dataset, outcome.summary)
     if outcome.message:
         err.print(f"[yellow]{outcome.message}[/]", soft_wrap=True)
+    if mlflow_uri:
+        mlflow_run = log_to_mlflow(store, str(outcome.run_id), mlflow_uri)
+        err.print(f"logged to MLflow at {mlflow_uri} (run {mlflow_run})")
     if outcome.status != COMPLETED:
         raise typer.Exit(2 if outcome.status == "failed" else 130)
 

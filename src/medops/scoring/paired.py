@@ -51,8 +51,8 @@ def paired_bootstrap_ci(a: np.ndarray, b: np.ndarray, seed: int, clip: bool) -> 
 
 def sign_flip_p(differences: np.ndarray, seed: int) -> float:
     """Two-sided paired permutation test of mean difference zero (signs flipped at random)."""
-    if not np.any(differences):
-        return 1.0
+    if len(differences) < 2 or not np.any(differences):
+        return 1.0  # one pair (or no change) is no evidence either way
     result = stats.permutation_test(
         (differences,),
         np.mean,
