@@ -195,6 +195,9 @@ def test_gate_exit_codes_junit_and_baseline(cli, two_runs, tmp_path):
     expected_cost = (usage["prompt_tokens"] * 3.0 + usage["completion_tokens"] * 15.0) / 1e6
     cost_rule = next(v for v in failed.json()["rules"] if v["rule"] == "cost <= $1")
     assert cost_rule["detail"] == f"${expected_cost:.4f}"
+    shown = cli.run("runs", "show", "candidate", "--json", env={"MEDOPS_PRICES": str(prices)}, check=True).json()
+    assert shown["cost"]["usd"]["grader"] == pytest.approx(expected_cost)
+    assert shown["cost"]["per_example_usd"] == pytest.approx(expected_cost / b["n_examples"])
     assert failed.returncode == 1
     verdicts = {v["rule"]: v["passed"] for v in failed.json()["rules"]}
     assert verdicts == {

@@ -13,6 +13,8 @@ from medops.cli.mcqa_cmd import print_exam_summary
 from medops.cli.options import DB_OPTION, JSON_OPTION
 from medops.evaluation.config import HealthBenchConfig
 from medops.evaluation.mcqa import exam_json
+from medops.models.pricing import load_prices
+from medops.ops.costs import run_cost
 from medops.reports.summary import (
     healthbench_json,
     meta_eval_json,
@@ -83,6 +85,7 @@ def show_run(
             medops_version=run.medops_version,
             created_at=run.created_at.isoformat(),
             error=run.error,
+            cost=run_cost(run, load_prices()),
         )
         if as_json:
             print(json.dumps(document, ensure_ascii=False))
@@ -96,6 +99,7 @@ def show_run(
     else:
         document = healthbench_json(run, dataset, config, run.summary or {})
     document["status"] = effective_status(run)
+    document["cost"] = run_cost(run, load_prices())
     document["config"] = {k: v for k, v in run.config.items() if k != "grader_template"}
     document["medops_version"] = run.medops_version
     document["created_at"] = run.created_at.isoformat()
