@@ -18,7 +18,22 @@ from rich.progress import (
 )
 
 from medops.cli.console import err, out
-from medops.cli.options import DB_OPTION, JSON_OPTION
+from medops.cli.options import (
+    BATCH_SIZE_OPTION,
+    BUDGET_OPTION,
+    CONCURRENCY_OPTION,
+    DB_OPTION,
+    JSON_OPTION,
+    MAX_TRIES_OPTION,
+    MLFLOW_OPTION,
+    NAME_OPTION,
+    NO_CACHE_OPTION,
+    REPEATS_OPTION,
+    RESUME_OPTION,
+    RETRY_DELAY_OPTION,
+    SEED_OPTION,
+    TIMEOUT_OPTION,
+)
 from medops.errors import UserError
 from medops.evaluation.config import HealthBenchConfig, SpecConfig
 from medops.evaluation.engine import Counters
@@ -70,12 +85,12 @@ def healthbench(
         CompletionsSource.model, "--completions", help="'ideal' grades the physicians' ideal completions."
     ),
     limit: int = typer.Option(None, "--limit", min=1, help="Evaluate N examples, picked reproducibly with --seed."),
-    repeats: int = typer.Option(1, "--repeats", min=1, help="Run each example K times."),
-    seed: int = typer.Option(0, "--seed", help="Seed for --limit and the bootstrap (0 matches the reference)."),
-    concurrency: int = typer.Option(32, "--concurrency", min=1, help="Requests in flight per endpoint."),
-    max_tries: int = typer.Option(6, "--max-tries", min=1, help="Tries per call on 429/5xx/timeouts."),
-    retry_base_delay: float = typer.Option(1.0, "--retry-base-delay", min=0, help="First backoff, seconds."),
-    timeout: float = typer.Option(120.0, "--timeout", min=0.001, help="Seconds before a call times out."),
+    repeats: int = REPEATS_OPTION,
+    seed: int = SEED_OPTION,
+    concurrency: int = CONCURRENCY_OPTION,
+    max_tries: int = MAX_TRIES_OPTION,
+    retry_base_delay: float = RETRY_DELAY_OPTION,
+    timeout: float = TIMEOUT_OPTION,
     model_temperature: float = typer.Option(None, "--model-temperature"),
     model_max_tokens: int = typer.Option(None, "--model-max-tokens", min=1),
     model_system_message: str = typer.Option(None, "--model-system-message"),
@@ -107,23 +122,16 @@ def healthbench(
         "--grader-group-template",
         help="Template for --criteria-per-call > 1 (<<conversation>>, <<rubric_items>>).",
     ),
-    batch_size: int = typer.Option(8, "--batch-size", min=1, help="Micro-batch size for in-process models."),
+    batch_size: int = BATCH_SIZE_OPTION,
     model_top_p: float = typer.Option(None, "--model-top-p"),
     model_seed: int = typer.Option(None, "--model-seed"),
     length_penalty: float = typer.Option(None, "--length-penalty", help="Adds overall_score_length_adjusted."),
     length_center: float = typer.Option(None, "--length-center"),
-    no_cache: bool = typer.Option(False, "--no-cache", help="Do not answer identical requests from the store."),
-    budget_usd: float = typer.Option(
-        None,
-        "--budget-usd",
-        min=0,
-        help="Stop scheduling calls before the spend (by the price table) would pass this; the run ends resumable.",
-    ),
-    mlflow_uri: str = typer.Option(
-        None, "--mlflow", help="Log the run (params, every metric, the HTML report) to this MLflow tracking URI."
-    ),
-    name: str = typer.Option(None, "--name", help="A unique name for the run."),
-    resume: str = typer.Option(None, "--resume", help="Continue an interrupted run (id or name)."),
+    no_cache: bool = NO_CACHE_OPTION,
+    budget_usd: float = BUDGET_OPTION,
+    mlflow_uri: str = MLFLOW_OPTION,
+    name: str = NAME_OPTION,
+    resume: str = RESUME_OPTION,
     db: str = DB_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
@@ -193,11 +201,11 @@ def meta_eval(
     grader_base_url: str = typer.Option(None, "--grader-base-url"),
     grader_api_key_env: str = typer.Option(None, "--grader-api-key-env"),
     limit: int = typer.Option(None, "--limit", min=1, help="Grade N completions (all their rows), picked with --seed."),
-    seed: int = typer.Option(0, "--seed"),
-    concurrency: int = typer.Option(32, "--concurrency", min=1),
-    max_tries: int = typer.Option(6, "--max-tries", min=1),
-    retry_base_delay: float = typer.Option(1.0, "--retry-base-delay", min=0),
-    timeout: float = typer.Option(120.0, "--timeout", min=0.001),
+    seed: int = SEED_OPTION,
+    concurrency: int = CONCURRENCY_OPTION,
+    max_tries: int = MAX_TRIES_OPTION,
+    retry_base_delay: float = RETRY_DELAY_OPTION,
+    timeout: float = TIMEOUT_OPTION,
     grader_temperature: float = typer.Option(0.0, "--grader-temperature"),
     grader_max_tokens: int = typer.Option(2048, "--grader-max-tokens", min=1),
     grader_system_message: str = typer.Option(None, "--grader-system-message"),
@@ -209,19 +217,12 @@ def meta_eval(
         1, "--criteria-per-call", min=1, help="Grade K rows of one completion per call, to measure what grouping costs."
     ),
     grader_group_template: Path = typer.Option(None, "--grader-group-template"),
-    batch_size: int = typer.Option(8, "--batch-size", min=1),
-    no_cache: bool = typer.Option(False, "--no-cache"),
-    budget_usd: float = typer.Option(
-        None,
-        "--budget-usd",
-        min=0,
-        help="Stop scheduling calls before the spend (by the price table) would pass this; the run ends resumable.",
-    ),
-    mlflow_uri: str = typer.Option(
-        None, "--mlflow", help="Log the run (params, every metric, the HTML report) to this MLflow tracking URI."
-    ),
-    name: str = typer.Option(None, "--name"),
-    resume: str = typer.Option(None, "--resume"),
+    batch_size: int = BATCH_SIZE_OPTION,
+    no_cache: bool = NO_CACHE_OPTION,
+    budget_usd: float = BUDGET_OPTION,
+    mlflow_uri: str = MLFLOW_OPTION,
+    name: str = NAME_OPTION,
+    resume: str = RESUME_OPTION,
     db: str = DB_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:

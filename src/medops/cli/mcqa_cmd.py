@@ -13,7 +13,22 @@ from rich.markup import escape
 from rich.table import Table
 
 from medops.cli.console import err, out
-from medops.cli.options import DB_OPTION, JSON_OPTION
+from medops.cli.options import (
+    BATCH_SIZE_OPTION,
+    BUDGET_OPTION,
+    CONCURRENCY_OPTION,
+    DB_OPTION,
+    JSON_OPTION,
+    MAX_TRIES_OPTION,
+    MLFLOW_OPTION,
+    NAME_OPTION,
+    NO_CACHE_OPTION,
+    REPEATS_OPTION,
+    RESUME_OPTION,
+    RETRY_DELAY_OPTION,
+    SEED_OPTION,
+    TIMEOUT_OPTION,
+)
 from medops.datasets.mcqa import TASKS, load_mcqa
 from medops.datasets.registry import resolve
 from medops.errors import UserError
@@ -56,30 +71,23 @@ def eval_mcqa(
         help="loglikelihood: pick the most probable answer letter (in-process models; no generation).",
     ),
     limit: int = typer.Option(None, "--limit", min=1),
-    repeats: int = typer.Option(1, "--repeats", min=1),
-    seed: int = typer.Option(0, "--seed"),
-    concurrency: int = typer.Option(32, "--concurrency", min=1),
-    max_tries: int = typer.Option(6, "--max-tries", min=1),
-    retry_base_delay: float = typer.Option(1.0, "--retry-base-delay", min=0),
-    timeout: float = typer.Option(120.0, "--timeout", min=0.001),
+    repeats: int = REPEATS_OPTION,
+    seed: int = SEED_OPTION,
+    concurrency: int = CONCURRENCY_OPTION,
+    max_tries: int = MAX_TRIES_OPTION,
+    retry_base_delay: float = RETRY_DELAY_OPTION,
+    timeout: float = TIMEOUT_OPTION,
     temperature: float = typer.Option(None, "--temperature"),
     max_tokens: int = typer.Option(None, "--max-tokens", min=1),
     top_p: float = typer.Option(None, "--top-p"),
     model_seed: int = typer.Option(None, "--model-seed"),
     system_message: str = typer.Option(None, "--system-message"),
-    batch_size: int = typer.Option(8, "--batch-size", min=1),
-    no_cache: bool = typer.Option(False, "--no-cache"),
-    budget_usd: float = typer.Option(
-        None,
-        "--budget-usd",
-        min=0,
-        help="Stop scheduling calls before the spend (by the price table) would pass this; the run ends resumable.",
-    ),
-    mlflow_uri: str = typer.Option(
-        None, "--mlflow", help="Log the run (params, every metric, the HTML report) to this MLflow tracking URI."
-    ),
-    name: str = typer.Option(None, "--name"),
-    resume: str = typer.Option(None, "--resume"),
+    batch_size: int = BATCH_SIZE_OPTION,
+    no_cache: bool = NO_CACHE_OPTION,
+    budget_usd: float = BUDGET_OPTION,
+    mlflow_uri: str = MLFLOW_OPTION,
+    name: str = NAME_OPTION,
+    resume: str = RESUME_OPTION,
     db: str = DB_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:

@@ -30,9 +30,30 @@ class SpecConfig(BaseModel):
         return f"{self.backend}:{self.name}"
 
 
-class HealthBenchConfig(BaseModel):
+class RunSettings(BaseModel):
+    """What every run shares: how it selects items, talks to endpoints, caches and spends."""
+
     model_config = ConfigDict(frozen=True)
 
+    limit: int | None = Field(default=None, ge=1)
+    repeats: int = Field(default=1, ge=1)
+    seed: int = 0
+    concurrency: int = Field(default=32, ge=1)
+    max_tries: int = Field(default=6, ge=1)
+    retry_base_delay_s: float = Field(default=1.0, ge=0)
+    timeout_s: float = Field(default=120.0, gt=0)
+    batch_size: int = Field(default=8, ge=1)
+    use_cache: bool = True
+    budget_usd: float | None = Field(default=None, gt=0)
+
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(max_tries=self.max_tries, base_delay_s=self.retry_base_delay_s, timeout_s=self.timeout_s)
+
+    def record(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+class HealthBenchConfig(RunSettings):
     task: Literal["healthbench", "meta-eval"] = "healthbench"
     data: str
     # "points" renders "[5] criterion" (HealthBench); "text" the bare criterion (the meta-eval reference)
@@ -41,13 +62,6 @@ class HealthBenchConfig(BaseModel):
     grader: SpecConfig
     completions: Literal["model", "given", "ideal"] = "model"
     responses_path: str | None = None
-    limit: int | None = Field(default=None, ge=1)
-    repeats: int = Field(default=1, ge=1)
-    seed: int = 0
-    concurrency: int = Field(default=32, ge=1)
-    max_tries: int = Field(default=6, ge=1)
-    retry_base_delay_s: float = Field(default=1.0, ge=0)
-    timeout_s: float = Field(default=120.0, gt=0)
     model_temperature: float | None = None
     model_max_tokens: int | None = Field(default=None, ge=1)
     model_system_message: str | None = None
@@ -61,16 +75,10 @@ class HealthBenchConfig(BaseModel):
     grader_json_schema: bool = False
     criteria_per_call: int = Field(default=1, ge=1)
     grader_group_template: str | None = None
-    batch_size: int = Field(default=8, ge=1)
     model_top_p: float | None = None
     model_seed: int | None = None
     length_penalty: float | None = None
     length_center: float | None = None
-    use_cache: bool = True
-    budget_usd: float | None = Field(default=None, gt=0)
-
-    def retry_policy(self) -> RetryPolicy:
-        return RetryPolicy(max_tries=self.max_tries, base_delay_s=self.retry_base_delay_s, timeout_s=self.timeout_s)
 
     def model_params(self) -> SamplingParams:
         return SamplingParams(
@@ -83,14 +91,9 @@ class HealthBenchConfig(BaseModel):
     def grader_params(self) -> SamplingParams:
         return SamplingParams(temperature=self.grader_temperature, max_tokens=self.grader_max_tokens)
 
-    def record(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
 
-
-class McqaConfig(BaseModel):
+class McqaConfig(RunSettings):
     """Everything that defines an exam run."""
-
-    model_config = ConfigDict(frozen=True)
 
     task: str
     data: str
@@ -101,29 +104,13 @@ class McqaConfig(BaseModel):
     shots: int = Field(default=0, ge=0)
     fewshot_data: str | None = None
     scoring: Literal["generate", "loglikelihood"] = "generate"
-    limit: int | None = Field(default=None, ge=1)
-    repeats: int = Field(default=1, ge=1)
-    seed: int = 0
-    concurrency: int = Field(default=32, ge=1)
-    max_tries: int = Field(default=6, ge=1)
-    retry_base_delay_s: float = Field(default=1.0, ge=0)
-    timeout_s: float = Field(default=120.0, gt=0)
     temperature: float | None = None
     max_tokens: int | None = Field(default=None, ge=1)
     top_p: float | None = None
     model_seed: int | None = None
     system_message: str | None = None
-    batch_size: int = Field(default=8, ge=1)
-    use_cache: bool = True
-    budget_usd: float | None = Field(default=None, gt=0)
-
-    def retry_policy(self) -> RetryPolicy:
-        return RetryPolicy(max_tries=self.max_tries, base_delay_s=self.retry_base_delay_s, timeout_s=self.timeout_s)
 
     def sampling(self) -> SamplingParams:
         return SamplingParams(
             temperature=self.temperature, max_tokens=self.max_tokens, top_p=self.top_p, seed=self.model_seed
         )
-
-    def record(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")

@@ -17,7 +17,7 @@ from medops.evaluation.engine import Counters, Job, JobRunner
 from medops.grading.grader import CriterionGrade, GraderSettings, RubricGrader
 from medops.grading.templates import default_group_template, render_conversation
 from medops.models.base import ChatModel, Completion, Messages, StopRequested
-from medops.store.repository import GRADES, RESPONSES, ExistingWork, Store
+from medops.store.repository import GRADES, RESPONSES, ExistingWork, Store, response_row
 from medops.store.schema import utcnow
 from medops.store.writer import StoreWriter
 
@@ -121,25 +121,7 @@ class HealthBenchPipeline(JobRunner):
         return completion.text if completion.ok else None
 
     def _save_response(self, index: int, repeat: int, example: Example, c: Completion, source: str) -> None:
-        self.writer.add(
-            RESPONSES,
-            {
-                "run_id": self.run_id,
-                "example_index": index,
-                "repeat": repeat,
-                "prompt_id": example.prompt_id,
-                "text": c.text,
-                "source": source,
-                "finish_reason": c.finish_reason,
-                "prompt_tokens": c.prompt_tokens,
-                "completion_tokens": c.completion_tokens,
-                "latency_s": c.latency_s,
-                "calls": c.calls,
-                "cached": c.cached,
-                "error": c.error,
-                "created_at": utcnow(),
-            },
-        )
+        self.writer.add(RESPONSES, response_row(self.run_id, index, repeat, example.prompt_id, c, source))
 
     # grading -------------------------------------------------------------------------
     async def _grade(self, index: int, repeat: int, conversation: str, chunk: list[tuple[int, str]]) -> None:

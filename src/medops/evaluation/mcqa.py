@@ -28,7 +28,7 @@ from medops.models.base import ChatModel, Completion, SamplingParams, StopReques
 from medops.models.factory import create_model
 from medops.prompts.mcqa import ANSWER_PREFIX, build_messages
 from medops.scoring.mcqa import summarize_answers
-from medops.store.repository import RESPONSES, Store
+from medops.store.repository import RESPONSES, Store, response_row
 from medops.store.schema import Answer, Response, utcnow
 from medops.store.writer import StoreWriter
 
@@ -104,25 +104,7 @@ class McqaPipeline(JobRunner):
                 read = ReadAnswer(extraction.choice, extraction.rule)
         except StopRequested:
             return
-        self.writer.add(
-            RESPONSES,
-            {
-                "run_id": self.run_id,
-                "example_index": index,
-                "repeat": repeat,
-                "prompt_id": item.id,
-                "text": completion.text,
-                "source": "model",
-                "finish_reason": completion.finish_reason,
-                "prompt_tokens": completion.prompt_tokens,
-                "completion_tokens": completion.completion_tokens,
-                "latency_s": completion.latency_s,
-                "calls": completion.calls,
-                "cached": completion.cached,
-                "error": completion.error,
-                "created_at": utcnow(),
-            },
-        )
+        self.writer.add(RESPONSES, response_row(self.run_id, index, repeat, item.id, completion, "model"))
         if completion.ok:
             self.writer.add(
                 ANSWERS,

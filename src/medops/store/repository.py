@@ -223,6 +223,26 @@ class Store:
             self._cache_connection = self._cache_cursor = None
 
 
+def response_row(run_id: int, index: int, repeat: int, item_id: str, c: Completion, source: str) -> dict[str, Any]:
+    """A ``responses`` row: the answer (or the error that ended its tries) and what it cost."""
+    return {
+        "run_id": run_id,
+        "example_index": index,
+        "repeat": repeat,
+        "prompt_id": item_id,
+        "text": c.text,
+        "source": source,
+        "finish_reason": c.finish_reason,
+        "prompt_tokens": c.prompt_tokens,
+        "completion_tokens": c.completion_tokens,
+        "latency_s": c.latency_s,
+        "calls": c.calls,
+        "cached": c.cached,
+        "error": c.error,
+        "created_at": utcnow(),
+    }
+
+
 def cache_row(key: str, completion: Completion) -> dict[str, Any]:
     return {
         "key": key,
