@@ -142,3 +142,26 @@ def test_logprob_parsing():
     assert p_met_from_token_logprobs(tokens) == pytest.approx(0.25)
     assert p_met_from_token_logprobs({"content": [{"token": "true", "logprob": 0.0}]}) is None  # no criteria_met yet
     assert p_met_from_token_logprobs(None) is None
+
+
+def test_logprob_verdicts_through_an_openai_compatible_endpoint(cli, server, tmp_path):
+    data = write_jsonl(
+        tmp_path / "lp.jsonl",
+        [
+            example(
+                "a", [("A {met} {p-met:0.8}", 1, []), ("B {unmet} {p-met:0.3}", 1, []), ("C {met} {p-met:0.45}", 1, [])]
+            ),
+        ],
+    )
+    summary = cli.run(*cli.eval_args(server, data, "--grader-verdict", "logprob"), "--json", check=True).json()
+    assert summary["n_ungraded_criteria"] == 0
+    params = [c.params for c in server.server.log if c.model == "fake-grader"]
+    assert all(p["logprobs"] is True and p["top_logprobs"] == 20 for p in params)
+    import sqlite3
+
+    with sqlite3.connect(cli.db) as connection:
+        rows = dict(connection.execute("select criterion_index, p_met from grades"))
+        verdicts = dict(connection.execute("select criterion_index, criteria_met from grades"))
+    assert rows == {0: pytest.approx(0.8), 1: pytest.approx(0.3), 2: pytest.approx(0.45)}
+    # The verdict follows P >= 0.5, not the reply's text ("C" said true with P(true) = 0.45).
+    assert verdicts == {0: 1, 1: 0, 2: 0} and summary["score"] == pytest.approx(1 / 3)

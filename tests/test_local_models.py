@@ -109,3 +109,29 @@ def test_missing_local_dependencies_give_one_line(cli, tmp_path):
 def test_unknown_local_model_is_a_user_error(cli):
     result = cli.run("eval", "healthbench", "--model", "local:llama-70b")
     assert result.returncode == 2 and "the only packaged local model is local:smollm2" in result.stderr
+
+
+def test_hf_directory_spec_and_local_meta_eval_calibration(cli, tmp_path, model_cache):
+    from medops.models.local_hf import smollm2_checkpoint
+
+    os.environ["MEDOPS_MODEL_CACHE"] = str(model_cache)
+    checkpoint = smollm2_checkpoint()  # an ordinary transformers directory
+    rows = [
+        {
+            "prompt": [{"role": "user", "content": f"Question {i}"}],
+            "completion": "Drink water and rest.",
+            "rubric": "Advises rest",
+            "category": "cluster:a",
+            "binary_labels": [i % 2 == 0, True],
+            "anonymized_physician_ids": ["P1", "P2"],
+            "prompt_id": f"p{i}",
+            "completion_id": f"c{i}",
+        }
+        for i in range(4)
+    ]
+    data = write_jsonl(tmp_path / "meta.jsonl", rows)
+    result = cli.run("meta-eval", "--data", str(data), "--grader", f"hf:{checkpoint}", "--json", check=True).json()
+    overall = result["agreement"]["overall"]
+    assert result["grader"] == f"hf:{checkpoint}" and overall["n_rows"] == 4
+    calibration = overall["calibration"]  # logprob verdicts (auto for in-process graders) give calibration
+    assert 0.0 <= calibration["ece"] <= 1.0 and sum(b["n"] for b in calibration["reliability"]) == 4

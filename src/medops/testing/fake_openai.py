@@ -3,6 +3,7 @@
 It answers ``POST /v1/chat/completions`` like a real endpoint. Behaviour is scripted by tokens
 in the request text, so a test data file says what the server will do:
 
+* grader requests asking for ``logprobs`` get them for the verdict token (``{p-met:0.8}`` sets P(true));
 * models whose name contains ``noschema`` refuse ``response_format`` with 400;
 * models whose name ends in ``-unauthorized`` get 401 (with the key echoed in the message);
 * models whose name contains ``grader`` answer with a HealthBench verdict JSON; ``{met}`` or
@@ -26,6 +27,7 @@ import argparse
 import asyncio
 import hashlib
 import json
+import math
 import re
 import threading
 import time
@@ -124,7 +126,10 @@ class FakeOpenAIServer:
                 content = self._grader_reply(text, active("malformed"))
             else:
                 content = self._model_reply(text)
-            response = web.json_response(_completion(model, content, text))
+            body = _completion(model, content, text)
+            if payload.get("logprobs") and role == "grader":
+                body["choices"][0]["logprobs"] = _verdict_logprobs(content, text)
+            response = web.json_response(body)
         params = {k: v for k, v in payload.items() if k != "messages"}
         self.log.append(LoggedCall(time.time(), model, key, status, payload.get("messages", []), params))
         return response
@@ -178,6 +183,26 @@ class FakeOpenAIServer:
             if active and fault.group(1) == "dup":
                 entries.append({**entry, "criteria_met": not met})
         return json.dumps({"grades": entries[::-1]})
+
+
+def _verdict_logprobs(content: str, prompt: str) -> dict:
+    """OpenAI-style token logprobs for a verdict reply; ``{p-met:0.8}`` sets P(true) at the decision."""
+    wanted = re.search(r"\{p-met:([0-9.]+)\}", prompt)
+    p_true = float(wanted.group(1)) if wanted else (0.9 if '"criteria_met": true' in content else 0.1)
+    head, _, tail = content.partition('"criteria_met": ')
+    value = "true" if tail.startswith("true") else "false"
+    chosen = p_true if value == "true" else 1 - p_true
+    alternatives = [
+        {"token": " true", "logprob": math.log(max(p_true, 1e-9))},
+        {"token": " false", "logprob": math.log(max(1 - p_true, 1e-9))},
+    ]
+    return {
+        "content": [
+            {"token": head + '"criteria_met":', "logprob": 0.0, "top_logprobs": []},
+            {"token": " " + value, "logprob": math.log(max(chosen, 1e-9)), "top_logprobs": alternatives},
+            {"token": tail[len(value) :], "logprob": 0.0, "top_logprobs": []},
+        ]
+    }
 
 
 def _completion(model: str, content: str, prompt: str) -> dict:
