@@ -77,6 +77,20 @@ def show_run(
     store = Store.open(db)
     run = store.find_run(run_ref)
     dataset = store.dataset(run.dataset_id)
+    if run.benchmark == "rl-train":
+        document = {
+            "run_id": run.id,
+            "name": run.name,
+            "benchmark": run.benchmark,
+            "status": effective_status(run),
+            "model": run.model,
+            "dataset": {"name": dataset.name, "path": dataset.path, "sha256": dataset.sha256},
+            "config": run.config,
+            "summary": run.summary,
+            "error": run.error,
+        }
+        print(json.dumps(document, ensure_ascii=False, indent=None if as_json else 2))
+        return
     if run.benchmark == "mcqa":
         document = exam_json(run, dataset, run.summary or {})
         document.update(

@@ -143,7 +143,7 @@ def _row_to_item(row: dict[str, Any], task: str, position: int) -> MCQItem:
     elif "options" in row:  # standardised layout
         options = _options_from_mapping(row["options"])
         answer = _letter(row.get("answer_idx", row.get("answer")), len(options), "answer_idx")
-        if "answer_idx" in row and "answer" in row and row["answer"] != options[answer]:
+        if "answer_idx" in row and "answer" in row and row["answer"] not in (options[answer], answer):
             raise ValueError(f"answer {row['answer']!r} is not the text of option {answer}")
     else:  # KorMedMCQA / generic: options as columns A, B, ...
         options = {letter: str(row[letter]) for letter in LETTERS if row.get(letter) not in (None, "")}

@@ -168,6 +168,10 @@ class Store:
             }
         return ExistingWork(responses, grades)
 
+    def update_summary(self, run_id: int, summary: dict[str, Any]) -> None:
+        with self.session() as s:
+            s.execute(update(Run).where(Run.id == run_id).values(summary=summary))
+
     def finish_run(
         self,
         run_id: int,

@@ -1,0 +1,110 @@
+"""``medops rl prepare``: exam items -> a training set in the prompt style the reward expects.
+
+A seeded held-out split is never trained on; items whose question also appears in an
+evaluation set the user names (exactly, or after normalising case, spaces and punctuation)
+are dropped, so a model is never trained on what it will be scored on. Every file written is
+recorded with its sha256 in ``manifest.json``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+import unicodedata
+from collections.abc import Sequence
+from pathlib import Path
+
+from medops.datasets.mcqa import MCQItem, load_mcqa
+from medops.datasets.registry import resolve
+from medops.prompts.mcqa import build_messages, default_language
+
+_NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
+
+
+def normalise(text: str) -> str:
+    return _NON_WORD.sub(" ", unicodedata.normalize("NFKC", text).casefold()).strip()
+
+
+def _row(item: MCQItem, task: str, style: str, language: str) -> dict:
+    # TRL reads prompt/answer; question/options/answer_idx let `medops eval mcqa --task generic` read it too.
+    return {
+        "prompt": build_messages(item, style=style, language=language),
+        "answer": item.answer,
+        "letters": item.letters,
+        "id": item.id,
+        "task": task,
+        "question": item.question,
+        "options": item.options,
+        "answer_idx": item.answer,
+        **item.tags,
+    }
+
+
+def _write(path: Path, rows: list[dict]) -> dict:
+    data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode("utf-8")
+    path.write_bytes(data)
+    return {"file": path.name, "rows": len(rows), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def prepare(
+    task: str,
+    sources: Sequence[str],
+    out_dir: Path,
+    *,
+    style: str = "cot",
+    heldout: float = 0.1,
+    seed: int = 0,
+    exclude: Sequence[tuple[str, str]] = (),
+    language: str | None = None,
+) -> dict:
+    """Write train.jsonl, heldout.jsonl and manifest.json; ``exclude`` holds (task, path) evaluation sets."""
+    language = language or default_language(task)
+    blocked_exact, blocked_norm = set(), set()
+    for exclude_task, exclude_path in exclude:
+        for item in load_mcqa(exclude_task, resolve(exclude_path)[1]).items:
+            blocked_exact.add(item.question)
+            blocked_norm.add(normalise(item.question))
+    items, inputs, dropped = (
+        [],
+        [],
+        {"exact_duplicate_of_eval": 0, "normalised_duplicate_of_eval": 0, "repeated_in_sources": 0},
+    )
+    seen: set[str] = set()
+    for source in sources:
+        exam = load_mcqa(task, resolve(source)[1])
+        inputs.append(
+            {"path": exam.facts.path, "sha256": exam.facts.sha256, "items": len(exam), "skipped": exam.skipped}
+        )
+        for item in exam.items:
+            key = normalise(item.question)
+            if item.question in blocked_exact:
+                dropped["exact_duplicate_of_eval"] += 1
+            elif key in blocked_norm:
+                dropped["normalised_duplicate_of_eval"] += 1
+            elif key in seen:
+                dropped["repeated_in_sources"] += 1
+            else:
+                seen.add(key)
+                items.append(item)
+    order = list(range(len(items)))
+    random.Random(seed).shuffle(order)
+    n_heldout = round(len(items) * heldout)
+    held = sorted(order[:n_heldout])
+    train = sorted(order[n_heldout:])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    manifest = {
+        "task": task,
+        "style": style,
+        "language": language,
+        "seed": seed,
+        "heldout_fraction": heldout,
+        "inputs": inputs,
+        "excluded_eval_sets": [{"task": t, "path": p} for t, p in exclude],
+        "dropped": dropped,
+        "train": _write(out_dir / "train.jsonl", [_row(items[i], task, style, language) for i in train]),
+        "heldout": _write(out_dir / "heldout.jsonl", [_row(items[i], task, style, language) for i in held]),
+    }
+    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
+    return manifest

@@ -1,0 +1,181 @@
+"""``medops rl train``: GRPO on TRL with ``medops.rewards`` (the rule evaluation scores with).
+
+The training engine is TRL's; medops supplies the data, the reward, the base model (any HF
+causal LM, or the packaged SmolLM2 as its converted ordinary checkpoint: transformers will not
+train a GGUF-loaded model), and the record: every logged step goes to the store as part of a
+training run linked to its data set, base model and checkpoints. Checkpoints resume after an
+interruption. Defaults follow TRL's own unless noted.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from medops.datasets.jsonl import file_facts, read_bytes
+from medops.errors import UserError
+from medops.store.repository import COMPLETED, FAILED, INTERRUPTED, Store
+
+
+class TrainConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str = "local:smollm2"  # local:smollm2, or an HF directory / hub id
+    train_data: str  # train.jsonl from `medops rl prepare`
+    output_dir: str
+    num_generations: int = Field(default=8, ge=2)
+    per_device_train_batch_size: int = Field(default=8, ge=1)
+    gradient_accumulation_steps: int = Field(default=1, ge=1)
+    max_completion_length: int = Field(default=256, ge=1)
+    learning_rate: float = Field(default=1e-6, gt=0)
+    beta: float = Field(default=0.0, ge=0)  # TRL's current default: no KL term
+    temperature: float = Field(default=1.0, gt=0)
+    num_train_epochs: float = Field(default=1.0, gt=0)
+    max_steps: int = -1
+    use_lora: bool = True
+    lora_r: int = Field(default=16, ge=1)
+    lora_alpha: int = Field(default=32, ge=1)
+    lora_target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    gradient_checkpointing: bool = False
+    bf16: bool = False
+    seed: int = 0
+    save_steps: int = Field(default=500, ge=1)
+    logging_steps: int = Field(default=1, ge=1)
+    format_weight: float = Field(default=0.0, ge=0, le=1)
+    style: Literal["auto", "cot", "r1"] = "auto"
+    use_vllm: bool = False  # TRL's colocate mode, on a GPU machine
+    report_to: list[str] = Field(default_factory=list)
+
+
+def load_train_config(path: Path | None, overrides: dict[str, Any]) -> TrainConfig:
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            raw = yaml.safe_load(Path(path).read_text("utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise UserError(f"{path}: cannot read the training config ({exc.__class__.__name__})") from None
+    raw.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return TrainConfig.model_validate(raw)
+    except ValidationError as exc:
+        error = exc.errors(include_url=False)[0]
+        field = ".".join(str(p) for p in error["loc"])
+        raise UserError(f"{path or 'training options'}: {field}: {error['msg']}") from None
+
+
+def _base_model(spec: str) -> str:
+    if spec == "local:smollm2":
+        from medops.models.local_hf import smollm2_checkpoint
+
+        return str(smollm2_checkpoint())
+    return spec.removeprefix("hf:")
+
+
+def train(config: TrainConfig, store: Store, *, name: str | None = None) -> dict[str, Any]:
+    try:
+        from datasets import Dataset
+        from peft import LoraConfig
+        from transformers import TrainerCallback
+        from trl import GRPOConfig, GRPOTrainer
+    except ImportError as exc:
+        raise UserError(f"medops rl train needs TRL and peft ({exc}): pip install 'medops[rl,local]'") from None
+    from medops.rewards import make_reward
+
+    data = read_bytes(config.train_data)
+    rows = [json.loads(line) for line in data.decode("utf-8").split("\n") if line.strip()]
+    if not rows or "prompt" not in rows[0] or "answer" not in rows[0]:
+        raise UserError(f"{config.train_data}: expected prompt/answer rows (from `medops rl prepare`)")
+    dataset_id = store.register_dataset(Path(config.train_data).stem, file_facts(config.train_data, data), len(rows))
+    run_id = store.create_run(
+        name=name,
+        benchmark="rl-train",
+        dataset_id=dataset_id,
+        model=config.model,
+        grader="medops.rewards",
+        config=config.model_dump(mode="json"),
+    )
+    steps: list[dict[str, Any]] = []
+
+    class RecordSteps(TrainerCallback):
+        """Every logged step into the store as it happens, so an interrupted run keeps its history."""
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if logs and "train_runtime" not in logs:
+                steps.append(
+                    {"step": state.global_step, **{k: float(v) for k, v in logs.items() if isinstance(v, int | float)}}
+                )
+                store.update_summary(run_id, {"steps": steps, "output_dir": config.output_dir})
+
+    arguments = GRPOConfig(
+        output_dir=config.output_dir,
+        num_generations=config.num_generations,
+        per_device_train_batch_size=config.per_device_train_batch_size,
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        max_completion_length=config.max_completion_length,
+        learning_rate=config.learning_rate,
+        beta=config.beta,
+        temperature=config.temperature,
+        num_train_epochs=config.num_train_epochs,
+        max_steps=config.max_steps,
+        gradient_checkpointing=config.gradient_checkpointing,
+        bf16=config.bf16,
+        seed=config.seed,
+        save_steps=config.save_steps,
+        logging_steps=config.logging_steps,
+        report_to=config.report_to,
+        use_vllm=config.use_vllm,
+        **({"vllm_mode": "colocate"} if config.use_vllm else {}),
+    )
+    peft_config = (
+        LoraConfig(
+            r=config.lora_r,
+            lora_alpha=config.lora_alpha,
+            target_modules=config.lora_target_modules,
+            task_type="CAUSAL_LM",
+        )
+        if config.use_lora
+        else None
+    )
+    trainer = GRPOTrainer(
+        model=_base_model(config.model),
+        reward_funcs=[make_reward(config.format_weight, config.style)],
+        args=arguments,
+        train_dataset=Dataset.from_list(rows),
+        peft_config=peft_config,
+        callbacks=[RecordSteps()],
+    )
+    resume = any(Path(config.output_dir).glob("checkpoint-*"))
+    status = COMPLETED
+    try:
+        result = trainer.train(resume_from_checkpoint=True if resume else None)
+    except KeyboardInterrupt:
+        status = INTERRUPTED
+        result = None
+    except Exception as exc:
+        store.finish_run(
+            run_id,
+            FAILED,
+            wall_seconds=0.0,
+            error=str(exc)[:500],
+            summary={"steps": steps, "output_dir": config.output_dir},
+        )
+        raise
+    final = Path(config.output_dir) / "final"
+    if status == COMPLETED:
+        trainer.save_model(str(final))
+    checkpoints = sorted(str(p) for p in Path(config.output_dir).glob("checkpoint-*"))
+    summary = {
+        "steps": steps,
+        "output_dir": config.output_dir,
+        "checkpoints": checkpoints,
+        "final_model": str(final) if status == COMPLETED else None,
+        "resumed_from_checkpoint": resume,
+        "base_model": _base_model(config.model),
+        "train_runtime_s": result.metrics.get("train_runtime") if result else None,
+    }
+    store.finish_run(run_id, status, wall_seconds=float(summary["train_runtime_s"] or 0.0), summary=summary)
+    return {"run_id": run_id, "status": status, **summary}

@@ -1,0 +1,143 @@
+"""RL curation and a real GRPO run on CPU with the packaged SmolLM2 (TRL, LoRA, 2 steps)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+
+from conftest import write_jsonl
+
+
+def bank(tmp_path, n=20):
+    rows = [
+        {
+            "id": f"q{i}",
+            "question": f"Which option is right for case {i}?",
+            "options": {"A": "x", "B": "y"},
+            "answer_idx": "AB"[i % 2],
+            "subject": "cardiology",
+        }
+        for i in range(n)
+    ]
+    return write_jsonl(tmp_path / "bank.jsonl", rows)
+
+
+def test_prepare_splits_and_dedups(cli, tmp_path):
+    source = bank(tmp_path)
+    eval_set = write_jsonl(
+        tmp_path / "eval.jsonl",
+        [
+            {"question": "Which option is right for case 3?", "options": {"A": "x", "B": "y"}, "answer_idx": "B"},
+            {"question": "WHICH option is right, for case 4", "options": {"A": "x", "B": "y"}, "answer_idx": "A"},
+        ],
+    )
+    out = tmp_path / "rl"
+    cli.run(
+        "rl",
+        "prepare",
+        "--task",
+        "generic",
+        "--data",
+        str(source),
+        "--exclude",
+        f"generic={eval_set}",
+        "--heldout",
+        "0.25",
+        "-o",
+        str(out),
+        check=True,
+    )
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["dropped"] == {
+        "exact_duplicate_of_eval": 1,
+        "normalised_duplicate_of_eval": 1,
+        "repeated_in_sources": 0,
+    }
+    train = [json.loads(x) for x in (out / "train.jsonl").read_text().splitlines()]
+    held = [json.loads(x) for x in (out / "heldout.jsonl").read_text().splitlines()]
+    assert (len(train), len(held)) == (14, 4) and not {r["id"] for r in train} & {r["id"] for r in held}
+    assert {"q3", "q4"}.isdisjoint({r["id"] for r in train + held})
+    assert "\\boxed{X}" in train[0]["prompt"][-1]["content"] and train[0]["answer"] in "AB"
+    assert manifest["train"]["rows"] == 14 and len(manifest["train"]["sha256"]) == 64
+    again = tmp_path / "rl2"
+    cli.run(
+        "rl",
+        "prepare",
+        "--task",
+        "generic",
+        "--data",
+        str(source),
+        "--exclude",
+        f"generic={eval_set}",
+        "--heldout",
+        "0.25",
+        "-o",
+        str(again),
+        check=True,
+    )
+    assert json.loads((again / "manifest.json").read_text())["train"]["sha256"] == manifest["train"]["sha256"]
+    # The held-out split is itself an exam file medops can score.
+    from medops.datasets.mcqa import load_mcqa
+
+    assert len(load_mcqa("generic", out / "heldout.jsonl")) == 4
+
+
+def test_grpo_smoke_run_on_cpu(cli, tmp_path):
+    pytest.importorskip("trl")
+    pytest.importorskip("peft")
+    out = tmp_path / "rl"
+    cli.run(
+        "rl",
+        "prepare",
+        "--task",
+        "generic",
+        "--data",
+        str(bank(tmp_path, 10)),
+        "--heldout",
+        "0.2",
+        "-o",
+        str(out),
+        check=True,
+    )
+    result = cli.run(
+        "rl",
+        "train",
+        "--train-data",
+        str(out / "train.jsonl"),
+        "--output-dir",
+        str(tmp_path / "ckpt"),
+        "--num-generations",
+        "2",
+        "--per-device-train-batch-size",
+        "2",
+        "--max-completion-length",
+        "16",
+        "--max-steps",
+        "2",
+        "--save-steps",
+        "2",
+        "--learning-rate",
+        "1e-5",
+        "--format-weight",
+        "0.1",
+        "--name",
+        "smoke",
+        check=True,
+        timeout=300,
+    )
+    summary = json.loads(result.stdout)
+    assert summary["status"] == "completed" and summary["final_model"]
+    with sqlite3.connect(cli.db) as connection:
+        benchmark, status, stored = connection.execute(
+            "select benchmark, status, summary from runs where name = 'smoke'"
+        ).fetchone()
+    steps = json.loads(stored)["steps"]
+    assert (benchmark, status) == ("rl-train", "completed") and [s["step"] for s in steps] == [1, 2]
+    assert all("rewards/medops_reward_format_0.1/mean" in s and "completions/mean_length" in s for s in steps)
+    assert summary["checkpoints"] and summary["checkpoints"][-1].endswith("checkpoint-2")
+    from peft import AutoPeftModelForCausalLM
+
+    reloaded = AutoPeftModelForCausalLM.from_pretrained(summary["final_model"])
+    assert reloaded.peft_config["default"].r == 16
