@@ -141,3 +141,122 @@ def test_grpo_smoke_run_on_cpu(cli, tmp_path):
 
     reloaded = AutoPeftModelForCausalLM.from_pretrained(summary["final_model"])
     assert reloaded.peft_config["default"].r == 16
+
+    # Interrupted or extended: the same output directory resumes from its last checkpoint.
+    more = cli.run(
+        "rl",
+        "train",
+        "--train-data",
+        str(out / "train.jsonl"),
+        "--output-dir",
+        str(tmp_path / "ckpt"),
+        "--num-generations",
+        "2",
+        "--per-device-train-batch-size",
+        "2",
+        "--max-completion-length",
+        "16",
+        "--max-steps",
+        "3",
+        "--save-steps",
+        "2",
+        "--name",
+        "smoke-more",
+        check=True,
+        timeout=300,
+    )
+    resumed = json.loads(more.stdout)
+    assert resumed["resumed_from_checkpoint"] is True
+    with sqlite3.connect(cli.db) as connection:
+        (stored,) = connection.execute("select summary from runs where name = 'smoke-more'").fetchone()
+    assert [s["step"] for s in json.loads(stored)["steps"]] == [3]
+
+
+def test_difficulty_profiling_and_before_after_against_the_loopback_server(cli, server, tmp_path):
+    rows = [
+        {
+            "id": f"q{i}",
+            "question": f"Case {i} {{model-answer:{'A' if i < 3 else 'B'}}}",
+            "options": {"A": "x", "B": "y"},
+            "answer_idx": "A",
+        }
+        for i in range(5)
+    ]
+    rows.append(
+        {
+            "id": "long",
+            "question": "Case long " + "detail " * 50 + "{model-answer:A}",
+            "options": {"A": "x", "B": "y"},
+            "answer_idx": "A",
+        }
+    )
+    prepared = tmp_path / "rl"
+    cli.run(
+        "rl",
+        "prepare",
+        "--task",
+        "generic",
+        "--data",
+        str(write_jsonl(tmp_path / "b.jsonl", rows)),
+        "--heldout",
+        "0",
+        "-o",
+        str(prepared),
+        check=True,
+    )
+    result = cli.run(
+        "rl",
+        "difficulty",
+        "--data",
+        str(prepared / "train.jsonl"),
+        "--model",
+        "openai:fake-model",
+        "--model-base-url",
+        server.base_url,
+        "-k",
+        "3",
+        "--keep-band",
+        "0,1",
+        "--max-chars",
+        "100",
+        "-o",
+        str(tmp_path / "profiled"),
+        check=True,
+    ).json()
+    assert result["items"] == 6 and result["always_solved"] == 4 and result["never_solved"] == 2
+    assert result["kept"] == 5  # the long question is dropped by --max-chars
+    profile = [json.loads(x) for x in (tmp_path / "profiled" / "difficulty.jsonl").read_text().splitlines()]
+    assert {p["samples"] for p in profile} == {3}
+    assert len([c for c in server.server.log if c.model == "fake-model"]) == 18  # k samples per item, each a call
+    narrow = cli.run(
+        "rl",
+        "difficulty",
+        "--data",
+        str(prepared / "train.jsonl"),
+        "--model",
+        "openai:fake-model",
+        "--model-base-url",
+        server.base_url,
+        "-k",
+        "3",
+        "-o",
+        str(tmp_path / "narrow"),
+        check=True,
+    ).json()
+    assert narrow["kept"] == 0  # default band drops items always or never solved
+
+    report = cli.run(
+        "rl",
+        "evaluate",
+        "--base",
+        "openai:fake-model",
+        "--tuned",
+        "openai:fake-model-v2",
+        "--data",
+        str(prepared / "train.jsonl"),
+        "--model-base-url",
+        server.base_url,
+        check=True,
+    ).json()
+    accuracy = report["metrics"]["accuracy"]
+    assert report["n_shared"] == 6 and accuracy["test"] == "mcnemar_exact" and accuracy["difference"] == 0.0

@@ -13,6 +13,11 @@ from medops.cli.console import out
 from medops.cli.options import DB_OPTION, NAME_OPTION
 from medops.datasets.mcqa import TASKS
 from medops.errors import UserError
+from medops.evaluation.config import McqaConfig, SpecConfig
+from medops.evaluation.mcqa import run_mcqa
+from medops.models.spec import parse_model_spec
+from medops.ops.compare import compare_runs
+from medops.rl.difficulty import filter_by_difficulty, pass_rates
 from medops.rl.prepare import prepare
 from medops.rl.train import load_train_config, train
 from medops.store.repository import COMPLETED, Store
@@ -75,6 +80,7 @@ def train_cmd(
     save_steps: int = typer.Option(None, "--save-steps"),
     format_weight: float = typer.Option(None, "--format-weight", help="0.1 gives 0.9 x correct + 0.1 x well-formed."),
     use_vllm: bool = typer.Option(None, "--use-vllm/--no-vllm", help="Generate with vLLM (TRL colocate mode)."),
+    report_to: list[str] = typer.Option(None, "--report-to", help="Trainer integrations, e.g. mlflow."),
     name: str = NAME_OPTION,
     db: str = DB_OPTION,
 ) -> None:
@@ -87,3 +93,77 @@ def train_cmd(
     print(json.dumps({k: v for k, v in result.items() if k != "steps"}, indent=2))
     if result["status"] != COMPLETED:
         raise typer.Exit(130)
+
+
+@app.command("difficulty")
+def difficulty_cmd(
+    data: Path = typer.Option(..., "--data", help="train.jsonl from `medops rl prepare`."),
+    model: str = typer.Option(..., "--model", help="The base model: local:, hf: or an OpenAI-compatible server."),
+    model_base_url: str = typer.Option(None, "--model-base-url"),
+    samples: int = typer.Option(4, "-k", "--samples", min=1, help="Answers sampled per item."),
+    temperature: float = typer.Option(1.0, "--temperature"),
+    max_tokens: int = typer.Option(512, "--max-tokens", min=1),
+    style: str = typer.Option("cot", "--style"),
+    band: str = typer.Option("0.01,0.99", "--keep-band", help="LOW,HIGH pass rates to keep (drops always/never)."),
+    max_chars: int = typer.Option(None, "--max-chars", help="Drop questions longer than this."),
+    output: Path = typer.Option(..., "-o", "--output"),
+    concurrency: int = typer.Option(32, "--concurrency", min=1),
+    name: str = NAME_OPTION,
+    db: str = DB_OPTION,
+) -> None:
+    """Profile item difficulty with the base model and keep a chosen band."""
+    try:
+        low, high = (float(x) for x in band.split(","))
+    except ValueError:
+        raise UserError(f"--keep-band '{band}': expected LOW,HIGH") from None
+    store = Store.open(db)
+    config = McqaConfig(
+        task="generic",
+        data=str(data),
+        style=style,
+        temperature=temperature,
+        max_tokens=max_tokens,
+        repeats=samples,
+        concurrency=concurrency,
+        model=SpecConfig.of(parse_model_spec(model, base_url=model_base_url)),
+    )
+    with contextlib.redirect_stdout(sys.stderr):
+        outcome = run_mcqa(config, store, name=name)
+    if outcome.status != COMPLETED:
+        raise UserError(f"the sampling run {outcome.run_id} did not complete ({outcome.message})")
+    report = filter_by_difficulty(
+        data, pass_rates(store, outcome.run_id), output, low=low, high=high, max_chars=max_chars
+    )
+    print(json.dumps({"sampling_run_id": outcome.run_id, **report}, indent=2))
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    base: str = typer.Option(..., "--base", help="The base model spec."),
+    tuned: str = typer.Option(..., "--tuned", help="The tuned model: hf:CHECKPOINT_DIR (LoRA adapters load too)."),
+    task: str = typer.Option("generic", "--task"),
+    data: str = typer.Option(..., "--data", help="The held-out split (heldout.jsonl) or any exam file."),
+    model_base_url: str = typer.Option(None, "--model-base-url", help="For openai: specs."),
+    style: str = typer.Option("cot", "--style"),
+    limit: int = typer.Option(None, "--limit", min=1),
+    max_tokens: int = typer.Option(None, "--max-tokens", min=1),
+    db: str = DB_OPTION,
+) -> None:
+    """Base vs tuned on the same items, then the paired comparison: did it help, did it hurt."""
+    store = Store.open(db)
+    run_ids = []
+    for spec in (base, tuned):
+        config = McqaConfig(
+            task=task,
+            data=data,
+            style=style,
+            limit=limit,
+            max_tokens=max_tokens,
+            model=SpecConfig.of(parse_model_spec(spec, base_url=model_base_url)),
+        )
+        outcome = run_mcqa(config, store)
+        if outcome.status != COMPLETED:
+            raise UserError(f"run {outcome.run_id} for {spec} did not complete ({outcome.message})")
+        run_ids.append(outcome.run_id)
+    report = compare_runs(store, str(run_ids[0]), str(run_ids[1]))
+    print(json.dumps(report, indent=2))

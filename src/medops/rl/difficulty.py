@@ -1,0 +1,63 @@
+"""``medops rl difficulty``: how often the base model already solves each training item.
+
+Samples k answers per item (an ordinary exam run with ``--repeats k``, so it is stored,
+cached and resumable like any other) and keeps the items whose pass rate lies in a band:
+items always solved teach nothing, items never solved give GRPO no signal.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from pathlib import Path
+
+from sqlalchemy import select
+
+from medops.datasets.jsonl import read_bytes
+from medops.store.repository import Store
+from medops.store.schema import Answer
+
+
+def pass_rates(store: Store, run_id: int) -> dict[int, tuple[int, int]]:
+    """item index -> (solved, sampled)."""
+    tally: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+    with store.session() as s:
+        for answer in s.scalars(select(Answer).where(Answer.run_id == run_id)):
+            tally[answer.item_index][0] += answer.correct
+            tally[answer.item_index][1] += 1
+    return {index: (solved, n) for index, (solved, n) in tally.items()}
+
+
+def filter_by_difficulty(
+    train_file: Path,
+    rates: dict[int, tuple[int, int]],
+    out_dir: Path,
+    *,
+    low: float,
+    high: float,
+    max_chars: int | None,
+) -> dict:
+    rows = [json.loads(line) for line in read_bytes(train_file).decode("utf-8").split("\n") if line.strip()]
+    profile, kept = [], []
+    for index, row in enumerate(rows):
+        solved, n = rates.get(index, (0, 0))
+        rate = solved / n if n else None
+        length = len(row.get("question", ""))
+        keep = rate is not None and low <= rate <= high and (max_chars is None or length <= max_chars)
+        profile.append({"id": row.get("id"), "pass_rate": rate, "samples": n, "chars": length, "kept": keep})
+        if keep:
+            kept.append(row)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "difficulty.jsonl").write_text("".join(json.dumps(p) + "\n" for p in profile), encoding="utf-8")
+    data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept).encode("utf-8")
+    (out_dir / "train_filtered.jsonl").write_bytes(data)
+    return {
+        "items": len(rows),
+        "kept": len(kept),
+        "band": [low, high],
+        "max_chars": max_chars,
+        "always_solved": sum(p["pass_rate"] == 1 for p in profile),
+        "never_solved": sum(p["pass_rate"] == 0 for p in profile),
+        "train_filtered_sha256": hashlib.sha256(data).hexdigest(),
+    }
