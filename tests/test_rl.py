@@ -135,7 +135,15 @@ def test_grpo_smoke_run_on_cpu(cli, tmp_path):
         ).fetchone()
     steps = json.loads(stored)["steps"]
     assert (benchmark, status) == ("rl-train", "completed") and [s["step"] for s in steps] == [1, 2]
-    assert all("rewards/medops_reward_format_0.1/mean" in s and "completions/mean_length" in s for s in steps)
+    # medops.rewards computed the reward: correctness and format rate are logged apart, weighted 0.9 / 0.1
+    assert all(
+        {"rewards/accuracy/mean", "rewards/format_rate/mean", "reward", "completions/mean_length"} <= set(s)
+        for s in steps
+    )
+    assert all(
+        s["reward"] == pytest.approx(0.9 * s["rewards/accuracy/mean"] + 0.1 * s["rewards/format_rate/mean"], abs=1e-6)
+        for s in steps
+    )
     assert summary["checkpoints"] and summary["checkpoints"][-1].endswith("checkpoint-2")
     from peft import AutoPeftModelForCausalLM
 
@@ -245,7 +253,18 @@ def test_difficulty_profiling_and_before_after_against_the_loopback_server(cli, 
     ).json()
     assert narrow["kept"] == 0  # default band drops items always or never solved
 
-    report = cli.run(
+    rubric = write_jsonl(
+        tmp_path / "hb.jsonl",
+        [
+            {
+                "prompt": [{"role": "user", "content": "Fever?"}],
+                "prompt_id": "h",
+                "rubrics": [{"criterion": "Advises fluids {met}", "points": 1, "tags": []}],
+                "example_tags": ["theme:hedging"],
+            }
+        ],
+    )
+    reports = cli.run(
         "rl",
         "evaluate",
         "--base",
@@ -256,7 +275,15 @@ def test_difficulty_profiling_and_before_after_against_the_loopback_server(cli, 
         str(prepared / "train.jsonl"),
         "--model-base-url",
         server.base_url,
+        "--healthbench-data",
+        str(rubric),
+        "--grader",
+        "openai:fake-grader",
+        "--grader-base-url",
+        server.base_url,
         check=True,
     ).json()
+    report = reports["exam"]
+    assert reports["healthbench"]["metrics"]["overall_score"]["difference"] == 0.0
     accuracy = report["metrics"]["accuracy"]
     assert report["n_shared"] == 6 and accuracy["test"] == "mcnemar_exact" and accuracy["difference"] == 0.0

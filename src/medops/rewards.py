@@ -85,6 +85,13 @@ def accuracy_reward(prompts: Any = None, completions: Sequence[Any] = (), **kwar
     ]
 
 
+def format_reward(
+    prompts: Any = None, completions: Sequence[Any] = (), style: str = "auto", **kwargs: Any
+) -> list[float]:
+    """1.0 per well-formed completion, TRL's signature (logged separately as the format rate)."""
+    return [well_formed(c, style) for c in completions]
+
+
 def make_reward(format_weight: float = 0.0, style: str = "auto") -> Callable[..., list[float]]:
     """``(1 - w) x correct + w x well-formed`` (w = 0.1 in public reproductions), TRL's signature."""
     if not 0.0 <= format_weight <= 1.0:

@@ -13,8 +13,10 @@ from medops.cli.console import out
 from medops.cli.options import DB_OPTION, NAME_OPTION
 from medops.datasets.mcqa import TASKS
 from medops.errors import UserError
-from medops.evaluation.config import McqaConfig, SpecConfig
+from medops.evaluation.config import HealthBenchConfig, McqaConfig, SpecConfig
 from medops.evaluation.mcqa import run_mcqa
+from medops.evaluation.run import run_healthbench
+from medops.grading.templates import default_template
 from medops.models.spec import parse_model_spec
 from medops.ops.compare import compare_runs
 from medops.rl.difficulty import filter_by_difficulty, pass_rates
@@ -147,6 +149,13 @@ def evaluate_cmd(
     style: str = typer.Option("cot", "--style"),
     limit: int = typer.Option(None, "--limit", min=1),
     max_tokens: int = typer.Option(None, "--max-tokens", min=1),
+    healthbench_data: str = typer.Option(
+        None,
+        "--healthbench-data",
+        help="Also run this rubric set (e.g. healthbench) for both models: did anything else get worse?",
+    ),
+    grader: str = typer.Option(None, "--grader", help="Grader for --healthbench-data."),
+    grader_base_url: str = typer.Option(None, "--grader-base-url"),
     db: str = DB_OPTION,
 ) -> None:
     """Base vs tuned on the same items, then the paired comparison: did it help, did it hurt."""
@@ -165,5 +174,24 @@ def evaluate_cmd(
         if outcome.status != COMPLETED:
             raise UserError(f"run {outcome.run_id} for {spec} did not complete ({outcome.message})")
         run_ids.append(outcome.run_id)
-    report = compare_runs(store, str(run_ids[0]), str(run_ids[1]))
-    print(json.dumps(report, indent=2))
+    reports = {"exam": compare_runs(store, str(run_ids[0]), str(run_ids[1]))}
+    if healthbench_data:
+        if not grader:
+            raise UserError("--healthbench-data needs --grader")
+        grader_spec = SpecConfig.of(parse_model_spec(grader, base_url=grader_base_url, what="--grader"))
+        rubric_runs = []
+        for spec in (base, tuned):
+            config = HealthBenchConfig(
+                data=healthbench_data,
+                model=SpecConfig.of(parse_model_spec(spec, base_url=model_base_url)),
+                grader=grader_spec,
+                grader_template=default_template(),
+                model_max_tokens=max_tokens,
+                grader_verdict="logprob" if grader_spec.backend in ("local", "hf") else "text",
+            )
+            outcome = run_healthbench(config, store)
+            if outcome.status != COMPLETED:
+                raise UserError(f"run {outcome.run_id} for {spec} did not complete ({outcome.message})")
+            rubric_runs.append(outcome.run_id)
+        reports["healthbench"] = compare_runs(store, str(rubric_runs[0]), str(rubric_runs[1]))
+    print(json.dumps(reports, indent=2))

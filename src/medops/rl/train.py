@@ -83,7 +83,7 @@ def train(config: TrainConfig, store: Store, *, name: str | None = None) -> dict
         from trl import GRPOConfig, GRPOTrainer
     except ImportError as exc:
         raise UserError(f"medops rl train needs TRL and peft ({exc}): pip install 'medops[rl,local]'") from None
-    from medops.rewards import make_reward
+    from medops.rewards import accuracy_reward, format_reward
 
     data = read_bytes(config.train_data)
     rows = [json.loads(line) for line in data.decode("utf-8").split("\n") if line.strip()]
@@ -128,6 +128,7 @@ def train(config: TrainConfig, store: Store, *, name: str | None = None) -> dict
         logging_steps=config.logging_steps,
         report_to=config.report_to,
         use_vllm=config.use_vllm,
+        reward_weights=[1 - config.format_weight, config.format_weight],
         **({"vllm_mode": "colocate"} if config.use_vllm else {}),
     )
     peft_config = (
@@ -140,9 +141,17 @@ def train(config: TrainConfig, store: Store, *, name: str | None = None) -> dict
         if config.use_lora
         else None
     )
+
+    # Two reward functions, weighted: TRL logs each one's mean, i.e. accuracy and format rate per step.
+    def accuracy(prompts=None, completions=(), **kwargs):
+        return accuracy_reward(prompts, completions, **kwargs)
+
+    def format_rate(prompts=None, completions=(), **kwargs):
+        return format_reward(prompts, completions, style=config.style)
+
     trainer = GRPOTrainer(
         model=_base_model(config.model),
-        reward_funcs=[make_reward(config.format_weight, config.style)],
+        reward_funcs=[accuracy, format_rate],
         args=arguments,
         train_dataset=Dataset.from_list(rows),
         peft_config=peft_config,
