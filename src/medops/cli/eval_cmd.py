@@ -17,7 +17,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from medops.cli.console import err, out
+from medops.cli.console import close_run, err, out
 from medops.cli.options import (
     BATCH_SIZE_OPTION,
     BUDGET_OPTION,
@@ -40,9 +40,8 @@ from medops.evaluation.engine import Counters
 from medops.evaluation.run import run_healthbench
 from medops.grading.templates import default_template, load_template
 from medops.models.spec import parse_model_spec
-from medops.ops.mlflow_log import log_to_mlflow
 from medops.reports.summary import healthbench_json, meta_eval_json, print_healthbench_summary, print_meta_eval_summary
-from medops.store.repository import COMPLETED, Store
+from medops.store.repository import Store
 
 app = typer.Typer(help="Run an evaluation and record it in the store.", no_args_is_help=True)
 
@@ -182,13 +181,7 @@ def _execute(
         print_meta_eval_summary(out, run, dataset, outcome.summary)
     else:
         print_healthbench_summary(out, run, dataset, outcome.summary)
-    if outcome.message:
-        err.print(f"[yellow]{outcome.message}[/]", soft_wrap=True)
-    if mlflow_uri:
-        mlflow_run = log_to_mlflow(store, str(outcome.run_id), mlflow_uri)
-        err.print(f"logged to MLflow at {mlflow_uri} (run {mlflow_run})")
-    if outcome.status != COMPLETED:
-        raise typer.Exit(2 if outcome.status == "failed" else 130)
+    close_run(outcome, store, mlflow_uri)
 
 
 def meta_eval(

@@ -12,7 +12,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from medops.cli.console import err, out
+from medops.cli.console import close_run, err, out
 from medops.cli.options import (
     BATCH_SIZE_OPTION,
     BUDGET_OPTION,
@@ -35,9 +35,8 @@ from medops.errors import UserError
 from medops.evaluation.config import McqaConfig, SpecConfig
 from medops.evaluation.mcqa import exam_json, run_mcqa
 from medops.models.spec import parse_model_spec
-from medops.ops.mlflow_log import log_to_mlflow
 from medops.prompts.mcqa import LANGUAGES, STYLES, build_messages, default_language, load_prompt_template
-from medops.store.repository import COMPLETED, Store
+from medops.store.repository import Store
 
 Task = Enum("Task", {t: t for t in TASKS}, type=str)  # type: ignore[misc]
 Style = Enum("Style", {s: s for s in STYLES}, type=str)  # type: ignore[misc]
@@ -139,13 +138,7 @@ def eval_mcqa(
         print(json.dumps(exam_json(run, dataset, outcome.summary), ensure_ascii=False))
     else:
         print_exam_summary(run, dataset, outcome.summary)
-    if outcome.message:
-        err.print(f"[yellow]{outcome.message}[/]", soft_wrap=True)
-    if mlflow_uri:
-        mlflow_run = log_to_mlflow(store, str(outcome.run_id), mlflow_uri)
-        err.print(f"logged to MLflow at {mlflow_uri} (run {mlflow_run})")
-    if outcome.status != COMPLETED:
-        raise typer.Exit(2 if outcome.status == "failed" else 130)
+    close_run(outcome, store, mlflow_uri)
 
 
 def print_exam_summary(run, dataset, summary: dict) -> None:
