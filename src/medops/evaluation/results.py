@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from medops.datasets.healthbench import load_rubric_dataset, select_indices
-from medops.datasets.mcqa import load_mcqa
+from medops.datasets.healthbench import RubricDataset, load_rubric_dataset, select_indices
+from medops.datasets.mcqa import MCQSet, load_mcqa
 from medops.datasets.responses import load_responses
 from medops.errors import UserError
 from medops.evaluation.config import HealthBenchConfig, McqaConfig
@@ -42,8 +42,7 @@ def load_results(store: Store, ref: str, *, by_identity: bool = False) -> RunRes
     dataset = store.dataset(run.dataset_id)
     if run.benchmark == "healthbench":
         config = HealthBenchConfig.model_validate(run.config)
-        rubric = load_rubric_dataset(dataset.path, dataset.name)
-        _check(rubric.facts.sha256, dataset, run)
+        rubric = recorded_rubric_set(run, dataset)
         given = None
         if config.completions == "given":  # the rows that had responses are the ones with stored grades
             given = load_responses(config.responses_path, rubric)
@@ -54,8 +53,7 @@ def load_results(store: Store, ref: str, *, by_identity: bool = False) -> RunRes
         return RunResults(run, dataset, False, items)
     if run.benchmark == "mcqa":
         config_m = McqaConfig.model_validate(run.config)
-        exam = load_mcqa(config_m.task, dataset.path, dataset.name)
-        _check(exam.facts.sha256, dataset, run)
+        exam = recorded_exam(run, dataset)
         chosen = set(select_indices(len(exam), config_m.limit, config_m.seed))
         with store.session() as s:
             answers = list(s.scalars(select(Answer).where(Answer.run_id == run.id)))
@@ -74,3 +72,17 @@ def load_results(store: Store, ref: str, *, by_identity: bool = False) -> RunRes
 def _check(sha256: str, dataset: Dataset, run: Run) -> None:
     if sha256 != dataset.sha256:
         raise UserError(f"{dataset.path} changed since run {run.id} was made (sha256 differs)")
+
+
+def recorded_rubric_set(run: Run, dataset: Dataset) -> RubricDataset:
+    """The rubric set a run was made on, refused if the file changed since (rows are matched by position)."""
+    rubric = load_rubric_dataset(dataset.path, dataset.name)
+    _check(rubric.facts.sha256, dataset, run)
+    return rubric
+
+
+def recorded_exam(run: Run, dataset: Dataset) -> MCQSet:
+    """The exam file a run was made on, refused if it changed since."""
+    exam = load_mcqa(McqaConfig.model_validate(run.config).task, dataset.path, dataset.name)
+    _check(exam.facts.sha256, dataset, run)
+    return exam

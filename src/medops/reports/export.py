@@ -6,8 +6,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from medops.datasets.healthbench import load_rubric_dataset
-from medops.errors import UserError
+from medops.evaluation.results import recorded_rubric_set
 from medops.store.repository import Store
 from medops.store.schema import Grade, Response
 
@@ -15,9 +14,7 @@ from medops.store.schema import Grade, Response
 def criterion_rows(store: Store, run_ref: str) -> list[dict[str, Any]]:
     run = store.find_run(run_ref)
     recorded = store.dataset(run.dataset_id)
-    dataset = load_rubric_dataset(recorded.path, recorded.name)
-    if dataset.facts.sha256 != recorded.sha256:
-        raise UserError(f"{recorded.path} changed since run {run.id} was made (sha256 differs); cannot export it")
+    dataset = recorded_rubric_set(run, recorded)
     with store.session() as s:
         responses = {
             (r.example_index, r.repeat): r.text for r in s.scalars(select(Response).where(Response.run_id == run.id))

@@ -18,9 +18,7 @@ from jinja2 import Environment, select_autoescape
 from sqlalchemy import select
 
 from medops import __version__
-from medops.datasets.healthbench import load_rubric_dataset
-from medops.datasets.mcqa import load_mcqa
-from medops.evaluation.config import McqaConfig
+from medops.evaluation.results import recorded_exam, recorded_rubric_set
 from medops.models.pricing import load_prices
 from medops.ops.compare import compare_runs
 from medops.ops.costs import run_cost
@@ -62,7 +60,7 @@ def _metric_rows(metrics: dict[str, dict], prefix: str) -> list[tuple[str, float
 
 
 def _healthbench_examples(store: Store, run, dataset_row) -> list[dict[str, Any]]:
-    dataset = load_rubric_dataset(dataset_row.path, dataset_row.name)
+    dataset = recorded_rubric_set(run, dataset_row)
     with store.session() as s:
         responses = {
             (r.example_index, r.repeat): r for r in s.scalars(select(Response).where(Response.run_id == run.id))
@@ -109,8 +107,7 @@ def _healthbench_examples(store: Store, run, dataset_row) -> list[dict[str, Any]
 
 
 def _exam_items(store: Store, run, dataset_row) -> list[dict[str, Any]]:
-    config = McqaConfig.model_validate(run.config)
-    exam = load_mcqa(config.task, dataset_row.path, dataset_row.name)
+    exam = recorded_exam(run, dataset_row)
     with store.session() as s:
         texts = {
             (r.example_index, r.repeat): r.text for r in s.scalars(select(Response).where(Response.run_id == run.id))
