@@ -16,6 +16,14 @@ from medops.grading.templates import default_template, load_template, render_con
         ('{"explanation": "s", "criteria_met": "False"}', False, "s"),
         ('{"criteria_met": true}', True, ""),
         ('{"note": {"x": 1}} then {"explanation": "second", "criteria_met": false}', False, "second"),
+        (
+            '{"explanation": "draft", "criteria_met": true}\nOn reflection:\n'
+            '{"explanation": "final", "criteria_met": false}',
+            False,
+            "final",
+        ),
+        ('Example: {"criteria_met": false}\n```json\n{"explanation": "mine", "criteria_met": true}\n```', True, "mine"),
+        ('{"explanation": "s", "criteria_met": " TRUE "}', True, "s"),
         ('{"explanation": "uses {braces}", "criteria_met": true}', True, "uses {braces}"),
         ('{"explanation": "설명", "criteria_met": true}', True, "설명"),
     ],
@@ -35,6 +43,18 @@ def test_parse_verdict_reads_real_world_replies(reply, met, explanation):
         '{"explanation": "x"}',
         '{"criteria_met": "maybe"}',
         '{"criteria_met": 1}',
+        '{"criteria_met": 0}',
+        '{"criteria_met": null}',
+        '{"criteria_met": "yes"}',
+        '{"criteria_met": "no"}',
+        '{"criteria_met": "met"}',
+        '{"criteria_met": "not met"}',
+        '{"criteria_met": ["true"]}',
+        '{"criteria_met": {"value": true}}',
+        # the last object with criteria_met decides: an unusable last value is not replaced by an earlier one
+        '{"explanation": "a", "criteria_met": true} and then {"explanation": "b", "criteria_met": "maybe"}',
+        # only top-level objects count, as in the reference's json.loads(reply)["criteria_met"]
+        '{"result": {"criteria_met": true}}',
         '{"explanation": "cut off", "criteria_met": tr',
         "[true]",
     ],

@@ -1,8 +1,10 @@
 """Reading a grader's verdict out of free text.
 
 Graders wrap JSON in code fences, add prose around it, or write ``"true"`` as a string.
-``parse_verdict`` accepts all of that and returns ``None`` only when no object with a usable
-``criteria_met`` can be found: the caller retries and finally records the criterion as
+The rule (docs/GRADING.md): only a JSON boolean or the string ``"true"``/``"false"`` counts;
+when a reply holds several top-level JSON objects with ``criteria_met``, the last one is the
+grader's verdict. Anything else (no such object, or a last one whose value is ``"yes"``, ``1``,
+``null``...) gives ``None``: the caller retries and finally records the criterion as
 ungraded. It never guesses.
 """
 
@@ -13,7 +15,7 @@ import math
 from dataclasses import dataclass
 
 _DECODER = json.JSONDecoder()
-_TRUE, _FALSE = {"true", "yes", "met"}, {"false", "no", "not met", "not_met"}
+_TRUE_FALSE = {"true": True, "false": False}
 
 
 @dataclass(frozen=True)
@@ -23,14 +25,11 @@ class Verdict:
 
 
 def _as_bool(value: object) -> bool | None:
+    """A JSON boolean, or the string "true"/"false" (any letter case, surrounding spaces ignored)."""
     if isinstance(value, bool):
         return value
     if isinstance(value, str):
-        lowered = value.strip().lower()
-        if lowered in _TRUE:
-            return True
-        if lowered in _FALSE:
-            return False
+        return _TRUE_FALSE.get(value.strip().lower())
     return None
 
 
@@ -49,16 +48,25 @@ def _objects(text: str):
 
 
 def parse_verdict(reply: str | None) -> Verdict | None:
+    """The verdict of the last top-level JSON object with ``criteria_met``, or None.
+
+    The last one wins because graders that quote an example or revise themselves put their
+    answer last. If that last value is not usable the reply is unreadable: an earlier object
+    is never taken in its place.
+    """
     if not reply:
         return None
+    last = None
     for obj in _objects(reply):
         if "criteria_met" in obj:
-            met = _as_bool(obj["criteria_met"])
-            if met is None:
-                continue
-            explanation = obj.get("explanation")
-            return Verdict(met, explanation if isinstance(explanation, str) else "")
-    return None
+            last = obj
+    if last is None:
+        return None
+    met = _as_bool(last["criteria_met"])
+    if met is None:
+        return None
+    explanation = last.get("explanation")
+    return Verdict(met, explanation if isinstance(explanation, str) else "")
 
 
 def parse_group_verdicts(reply: str | None, expected: set[int]) -> dict[int, Verdict]:
@@ -103,9 +111,6 @@ def _values(text: str):
             yield value
         candidates = [p for p in (text.find("{", end), text.find("[", end)) if p != -1]
         position = min(candidates, default=-1)
-
-
-_TRUE_FALSE = {"true": True, "false": False}
 
 
 def p_met_from_choice_logprobs(choice_logprobs: dict[str, float]) -> float | None:
