@@ -13,11 +13,13 @@ import json
 import random
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from medops.datasets.mcqa import MCQItem, load_mcqa
 from medops.datasets.registry import resolve
+from medops.errors import UserError
 from medops.prompts.mcqa import build_messages, default_language
 
 _NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
@@ -108,3 +110,68 @@ def prepare(
     }
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
     return manifest
+
+
+# The manifest as the record of how prepared rows were prompted ---------------------------------
+MANIFEST = "manifest.json"
+_FILE_ENTRIES = ("train", "heldout", "train_filtered")
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    """What the manifest beside a prepared file says about it: the prompts in its rows were
+    rendered for ``task`` in ``style`` and ``language``, and training and scoring must match."""
+
+    manifest: Path
+    task: str
+    style: str
+    language: str
+
+    def record(self) -> dict:
+        return {"manifest": str(self.manifest), "task": self.task, "style": self.style, "language": self.language}
+
+
+def read_manifest(data_file: str | Path, on_notice: Callable[[str], None] | None = None) -> PreparedData | None:
+    """The manifest that records ``data_file`` (same directory, same name and sha256), or None
+    for a file that ``medops rl prepare`` / ``rl difficulty`` did not write, or that changed since."""
+    path = Path(data_file)
+    manifest_path = path.parent / MANIFEST
+    if not path.is_file() or not manifest_path.is_file():
+        return None
+    try:
+        manifest = json.loads(manifest_path.read_text("utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{manifest_path}: cannot read the manifest ({exc.__class__.__name__})") from None
+    entries = [manifest.get(key) for key in _FILE_ENTRIES]
+    entry = next((e for e in entries if isinstance(e, dict) and e.get("file") == path.name), None)
+    if entry is None:
+        return None
+    if entry.get("sha256") != hashlib.sha256(path.read_bytes()).hexdigest():
+        if on_notice:
+            on_notice(f"{path} changed since {manifest_path} recorded it; its prompt style and language are not used")
+        return None
+    missing = [key for key in ("task", "style", "language") if not isinstance(manifest.get(key), str)]
+    if missing:
+        raise UserError(f"{manifest_path}: {missing[0]}: missing (re-run `medops rl prepare`)")
+    return PreparedData(manifest_path.resolve(), manifest["task"], manifest["style"], manifest["language"])
+
+
+def record_derived(out_dir: Path, source: PreparedData, key: str, entry: dict) -> Path:
+    """Record a file derived from prepared rows (same prompts) in ``out_dir``'s manifest: the
+    source's own manifest when ``out_dir`` is its directory, otherwise a new one naming it."""
+    target = out_dir / MANIFEST
+    facts = {"task": source.task, "style": source.style, "language": source.language}
+    if target.is_file():
+        manifest = json.loads(target.read_text("utf-8"))
+        if {k: manifest.get(k) for k in facts} != facts:
+            raise UserError(
+                f"{target}: records other prepared data ({manifest.get('task')}, {manifest.get('style')}, "
+                f"{manifest.get('language')}); write to another directory"
+            )
+    else:
+        manifest = {**facts, "derived_from": str(source.manifest)}
+    manifest[key] = entry
+    staging = target.with_name(f".{MANIFEST}.tmp")
+    staging.write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
+    staging.replace(target)  # never a half-written manifest
+    return target
