@@ -122,7 +122,10 @@ def test_server_errors_are_retried_then_recorded(cli, server, tmp_path):
             example("never", [("B {met} {grader-500:all}", 1, [])]),
         ],
     )
-    summary = cli.run(*cli.eval_args(server, data, "--max-tries", "3"), "--json", check=True).json()
+    result = cli.run(*cli.eval_args(server, data, "--max-tries", "3"), "--json")
+    assert result.returncode == 3  # a call that failed for good: incomplete, resumable
+    summary = result.json()
+    assert summary["status"] == "incomplete" and summary["n_failed_calls"] == 1
     assert summary["n_examples"] == 1 and summary["n_excluded_examples"] == 1
     assert summary["n_ungraded_criteria"] == 1
     rows = [json.loads(x) for x in cli.run("export", str(summary["run_id"]), check=True).stdout.splitlines()]
@@ -152,7 +155,10 @@ def test_unreadable_grader_replies(cli, server, tmp_path):
             example("broken", [("D {met} {grader-malformed:all}", 1, []), ("E {met}", 1, [])]),
         ],
     )
-    summary = cli.run(*cli.eval_args(server, data), "--json", check=True).json()
+    result = cli.run(*cli.eval_args(server, data), "--json")
+    assert result.returncode == 3
+    summary = result.json()
+    assert summary["status"] == "incomplete" and summary["usage"]["grader"]["failed"] == 1
     assert summary["n_examples"] == 1 and summary["n_excluded_examples"] == 1
     assert summary["n_ungraded_criteria"] == 1
     assert summary["score"] == pytest.approx(4 / 6)  # "broken" is left out of every metric

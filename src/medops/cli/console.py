@@ -19,16 +19,16 @@ def install_warning_printer() -> None:
 
 
 def close_run(outcome, store, mlflow_uri: str | None) -> None:
-    """After a run's summary is printed: why it stopped, MLflow, and the exit status (0 / 130 / 2)."""
+    """After a run's summary is printed: why it stopped, MLflow, and the exit status
+    (0 completed, 3 calls failed for good, 130 interrupted, 2 a fatal endpoint error)."""
     import typer
 
     from medops.ops.mlflow_log import log_to_mlflow
-    from medops.store.repository import COMPLETED, FAILED
 
     if outcome.message:
         err.print(f"[yellow]{outcome.message}[/]", soft_wrap=True)
     if mlflow_uri:
         mlflow_run = log_to_mlflow(store, str(outcome.run_id), mlflow_uri)
         err.print(f"logged to MLflow at {mlflow_uri} (run {mlflow_run})")
-    if outcome.status != COMPLETED:
-        raise typer.Exit(2 if outcome.status == FAILED else 130)
+    if outcome.exit_code:
+        raise typer.Exit(outcome.exit_code)

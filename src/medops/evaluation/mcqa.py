@@ -22,7 +22,7 @@ from medops.evaluation.run import (
     run_to_resume,
     spent_so_far,
 )
-from medops.evaluation.scoring_run import usage_totals
+from medops.evaluation.scoring_run import call_accounting
 from medops.grading.extract import extract_choice
 from medops.models.base import ChatModel, Completion, SamplingParams, StopRequested
 from medops.models.factory import create_model
@@ -205,15 +205,22 @@ def run_mcqa(
         {"model": str(config.model)},
         spent_so_far(store, run_id) if resume is not None else 0.0,
     )
-    status, message, seconds = execute(pipeline, jobs, writer, f"medops eval mcqa --resume {run_id}", on_notice)
+    resume_command = f"medops eval mcqa --resume {run_id}"
+    status, message, seconds = execute(pipeline, jobs, writer, resume_command, on_notice)
     summary = score_exam_run(store, run_id, exam, jobs, config.seed)
-    return finish(store, run_id, status, message, previous_wall + seconds, summary)
+    return finish(store, run_id, status, message, previous_wall + seconds, summary, resume_command)
 
 
 def score_exam_run(store: Store, run_id: int, exam: MCQSet, jobs: list[Job], seed: int) -> dict:
     with store.session() as s:
         answers = {(a.item_index, a.repeat): a for a in s.scalars(select(Answer).where(Answer.run_id == run_id))}
-        failed = s.scalar(select(Response.id).where(Response.run_id == run_id, Response.error.is_not(None)).limit(1))
+        truncated = set(
+            s.execute(
+                select(Response.example_index, Response.repeat).where(
+                    Response.run_id == run_id, Response.finish_reason == "length"
+                )
+            ).tuples()
+        )
     records = []
     for job in jobs:
         answer = answers.get(job)
@@ -227,11 +234,13 @@ def score_exam_run(store: Store, run_id: int, exam: MCQSet, jobs: list[Job], see
             "skipped_items": exam.skipped,
             "n_not_answered": len(jobs) - len(records),
             "n_excluded_examples": len(jobs) - len(records),
-            "any_failed_call": failed is not None,
+            # answers cut by the length limit: scored as given (usually wrong), and counted so it shows
+            "n_truncated": sum(job in truncated for job in jobs),
             "rules": dict(sorted(_rule_counts(answers.values()).items())),
-            "usage": usage_totals(store, run_id),
+            **call_accounting(store, run_id),
         }
     )
+    summary["any_failed_call"] = summary["n_failed_calls"] > 0
     return summary
 
 
@@ -263,6 +272,8 @@ def exam_json(run, dataset, summary: dict) -> dict:
         "n_unparsed": summary.get("n_unparsed", 0),
         "unparsed_rate": summary.get("unparsed_rate"),
         "n_excluded_examples": summary.get("n_excluded_examples", 0),
+        "n_failed_calls": summary.get("n_failed_calls", 0),
+        "n_truncated": summary.get("n_truncated", 0),
         "skipped_items": summary.get("skipped_items", {}),
         "rules": summary.get("rules", {}),
         "metrics": summary.get("metrics", {}),

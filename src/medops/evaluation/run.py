@@ -23,7 +23,7 @@ from medops.models.base import ChatModel, FatalModelError
 from medops.models.factory import create_model
 from medops.models.pricing import BudgetMeter, load_prices, price_for
 from medops.ops.costs import run_cost
-from medops.store.repository import COMPLETED, FAILED, INTERRUPTED, ExistingWork, Store
+from medops.store.repository import COMPLETED, FAILED, INCOMPLETE, INTERRUPTED, ExistingWork, Store
 from medops.store.schema import Run
 from medops.store.writer import StoreWriter
 
@@ -34,6 +34,7 @@ class RunOutcome:
     status: str
     summary: dict[str, Any]
     message: str | None = None  # why the run stopped early, for the user
+    exit_code: int = 0  # 0 completed, 2 a fatal endpoint error, 3 failed calls (resumable), 130 interrupted
 
 
 @dataclass
@@ -122,7 +123,7 @@ def run_healthbench(
         summary = score_meta_run(store, run_id, task.meta, task.meta_positions or [], jobs)
     else:
         summary = score_run(store, run_id, dataset, config, jobs)
-    return finish(store, run_id, status, message, wall, summary)
+    return finish(store, run_id, status, message, wall, summary, f"{command} --resume {run_id}")
 
 
 def attach_budget(
@@ -189,11 +190,35 @@ def execute(
 
 
 def finish(
-    store: Store, run_id: int, status: str, message: str | None, wall: float, summary: dict[str, Any]
+    store: Store,
+    run_id: int,
+    status: str,
+    message: str | None,
+    wall: float,
+    summary: dict[str, Any],
+    resume_command: str,
 ) -> RunOutcome:
+    """Record how the run ended. A run whose every job ran but where some call failed for good is
+    ``incomplete`` (``failed`` when nothing succeeded): never ``completed``, always resumable."""
     summary["wall_seconds"] = wall
-    store.finish_run(run_id, status, wall_seconds=wall, summary=summary, error=message if status == FAILED else None)
-    return RunOutcome(run_id, status, summary, message)
+    exit_code = {COMPLETED: 0, INTERRUPTED: 130, FAILED: 2}[status]
+    failed = summary.get("n_failed_calls", 0)
+    if failed:
+        by_role = ", ".join(f"{role}: {u['failed']}" for role, u in summary.get("usage", {}).items() if u["failed"])
+        plural = failed != 1
+        note = (
+            f"{failed} call{'s' if plural else ''} failed for good ({by_role}) and {'are' if plural else 'is'} left "
+            f"out of the score; retry {'them' if plural else 'it'} with `{resume_command}`"
+        )
+        if status == COMPLETED:
+            everything_failed = failed >= summary.get("n_calls_recorded", 0)
+            status, exit_code, message = (FAILED if everything_failed else INCOMPLETE), 3, note
+        else:
+            message = f"{message}; {note}" if message else note
+    store.finish_run(
+        run_id, status, wall_seconds=wall, summary=summary, error=message if status in (FAILED, INCOMPLETE) else None
+    )
+    return RunOutcome(run_id, status, summary, message, exit_code)
 
 
 def _build_models(config: HealthBenchConfig) -> tuple[ChatModel | None, ChatModel]:

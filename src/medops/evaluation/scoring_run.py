@@ -6,12 +6,13 @@ from collections import defaultdict
 from typing import Any
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from medops.datasets.healthbench import RubricDataset
 from medops.datasets.meta_eval import MetaEvalSet
 from medops.evaluation.config import HealthBenchConfig
 from medops.evaluation.engine import Job
+from medops.evaluation.healthbench import ideal_group_metric
 from medops.scoring.agreement import (
     calibration,
     macro_f1,
@@ -31,26 +32,15 @@ from medops.store.repository import Store
 from medops.store.schema import Grade, Response
 
 
-def usage_totals(store: Store, run_id: int) -> dict[str, dict[str, int]]:
-    """Network calls and tokens by role. Cached answers cost nothing and count no call."""
-    with store.session() as s:
-        model = s.execute(
-            select(
-                func.coalesce(func.sum(Response.calls), 0),
-                func.coalesce(func.sum(Response.prompt_tokens), 0),
-                func.coalesce(func.sum(Response.completion_tokens), 0),
-            ).where(Response.run_id == run_id, Response.source == "model", Response.cached.is_(False))
-        ).one()
-        grader = s.execute(
-            select(
-                func.coalesce(func.sum(Grade.calls), 0),
-                func.coalesce(func.sum(Grade.prompt_tokens), 0),
-                func.coalesce(func.sum(Grade.completion_tokens), 0),
-            ).where(Grade.run_id == run_id, Grade.cached.is_(False))
-        ).one()
+def call_accounting(store: Store, run_id: int) -> dict[str, Any]:
+    """``usage`` by role (calls, cached, failed, tokens), ``n_failed_calls`` and ``n_calls_recorded``:
+    the summary keys that say whether every call of the run has an answer."""
+    usage = store.usage(run_id)
+    recorded = sum(role.pop("recorded") for role in usage.values())
     return {
-        role: {"calls": int(r[0]), "prompt_tokens": int(r[1]), "completion_tokens": int(r[2])}
-        for role, r in (("model", model), ("grader", grader))
+        "n_failed_calls": sum(role["failed"] for role in usage.values()),
+        "n_calls_recorded": recorded,
+        "usage": usage,
     }
 
 
@@ -83,6 +73,8 @@ def job_metrics(
         if config.length_penalty is not None:
             center = config.length_center or 0.0
             metrics[LENGTH_ADJUSTED] = length_adjusted(metrics[OVERALL], len(text), config.length_penalty, center)
+        if config.completions == "ideal" and (group := ideal_group_metric(example)):
+            metrics[group] = metrics[OVERALL]  # the reference scores each ideal-completion group on its own
         per_job[job] = metrics
     return per_job, excluded, ungraded
 
@@ -102,7 +94,7 @@ def score_run(
         "n_excluded_examples": excluded,
         "n_ungraded_criteria": ungraded,
         "metrics": {name: summary.to_dict() for name, summary in summaries.items()},
-        "usage": usage_totals(store, run_id),
+        **call_accounting(store, run_id),
     }
 
 
@@ -142,7 +134,7 @@ def score_meta_run(
         "n_excluded_examples": asked - len(rows),
         "n_ungraded_criteria": asked - len(rows),
         "agreement": metrics,
-        "usage": usage_totals(store, run_id),
+        **call_accounting(store, run_id),
     }
 
 

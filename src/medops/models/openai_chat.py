@@ -207,15 +207,19 @@ class OpenAIChatModel:
                 else:
                     if status == 200:
                         self.limiter.on_success()
-                        return _completion(raw, attempt, started)
-                    last_error = self._redact(f"HTTP {status}: {_error_message(raw)}")
-                    if status in _FATAL_STATUS:
-                        raise FatalModelError(f"{self.label} at {self._base_url}: {last_error}")
-                    if status not in _RETRYABLE_STATUS:
-                        return _failed(last_error, attempt, started)
-                    if status == 429:
-                        self.limiter.on_throttled()
-                    wait = retry_after_seconds(headers)
+                        try:
+                            return _completion(raw, attempt, started)
+                        except _UnusableReply as exc:  # retried like any transient failure, then failed
+                            last_error = str(exc)
+                    else:
+                        last_error = self._redact(f"HTTP {status}: {_error_message(raw)}")
+                        if status in _FATAL_STATUS:
+                            raise FatalModelError(f"{self.label} at {self._base_url}: {last_error}")
+                        if status not in _RETRYABLE_STATUS:
+                            return _failed(last_error, attempt, started)
+                        if status == 429:
+                            self.limiter.on_throttled()
+                        wait = retry_after_seconds(headers)
             if attempt < self._retry.max_tries:
                 await asyncio.sleep(wait if wait is not None else self._retry.backoff(attempt))
         tries = self._retry.max_tries
@@ -228,22 +232,32 @@ class OpenAIChatModel:
         await self._transport.aclose()
 
 
+class _UnusableReply(Exception):
+    """A 200 whose body is not a usable completion (unreadable JSON, no choice, null content)."""
+
+
 def _completion(raw: bytes, attempts: int, started: float) -> Completion:
+    """The completion in a 200 body. Null content is not an empty answer: it raises, so the call
+    is retried and, if it never comes, recorded as failed (an empty string the model sent is kept)."""
     try:
         data = json.loads(raw)
         choice = (data.get("choices") or [None])[0] or {}
+        content = (choice.get("message") or {}).get("content")
         usage = data.get("usage") or {}
-        return Completion(
-            text=(choice.get("message") or {}).get("content") or "",
-            finish_reason=choice.get("finish_reason"),
-            prompt_tokens=usage.get("prompt_tokens") or 0,
-            completion_tokens=usage.get("completion_tokens") or 0,
-            latency_s=time.perf_counter() - started,
-            calls=attempts,
-            extra={"logprobs": choice["logprobs"]} if choice.get("logprobs") else {},
-        )
     except (ValueError, AttributeError, TypeError, IndexError) as exc:
-        return _failed(f"unreadable response body ({exc})", attempts, started)
+        raise _UnusableReply(f"unreadable response body ({exc})") from None
+    if not isinstance(content, str):
+        reason = choice.get("finish_reason")
+        raise _UnusableReply(f"no message content in the reply (finish_reason {reason!r})")
+    return Completion(
+        text=content,
+        finish_reason=choice.get("finish_reason"),
+        prompt_tokens=usage.get("prompt_tokens") or 0,
+        completion_tokens=usage.get("completion_tokens") or 0,
+        latency_s=time.perf_counter() - started,
+        calls=attempts,
+        extra={"logprobs": choice["logprobs"]} if choice.get("logprobs") else {},
+    )
 
 
 def _failed(error: str, attempts: int, started: float) -> Completion:

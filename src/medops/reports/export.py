@@ -17,30 +17,38 @@ def criterion_rows(store: Store, run_ref: str) -> list[dict[str, Any]]:
     dataset = recorded_rubric_set(run, recorded)
     with store.session() as s:
         responses = {
-            (r.example_index, r.repeat): r.text for r in s.scalars(select(Response).where(Response.run_id == run.id))
+            (r.example_index, r.repeat): r for r in s.scalars(select(Response).where(Response.run_id == run.id))
         }
-        grades = s.scalars(
-            select(Grade)
-            .where(Grade.run_id == run.id)
-            .order_by(Grade.repeat, Grade.example_index, Grade.criterion_index)
-        ).all()
+        grades = {
+            (g.repeat, g.example_index, g.criterion_index): g
+            for g in s.scalars(select(Grade).where(Grade.run_id == run.id))
+        }
+    # A failed model call has no grades: its criteria are listed as ungraded, with the call's error,
+    # so the export shows every failure the run's status counts.
+    failed = {
+        (repeat, index, c): f"model call failed: {r.error or 'no answer'}"
+        for (index, repeat), r in responses.items()
+        if r.error is not None or r.text is None
+        for c in range(len(dataset.examples[index].rubrics))
+    }
     rows = []
-    for g in grades:
-        example = dataset.examples[g.example_index]
-        item = example.rubrics[g.criterion_index]
+    for key in sorted(grades.keys() | failed.keys()):
+        repeat, index, criterion = key
+        example, g, response = dataset.examples[index], grades.get(key), responses.get((index, repeat))
+        item = example.rubrics[criterion]
         rows.append(
             {
-                "example_index": g.example_index,
-                "repeat": g.repeat,
+                "example_index": index,
+                "repeat": repeat,
                 "prompt_id": example.prompt_id,
-                "criterion_index": g.criterion_index,
+                "criterion_index": criterion,
                 "criterion": item.criterion,
                 "points": item.points,
                 "tags": list(item.tags),
-                "criteria_met": g.criteria_met,
-                "explanation": g.explanation,
-                "ungraded_reason": g.ungraded_reason,
-                "response": responses.get((g.example_index, g.repeat)),
+                "criteria_met": g.criteria_met if g else None,
+                "explanation": g.explanation if g else None,
+                "ungraded_reason": g.ungraded_reason if g else failed[key],
+                "response": response.text if response else None,
             }
         )
     return rows

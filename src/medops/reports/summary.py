@@ -32,11 +32,21 @@ def healthbench_json(run: Run, dataset: Dataset, config: HealthBenchConfig, summ
         "n_examples": summary.get("n_examples", 0),
         "n_excluded_examples": summary.get("n_excluded_examples", 0),
         "n_ungraded_criteria": summary.get("n_ungraded_criteria", 0),
+        "n_failed_calls": summary.get("n_failed_calls", 0),
         "metrics": summary.get("metrics", {}),
         "usage": summary.get("usage", {}),
         "wall_seconds": summary.get("wall_seconds", run.wall_seconds),
         "seed": config.seed,
     }
+
+
+def usage_line(role: str, u: dict[str, int]) -> str:
+    """``model: 12 calls (3 cached, 1 failed), 900+400 tokens;`` for the closing line of a run."""
+    notes = ", ".join(f"{u[key]:,} {key}" for key in ("cached", "failed") if u.get(key))
+    return (
+        f"{role}: {u['calls']:,} calls{f' ({notes})' if notes else ''}, "
+        f"{u['prompt_tokens']:,}+{u['completion_tokens']:,} tokens;"
+    )
 
 
 def _fmt(value: float | None) -> str:
@@ -61,10 +71,7 @@ def print_healthbench_summary(console: Console, run: Run, dataset: Dataset, summ
         table.add_section()
     console.print(table)
     usage = summary.get("usage", {})
-    calls = " ".join(
-        f"{role}: {u['calls']:,} calls, {u['prompt_tokens']:,}+{u['completion_tokens']:,} tokens;"
-        for role, u in usage.items()
-    )
+    calls = " ".join(usage_line(role, u) for role, u in usage.items())
     others = sum(1 for m in metrics if not m.startswith(("overall", "theme:", "axis:")))
     console.print(
         f"score {_fmt(summary.get('score'))} ± {_fmt(summary.get('bootstrap_std'))} over "
@@ -85,6 +92,7 @@ def meta_eval_json(run: Run, dataset: Dataset, summary: dict[str, Any]) -> dict[
         "score": summary.get("score"),
         "n_rows": summary.get("n_examples", 0),
         "n_ungraded": summary.get("n_ungraded_criteria", 0),
+        "n_failed_calls": summary.get("n_failed_calls", 0),
         "agreement": summary.get("agreement", {}),
         "usage": summary.get("usage", {}),
         "wall_seconds": summary.get("wall_seconds", run.wall_seconds),

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, delete, or_, select, update
+from sqlalchemy import Engine, case, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from medops import __version__
@@ -22,6 +22,7 @@ from medops.store.schema import Answer, CachedCall, Dataset, Grade, Response, Ru
 from medops.store.writer import StoreWriter
 
 RUNNING, INTERRUPTED, COMPLETED, FAILED = "running", "interrupted", "completed", "failed"
+INCOMPLETE = "incomplete"  # finished, but some calls ended in a final failure: resumable, never a pass
 
 
 def _process_alive(pid: int) -> bool:
@@ -167,6 +168,35 @@ class Store:
                 for g in s.scalars(select(Grade).where(Grade.run_id == run_id))
             }
         return ExistingWork(responses, grades)
+
+    def usage(self, run_id: int) -> dict[str, dict[str, int]]:
+        """Per role: network ``calls`` (retries included; none for answers from the store),
+        ``cached`` (call outcomes answered from the store), ``failed`` (outcomes that ended in a
+        final failure: an error, null content, an unreadable grader reply), ``recorded`` (every
+        outcome stored) and the tokens paid for. One outcome is a response or a criterion verdict."""
+
+        def totals(table, failed, where) -> dict[str, int]:
+            live = table.cached.is_(False)
+            row = s.execute(
+                select(
+                    func.coalesce(func.sum(case((live, table.calls), else_=0)), 0),
+                    func.coalesce(func.sum(case((table.cached.is_(True), 1), else_=0)), 0),
+                    func.coalesce(func.sum(case((failed, 1), else_=0)), 0),
+                    func.count(),
+                    func.coalesce(func.sum(case((live, table.prompt_tokens), else_=0)), 0),
+                    func.coalesce(func.sum(case((live, table.completion_tokens), else_=0)), 0),
+                ).where(table.run_id == run_id, *where)
+            ).one()
+            keys = ("calls", "cached", "failed", "recorded", "prompt_tokens", "completion_tokens")
+            return {key: int(value) for key, value in zip(keys, row, strict=True)}
+
+        with self.session() as s:
+            return {
+                "model": totals(
+                    Response, or_(Response.error.is_not(None), Response.text.is_(None)), [Response.source == "model"]
+                ),
+                "grader": totals(Grade, Grade.criteria_met.is_(None), []),
+            }
 
     def update_summary(self, run_id: int, summary: dict[str, Any]) -> None:
         with self.session() as s:

@@ -9,8 +9,9 @@ in the request text, so a test data file says what the server will do:
 * models whose name contains ``grader`` answer with a HealthBench verdict JSON; ``{met}`` or
   ``{unmet}`` in the prompt fixes the verdict, ``{met-if:WORD}`` makes it depend on the
   response containing WORD (otherwise a hash of the prompt decides);
-* ``{ROLE-429:N}``, ``{ROLE-500:N}``, ``{ROLE-slow:N}``, ``{ROLE-malformed:N}`` make the first N
-  requests with that exact body fail that way (ROLE is ``model`` or ``grader``; N may be
+* ``{ROLE-429:N}``, ``{ROLE-500:N}``, ``{ROLE-slow:N}``, ``{ROLE-malformed:N}``, ``{ROLE-null:N}``
+  (``"content": null``) and ``{ROLE-empty:N}`` (``"content": ""``) make the first N requests with
+  that exact body fail that way (ROLE is ``model`` or ``grader``; N may be
   ``all``); ``{grader-fence}`` and ``{grader-stringbool}`` vary the reply's format;
 * exam prompts (option lines ``A. ...``) get a ``\\boxed{X}`` answer: ``{model-answer:X}`` fixes
   X, otherwise a hash of the prompt picks an option;
@@ -36,7 +37,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-_TOKEN = re.compile(r"\{(model|grader)-(429|500|slow|malformed):(\d+|all)\}")
+_TOKEN = re.compile(r"\{(model|grader)-(429|500|slow|malformed|null|empty):(\d+|all)\}")
 _GROUP_LINE = re.compile(r"^(\d+)\. (?:\[-?[\d.]+\] )?(.*)$", re.MULTILINE)
 _GROUP_FAULT = re.compile(r"\{grader-(drop|dup):(\d+|all)\}")
 
@@ -126,7 +127,11 @@ class FakeOpenAIServer:
                 content = self._grader_reply(text, active("malformed"))
             else:
                 content = self._model_reply(text)
+            if active("empty"):
+                content = ""
             body = _completion(model, content, text)
+            if active("null"):
+                body["choices"][0]["message"]["content"] = None
             if payload.get("logprobs") and role == "grader":
                 body["choices"][0]["logprobs"] = _verdict_logprobs(content, text)
             response = web.json_response(body)
