@@ -1,21 +1,35 @@
-"""Opening the store: engine, SQLite pragmas, and migrations to the latest schema."""
+"""Opening the store: engine, SQLite pragmas, and migrations to the latest schema.
+
+Opening is safe to race: several medops processes starting together on a new store (a CI
+matrix, a shell loop) migrate it exactly once, under a lock that works across processes
+(``BEGIN IMMEDIATE`` on SQLite, a transaction-scoped advisory lock on PostgreSQL), and the
+revision is read again once the lock is held. A database that is not a medops store, or
+one migrated by a newer medops, is refused in one line before anything is written to it.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
+import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 from alembic import command
 from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DatabaseError, OperationalError, SQLAlchemyError
 
 from medops.errors import UserError
 
 DEFAULT_DB = "medops.db"
+VERSION_TABLE = "alembic_version"
+# pg_advisory_xact_lock key: the same for every medops process, unlikely to be anyone else's
+_PG_LOCK_KEY = int.from_bytes(hashlib.sha256(b"medops store migrations").digest()[:8], "big", signed=True)
 
 
 def database_url(db: str | None) -> str:
@@ -34,12 +48,14 @@ def describe(url: str) -> str:
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
+    # First, so that a process starting beside another waits for its lock instead of failing
+    # (switching a new file to WAL takes one too).
+    cursor.execute("PRAGMA busy_timeout=10000")
     # WAL: readers never block the writer; NORMAL: a commit survives a process crash
     # (kill -9), with no fsync per commit.
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
 
 
@@ -55,24 +71,132 @@ def open_engine(db: str | None) -> Engine:
         engine = create_engine(url, pool_pre_ping=not url.startswith("sqlite"))
     except (ArgumentError, ImportError, SQLAlchemyError) as exc:
         raise UserError(f"cannot use database {describe(url)}: {exc}") from None
+    where = describe(url)
+    sqlite_file = None
     if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _sqlite_pragmas)
         if engine.url.database and engine.url.database != ":memory:":
-            parent = Path(engine.url.database).expanduser().resolve().parent
+            sqlite_file = Path(engine.url.database).expanduser()
+            where = str(sqlite_file)
+            parent = sqlite_file.resolve().parent
             if not parent.is_dir():
                 raise UserError(f"cannot use database {describe(url)}: folder {parent} does not exist")
+        event.listen(engine, "connect", _sqlite_pragmas)
     try:
-        _migrate(engine)
+        _migrate(engine, where, sqlite_file)
     except OperationalError as exc:
         raise UserError(f"cannot open database {describe(url)}: {exc.orig}") from None
+    except DatabaseError as exc:
+        raise UserError(f"cannot open database {describe(url)}: {exc.orig}; is it a medops store?") from None
     return engine
 
 
-def _migrate(engine: Engine) -> None:
+def _migrate(engine: Engine, where: str, sqlite_file: Path | None) -> None:
+    """Bring the store to the latest schema; a no-op (and no write) when it already is."""
     config = _alembic_config()
-    head = ScriptDirectory.from_config(config).get_current_head()
-    with engine.begin() as connection:
-        if MigrationContext.configure(connection).get_current_revision() == head:
+    scripts = ScriptDirectory.from_config(config)
+    head = scripts.get_current_head()
+    if _revision_before_writing(engine, scripts, where, sqlite_file) == head:
+        return
+    with _migration_lock(engine) as connection:
+        if _medops_revision(connection, scripts, where) == head:  # another process got there first
             return
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+
+
+def _revision_before_writing(
+    engine: Engine, scripts: ScriptDirectory, where: str, sqlite_file: Path | None
+) -> str | None:
+    """The store's revision, read without changing anything (see ``_medops_revision``).
+
+    SQLite is read on a connection of its own, without the pragmas: switching a stranger's
+    file to WAL would already be a write. A missing or empty file is a new store. A WAL-mode
+    file that no process has open (no ``-wal`` beside it) is read as immutable, so that not
+    even the ``-wal``/``-shm`` companions a reader creates appear; should that read meet a
+    writer that came in between, it is read again the ordinary read-only way.
+    """
+    if engine.dialect.name != "sqlite":
+        with engine.connect() as connection:
+            return _medops_revision(connection, scripts, where)
+    if sqlite_file is None or not sqlite_file.is_file() or sqlite_file.stat().st_size == 0:
+        return None
+    with sqlite_file.open("rb") as handle:
+        header = handle.read(20)
+    if not header.startswith(b"SQLite format 3\x00"):
+        raise UserError(
+            f"{where} is not a SQLite database, so not a medops store; give --db a new file or a medops store"
+        )
+    uri = f"file:{quote(str(sqlite_file.resolve()))}?mode=ro"
+    wal_mode, wal_file = header[18:20] == b"\x02\x02", sqlite_file.with_name(sqlite_file.name + "-wal")
+    if wal_mode and not wal_file.exists():
+        try:
+            return _read_revision(f"{uri}&immutable=1", scripts, where)
+        except DatabaseError:
+            pass
+    return _read_revision(uri, scripts, where)
+
+
+def _read_revision(uri: str, scripts: ScriptDirectory, where: str) -> str | None:
+    reader = create_engine("sqlite://", creator=lambda: sqlite3.connect(uri, uri=True, timeout=10))
+    try:
+        with reader.connect() as connection:
+            return _medops_revision(connection, scripts, where)
+    finally:
+        reader.dispose()
+
+
+@contextlib.contextmanager
+def _migration_lock(engine: Engine) -> Iterator[Connection]:
+    """A connection in a transaction that holds the store's migration lock until it commits."""
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as connection:
+            # The driver must not open transactions of its own: it would start DDL outside
+            # one. BEGIN IMMEDIATE takes the write lock now, so check and upgrade are atomic.
+            connection.execution_options(isolation_level="AUTOCOMMIT")
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            try:
+                yield connection
+            except BaseException:
+                connection.exec_driver_sql("ROLLBACK")
+                raise
+            connection.exec_driver_sql("COMMIT")
+        return
+    with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
+        yield connection
+
+
+def _medops_revision(connection: Connection, scripts: ScriptDirectory, where: str) -> str | None:
+    """The store's schema revision (``None``: a new, empty store), or a UserError when the
+    database is not a medops store or comes from a newer medops."""
+    from medops.store.schema import Base
+
+    inspector = inspect(connection)
+    names = set(inspector.get_table_names()) | set(inspector.get_view_names())
+    if not names:
+        return None
+    medops_tables = names & set(Base.metadata.tables)
+    revisions = (
+        [row[0] for row in connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}"))]
+        if VERSION_TABLE in names
+        else []
+    )
+    if not revisions:
+        if names <= {VERSION_TABLE}:
+            return None
+        shown = ", ".join(sorted(names)[:5]) + (", ..." if len(names) > 5 else "")
+        raise UserError(
+            f"{where} is not a medops store (it has tables {shown} but no medops schema); "
+            "give --db a new file or a medops store"
+        )
+    known = {script.revision for script in scripts.walk_revisions()}
+    unknown = [r for r in revisions if r not in known]
+    if unknown and medops_tables:
+        raise UserError(f"{where} was migrated by a newer medops (revision {unknown[0]}); upgrade medops to use it")
+    if unknown:
+        raise UserError(
+            f"{where} is not a medops store (its schema revision {unknown[0]} is not medops's); "
+            "give --db a new file or a medops store"
+        )
+    return revisions[0]

@@ -1,0 +1,218 @@
+"""Opening a store: parallel processes on a new store, and databases that are not medops stores.
+
+Every test runs on a fresh SQLite file and, when MEDOPS_TEST_POSTGRES_URL is set (CI), on a
+fresh PostgreSQL schema. Processes are real ones, started together behind a file barrier so
+that they reach the migration at the same moment.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+POSTGRES = os.environ.get("MEDOPS_TEST_POSTGRES_URL")
+HEAD = "0003"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path):
+    """A URL for a store that does not exist yet: a new SQLite file, or a new PostgreSQL schema."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'new.db'}"
+        return
+    if not POSTGRES:
+        pytest.skip("MEDOPS_TEST_POSTGRES_URL not set (scripts/start-test-postgres)")
+    from sqlalchemy import create_engine, make_url, text
+
+    schema = f"medops_t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES)
+    with admin.begin() as connection:
+        connection.execute(text(f"CREATE SCHEMA {schema}"))
+    url = make_url(POSTGRES).update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+def execute(url: str, *statements: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        for statement in statements:
+            connection.execute(text(statement))
+    engine.dispose()
+
+
+def table_names(url: str) -> set[str]:
+    from sqlalchemy import create_engine, inspect
+
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        names = set(inspect(connection).get_table_names())
+    engine.dispose()
+    return names
+
+
+def versions(url: str) -> list[str]:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        rows = [r[0] for r in connection.execute(text("SELECT version_num FROM alembic_version"))]
+    engine.dispose()
+    return rows
+
+
+OPEN_AFTER_BARRIER = """
+import sys, time
+from pathlib import Path
+from medops.errors import UserError
+from medops.store.repository import Store
+barrier, me, url = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+(barrier / f"ready-{me}").touch()
+while not (barrier / "go").exists():
+    time.sleep(0.005)
+try:
+    store = Store.open(url)
+    print(len(store.list_runs()))
+except UserError as exc:
+    print(f"error: {exc}", file=sys.stderr)
+    sys.exit(2)
+"""
+
+
+@pytest.mark.parametrize("processes", [6])
+def test_parallel_processes_on_a_new_store_all_succeed(store_url, tmp_path, processes):
+    """Seen before the fix: 'table call_cache already exists' / 'alembic_version already exists'."""
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    started = [
+        subprocess.Popen(
+            [sys.executable, "-c", OPEN_AFTER_BARRIER, str(barrier), str(i), store_url],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for i in range(processes)
+    ]
+    deadline = time.monotonic() + 120
+    while len(list(barrier.glob("ready-*"))) < processes:
+        assert time.monotonic() < deadline, "processes never got ready"
+        assert all(p.poll() is None for p in started), [p.communicate() for p in started if p.poll() is not None]
+        time.sleep(0.01)
+    (barrier / "go").touch()  # all of them open the store at once
+    outcomes = [(p.wait(timeout=120), *p.communicate()) for p in started]
+    assert [(rc, out.strip(), err) for rc, out, err in outcomes] == [(0, "0", "")] * processes
+    assert versions(store_url) == [HEAD]  # migrated exactly once
+    assert {"runs", "call_cache", "datasets", "responses", "grades", "answers"} <= table_names(store_url)
+
+
+def test_parallel_cli_commands_on_a_new_store(cli, store_url):
+    """The reported case through the CLI: several commands started together on a new store."""
+    started = [cli_popen(cli, "runs", "list", "--db", store_url, "--json") for _ in range(4)]
+    outcomes = [(p.wait(timeout=120), *p.communicate()) for p in started]
+    assert [(rc, out.strip(), err) for rc, out, err in outcomes] == [(0, "[]", "")] * 4
+    assert versions(store_url) == [HEAD]
+
+
+def cli_popen(cli, *args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "medops.cli.app", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli.env,
+    )
+
+
+def assert_refused(result, *fragments: str) -> None:
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def test_another_applications_database_is_refused_without_a_write(cli, store_url):
+    execute(store_url, "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)", "INSERT INTO notes VALUES (1, 'x')")
+    before = snapshot(store_url)
+    assert_refused(cli.run("runs", "list", "--db", store_url), "is not a medops store", "notes")
+    assert snapshot(store_url) == before
+    assert table_names(store_url) == {"notes"}
+
+
+def test_a_store_from_a_newer_medops_is_refused_without_a_write(cli, store_url):
+    cli.run("runs", "list", "--db", store_url, check=True)
+    execute(store_url, "UPDATE alembic_version SET version_num = '0099'")
+    before = snapshot(store_url)
+    assert_refused(cli.run("runs", "list", "--db", store_url), "newer medops (revision 0099)", "upgrade medops")
+    assert snapshot(store_url) == before
+    assert versions(store_url) == ["0099"]
+
+
+def test_another_applications_alembic_schema_is_not_called_a_newer_medops(cli, store_url):
+    execute(
+        store_url,
+        "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)",
+        "INSERT INTO alembic_version VALUES ('ae1027a6acf')",
+        "CREATE TABLE invoices (id INTEGER PRIMARY KEY)",
+    )
+    before = snapshot(store_url)
+    assert_refused(cli.run("runs", "list", "--db", store_url), "is not a medops store", "ae1027a6acf")
+    assert snapshot(store_url) == before
+
+
+def snapshot(url: str):
+    """What a write would change: a SQLite file's bytes and mtime (and no companions appear);
+    on PostgreSQL, the schema's tables and the version rows."""
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///"))
+        siblings = sorted(p.name for p in path.parent.iterdir() if p.name.startswith(path.name))
+        return path.read_bytes(), path.stat().st_mtime_ns, siblings
+    names = table_names(url)
+    return names, versions(url) if "alembic_version" in names else None
+
+
+def test_a_file_that_is_not_sqlite_is_refused_without_a_write(cli, tmp_path):
+    path = tmp_path / "results.csv"
+    path.write_text("id,score\n1,0.5\n")
+    before = snapshot(f"sqlite:///{path}")
+    assert_refused(cli.run("runs", "list", "--db", str(path)), str(path), "not a SQLite database")
+    assert_refused(cli.run("eval", "healthbench", "--data", "demo", "--grader", "local:smollm2", "--db", str(path)))
+    assert snapshot(f"sqlite:///{path}") == before
+
+
+def test_an_empty_or_missing_file_is_a_new_store(cli, tmp_path):
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    for path in (empty, tmp_path / "missing.db"):
+        assert cli.run("runs", "list", "--db", str(path), "--json", check=True).stdout.strip() == "[]"
+        with sqlite3.connect(path) as connection:
+            assert connection.execute("SELECT version_num FROM alembic_version").fetchall() == [(HEAD,)]
+
+
+def test_an_up_to_date_store_is_opened_without_a_write(tmp_path):
+    """The common case, every command: nothing is written to a store already at the head."""
+    from medops.store.repository import Store
+
+    path = tmp_path / "s.db"
+    Store.open(str(path)).engine.dispose()
+    before = path.read_bytes(), path.stat().st_mtime_ns
+    store = Store.open(str(path))
+    assert store.list_runs() == []
+    store.engine.dispose()
+    assert (path.read_bytes(), path.stat().st_mtime_ns) == before
