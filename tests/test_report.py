@@ -39,7 +39,7 @@ def runs(cli, server, tmp_path):
     )
     for name, texts in (("base", ["REST", "REST", "REST"]), ("cand", [f"REST ANTIBIOTIC {EVIL}", "REST", "nothing"])):
         answers = write_jsonl(tmp_path / f"{name}.jsonl", [{"index": i, "response": t} for i, t in enumerate(texts)])
-        cli.run(
+        result = cli.run(
             "eval",
             "healthbench",
             "--data",
@@ -54,8 +54,8 @@ def runs(cli, server, tmp_path):
             name,
             "--grader-parse-retries",
             "0",
-            check=True,
         )
+        assert result.returncode == 3, result.stderr  # p1's unreadable verdict is a failed call: incomplete
     return tmp_path
 
 
@@ -63,6 +63,7 @@ def test_markdown_summary(cli, runs):
     text = cli.run("report", "cand", "--vs", "base", "--format", "md", check=True).stdout
     assert text.startswith("### medops · run 2 `cand`") and "| overall_score |" in text
     assert "graded by openai:fake-grader" in text and "cost unpriced" in text
+    assert "status incomplete (1 call failed for good, left out of the score)" in text
 
 
 def test_html_report_in_a_real_browser(cli, runs, tmp_path):
