@@ -52,7 +52,8 @@ def log_to_mlflow(store: Store, run_ref: str, tracking_uri: str, experiment: str
             if "bootstrap_std" in stats
         }
     )
-    for key in ("score", "n_examples", "n_excluded_examples", "n_ungraded_criteria", "n_unparsed", "wall_seconds"):
+    keys = ("score", "n_examples", "n_excluded_examples", "n_ungraded_criteria", "n_unparsed", "n_failed_calls")
+    for key in (*keys, "n_truncated", "wall_seconds"):
         if isinstance(summary.get(key), int | float):
             metrics[key] = float(summary[key])
     mlflow.set_tracking_uri(tracking_uri)
