@@ -60,8 +60,41 @@ class CompletionsSource(str, Enum):
     ideal = "ideal"
 
 
+class Preset(str, Enum):
+    simple_evals = "simple-evals"
+
+
+# OpenAI simple-evals (healthbench_eval.py, simple_evals.py, sampler/chat_completion_sampler.py):
+# the model under test and the grader are both ChatCompletionSampler(system_message=
+# OPENAI_SYSTEM_MESSAGE_API, max_tokens=2048) at its default temperature 0.5, and the grader's
+# reply is read as text. The sampler prepends its system message to what it sends, and that
+# system turn is part of the conversation the grader is shown (medops does the same with
+# --model-system-message); graded ideal completions are shown without one, as there.
+REFERENCE_SYSTEM_MESSAGE = "You are a helpful assistant."
+PRESETS: dict[str, dict[str, dict[str, object]]] = {
+    Preset.simple_evals.value: {
+        "model": {
+            "model_system_message": REFERENCE_SYSTEM_MESSAGE,
+            "model_temperature": 0.5,
+            "model_max_tokens": 2048,
+        },
+        "grader": {
+            "grader_system_message": REFERENCE_SYSTEM_MESSAGE,
+            "grader_temperature": 0.5,
+            "grader_max_tokens": 2048,
+            "grader_verdict": VerdictMode.text,
+        },
+    }
+}
+PRESET_HELP = (
+    "simple-evals: model and grader as OpenAI's reference script (system message 'You are a helpful "
+    "assistant.', temperature 0.5, max tokens 2048, text verdicts). Options given explicitly override it."
+)
+
+
 @app.command("healthbench")
 def healthbench(
+    ctx: typer.Context,
     data: str = typer.Option(
         "demo",
         "--data",
@@ -83,7 +116,13 @@ def healthbench(
     completions: CompletionsSource = typer.Option(
         CompletionsSource.model, "--completions", help="'ideal' grades the physicians' ideal completions."
     ),
-    limit: int = typer.Option(None, "--limit", min=1, help="Evaluate N examples, picked reproducibly with --seed."),
+    limit: int = typer.Option(
+        None,
+        "--limit",
+        min=1,
+        help="Evaluate N examples, picked reproducibly with --seed (with --completions ideal: N per "
+        "ideal-completion group, as the reference picks them).",
+    ),
     repeats: int = REPEATS_OPTION,
     seed: int = SEED_OPTION,
     concurrency: int = CONCURRENCY_OPTION,
@@ -133,10 +172,12 @@ def healthbench(
     resume: str = RESUME_OPTION,
     db: str = DB_OPTION,
     as_json: bool = JSON_OPTION,
+    preset: Preset = typer.Option(None, "--preset", help=PRESET_HELP),
 ) -> None:
     """Score a model on a HealthBench-format rubric set (one grader call per criterion)."""
     store = Store.open(db)
-    config = None if resume is not None else _build_config(locals())
+    config = None if resume is not None else _build_config(_with_preset(ctx, locals()))
+    _preset_note(config)
     if config is not None and str(config.grader) == DEMO_GRADER:
         err.print(
             f"[bold yellow]note:[/] {DEMO_GRADER} is a 135M-parameter demo grader, not a valid judge: its "
@@ -185,6 +226,7 @@ def _execute(
 
 
 def meta_eval(
+    ctx: typer.Context,
     data: str = typer.Option(
         "healthbench-meta",
         "--data",
@@ -218,6 +260,7 @@ def meta_eval(
     resume: str = RESUME_OPTION,
     db: str = DB_OPTION,
     as_json: bool = JSON_OPTION,
+    preset: Preset = typer.Option(None, "--preset", help=PRESET_HELP),
 ) -> None:
     """Measure how well a grader agrees with physicians (HealthBench meta-evaluation)."""
     store = Store.open(db)
@@ -237,8 +280,39 @@ def meta_eval(
         "length_penalty": None,
         "length_center": None,
     }
-    config = None if resume is not None else _build_config(args, task="meta-eval")
+    config = None if resume is not None else _build_config(_with_preset(ctx, args, task="meta-eval"), task="meta-eval")
+    _preset_note(config)
     _execute(config, store, name=name, resume=resume, as_json=as_json, budget_usd=budget_usd, mlflow_uri=mlflow_uri)
+
+
+def _with_preset(ctx: typer.Context, args: dict, task: str = "healthbench") -> dict:
+    """``args`` with the preset's value for every setting not given on the command line.
+
+    Model settings apply only when a model is called (not with --responses, --completions ideal
+    or in meta-eval, where the grader is the model being checked).
+    """
+    preset = args.get("preset")
+    if preset is None:
+        return args
+    settings = PRESETS[preset.value]
+    calls_model = task == "healthbench" and args["responses"] is None and args["completions"] == CompletionsSource.model
+    chosen = {**settings["grader"], **(settings["model"] if calls_model else {})}
+    filled = dict(args)
+    for name, value in chosen.items():
+        source = ctx.get_parameter_source(name)  # by name: Typer ships its own copy of Click's enum
+        if source is None or source.name in ("DEFAULT", "DEFAULT_MAP"):
+            filled[name] = value
+    return filled
+
+
+def _preset_note(config: HealthBenchConfig | None) -> None:
+    if config is not None and config.preset and config.grader_template_source == "medops-default":
+        err.print(
+            f"[bold yellow]note:[/] --preset {config.preset} keeps medops's grader template; give "
+            "--grader-template FILE holding simple-evals' GRADER_TEMPLATE for the reference's grader "
+            "prompts byte for byte.",
+            soft_wrap=True,
+        )
 
 
 def _build_config(args: dict, task: str = "healthbench") -> HealthBenchConfig:
@@ -274,6 +348,7 @@ def _build_config(args: dict, task: str = "healthbench") -> HealthBenchConfig:
         )
     return HealthBenchConfig(
         task=task,
+        preset=args["preset"].value if args.get("preset") is not None else None,
         rubric_item_format="text" if task == "meta-eval" else "points",
         data=args["data"],
         model=model,

@@ -56,6 +56,8 @@ class RunSettings(BaseModel):
 class HealthBenchConfig(RunSettings):
     task: Literal["healthbench", "meta-eval"] = "healthbench"
     data: str
+    # the --preset the settings below started from (a record: the settings themselves are what runs)
+    preset: str | None = None
     # "points" renders "[5] criterion" (HealthBench); "text" the bare criterion (the meta-eval reference)
     rubric_item_format: Literal["points", "text"] = "points"
     model: SpecConfig | None = None  # None when responses are given or ideal completions graded

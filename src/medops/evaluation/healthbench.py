@@ -21,22 +21,40 @@ from medops.store.repository import GRADES, RESPONSES, ExistingWork, Store, resp
 from medops.store.schema import utcnow
 from medops.store.writer import StoreWriter
 
+IDEAL_GROUP_METRIC = "ideal_completions_group:"
+
+
+def ideal_group_metric(example: Example) -> str | None:
+    """The metric that scores an ideal completion within its group (``ideal_completions_group:Group 1``)."""
+    data = example.ideal_completions_data
+    return f"{IDEAL_GROUP_METRIC}{data.ideal_completions_group}" if data and data.ideal_completions_group else None
+
 
 def plan_jobs(dataset: RubricDataset, config: HealthBenchConfig, given: dict[int, str] | None) -> tuple[list[Job], int]:
     """The jobs of a run, and how many dataset rows were left out for lack of a response.
 
     Candidates are filtered first (ideal completions, given responses), then ``--limit``
     samples among them with the seed, then every pick is repeated: the reference's order.
+    Ideal completions are sampled per ``ideal_completions_group``, each group on its own with
+    a fresh generator, because the reference runs one eval per group
+    (``physician_completions_main``): ``--limit N`` then picks N rows of every group, the
+    rows ``random.Random(0).sample`` picks there when the seed is 0.
     """
     if config.completions == "ideal":
-        candidates = [i for i, e in enumerate(dataset.examples) if e.ideal_completion]
+        groups: dict[str | None, list[int]] = {}
+        for i, e in enumerate(dataset.examples):
+            if e.ideal_completion:
+                data = e.ideal_completions_data
+                groups.setdefault(data.ideal_completions_group if data else None, []).append(i)
+        pools = list(groups.values())
     elif config.completions == "given":
         assert given is not None
-        candidates = sorted(given)
+        pools = [sorted(given)]
     else:
-        candidates = list(range(len(dataset)))
-    chosen = [candidates[j] for j in select_indices(len(candidates), config.limit, config.seed)]
-    return [(index, repeat) for repeat in range(config.repeats) for index in chosen], len(dataset) - len(candidates)
+        pools = [list(range(len(dataset)))]
+    chosen = [pool[j] for pool in pools for j in select_indices(len(pool), config.limit, config.seed)]
+    left_out = len(dataset) - sum(len(pool) for pool in pools)
+    return [(index, repeat) for repeat in range(config.repeats) for index in chosen], left_out
 
 
 class HealthBenchPipeline(JobRunner):
