@@ -46,6 +46,11 @@ def test_lines_split_on_newline_only(tmp_path):
             "set.jsonl:2: rubrics: no criterion has positive points",
         ),
         ("[1, 2]", "set.jsonl:2: expected a JSON object"),
+        (
+            '{"prompt": [{"role": "user", "content": "hi"}, {"role": "tool", "content": "{}"}], "prompt_id": "x", '
+            '"rubrics": [{"criterion": "c", "points": 1}]}',
+            "set.jsonl:2: prompt.1.role: role 'tool' is not one of system, developer, user, assistant",
+        ),
     ],
 )
 def test_bad_rows_name_file_line_and_field(tmp_path, line, expected):
@@ -107,3 +112,39 @@ def test_responses_by_index_or_unique_prompt_id(tmp_path):
     keyless = write_jsonl(tmp_path / "nokey.jsonl", [{"response": "x"}])
     with pytest.raises(DataError, match=r"nokey.jsonl:1"):
         load_responses(keyless, data)
+
+
+def test_every_chat_role_is_accepted(tmp_path):
+    row = example("a", [("c", 1, [])])
+    row["prompt"] = [{"role": r, "content": r} for r in ("system", "developer", "user", "assistant", "user")]
+    data = load_rubric_dataset(write_jsonl(tmp_path / "roles.jsonl", [row]))
+    assert [m.role for m in data.examples[0].prompt] == ["system", "developer", "user", "assistant", "user"]
+
+
+@pytest.mark.parametrize("command", ["healthbench", "meta-eval"])
+def test_an_unknown_role_is_one_line_and_exit_2(cli, tmp_path, command):
+    if command == "healthbench":
+        row = example("a", [("c", 1, [])])
+        row["prompt"].append({"role": "Assistant", "content": "hello"})
+        args = ["eval", "healthbench", "--model", "openai:m", "--grader", "openai:g"]
+    else:
+        row = {
+            "prompt": [{"role": "user", "content": "hi"}, {"role": "model", "content": "hello"}],
+            "completion": "Rest.",
+            "rubric": "Advises rest",
+            "category": "cluster:a",
+            "binary_labels": [True],
+            "anonymized_physician_ids": ["P1"],
+            "prompt_id": "p",
+            "completion_id": "c",
+        }
+        args = ["meta-eval", "--grader", "openai:g"]
+    data = tmp_path / "rows.jsonl"
+    data.write_text("\n" + write_line(row) + "\n")
+    result = cli.run(*args, "--data", str(data), "--grader-base-url", "http://127.0.0.1:9/v1")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    bad = "'Assistant'" if command == "healthbench" else "'model'"
+    field = "prompt.1.role"
+    assert result.stderr.strip().splitlines() == [
+        f"error: {data}:2: {field}: role {bad} is not one of system, developer, user, assistant"
+    ]

@@ -37,9 +37,21 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
 
+ROLES = ("system", "developer", "user", "assistant")
+
+
 class Message(_Frozen):
-    role: NonEmptyStr
+    role: str
     content: str
+
+    @field_validator("role")
+    @classmethod
+    def _known_role(cls, role: str) -> str:
+        # A typo ("asistant") or another API's role ("tool", "model") would reach the model and
+        # the grader as a turn of nobody's; refuse it with the file, line and field instead.
+        if role not in ROLES:
+            raise ValueError(f"role {role!r} is not one of {', '.join(ROLES)}")
+        return role
 
 
 class RubricItem(_Frozen):
