@@ -22,7 +22,10 @@ def rubric_set(tmp_path, fault: str = ""):
             example("p1", [("Advises rest {met}", 5, AX), ("Asks about duration {unmet}", 3, AX)]),
             example("p2", [("Advises fluids {met}", 4, AX)], text=f"I feel dizzy. {fault}"),
             example(
-                "p3", [("Refers to emergency care {met}", 10, AX)], text="Chest pain.", tags=["theme:emergency_referrals"]
+                "p3",
+                [("Refers to emergency care {met}", 10, AX)],
+                text="Chest pain.",
+                tags=["theme:emergency_referrals"],
             ),
         ],
     )
