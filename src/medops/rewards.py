@@ -8,11 +8,17 @@ TRL (``GRPOTrainer(reward_funcs=[...])``)::
 
 TRL calls ``reward(prompts=..., completions=..., **dataset_columns)``; completions are strings or
 chat messages (``[{"role": "assistant", "content": ...}]``); the gold letter comes from the
-dataset column ``answer`` (or ``solution``/``ground_truth``). One float per completion.
+dataset column ``answer`` (or ``solution``/``ground_truth``), the letters and option texts from
+the columns ``letters`` and ``options`` (``{letter: text}``). One float per completion.
 
 verl (``custom_reward_function.path=medops/rewards.py``, ``name=compute_score``)::
 
     compute_score(data_source, solution_str, ground_truth, extra_info=None) -> float
+
+with ``extra_info["letters"]`` and ``extra_info["options"]``. ``medops data export`` and
+``medops rl prepare`` write both, so "The answer is Metformin" and PubMedQA's "yes" / "no" /
+"maybe" are read here exactly as ``medops eval mcqa`` reads them. Without options only letters,
+numbers and circled numbers are read.
 """
 
 from __future__ import annotations
@@ -39,17 +45,33 @@ def _text(completion: Any) -> str:
     return ""
 
 
-def _letters(options: Any, n: int = 5) -> str:
+def _choices(letters: Any, options: Any, n: int = 5) -> tuple[str, dict[str, str] | None]:
+    """The letters and option texts of one row, as an exam item has them for ``medops eval mcqa``.
+
+    Arrow gives every row of a column the union of the keys (a 4-option item beside 5-option
+    ones comes back with ``"E": None``), so missing texts are dropped and the letters column,
+    when there is one, decides which letters exist."""
+    texts = None
     if isinstance(options, dict) and options:
-        return "".join(options)
-    if isinstance(options, str) and options.isalpha():
-        return options
-    return "ABCDEFGHIJ"[:n]
+        texts = {str(k): str(v) for k, v in options.items() if v is not None}
+    elif isinstance(options, str) and options.isalpha() and not letters:  # letters passed as "options"
+        letters = options
+    if isinstance(letters, str) and letters.isalpha():
+        choices = letters
+    elif texts:
+        choices = "".join(sorted(texts))
+    else:
+        choices = "ABCDEFGHIJ"[:n]
+    if texts is not None:
+        texts = {letter: texts[letter] for letter in choices if letter in texts}
+    return choices, texts
 
 
-def correctness(completion: Any, answer: str, letters: str = "ABCDEFGHIJ") -> float:
-    """1.0 when the extracted final answer is the gold letter, else 0.0 (unparsed included)."""
-    return 1.0 if extract_choice(_text(completion), letters).choice == str(answer).strip().upper() else 0.0
+def correctness(
+    completion: Any, answer: str, letters: str = "ABCDEFGHIJ", options: dict[str, str] | None = None
+) -> float:
+    """1.0 when the extracted final answer is the gold letter, else 0.0 (unparsed and hedges included)."""
+    return 1.0 if extract_choice(_text(completion), letters, options).choice == str(answer).strip().upper() else 0.0
 
 
 def well_formed(completion: Any, style: str = "auto") -> float:
@@ -75,12 +97,17 @@ def _gold(kwargs: dict[str, Any], n: int) -> Sequence[str]:
     raise KeyError("the dataset needs an 'answer' column (the gold letter) for medops rewards")
 
 
+def _per_row(value: Any, n: int) -> Sequence[Any]:
+    return value if isinstance(value, list) else [value] * n
+
+
 def accuracy_reward(prompts: Any = None, completions: Sequence[Any] = (), **kwargs: Any) -> list[float]:
     """Binary correctness, TRL's reward-function signature."""
-    gold = _gold(kwargs, len(completions))
-    letters = kwargs.get("letters")
+    n = len(completions)
+    gold = _gold(kwargs, n)
+    letters, options = _per_row(kwargs.get("letters"), n), _per_row(kwargs.get("options"), n)
     return [
-        correctness(c, g, _letters(letters[i] if isinstance(letters, list) else letters))
+        correctness(c, g, *_choices(letters[i], options[i]))
         for i, (c, g) in enumerate(zip(completions, gold, strict=True))
     ]
 
@@ -114,8 +141,7 @@ def compute_score(data_source: str, solution_str: str, ground_truth: str, extra_
     """verl's custom reward entry point: binary correctness, plus a format term if
     ``extra_info["format_weight"]`` is set."""
     info = extra_info or {}
-    letters = _letters(info.get("letters") or info.get("options"))
-    score = correctness(solution_str, ground_truth, letters)
+    score = correctness(solution_str, ground_truth, *_choices(info.get("letters"), info.get("options")))
     weight = float(info.get("format_weight", 0.0))
     if weight:
         score = (1 - weight) * score + weight * well_formed(solution_str, info.get("style", "auto"))

@@ -35,7 +35,8 @@ from medops.errors import UserError
 from medops.evaluation.config import McqaConfig, SpecConfig
 from medops.evaluation.mcqa import exam_json, run_mcqa
 from medops.models.spec import parse_model_spec
-from medops.prompts.mcqa import LANGUAGES, STYLES, build_messages, default_language, load_prompt_template
+from medops.prompts.mcqa import LANGUAGES, STYLES, default_language, load_prompt_template
+from medops.prompts.training_rows import training_row
 from medops.store.repository import Store
 
 Task = Enum("Task", {t: t for t in TASKS}, type=str)  # type: ignore[misc]
@@ -178,25 +179,15 @@ def data_export(
     style: Style = typer.Option("cot", "--style", help="The prompt style the reward expects (cot or r1)."),
     language: str = typer.Option(None, "--language"),
 ) -> None:
-    """Write an exam set as an RL prompt/answer dataset for TRL or verl (rewards: medops.rewards)."""
+    """Write an exam set as an RL prompt/answer dataset for TRL or verl (rewards: medops.rewards).
+
+    Rows carry the letters and option texts, so the rewards read answers exactly as eval mcqa does."""
     exam = load_mcqa(task.value, resolve(data)[1])
     language = language or default_language(task.value)
-    rows = []
-    for index, item in enumerate(exam.items):
-        prompt = build_messages(item, style=style.value, language=language)
-        info = {"index": index, "id": item.id, "letters": item.letters, "style": style.value, **item.tags}
-        if fmt is ExportFormat.trl:
-            rows.append({"prompt": prompt, "answer": item.answer, "letters": item.letters, "id": item.id})
-        else:
-            rows.append(
-                {
-                    "data_source": f"medops/{task.value}",
-                    "prompt": prompt,
-                    "ability": "medical_mcqa",
-                    "reward_model": {"style": "rule", "ground_truth": item.answer},
-                    "extra_info": info,
-                }
-            )
+    rows = [
+        training_row(item, task.value, style.value, language, fmt=fmt.value, index=index)
+        for index, item in enumerate(exam.items)
+    ]
     output.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=output.resolve().parent, prefix=f".{output.name}.")
     os.close(fd)
