@@ -20,7 +20,8 @@ from pathlib import Path
 from medops.datasets.mcqa import MCQItem, load_mcqa
 from medops.datasets.registry import resolve
 from medops.errors import UserError
-from medops.prompts.mcqa import build_messages, default_language
+from medops.prompts.mcqa import default_language
+from medops.prompts.training_rows import training_row
 
 _NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
 
@@ -30,18 +31,7 @@ def normalise(text: str) -> str:
 
 
 def _row(item: MCQItem, task: str, style: str, language: str) -> dict:
-    # TRL reads prompt/answer; question/options/answer_idx let `medops eval mcqa --task generic` read it too.
-    return {
-        "prompt": build_messages(item, style=style, language=language),
-        "answer": item.answer,
-        "letters": item.letters,
-        "id": item.id,
-        "task": task,
-        "question": item.question,
-        "options": item.options,
-        "answer_idx": item.answer,
-        **item.tags,
-    }
+    return training_row(item, task, style, language)  # the one row shape, shared with `medops data export`
 
 
 def _write(path: Path, rows: list[dict]) -> dict:
