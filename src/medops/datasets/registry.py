@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 
 from medops.errors import UserError
+from medops.models.spec import MASK, mask_url_credentials, split_url_credentials
 
 OFFICIAL_HEALTHBENCH_BASE = "https://openaipublic.blob.core.windows.net/simple-evals/healthbench/"
 
@@ -88,7 +89,7 @@ def cached_path(name: str) -> Path:
 
 def _manual_placement_hint(entry: BuiltinDataset) -> str:
     return (
-        f"download {entry.url} on a machine with access and copy it to {cached_path(entry.name)} "
+        f"download {mask_url_credentials(entry.url)} on a machine with access and copy it to {cached_path(entry.name)} "
         f"(or pass the file with --data PATH)"
     )
 
@@ -166,7 +167,10 @@ def pull(name: str, on_progress: Callable[[int, int | None], None] | None = None
                         on_progress(size, total)
     except (httpx.HTTPError, OSError) as exc:
         partial.unlink(missing_ok=True)
-        raise UserError(f"could not download '{name}' ({exc}); offline: {_manual_placement_hint(entry)}") from None
+        reason = str(exc)
+        for secret in split_url_credentials(entry.url)[2]:  # a mirror URL's credentials
+            reason = reason.replace(secret, MASK)
+        raise UserError(f"could not download '{name}' ({reason}); offline: {_manual_placement_hint(entry)}") from None
     os.replace(partial, target)
     return _write_record(name, entry, target, size, digest.hexdigest(), True)
 
@@ -174,6 +178,6 @@ def pull(name: str, on_progress: Callable[[int, int | None], None] | None = None
 def _write_record(
     name: str, entry: BuiltinDataset, target: Path, size: int, sha256: str, downloaded: bool
 ) -> PulledFile:
-    facts = {"name": name, "url": entry.url, "size_bytes": size, "sha256": sha256}
+    facts = {"name": name, "url": mask_url_credentials(entry.url), "size_bytes": size, "sha256": sha256}
     target.with_name(target.name + ".medops.json").write_text(json.dumps(facts, indent=2))
     return PulledFile(name, target, size, sha256, downloaded)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_serializer
 
 from medops.models.base import SamplingParams
 from medops.models.openai_chat import RetryPolicy
-from medops.models.spec import ModelSpec
+from medops.models.spec import ModelSpec, mask_url_credentials
 
 
 class SpecConfig(BaseModel):
@@ -25,6 +25,10 @@ class SpecConfig(BaseModel):
 
     def to_spec(self) -> ModelSpec:
         return ModelSpec(self.backend, self.name, self.base_url, self.api_key_env, dict(self.options))
+
+    @field_serializer("base_url")
+    def _stored_masked(self, url: str | None) -> str | None:  # a run records no secret
+        return mask_url_credentials(url)
 
     def __str__(self) -> str:
         return f"{self.backend}:{self.name}"

@@ -29,7 +29,7 @@ from typing import Any
 from medops.errors import UserError
 from medops.models.base import Completion, FatalModelError, Messages, SamplingParams
 from medops.models.limiter import AdaptiveLimiter
-from medops.models.spec import ModelSpec
+from medops.models.spec import ModelSpec, mask_url_credentials, split_url_credentials, unmask_base_url
 
 _RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 _FATAL_STATUS = {401, 403, 404}
@@ -92,9 +92,9 @@ class _TransportConnectionError(Exception):
 
 
 class _AiohttpTransport:
-    def __init__(self, base_url: str, api_key: str, timeout_s: float):
+    def __init__(self, base_url: str, api_key: str, timeout_s: float, authorization: str | None = None):
         self._url = base_url.rstrip("/") + "/chat/completions"
-        self._headers = {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"}
+        self._headers = {"Authorization": authorization or f"Bearer {api_key}", "Content-Type": "application/json"}
         self._timeout_s = timeout_s
         self._session: Any = None
 
@@ -124,11 +124,15 @@ class _AiohttpTransport:
 class _SdkTransport:
     """The official client; ``post`` with a bytes cast skips its per-call model building."""
 
-    def __init__(self, spec: ModelSpec, base_url: str, api_key: str, timeout_s: float, azure: bool):
+    def __init__(
+        self, spec: ModelSpec, base_url: str, api_key: str, timeout_s: float, azure: bool, authorization: str | None
+    ):
         import openai
 
         self._openai = openai
-        common = {"api_key": api_key, "max_retries": 0, "timeout": timeout_s}
+        common: dict[str, Any] = {"api_key": api_key, "max_retries": 0, "timeout": timeout_s}
+        if authorization:  # credentials from the base URL replace the bearer key
+            common["default_headers"] = {"Authorization": authorization}
         if azure:
             self._client = openai.AsyncAzureOpenAI(
                 azure_endpoint=base_url, api_version=spec.options.get("api_version", "2024-10-21"), **common
@@ -169,23 +173,32 @@ class OpenAIChatModel:
         self.spec = spec
         self.label = str(spec)
         self._api_key = resolve_api_key(spec, role)
-        self._base_url = spec.base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
+        base_url = spec.base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
+        base_url = unmask_base_url(base_url, role)  # a resumed run stored it masked
+        # Credentials in the URL travel as a Basic Authorization header; the URL that messages
+        # and the cache identity show has them masked.
+        url, authorization, url_secrets = split_url_credentials(base_url)
+        self._secrets = (self._api_key, *url_secrets)
+        self._base_url = mask_url_credentials(base_url)
         self._retry = retry
         self.limiter = AdaptiveLimiter(concurrency)
         transport = spec.options.get("transport", "aiohttp")
         if transport not in TRANSPORTS:
             raise UserError(f"{role} '{spec}': transport must be one of {', '.join(TRANSPORTS)}")
         self._transport = (
-            _AiohttpTransport(self._base_url, self._api_key, retry.timeout_s)
+            _AiohttpTransport(url, self._api_key, retry.timeout_s, authorization)
             if transport == "aiohttp"
-            else _SdkTransport(spec, self._base_url, self._api_key, retry.timeout_s, azure=transport == "azure")
+            else _SdkTransport(spec, url, self._api_key, retry.timeout_s, transport == "azure", authorization)
         )
 
     def identity(self) -> dict[str, Any]:
         return {"endpoint": self._base_url, "model": self.spec.name}
 
     def _redact(self, text: str) -> str:
-        return text.replace(self._api_key, "***") if len(self._api_key) >= 8 else text
+        for secret in self._secrets:
+            if len(secret) >= 8:
+                text = text.replace(secret, "***")
+        return text
 
     async def complete(self, messages: Messages, params: SamplingParams) -> Completion:
         if params.score_choices or params.assistant_prefix:

@@ -1,14 +1,20 @@
 """Model specs: ``backend:name`` strings plus the connection settings that go with them.
 
 A spec is what a run records: it never holds a secret, only the *name* of the environment
-variable the key is read from.
+variable the key is read from. Credentials in a base URL (``https://user:token@host/v1``) are
+masked wherever the URL is stored, shown or logged (``mask_url_credentials``).
 """
 
 from __future__ import annotations
 
+import base64
+import os
 from dataclasses import asdict, dataclass, field
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from medops.errors import UserError
+
+MASK = "***"
 
 KNOWN_BACKENDS = ("openai", "local", "hf")
 
@@ -45,3 +51,51 @@ def parse_model_spec(
             raise UserError(f"{what} '{text}': option '{part}' is not key=value")
         options[key.strip()] = value.strip()
     return ModelSpec(backend, name, base_url, api_key_env, options)
+
+
+def _userinfo(url: str) -> tuple[str | None, str]:
+    """(``user[:password]`` or None, ``host[:port]``) of an URL's authority."""
+    netloc = urlsplit(url).netloc
+    userinfo, at, hostport = netloc.rpartition("@")
+    return (userinfo if at else None), hostport
+
+
+def mask_url_credentials(url: str | None) -> str | None:
+    """``https://user:token@host/v1`` -> ``https://user:***@host/v1``; a user alone is often a
+    token itself, so ``https://token@host`` -> ``https://***@host``. Other URLs are unchanged."""
+    if not url:
+        return url
+    userinfo, hostport = _userinfo(url)
+    if userinfo is None:
+        return url
+    user, colon, _ = userinfo.partition(":")
+    shown = f"{user}:{MASK}" if colon and user else MASK
+    return urlunsplit(urlsplit(url)._replace(netloc=f"{shown}@{hostport}"))
+
+
+def split_url_credentials(url: str) -> tuple[str, str | None, tuple[str, ...]]:
+    """(URL without credentials, ``Basic ...`` Authorization value, the secrets to redact from
+    what servers send back). HTTP clients get the credentials as a header, never in the URL,
+    so no connection error can carry them."""
+    userinfo, hostport = _userinfo(url)
+    if userinfo is None:
+        return url, None, ()
+    user, _, password = (unquote(part) for part in userinfo.partition(":"))
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return urlunsplit(urlsplit(url)._replace(netloc=hostport)), f"Basic {token}", (password or user, token)
+
+
+def unmask_base_url(url: str, role: str) -> str:
+    """The full URL for a base URL stored masked (a resumed run): taken from
+    ``MEDOPS_<ROLE>_BASE_URL`` or ``OPENAI_BASE_URL`` when its masked form is the stored one."""
+    userinfo, _ = _userinfo(url)
+    if userinfo is None or MASK not in userinfo.split(":"):
+        return url
+    variable = f"MEDOPS_{role.upper()}_BASE_URL"
+    for candidate in (os.environ.get(variable), os.environ.get("OPENAI_BASE_URL")):
+        if candidate and candidate != url and mask_url_credentials(candidate) == url:
+            return candidate
+    raise UserError(
+        f"{role}: base URL {url} carried credentials, which medops never stores; "
+        f"to resume, set {variable} to the full URL"
+    )
