@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import socket
 import sqlite3
 from xml.etree import ElementTree
 
@@ -12,6 +15,8 @@ from scipy import stats
 
 from conftest import example, write_jsonl
 from medops.scoring.paired import holm
+from medops.store.repository import Store
+from medops.store.schema import Run
 
 N = 40
 
@@ -200,15 +205,18 @@ def test_gate_exit_codes_junit_and_baseline(cli, two_runs, tmp_path):
     assert shown["cost"]["per_example_usd"] == pytest.approx(expected_cost / b["n_examples"])
     assert failed.returncode == 1
     verdicts = {v["rule"]: v["passed"] for v in failed.json()["rules"]}
+    assert next(iter(verdicts)) == "complete"  # always evaluated, always first
     assert verdicts == {
+        "complete": True,
         "overall_score >= 0.99": False,
         "theme:hedging >= 0": True,
         "cost <= $1": True,
         "overall_score drops by at most 0.01 (significant drops only)": False,
     }
     suite = ElementTree.parse(junit).getroot()
-    assert suite.get("tests") == "4" and suite.get("failures") == "2"
+    assert suite.get("tests") == "5" and suite.get("failures") == "2"
     assert len(suite.findall("testcase/failure")) == 2
+    assert suite.find("testcase").get("name") == "complete"
     # The same drop is not held against the baseline itself (no change), and a non-significant rule passes.
     same = cli.run("gate", "baseline", "--max-drop", "overall_score=0.01", "--baseline", "baseline")
     assert same.returncode == 0
@@ -256,3 +264,187 @@ def test_budget_stops_cleanly_and_resumes(cli, server, tmp_path):
     assert done["status"] == "completed" and done["n_examples"] == 10
     ok = [c.key for c in server.server.log if c.status == 200]
     assert len(ok) == len(set(ok)) == 30  # no completed call was paid for twice
+
+
+# ----- the `complete` rule ----------------------------------------------------------------------
+
+
+def run_with_failures(cli, server, tmp_path, name, n=20, failing=1) -> tuple[int, str, dict]:
+    """A real run where the first ``failing`` grader calls get HTTP 500 on every try (for good);
+    its id, status and stored summary (run.summary)."""
+    rows = [
+        example(f"p{i}", [(f"Criterion {{met}} #{i}{' {grader-500:all}' if i < failing else ''}", 1, [])], text=f"Q{i}")
+        for i in range(n)
+    ]
+    data = write_jsonl(tmp_path / f"{name}.jsonl", rows)
+    result = cli.run(*cli.eval_args(server, data, "--max-tries", "2", "--name", name), "--json")
+    assert result.returncode == (3 if failing else 0), result.stderr
+    run = Store.open(str(cli.db)).find_run(name)
+    return run.id, run.status, run.summary
+
+
+def complete_rule(result) -> dict:
+    rules = result.json()["rules"]
+    assert rules[0]["rule"] == "complete"  # always evaluated, always first
+    return rules[0]
+
+
+def test_gate_complete_rule_on_a_real_incomplete_run(cli, server, tmp_path):
+    run_id, status, summary = run_with_failures(cli, server, tmp_path, "partial")
+    failed, recorded = summary["n_failed_calls"], summary["n_calls_recorded"]
+    assert status == "incomplete" and failed == 1 and summary["usage"]["grader"]["failed"] == 1
+    share = failed / recorded  # 1 of 40 (20 answers and 20 verdicts)
+
+    refused = cli.run("gate", "partial", "--min", "overall_score=0", "--json")
+    assert refused.returncode == 1 and refused.json()["passed"] is False
+    rule = complete_rule(refused)
+    assert rule["passed"] is False
+    assert f"candidate run {run_id} is incomplete: 1 of {recorded} calls failed for good (grader 1)" in rule["detail"]
+    assert f"`medops eval healthbench --resume {run_id}`" in rule["detail"]
+    assert [v["passed"] for v in refused.json()["rules"][1:]] == [True]  # the other rules are still reported
+
+    junit = tmp_path / "gate.xml"
+    too_many = cli.run(
+        "gate", "partial", "--min", "overall_score=0", "--max-failed-call-share", f"{share / 2}", "--junit", str(junit)
+    )
+    assert too_many.returncode == 1 and f"> allowed {share / 2:g}" in too_many.stdout
+    assert too_many.stdout.splitlines()[0].startswith("FAIL complete: candidate run")
+    first = ElementTree.parse(junit).getroot().find("testcase")
+    assert first.get("name") == "complete" and "--resume" in first.find("failure").get("message")
+
+    policy = tmp_path / "gate.yaml"
+    policy.write_text(f"rules:\n  - {{metric: overall_score, min: 0}}\n  - {{max_failed_call_share: {share * 2}}}\n")
+    allowed = cli.run("gate", "partial", "--policy", str(policy), "--json")
+    assert allowed.returncode == 0, allowed.stdout
+    assert f"share {share:.4f} <= allowed {share * 2:g}" in complete_rule(allowed)["detail"]
+    assert [v["rule"] for v in allowed.json()["rules"]] == ["complete", "overall_score >= 0"]
+    # Policy and flag together: every rule holds, so the stricter share decides.
+    stricter = cli.run("gate", "partial", "--policy", str(policy), "--max-failed-call-share", f"{share / 2}")
+    assert stricter.returncode == 1
+
+    # A finished candidate compared with a partial baseline is misleading: the baseline must be complete too.
+    run_with_failures(cli, server, tmp_path, "whole", failing=0)
+    against = cli.run("gate", "whole", "--min", "overall_score=0", "--baseline", "partial", "--json")
+    assert against.returncode == 1
+    detail = complete_rule(against)["detail"]
+    assert "candidate run" in detail and "completed" in detail and f"baseline run {run_id} is incomplete" in detail
+
+
+def test_gate_never_passes_interrupted_failed_or_running_runs(cli, server, tmp_path):
+    prices = tmp_path / "prices.yaml"
+    prices.write_text(
+        "openai:fake-model: {input: 1000, output: 1000}\nopenai:fake-grader: {input: 1000, output: 1000}\n"
+    )
+    data = write_jsonl(
+        tmp_path / "b.jsonl",
+        [example(f"p{i}", [(f"A{i} {{met}}", 1, [])], text=f"Question {i}") for i in range(10)],
+    )
+    stopped = cli.run(
+        *cli.eval_args(server, data, "--concurrency", "2", "--budget-usd", "3", "--name", "stopped"),
+        "--json",
+        env={"MEDOPS_PRICES": str(prices)},
+    )
+    assert stopped.returncode == 130 and stopped.json()["status"] == "interrupted"
+    args = ["--min", "overall_score=0", "--max-failed-call-share", "1", "--json"]  # even allowing every call to fail
+    result = cli.run("gate", "stopped", *args)
+    assert result.returncode == 1
+    detail = complete_rule(result)["detail"]
+    assert "interrupted" in detail and "`medops eval healthbench --resume 1`" in detail
+
+    fatal = cli.run(
+        "eval",
+        "healthbench",
+        "--data",
+        str(data),
+        "--model",
+        "openai:fake-unauthorized",
+        "--model-base-url",
+        server.base_url,
+        "--grader",
+        "openai:fake-grader",
+        "--grader-base-url",
+        server.base_url,
+        "--name",
+        "refused",
+        "--json",
+    )
+    assert fatal.returncode == 2 and fatal.json()["status"] == "failed"
+    result = cli.run("gate", "refused", *args)
+    assert result.returncode == 1
+    detail = complete_rule(result)["detail"]
+    assert detail.startswith("candidate run 2 failed") and "--resume 2" in detail
+
+    # A run another live process still holds (no real run can be kept mid-flight for the length of a
+    # gate call cheaply, so the store says so: this process's pid, this host).
+    store = Store.open(str(cli.db))
+    with store.session() as s:
+        run = s.get(Run, 1)
+        run.status, run.pid, run.hostname = "running", os.getpid(), socket.gethostname()
+    result = cli.run("gate", "stopped", *args)
+    assert result.returncode == 1 and "still running" in complete_rule(result)["detail"]
+
+
+def test_gate_passes_runs_recorded_before_failed_calls_were_counted(cli, two_runs):
+    store = Store.open(str(cli.db))
+    with store.session() as s:  # a run as an older medops stored it: completed, no failed-call counts
+        run = s.get(Run, two_runs[1]["run_id"])
+        run.summary = {k: v for k, v in run.summary.items() if k not in ("n_failed_calls", "n_calls_recorded")}
+    result = cli.run("gate", "candidate", "--min", "overall_score=0", "--json")
+    assert result.returncode == 0
+    assert complete_rule(result) == {"rule": "complete", "passed": True, "detail": "candidate run 2 completed"}
+
+
+# ----- max_drop: Holm over the gated metrics only ----------------------------------------------------
+
+
+def test_gate_max_drop_corrects_only_across_gated_metrics(cli, server, tmp_path):
+    """A real overall drop (p = 0.011) among 34 breakdowns: Holm over all 35 metrics masks it, the gate does not."""
+    n = 64
+    rows = [
+        example(
+            f"p{i}",
+            [(f"Recommends the right care {{met-if:GOOD}} #{i}", 1, ["axis:accuracy" if i % 2 else "axis:context"])],
+            text=f"Question {i}",
+            tags=[f"theme:t{i // 2:02d}"],  # 32 themes of two examples each
+        )
+        for i in range(n)
+    ]
+    data = write_jsonl(tmp_path / "set.jsonl", rows)
+    # 12 examples get worse (1 -> 0), 2 get better (0 -> 1), 50 stay at 1.
+    good = ["GOOD care." if i not in (12, 13) else "Some care." for i in range(n)]
+    worse = ["Some care." if i < 12 else "GOOD care." for i in range(n)]
+    run_given(cli, server, data, responses(tmp_path, "a", good), "baseline")
+    run_given(cli, server, data, responses(tmp_path, "b", worse), "candidate")
+    a, b = per_example_scores(cli, "baseline"), per_example_scores(cli, "candidate")
+    assert (b - a).tolist() == [-1.0] * 12 + [1.0] * 2 + [0.0] * 50
+
+    report = cli.run("compare", "baseline", "candidate", "--json", check=True).json()["metrics"]
+    assert len(report) - 1 >= 30  # overall_score plus 32 themes and 2 axes
+    overall = report["overall_score"]
+    expected_p = stats.permutation_test(
+        (b - a,), np.mean, permutation_type="samples", n_resamples=9999, alternative="two-sided", random_state=0
+    ).pvalue
+    assert overall["p_value"] == pytest.approx(expected_p) and 0.005 < expected_p < 0.02
+    assert overall["p_holm"] >= 0.05 and overall["significant"] is False  # the all-metric family masks the drop
+
+    policy = tmp_path / "gate.yaml"
+    policy.write_text(
+        "rules:\n  - {metric: overall_score, max_drop: 0.02}\n  - {metric: 'axis:accuracy', max_drop: 0.5}\n"
+    )
+    gated = cli.run("gate", "candidate", "--policy", str(policy), "--baseline", "baseline", "--json")
+    assert gated.returncode == 1
+    verdicts = {v["rule"]: v for v in gated.json()["rules"]}
+    drop = verdicts["overall_score drops by at most 0.02 (significant drops only)"]
+    axis = verdicts["axis:accuracy drops by at most 0.5 (significant drops only)"]
+    assert drop["passed"] is False and axis["passed"] is True and verdicts["complete"]["passed"] is True
+    found = re.search(r"p=([\d.e-]+), Holm p=([\d.e-]+) over 2 max_drop metrics, significant\)$", drop["detail"])
+    assert found, drop["detail"]
+    p, p_holm = float(found.group(1)), float(found.group(2))
+    axis_p = report["axis:accuracy"]["p_value"]
+    assert axis_p > overall["p_value"]  # so Holm over the two gated metrics multiplies overall's p by 2
+    assert p == pytest.approx(overall["p_value"], rel=5e-3) and p_holm == pytest.approx(2 * p, rel=5e-3)
+    assert p_holm < 0.05 <= overall["p_holm"]
+    assert f"change {-12 / n + 2 / n:+.4f}" in drop["detail"]
+    # Alone in its family, the overall rule's Holm p is its own p.
+    alone = cli.run("gate", "candidate", "--max-drop", "overall_score=0.02", "--baseline", "baseline", "--json")
+    assert alone.returncode == 1 and "over 1 max_drop metric, significant" in alone.json()["rules"][1]["detail"]

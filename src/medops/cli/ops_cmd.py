@@ -61,20 +61,33 @@ def compare(
 
 def gate(
     run: str = typer.Argument(..., metavar="RUN", help="The run to gate (id or name)."),
-    policy: Path = typer.Option(None, "--policy", help="YAML policy file (see docs/GATES.md)."),
-    baseline: str = typer.Option(None, "--baseline", help="Run to compare against for max-drop rules."),
+    policy: Path = typer.Option(None, "--policy", help="YAML policy file (see docs/OPERATIONS.md)."),
+    baseline: str = typer.Option(
+        None, "--baseline", help="Run to compare against for max-drop rules (it must be complete too)."
+    ),
     min_rules: list[str] = typer.Option([], "--min", help="METRIC=VALUE: the metric's mean must be >= VALUE."),
     max_drop_rules: list[str] = typer.Option(
         [], "--max-drop", help="METRIC=VALUE: vs --baseline, a significant drop larger than VALUE fails."
     ),
     max_ungraded_share: float = typer.Option(None, "--max-ungraded-share", min=0, max=1),
+    max_failed_call_share: float = typer.Option(
+        None,
+        "--max-failed-call-share",
+        min=0,
+        max=1,
+        help="Let an 'incomplete' run pass the complete rule when at most this share of its calls failed.",
+    ),
     junit: Path = typer.Option(None, "--junit", help="Write one JUnit test case per rule."),
     seed: int = typer.Option(0, "--seed"),
     db: str = DB_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """A release gate for CI: exit 0 when every rule holds, 1 when any fails, 2 for usage errors."""
-    rules = (load_policy(policy) if policy else []) + parse_flag_rules(min_rules, max_drop_rules, max_ungraded_share)
+    """A release gate for CI: exit 0 when every rule holds, 1 when any fails, 2 for usage errors.
+
+    The `complete` rule always comes first: only a completed run (and baseline) passes it."""
+    rules = (load_policy(policy) if policy else []) + parse_flag_rules(
+        min_rules, max_drop_rules, max_ungraded_share, max_failed_call_share
+    )
     if not rules:
         raise UserError("no rules: give --policy FILE or --min / --max-drop / --max-ungraded-share")
     verdicts = evaluate_gate(Store.open(db), run, rules, baseline=baseline, seed=seed)

@@ -1,7 +1,14 @@
-"""``medops compare``: two runs on the items they share, metric by metric."""
+"""``medops compare``: two runs on the items they share, metric by metric.
+
+Holm's correction runs over the metrics in the report, so the family is what the caller asks
+for: ``medops compare`` asks for every metric and tag; ``medops gate`` only for the metrics
+its ``max_drop`` rules name (a real overall drop must not be diluted by dozens of breakdowns
+nobody gates on).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from medops.errors import UserError
@@ -12,7 +19,16 @@ from medops.store.repository import Store
 ALPHA = 0.05
 
 
-def compare_runs(store: Store, ref_a: str, ref_b: str, *, allow_partial: bool = False, seed: int = 0) -> dict[str, Any]:
+def compare_runs(
+    store: Store,
+    ref_a: str,
+    ref_b: str,
+    *,
+    allow_partial: bool = False,
+    seed: int = 0,
+    metrics: Collection[str] | None = None,
+) -> dict[str, Any]:
+    """Every shared metric, or only ``metrics``; Holm runs over exactly the metrics compared."""
     a0, b0 = store.find_run(ref_a), store.find_run(ref_b)
     if a0.benchmark != b0.benchmark:
         raise UserError(f"run {a0.id} is {a0.benchmark} and run {b0.id} is {b0.benchmark}: nothing to pair")
@@ -24,10 +40,12 @@ def compare_runs(store: Store, ref_a: str, ref_b: str, *, allow_partial: bool = 
         )
     a = load_results(store, ref_a, by_identity=not same_data)
     b = load_results(store, ref_b, by_identity=not same_data)
-    return paired_report(a, b, seed=seed)
+    return paired_report(a, b, seed=seed, metrics=metrics)
 
 
-def paired_report(a: RunResults, b: RunResults, *, seed: int = 0) -> dict[str, Any]:
+def paired_report(
+    a: RunResults, b: RunResults, *, seed: int = 0, metrics: Collection[str] | None = None
+) -> dict[str, Any]:
     shared = sorted(set(a.items) & set(b.items))  # a fixed order: the permutation test is seeded
     if not shared:
         raise UserError(f"runs {a.run.id} and {b.run.id} share no scored items")
@@ -35,6 +53,8 @@ def paired_report(a: RunResults, b: RunResults, *, seed: int = 0) -> dict[str, A
         {m for key in shared for m in a.items[key]} & {m for key in shared for m in b.items[key]},
         key=lambda n: (n not in ("overall_score", "accuracy"), n),
     )
+    if metrics is not None:
+        names = [n for n in names if n in metrics]
     results = {}
     for name in names:
         pairs = [(a.items[k][name], b.items[k][name]) for k in shared if name in a.items[k] and name in b.items[k]]

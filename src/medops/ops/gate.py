@@ -8,6 +8,11 @@ Policy YAML::
       - {max_ungraded_share: 0.02}
       - {max_cost_usd: 50}
       - {metric: overall_score, max_drop: 0.02}   # against --baseline; only a significant drop counts
+      - {max_failed_call_share: 0.01}             # lets an `incomplete` run through the `complete` rule
+
+The ``complete`` rule always comes first: a run that did not finish every call is not scored
+on the same items as a finished one, so its numbers would pass or fail the other rules by
+accident. ``max_drop`` significance is Holm-corrected over the ``max_drop`` metrics only.
 """
 
 from __future__ import annotations
@@ -23,10 +28,18 @@ from sqlalchemy import func, select
 
 from medops.errors import UserError
 from medops.models.pricing import load_prices
-from medops.ops.compare import compare_runs
+from medops.ops.compare import ALPHA, compare_runs
 from medops.ops.costs import run_cost
-from medops.store.repository import Store
-from medops.store.schema import Grade
+from medops.scoring.paired import holm
+from medops.store.repository import COMPLETED, FAILED, INCOMPLETE, INTERRUPTED, RUNNING, Store, effective_status
+from medops.store.schema import Grade, Run
+
+COMPLETE = "complete"  # the rule's name in the output and in JUnit: a contract for CI
+RESUME_COMMANDS = {
+    "healthbench": "medops eval healthbench",
+    "meta-eval": "medops meta-eval",
+    "mcqa": "medops eval mcqa",
+}
 
 
 class Rule(BaseModel):
@@ -36,12 +49,14 @@ class Rule(BaseModel):
     max_drop: float | None = Field(default=None, ge=0)
     max_ungraded_share: float | None = Field(default=None, ge=0, le=1)
     max_cost_usd: float | None = Field(default=None, ge=0)
+    # not a rule of its own: it relaxes the `complete` rule for `incomplete` runs
+    max_failed_call_share: float | None = Field(default=None, ge=0, le=1)
 
     @model_validator(mode="after")
     def _one_kind(self) -> Rule:
-        kinds = [k for k in ("min", "max_drop", "max_ungraded_share", "max_cost_usd") if getattr(self, k) is not None]
+        kinds = [k for k in RULE_KINDS if getattr(self, k) is not None]
         if len(kinds) != 1:
-            raise ValueError("each rule sets exactly one of min, max_drop, max_ungraded_share, max_cost_usd")
+            raise ValueError(f"each rule sets exactly one of {', '.join(RULE_KINDS)}")
         if kinds[0] in ("min", "max_drop") and not self.metric:
             raise ValueError(f"a {kinds[0]} rule needs a metric")
         return self
@@ -53,7 +68,12 @@ class Rule(BaseModel):
             return f"{self.metric} drops by at most {self.max_drop:g} (significant drops only)"
         if self.max_ungraded_share is not None:
             return f"ungraded share <= {self.max_ungraded_share:g}"
+        if self.max_failed_call_share is not None:
+            return f"failed-call share <= {self.max_failed_call_share:g}"
         return f"cost <= ${self.max_cost_usd:g}"
+
+
+RULE_KINDS = ("min", "max_drop", "max_ungraded_share", "max_cost_usd", "max_failed_call_share")
 
 
 class Policy(BaseModel):
@@ -87,7 +107,9 @@ def load_policy(path: Path) -> list[Rule]:
         raise UserError(f"{path}: {field}: {error['msg'].removeprefix('Value error, ')}") from None
 
 
-def parse_flag_rules(mins: list[str], drops: list[str], max_ungraded: float | None) -> list[Rule]:
+def parse_flag_rules(
+    mins: list[str], drops: list[str], max_ungraded: float | None, max_failed_calls: float | None = None
+) -> list[Rule]:
     rules = []
     for flag, values in (("min", mins), ("max_drop", drops)):
         for text in values:
@@ -100,6 +122,8 @@ def parse_flag_rules(mins: list[str], drops: list[str], max_ungraded: float | No
                 raise UserError(f"--{flag.replace('_', '-')} '{text}': expected METRIC=NUMBER")
     if max_ungraded is not None:
         rules.append(Rule(max_ungraded_share=max_ungraded))
+    if max_failed_calls is not None:
+        rules.append(Rule(max_failed_call_share=max_failed_calls))
     return rules
 
 
@@ -119,19 +143,86 @@ def _ungraded_share(store: Store, run) -> tuple[float, str]:
     return (missing / total if total else 0.0), f"{missing} of {total} criteria ungraded"
 
 
+def _resume_hint(run: Run) -> str:
+    command = RESUME_COMMANDS.get(run.benchmark)
+    if command is None:
+        return f"resume it with `--resume {run.id}` on the command that made it"
+    return f"continue with `{command} --resume {run.id}`"
+
+
+def _failed_calls(summary: dict[str, Any]) -> str:
+    """'3 of 120 calls failed (grader 3)': how many, and of which role."""
+    by_role = ", ".join(
+        f"{role} {usage['failed']}"
+        for role, usage in (summary.get("usage") or {}).items()
+        if isinstance(usage, dict) and usage.get("failed")
+    )
+    return f"{summary['n_failed_calls']} of {summary['n_calls_recorded']} calls failed for good" + (
+        f" ({by_role})" if by_role else ""
+    )
+
+
+def _completeness(run: Run, label: str, allowed_share: float | None) -> tuple[bool, str]:
+    """Whether a run finished every call (or, when the policy allows it, nearly every call)."""
+    status = effective_status(run)
+    summary = run.summary or {}
+    who = f"{label} run {run.id}"
+    if status == COMPLETED:
+        # Runs recorded before failed calls were counted carry no n_failed_calls: they pass
+        # as they always did (their ungraded criteria still count in max_ungraded_share).
+        return True, f"{who} completed"
+    if status == RUNNING:
+        return False, f"{who} is still running (pid {run.pid} on {run.hostname}); gate it when it has finished"
+    if status == INTERRUPTED:
+        return False, f"{who} was interrupted before every call was made; {_resume_hint(run)}"
+    if status == FAILED:
+        error = (run.error or "").strip()
+        hint = "" if "--resume" in error else f"; {_resume_hint(run)}"
+        return False, f"{who} failed{f': {error}' if error else ''}{hint}"
+    if status != INCOMPLETE:
+        return False, f"{who} has status '{status}', which the gate does not know; only completed runs pass"
+    if not isinstance(summary.get("n_failed_calls"), int) or not isinstance(summary.get("n_calls_recorded"), int):
+        return False, f"{who} is incomplete and its summary records no failed-call counts; {_resume_hint(run)}"
+    failed, recorded = summary["n_failed_calls"], summary["n_calls_recorded"]
+    detail = f"{who} is incomplete: {_failed_calls(summary)}"
+    if recorded <= 0:
+        return False, f"{detail}; no calls recorded, so no share to allow; {_resume_hint(run)}"
+    share = failed / recorded
+    if allowed_share is None:
+        return False, f"{detail}; {_resume_hint(run)} (or allow a share with max_failed_call_share)"
+    if share > allowed_share:
+        return False, f"{detail}, share {share:.4f} > allowed {allowed_share:g}; {_resume_hint(run)}"
+    return True, f"{detail}, share {share:.4f} <= allowed {allowed_share:g}"
+
+
+def completeness_verdict(runs: list[tuple[str, Run]], allowed_share: float | None) -> Verdict:
+    """The `complete` rule over the candidate and, when given, the baseline: both must pass."""
+    results = [_completeness(run, label, allowed_share) for label, run in runs]
+    return Verdict(COMPLETE, all(ok for ok, _ in results), "; ".join(detail for _, detail in results))
+
+
 def evaluate_gate(
     store: Store, ref: str, rules: list[Rule], *, baseline: str | None = None, seed: int = 0
 ) -> list[Verdict]:
     run = store.find_run(ref)
+    base = store.find_run(baseline) if baseline is not None else None
+    shares = [r.max_failed_call_share for r in rules if r.max_failed_call_share is not None]
+    allowed_share = min(shares) if shares else None  # every rule must hold: the strictest one
+    verdicts = [completeness_verdict([("candidate", run)] + ([("baseline", base)] if base else []), allowed_share)]
     metrics = (run.summary or {}).get("metrics", {})
-    comparison = None
-    if any(r.max_drop is not None for r in rules):
+    drop_metrics = list(dict.fromkeys(r.metric for r in rules if r.max_drop is not None and r.metric))
+    comparison: dict[str, Any] = {}
+    holm_p: dict[str, float] = {}
+    if drop_metrics:
         if baseline is None:
             raise UserError("max-drop rules need --baseline RUN")
-        comparison = compare_runs(store, baseline, ref, seed=seed)["metrics"]
-    verdicts = []
+        # Each metric's own paired test; Holm across the gated metrics only (not every breakdown).
+        comparison = compare_runs(store, baseline, ref, seed=seed, metrics=drop_metrics)["metrics"]
+        holm_p = holm({name: result["p_value"] for name, result in comparison.items()})
     for rule in rules:
         name = rule.describe()
+        if rule.max_failed_call_share is not None:
+            continue  # folded into the `complete` verdict above
         if rule.min is not None:
             stats = metrics.get(rule.metric)
             if stats is None:
@@ -141,19 +232,23 @@ def evaluate_gate(
                     Verdict(name, stats["mean"] >= rule.min, f"{stats['mean']:.4f} (n={stats['n_samples']})")
                 )
         elif rule.max_drop is not None:
-            result = (comparison or {}).get(rule.metric)
+            result = comparison.get(rule.metric)
             if result is None:
                 verdicts.append(Verdict(name, False, f"no shared items carry {rule.metric}"))
                 continue
+            p_holm = holm_p[rule.metric]
+            significant = p_holm < ALPHA
             drop = -result["difference"]
-            failed = drop > rule.max_drop and result["significant"]
+            failed = drop > rule.max_drop and significant
+            family = f"{len(holm_p)} max_drop metric{'s' if len(holm_p) != 1 else ''}"
             verdicts.append(
                 Verdict(
                     name,
                     not failed,
                     f"change {result['difference']:+.4f} "
                     f"(95% CI {result['ci95_low']:+.4f}..{result['ci95_high']:+.4f}, "
-                    f"Holm p={result['p_holm']:.3g}{', significant' if result['significant'] else ''})",
+                    f"p={result['p_value']:.3g}, Holm p={p_holm:.3g} over {family}"
+                    f"{', significant' if significant else ''})",
                 )
             )
         elif rule.max_ungraded_share is not None:
