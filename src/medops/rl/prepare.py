@@ -146,21 +146,25 @@ def read_manifest(data_file: str | Path, on_notice: Callable[[str], None] | None
     return PreparedData(manifest_path.resolve(), manifest["task"], manifest["style"], manifest["language"])
 
 
-def record_derived(out_dir: Path, source: PreparedData, key: str, entry: dict) -> Path:
-    """Record a file derived from prepared rows (same prompts) in ``out_dir``'s manifest: the
-    source's own manifest when ``out_dir`` is its directory, otherwise a new one naming it."""
+def derived_manifest(out_dir: Path, source: PreparedData) -> dict:
+    """The manifest that will record a file derived from prepared rows (same prompts) in
+    ``out_dir``: the source's own when ``out_dir`` is its directory, otherwise a new one naming it.
+    Refuses, before anything is written, a directory whose manifest records other data."""
     target = out_dir / MANIFEST
     facts = {"task": source.task, "style": source.style, "language": source.language}
-    if target.is_file():
-        manifest = json.loads(target.read_text("utf-8"))
-        if {k: manifest.get(k) for k in facts} != facts:
-            raise UserError(
-                f"{target}: records other prepared data ({manifest.get('task')}, {manifest.get('style')}, "
-                f"{manifest.get('language')}); write to another directory"
-            )
-    else:
-        manifest = {**facts, "derived_from": str(source.manifest)}
-    manifest[key] = entry
+    if not target.is_file():
+        return {**facts, "derived_from": str(source.manifest)}
+    manifest = json.loads(target.read_text("utf-8"))
+    if {k: manifest.get(k) for k in facts} != facts:
+        raise UserError(
+            f"{target}: records other prepared data ({manifest.get('task')}, {manifest.get('style')}, "
+            f"{manifest.get('language')}); write to another directory"
+        )
+    return manifest
+
+
+def write_manifest(out_dir: Path, manifest: dict) -> Path:
+    target = out_dir / MANIFEST
     staging = target.with_name(f".{MANIFEST}.tmp")
     staging.write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
     staging.replace(target)  # never a half-written manifest

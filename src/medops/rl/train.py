@@ -10,6 +10,7 @@ interruption. Defaults follow TRL's own unless noted.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,7 +19,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from medops.datasets.jsonl import file_facts, read_bytes
 from medops.errors import UserError
+from medops.models.spec import ModelSpec
+from medops.rl.prepare import PreparedData, read_manifest
 from medops.store.repository import COMPLETED, FAILED, INTERRUPTED, Store
+from medops.store.schema import Run
+
+BENCHMARK = "rl-train"
 
 
 class TrainConfig(BaseModel):
@@ -46,25 +52,47 @@ class TrainConfig(BaseModel):
     save_steps: int = Field(default=500, ge=1)
     logging_steps: int = Field(default=1, ge=1)
     format_weight: float = Field(default=0.0, ge=0, le=1)
-    style: Literal["auto", "cot", "r1"] = "auto"
+    style: Literal["auto", "cot", "r1"] = "auto"  # auto: the style train_data was prepared with
     use_vllm: bool = False  # TRL's colocate mode, on a GPU machine
     report_to: list[str] = Field(default_factory=list)
 
 
-def load_train_config(path: Path | None, overrides: dict[str, Any]) -> TrainConfig:
+def load_train_config(path: Path | None, overrides: dict[str, Any], *, settings_only: bool = False) -> TrainConfig:
+    """``settings_only``: read for its generation settings (``rl difficulty``), so the data and
+    output paths may be absent."""
     raw: dict[str, Any] = {}
     if path is not None:
         try:
             raw = yaml.safe_load(Path(path).read_text("utf-8")) or {}
         except (OSError, yaml.YAMLError) as exc:
             raise UserError(f"{path}: cannot read the training config ({exc.__class__.__name__})") from None
+        if not isinstance(raw, dict):
+            raise UserError(f"{path}: expected a mapping of training options")
     raw.update({k: v for k, v in overrides.items() if v is not None})
+    if settings_only:
+        raw = {"train_data": "", "output_dir": "", **raw}
     try:
         return TrainConfig.model_validate(raw)
     except ValidationError as exc:
         error = exc.errors(include_url=False)[0]
         field = ".".join(str(p) for p in error["loc"])
         raise UserError(f"{path or 'training options'}: {field}: {error['msg']}") from None
+
+
+def with_prepared_style(config: TrainConfig, prepared: PreparedData | None) -> TrainConfig:
+    """The format reward checks the style the rows' prompts ask for: the one they were prepared with."""
+    if prepared is None:
+        return config  # not from `medops rl prepare`: "auto" judges each completion by its own format
+    if prepared.style not in ("cot", "r1"):
+        raise UserError(f"{prepared.manifest}: style {prepared.style}: the format reward checks cot or r1 only")
+    if config.style == "auto":
+        return config.model_copy(update={"style": prepared.style})
+    if config.style != prepared.style:
+        raise UserError(
+            f"style {config.style}: {config.train_data} was prepared with style {prepared.style} "
+            f"({prepared.manifest}), and its prompts ask for that format"
+        )
+    return config
 
 
 def _base_model(spec: str) -> str:
@@ -75,7 +103,15 @@ def _base_model(spec: str) -> str:
     return spec.removeprefix("hf:")
 
 
-def train(config: TrainConfig, store: Store, *, name: str | None = None) -> dict[str, Any]:
+def train(
+    config: TrainConfig,
+    store: Store,
+    *,
+    name: str | None = None,
+    on_notice: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    prepared = read_manifest(config.train_data, on_notice)
+    config = with_prepared_style(config, prepared)
     try:
         from datasets import Dataset
         from peft import LoraConfig
@@ -92,11 +128,12 @@ def train(config: TrainConfig, store: Store, *, name: str | None = None) -> dict
     dataset_id = store.register_dataset(Path(config.train_data).stem, file_facts(config.train_data, data), len(rows))
     run_id = store.create_run(
         name=name,
-        benchmark="rl-train",
+        benchmark=BENCHMARK,
         dataset_id=dataset_id,
         model=config.model,
         grader="medops.rewards",
-        config=config.model_dump(mode="json"),
+        # with how the rows were prompted, so `rl evaluate` and `rl difficulty` can ask the same way
+        config={**config.model_dump(mode="json"), "prepared_data": prepared.record() if prepared else None},
     )
     steps: list[dict[str, Any]] = []
 
@@ -188,3 +225,60 @@ def train(config: TrainConfig, store: Store, *, name: str | None = None) -> dict
     }
     store.finish_run(run_id, status, wall_seconds=float(summary["train_runtime_s"] or 0.0), summary=summary)
     return {"run_id": run_id, "status": status, **summary}
+
+
+# Scoring a model as it was trained -------------------------------------------------------------
+def training_run_for(store: Store, spec: ModelSpec) -> Run | None:
+    """The latest recorded ``rl train`` run whose output directory holds this model: the
+    directory itself, its ``final`` or one of its ``checkpoint-N``."""
+    if spec.backend == "local" or not Path(spec.name).exists():
+        return None
+    where = Path(spec.name).resolve()
+    found = None
+    for run, _ in store.list_runs():
+        output_dir = (run.config or {}).get("output_dir") if run.benchmark == BENCHMARK else None
+        if output_dir and Path(output_dir).resolve() in (where, where.parent):
+            found = run
+    return found
+
+
+def training_run(store: Store, ref: str) -> Run:
+    run = store.find_run(ref)
+    if run.benchmark != BENCHMARK:
+        raise UserError(f"run '{ref}' is a {run.benchmark} run, not an `rl train` run")
+    return run
+
+
+def trained_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """What a training run (or training config) generated with, as exam-run settings."""
+    style = config.get("style")
+    return {
+        "style": style if style in ("cot", "r1") else None,
+        "language": (config.get("prepared_data") or {}).get("language"),
+        "max_tokens": config.get("max_completion_length"),
+        "temperature": config.get("temperature"),
+    }
+
+
+def resolve_settings(
+    defaults: dict[str, Any],
+    flags: dict[str, Any],
+    *,
+    run: Run | None = None,
+    train_config: tuple[str, TrainConfig] | None = None,
+    prepared: PreparedData | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Each setting in ``defaults`` as ``{"value", "from"}``: a flag, else the training run, else
+    the training config file, else the prepared data's manifest, else the default."""
+    layers: list[tuple[str, dict[str, Any]]] = [("flag", flags)]
+    if run is not None:
+        layers.append((f"training run {run.id}", trained_settings(run.config or {})))
+    if train_config is not None:
+        layers.append((train_config[0], trained_settings(train_config[1].model_dump(mode="json"))))
+    if prepared is not None:
+        layers.append((str(prepared.manifest), {"style": prepared.style, "language": prepared.language}))
+    settings = {}
+    for key, default in defaults.items():
+        source, value = next(((s, v[key]) for s, v in layers if v.get(key) is not None), ("default", default))
+        settings[key] = {"value": value, "from": source}
+    return settings
