@@ -8,6 +8,7 @@ reports the cascade's precision and recall on the whole table.
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 
@@ -511,3 +512,23 @@ def test_format_check():
     assert well_formed("<think>r</think>\n<answer>C</answer>") == 1.0
     assert well_formed("<think>r</think> C") == 0.0
     assert well_formed("so \\boxed{C}") == 1.0 and well_formed("C") == 0.0
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "\\boxed{" + "A , " * 25 + "!}",  # exponential for a regex that tries every split of the spaces
+        "A or " * 30 + "!",
+        "A" + " " * 20000 + "x",
+        "답" * 20000,  # quadratic if every statement scans the rest of the text
+        "\\boxed{" * 3000,
+        "The answer is unclear. " * 2000,
+        "answer: " * 5000,
+    ],
+    ids=["boxed-spaces", "or-chain", "space-run", "korean-keys", "open-boxes", "answer-marks", "colon-marks"],
+)
+def test_adversarial_replies_stay_fast(text):
+    """RL rewards read whatever a policy writes: no reply may stall the cascade."""
+    started = time.perf_counter()
+    extract_choice(text, "ABCDE", OPTIONS)
+    assert time.perf_counter() - started < 2.0

@@ -51,6 +51,8 @@ def _choices(letters: Any, options: Any, n: int = 5) -> tuple[str, dict[str, str
     Arrow gives every row of a column the union of the keys (a 4-option item beside 5-option
     ones comes back with ``"E": None``), so missing texts are dropped and the letters column,
     when there is one, decides which letters exist."""
+    if options is None:  # the common case without option texts, kept cheap
+        return (letters if isinstance(letters, str) and letters.isalpha() else "ABCDEFGHIJ"[:n]), None
     texts = None
     if isinstance(options, dict) and options:
         texts = {str(k): str(v) for k, v in options.items() if v is not None}

@@ -19,7 +19,10 @@ its final answer). Numbers 1-10 and circled ①-⑩ map to letters, but not a nu
 or a decimal ("The answer is 2 mg"). A hedge ("A or B", "A and C", ``\\boxed{ABCD}``,
 ``\\boxed{A, B}``, "2번과 4번") is never credited: the result is unparsed with rule ``hedge``.
 Nothing found gives ``Extraction(None, None)``; either way an unparsed answer scores wrong.
-Every result names its rule, so a report can show why an answer was read the way it was.
+Every result names its rule (boxed, answer_tag, answer_is, answer_colon, korean_answer,
+option_is_correct, choose, option_text, bare_letter, leading_letter; hedge when unparsed), so a
+report can show why an answer was read the way it was. The table of realistic completions in
+tests/test_extract.py pins the behaviour; benchmarks/extraction_quality.py scores it.
 """
 
 from __future__ import annotations
@@ -96,6 +99,7 @@ def _st(rule: str, key: str, pattern: str, **kwargs: re.Pattern[str]) -> _Statem
     return _Statement(rule, key, re.compile(re.escape(key) + pattern), **kwargs)
 
 
+_NOUN_VERB = r"\s*(?:[:：]|\s(?:is|would\s+be)\b)\s*[:：]?\s*"  # "my choice is C", "my final choice: C"
 _ADJECTIVE_BEFORE = re.compile(r"(?:correct|best|right|final|appropriate|likely)\s+$")
 _I_BEFORE = re.compile(
     r"\bi(?:\s+would|\s+will|\s+am\s+going\s+to|['\u2019]d|['\u2019]ll|['\u2019]m\s+going\s+to)?\s+$"
@@ -114,7 +118,7 @@ _NOT_BUT = re.compile(  # "The answer is not A; it is C"
 _KO_TOKEN = r"[\(\[]?\s*(?<![A-Za-z0-9])(?P<tok>" + _TOK + r")\s*[\)\]]?\s*(?:번)?\s*"
 _KO_IS_BEFORE = re.compile(_KO_TOKEN + r"(?:이|가|은|는)\s*(?:바로\s*|가장\s*)?정?$")
 _KO_OBJECT_BEFORE = re.compile(_KO_TOKEN + r"(?:을|를)\s*$")
-_KO_NOT = re.compile(r"[가-힣]*\s*(?:않|아니|아닌|아님|아닙)")
+_KO_NOT = re.compile(r"[가-힣]{0,4}\s?(?:않|아니|아닌|아님|아닙)")
 _NOT_A_QUESTION = re.compile(r"\s*\?")
 _ANSWER_WORDS = r"(?:\s+(?:choice|option))?"
 
@@ -149,7 +153,7 @@ _WEAK = (
     _st("choose", "opt for", r"\s*[:：]?\s*", before=_I_BEFORE),
     _st("choose", "going with", r"\s*[:：]?\s*"),
     _st("choose", "선택", r"(?:은|는|:|：)\s*"),  # "제 선택은 C"
-    *(_st("choose", noun, r"\s+" + _VERB, before=_MY_BEFORE) for noun in ("choice", "pick", "selection")),
+    *(_st("choose", noun, _NOUN_VERB, before=_MY_BEFORE) for noun in ("choice", "pick", "selection")),
     *(
         _st("option_is_correct", word, r"(?![a-z])", token_before=_EN_TOKEN_BEFORE, unless_after=_NOT_A_QUESTION)
         for word in ("correct", "right", "best", "appropriate")
@@ -180,7 +184,7 @@ _FILLER = re.compile(
     _I,
 )
 
-_BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
+_BOXED = re.compile(r"\\boxed\s*\{")
 _ANSWER_TAG = re.compile(r"<answer>(.*?)(?:</answer>|$)", _I | re.DOTALL)
 _LATEX_WRAP = re.compile(r"\\(?:text|textbf|textit|textrm|mathrm|mathbf|mathit|mbox|operatorname)\s*\{([^{}]*)\}")
 _CONTENT_PREFIX = re.compile(
@@ -189,20 +193,14 @@ _CONTENT_PREFIX = re.compile(
     _I,
 )
 _WHOLE_TOKEN = re.compile(r"[\(\[]?\s*(" + _TOK + r")\s*[\)\]]?\s*(?:번)?\s*\.?")
-_MULTI = re.compile(
-    r"[A-J]{2,10}|(?:[\(\[]?\s*" + _TOK + r"\s*[\)\]]?\s*(?:번)?\s*(?:" + _CONNECTIVE + r"|\s)\s*)+"
-    r"[\(\[]?\s*" + _TOK + r"\s*[\)\]]?\s*(?:번)?"
-)
 _BETWEEN_BOXES = re.compile(r"\s*(?:,|/|or|and|또는|혹은|이나|와|과)\s*", _I)
-_HEDGE_LINE = re.compile(
-    r"\s*(?:(?i:both|either)\s+)?(?:(?i:options?|choices?)\s+)?(?:[A-J]{2,5}|"
-    + _SECOND
-    + r"(?:\s*(?:번)?\s*"
-    + _CONNECTIVE
-    + r"\s*"
-    + _SECOND
-    + r")+)\s*(?:(?i:are|is)\s+(?:(?i:both|all)\s+)?(?i:correct|possible|right)"
-    r"|모두\s*(?:정답|맞)[가-힣]*)?\s*[.!]?\s*"
+# Several options and nothing else ("A, B", "A or C", "2번과 4번"): split on the joins, then every
+# part must be an option (regexes that try every split of the spaces take exponential time).
+_JOINS = re.compile(r" ?(?:,|/|&|\+|(?i:\bor\b|\band\b)|및|또는|혹은|아니면|이나|나|와|과) ?")
+_PART = re.compile(r"(?:(?i:option|choice) )?[\(\[]? ?(?:[A-J]|10|[1-9]|[①-⑩]) ?[\)\]]?(?: ?번)?")
+_HEDGE_FRAME = re.compile(
+    r"(?:(?i:both|either) )?(?:(?i:options?|choices?) )?(?P<body>.+?) ?(?:(?i:are|is) (?:(?i:both|all) )?"
+    r"(?i:correct|possible|right)|모두 ?(?:정답|맞)[가-힣]*)? ?[.!]?"
 )
 _BARE = re.compile(
     r"\s*(?:(?:option|choice)\s+)?[\(\[]?\s*([A-J]|[①-⑩]|10(?=\s*번)|[1-9](?=\s*번))\s*[\)\]]?\s*(?:번)?\s*"
@@ -234,6 +232,27 @@ def _to_letter(token: str, letters: str) -> str | None:
     return letters[index] if index is not None and index < len(letters) else None
 
 
+_LONGEST = 300  # characters an answer may take (an option's text, a \boxed{}): bounds the work per statement
+_HEDGE_START = frozenset(",/&+oOaA및또혹아이나와과")
+_FILLER_START = frozenset("tThHcCdDpPlLmMeEbBoOnN보선")
+
+
+def _compact(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _several_options(text: str, spaces_join: bool) -> bool:
+    """Whether ``text`` (short, spaces compacted) names two or more options and nothing else."""
+    if len(text) > 60:
+        return False
+    if 2 <= len(text) <= 10 and text.isalpha() and text.isascii() and all("A" <= c <= "J" for c in text):
+        return True  # "ABCD"
+    parts = _JOINS.split(text)
+    if spaces_join:
+        parts = [word for part in parts for word in part.split(" ")]
+    return len(parts) >= 2 and all(_PART.fullmatch(part) for part in parts)
+
+
 def _judge(text: str, start: int, end: int, letters: str, after: int | None) -> str | None:
     """The token text[start:end] as a letter, ``HEDGE``, or None when it is not an answer here."""
     token = text[start:end]
@@ -245,10 +264,13 @@ def _judge(text: str, start: int, end: int, letters: str, after: int | None) -> 
             or "가" <= following <= "힣"
         ):
             return None
-    elif (token == "I" and _PRONOUN.match(text, end)) or (token.isdigit() and _QUANTITY.match(text, end)):
+    elif (token == "I" and _PRONOUN.match(text, end)) or (
+        token.isdigit() and text[end : end + 1] not in ("번", "", "\n", ")") and _QUANTITY.match(text, end)
+    ):
         return None  # "I think ...", "2 mg"
     if after is not None:
-        if _HEDGE_AFTER.match(text, after):
+        # (the character tests only spare the regexes the common case of nothing after the answer)
+        if text[after : after + 8].lstrip(" \t\n번")[:1] in _HEDGE_START and _HEDGE_AFTER.match(text, after):
             return HEDGE
         but = _KO_NOT_BUT.match(text, end) if "아니" in text[end : end + 8] else None
         if but is not None:  # "정답은 B가 아니라 C": read what follows
@@ -277,7 +299,10 @@ def _option_at(span: str, options: list[tuple[str, str]], strict: bool = False) 
     """The option whose text ``span`` starts with (the longest, if several), ``HEDGE`` for "X or Y".
 
     ``strict``: the text must end the span or be followed by punctuation (a reply that opens with it)."""
-    span = _normalise(span.split("\n", 1)[0]).lstrip(" \"'\u201c\u2018(")
+    head = span[:_LONGEST].lstrip(" \t\"'\u201c\u2018(")[:1].lower()
+    if not head or not any(text.startswith(head) for _, text in options):
+        return None  # no option starts like this: spare the normalising
+    span = _normalise(span[:_LONGEST].split("\n", 1)[0]).lstrip(" \"'\u201c\u2018(")
     best: list[tuple[str, str]] = []
     for letter, text in options:
         if text and span.startswith(text) and _boundary(span, len(text), strict):
@@ -318,17 +343,17 @@ def _read_content(content: str, letters: str, options: list[tuple[str, str]]) ->
         if unwrapped == content:
             break
         content = unwrapped
-    content = _CONTENT_PREFIX.sub("", content.replace("\\,", " ").replace("~", " ").strip(), count=1).strip()
+    content = _CONTENT_PREFIX.sub("", _compact(content.replace("\\,", " ").replace("~", " ")), count=1).strip()
     if not content:
         return None
-    whole = _WHOLE_TOKEN.fullmatch(content)
+    whole = _WHOLE_TOKEN.fullmatch(content) if len(content) <= 40 else None
     if whole:
         return _to_letter(whole.group(1), letters)
     normalised = _normalise(content)
     exact = [letter for letter, text in options if text == normalised]
     if len(exact) == 1:
         return exact[0]
-    if _MULTI.fullmatch(content):
+    if _several_options(content, spaces_join=True):
         return HEDGE
     found = _token_at(content, 0, letters)
     if found is not None:
@@ -342,8 +367,8 @@ def _boxed(text: str) -> Iterator[tuple[int, int, str]]:
         if text[start + 1 : start + 2] == "}":  # the common \boxed{C}
             yield match.start(), start + 2, text[start]
             continue
-        depth, i = 1, start
-        while i < len(text) and depth:
+        depth, i, stop = 1, start, min(len(text), start + _LONGEST)
+        while i < stop and depth:
             depth += (text[i] == "{") - (text[i] == "}")
             i += 1
         yield match.start(), i, text[start : i - 1 if depth == 0 else i]
@@ -355,7 +380,7 @@ def _read_boxes(text: str, letters: str, options: list[tuple[str, str]]) -> str 
         read = _read_content(content, letters, options)
         if read is None:
             continue
-        if last not in (None, read) and _BETWEEN_BOXES.fullmatch(text, last_end, start):
+        if last not in (None, read) and start - last_end < 16 and _BETWEEN_BOXES.fullmatch(text, last_end, start):
             read = HEDGE  # "\boxed{A} or \boxed{B}"
         last, last_end = read, end
     return last
@@ -378,16 +403,21 @@ def _statements(text: str, lower: str, rules, letters: str, options) -> tuple[st
                 if best is not None and at < best[0]:
                     continue
                 rule, read = st.rule, None
-                filler = _FILLER.match(text, match.end())
-                read = _token_at(text, filler.end(), letters)
-                if read is None and text[filler.end() : filler.end() + 3].lower() == "not":
-                    not_but = _NOT_BUT.match(text, filler.end())
+                answer_at, hedged = match.end(), False
+                if text[answer_at : answer_at + 1] in _FILLER_START:
+                    filler = _FILLER.match(text, answer_at)
+                    answer_at, hedged = filler.end(), bool(filler.group("hedge"))
+                read = _token_at(text, answer_at, letters)
+                if read is None and text[answer_at : answer_at + 3].lower() == "not":
+                    not_but = _NOT_BUT.match(text, answer_at)
                     read = _token_at(text, not_but.end(), letters) if not_but else None
-                if read is not None and filler.group("hedge"):
+                if read is not None and hedged:
                     read = HEDGE
                 if read is None and options:
                     rule = "option_text"
-                    read = _option_at(text[filler.end() :], options) or _option_at(text[match.end() :], options)
+                    read = _option_at(text[answer_at : answer_at + _LONGEST], options)
+                    if read is None and answer_at != match.end():  # "the answer is clearly metformin"
+                        read = _option_at(text[match.end() : match.end() + _LONGEST], options)
             else:  # "B is correct", "B가 정답": the answer precedes
                 if st.unless_after is not None and st.unless_after.match(lower, match.end()):
                     continue
@@ -463,7 +493,7 @@ def extract_choice(text: str | None, letters: str = "ABCDE", options: Mapping[st
     if len(lower) != len(clean):  # a character whose lower case is longer ("İ"): keep positions aligned
         lower = "".join(c.lower() if len(c.lower()) == 1 else c for c in clean)
     texts = _option_texts(options, letters) if options else []
-    if "boxed" in lower or "fbox" in lower:
+    if "boxed" in lower:
         read = _read_boxes(clean, letters, texts)
         if read is not None:
             return _result(read, "boxed")
@@ -504,7 +534,10 @@ def _whole_reply(clean: str, letters: str, options: list[tuple[str, str]]) -> Ex
             if len(hits) == 1:
                 return _result(hits[0], "option_text")
     for candidate in (stripped, last_line):
-        if _HEDGE_LINE.fullmatch(candidate):
+        if len(candidate) > 160 or len(candidate := _compact(candidate)) > 80:
+            continue  # a bare answer or a hedge is short
+        frame = _HEDGE_FRAME.fullmatch(candidate)
+        if frame and _several_options(frame.group("body"), spaces_join=False):
             return _result(HEDGE, HEDGE)
         match = _BARE.fullmatch(candidate)
         if match:
