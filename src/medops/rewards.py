@@ -49,24 +49,15 @@ def _choices(letters: Any, options: Any, n: int = 5) -> tuple[str, dict[str, str
     """The letters and option texts of one row, as an exam item has them for ``medops eval mcqa``.
 
     Arrow gives every row of a column the union of the keys (a 4-option item beside 5-option
-    ones comes back with ``"E": None``), so missing texts are dropped and the letters column,
-    when there is one, decides which letters exist."""
-    if options is None:  # the common case without option texts, kept cheap
-        return (letters if isinstance(letters, str) and letters.isalpha() else "ABCDEFGHIJ"[:n]), None
-    texts = None
-    if isinstance(options, dict) and options:
-        texts = {str(k): str(v) for k, v in options.items() if v is not None}
-    elif isinstance(options, str) and options.isalpha() and not letters:  # letters passed as "options"
-        letters = options
+    ones comes back with ``"E": None``): keys without a text are no options, and the letters
+    column, when there is one, decides which letters exist (the reader ignores texts of others)."""
     if isinstance(letters, str) and letters.isalpha():
-        choices = letters
-    elif texts:
-        choices = "".join(sorted(texts))
-    else:
-        choices = "ABCDEFGHIJ"[:n]
-    if texts is not None:
-        texts = {letter: texts[letter] for letter in choices if letter in texts}
-    return choices, texts
+        return letters, options if isinstance(options, dict) and options else None
+    if isinstance(options, dict) and options:
+        return "".join(sorted(k for k, v in options.items() if v is not None)), options
+    if isinstance(options, str) and options.isalpha():  # letters passed as "options"
+        return options, None
+    return "ABCDEFGHIJ"[:n], None
 
 
 def correctness(

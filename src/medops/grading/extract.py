@@ -27,6 +27,7 @@ tests/test_extract.py pins the behaviour; benchmarks/extraction_quality.py score
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -213,6 +214,9 @@ _MARKUP = re.compile(r"\*+|__+|`+|\$")
 _OPTION_JOIN = re.compile(r"\s*(?:,|/|&|or\b|and\b|및|또는|혹은|이나|나|와|과)\s*")
 
 
+_Options = tuple[tuple[str, str], ...]  # (letter, normalised text)
+
+
 @dataclass(frozen=True)
 class Extraction:
     choice: str | None  # the letter, or None when unparsed
@@ -286,16 +290,24 @@ def _token_at(text: str, pos: int, letters: str) -> str | None:
 
 
 def _normalise(text: str) -> str:
-    return re.sub(r"\s+", " ", text.lower()).strip(" .")
+    return " ".join(text.lower().split()).strip(" .")
 
 
-def _option_texts(options: Mapping[str, str] | None, letters: str) -> list[tuple[str, str]]:
-    if not options:
-        return []
-    return [(letter, _normalise(str(text))) for letter, text in options.items() if letter in letters and text]
+def _option_texts(options: Mapping[str, str | None], letters: str) -> _Options:
+    """(letter, normalised text) of the options among ``letters`` that have a text (Arrow may give
+    None for a key another row has); cached, since a training batch asks the same question many times."""
+    try:
+        return _normalised_options(letters, tuple(options.items()))
+    except TypeError:  # unhashable values: not worth caching
+        return tuple((k, _normalise(str(v))) for k, v in options.items() if k in letters and v)
 
 
-def _option_at(span: str, options: list[tuple[str, str]], strict: bool = False) -> str | None:
+@functools.lru_cache(maxsize=4096)
+def _normalised_options(letters: str, items: tuple[tuple[str, str | None], ...]) -> _Options:
+    return tuple((letter, _normalise(str(text))) for letter, text in items if letter in letters and text)
+
+
+def _option_at(span: str, options: _Options, strict: bool = False) -> str | None:
     """The option whose text ``span`` starts with (the longest, if several), ``HEDGE`` for "X or Y".
 
     ``strict``: the text must end the span or be followed by punctuation (a reply that opens with it)."""
@@ -334,7 +346,7 @@ def _boundary(span: str, i: int, strict: bool = False) -> bool:
     return not span[i].isalnum() or bool(_KO_PARTICLE.match(span, i))
 
 
-def _read_content(content: str, letters: str, options: list[tuple[str, str]]) -> str | None:
+def _read_content(content: str, letters: str, options: _Options) -> str | None:
     """What a ``\\boxed{}`` or ``<answer>`` holds: a letter, ``HEDGE``, or None."""
     if len(content) == 1 and (content.upper() in _LETTERS or content in CIRCLED or content.isdigit()):
         return _to_letter(content, letters)  # the common \boxed{C}
@@ -374,7 +386,7 @@ def _boxed(text: str) -> Iterator[tuple[int, int, str]]:
         yield match.start(), i, text[start : i - 1 if depth == 0 else i]
 
 
-def _read_boxes(text: str, letters: str, options: list[tuple[str, str]]) -> str | None:
+def _read_boxes(text: str, letters: str, options: _Options) -> str | None:
     last, last_end = None, -1
     for start, end, content in _boxed(text):
         read = _read_content(content, letters, options)
@@ -450,7 +462,7 @@ def _joined_before(lower: str, at: int, objective: bool) -> int | None:
 
 
 def _answer_before(
-    text: str, lower: str, at: int, st: _Statement, letters: str, options: list[tuple[str, str]]
+    text: str, lower: str, at: int, st: _Statement, letters: str, options: _Options
 ) -> tuple[int, str, str | None]:
     """(where the answer starts, rule, letter / HEDGE / None) for a statement whose answer precedes ``at``."""
     joint = _joined_before(lower, at, st.token_before is _KO_OBJECT_BEFORE)
@@ -492,7 +504,7 @@ def extract_choice(text: str | None, letters: str = "ABCDE", options: Mapping[st
     lower = clean.lower()
     if len(lower) != len(clean):  # a character whose lower case is longer ("İ"): keep positions aligned
         lower = "".join(c.lower() if len(c.lower()) == 1 else c for c in clean)
-    texts = _option_texts(options, letters) if options else []
+    texts = _option_texts(options, letters) if options else ()
     if "boxed" in lower:
         read = _read_boxes(clean, letters, texts)
         if read is not None:
@@ -522,13 +534,16 @@ def _result(read: str, rule: str | None) -> Extraction:
     return _RESULTS[key]
 
 
-def _whole_reply(clean: str, letters: str, options: list[tuple[str, str]]) -> Extraction:
+def _whole_reply(clean: str, letters: str, options: _Options) -> Extraction:
     stripped = clean.strip()
     if not stripped:
         return _NOTHING
     last_line = stripped.splitlines()[-1].strip()
     if options:
+        longest = 2 * max((len(text) for _, text in options), default=0) + 8
         for candidate in (stripped, last_line, last_line.rsplit(":", 1)[-1]):
+            if len(candidate) > longest:  # far longer than any option's text
+                continue
             normalised = _normalise(candidate).strip("\"'\u201c\u201d\u2018\u2019")
             hits = [letter for letter, text in options if text == normalised]
             if len(hits) == 1:
