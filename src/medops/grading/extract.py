@@ -70,16 +70,15 @@ _HEDGE_AFTER = re.compile(r"\s*(?:번)?\s*" + _CONNECTIVE + r"\s*" + _SECOND)
 _HEDGE_BEFORE = re.compile(
     r"(?:[A-J]|[1-9]|[①-⑩])[\)\]]?\s*(?:번)?\s*" + _CONNECTIVE + r"\s*(?:(?i:option|choice)\s+)?[\(\[]?\s*$"
 )
-# Words before a capital letter that make it a name, not an option ("vitamin B is correct").
 # "B가 아니라 C": the answer is the option after the negation.
 _KO_NOT_BUT = re.compile(r"\s*(?:번)?\s*(?:이|가)?\s*아니(?:라|고)\s*,?\s*")
+# Words before a capital letter that make it a name, not an option ("vitamin B is correct").
 _NAME_BEFORE = re.compile(
     r"(?:vitamin|hepatitis|type|group|class|stage|grade|factor|lead|phase|protein|complex|zone|schedule"
     r"|cluster|level|part|plan|section|step|category|blood|strep|influenza|hemophilia|비타민|[A-Za-z]-)\s*$",
     _I,
 )
 
-# Tier 3: "answer" statements. The answer follows the match: a token, else an option's text.
 _VERB = r"(?:is|would\s+be|should\s+be|will\s+be|must\s+be)\b\s*[:：]?\s*"
 
 
@@ -398,7 +397,9 @@ def _read_boxes(text: str, letters: str, options: _Options) -> str | None:
     return last
 
 
-def _statements(text: str, lower: str, rules, letters: str, options) -> tuple[str | None, str | None]:
+def _statements(
+    text: str, lower: str, rules: tuple[tuple[str, bool, tuple[_Statement, ...]], ...], letters: str, options: _Options
+) -> tuple[str | None, str | None]:
     """The last statement of these rules in the text: (letter or HEDGE, rule), or (None, None)."""
     best: tuple[int, str, str] | None = None
     ascii_only = lower.isascii()
