@@ -62,9 +62,10 @@ def test_grouped_missing_or_duplicated_index_is_retried_then_ungraded(cli, serve
             ),
         ],
     )
-    summary = cli.run(
-        *cli.eval_args(server, data, "--criteria-per-call", "4", "--grader-parse-retries", "2"), "--json", check=True
-    ).json()
+    result = cli.run(*cli.eval_args(server, data, "--criteria-per-call", "4", "--grader-parse-retries", "2"), "--json")
+    assert result.returncode == 3  # A3 never got a single verdict: a failed call, so the run is incomplete
+    summary = result.json()
+    assert summary["status"] == "incomplete" and summary["usage"]["grader"]["failed"] == 1
     rows = export(cli, summary["run_id"])
     assert rows["A2 {met} {grader-drop:1}"]["criteria_met"] is True  # asked again alone, then answered
     dup = rows["A3 {met} {grader-dup:all}"]
