@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import select
-
 from medops.datasets.healthbench import select_indices
 from medops.datasets.mcqa import MCQItem, MCQSet, load_mcqa
 from medops.datasets.registry import resolve
@@ -28,8 +26,9 @@ from medops.models.base import ChatModel, Completion, SamplingParams, StopReques
 from medops.models.factory import create_model
 from medops.prompts.mcqa import ANSWER_PREFIX, build_messages
 from medops.scoring.mcqa import summarize_answers
+from medops.store import queries
 from medops.store.repository import RESPONSES, Store, response_row
-from medops.store.schema import Answer, Response, utcnow
+from medops.store.schema import Answer, utcnow
 from medops.store.writer import StoreWriter
 
 ANSWERS = Answer.__table__
@@ -212,15 +211,8 @@ def run_mcqa(
 
 
 def score_exam_run(store: Store, run_id: int, exam: MCQSet, jobs: list[Job], seed: int) -> dict:
-    with store.session() as s:
-        answers = {(a.item_index, a.repeat): a for a in s.scalars(select(Answer).where(Answer.run_id == run_id))}
-        truncated = set(
-            s.execute(
-                select(Response.example_index, Response.repeat).where(
-                    Response.run_id == run_id, Response.finish_reason == "length"
-                )
-            ).tuples()
-        )
+    answers = queries.answers(store, run_id)
+    truncated = queries.truncated(store, run_id)
     records = []
     for job in jobs:
         answer = answers.get(job)

@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from sqlalchemy import select
-
 from medops.datasets.healthbench import RubricDataset, load_rubric_dataset, select_indices
 from medops.datasets.mcqa import MCQSet, load_mcqa
 from medops.datasets.responses import load_responses
@@ -14,8 +12,9 @@ from medops.errors import UserError
 from medops.evaluation.config import HealthBenchConfig, McqaConfig
 from medops.evaluation.healthbench import plan_jobs
 from medops.evaluation.scoring_run import job_metrics
+from medops.store import queries
 from medops.store.repository import Store
-from medops.store.schema import Answer, Dataset, Run
+from medops.store.schema import Dataset, Run
 
 
 @dataclass
@@ -55,8 +54,7 @@ def load_results(store: Store, ref: str, *, by_identity: bool = False) -> RunRes
         config_m = McqaConfig.model_validate(run.config)
         exam = recorded_exam(run, dataset)
         chosen = set(select_indices(len(exam), config_m.limit, config_m.seed))
-        with store.session() as s:
-            answers = list(s.scalars(select(Answer).where(Answer.run_id == run.id)))
+        answers = queries.answers(store, run.id).values()
         keys = _identity_keys([i.id for i in exam.items]) if by_identity else None
         items = {}
         for a in answers:

@@ -6,7 +6,6 @@ from collections import defaultdict
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
 
 from medops.datasets.healthbench import RubricDataset
 from medops.datasets.meta_eval import MetaEvalSet
@@ -28,8 +27,8 @@ from medops.scoring.healthbench import (
     example_metrics,
     length_adjusted,
 )
+from medops.store import queries
 from medops.store.repository import Store
-from medops.store.schema import Grade, Response
 
 
 def call_accounting(store: Store, run_id: int) -> dict[str, Any]:
@@ -48,17 +47,8 @@ def job_metrics(
     store: Store, run_id: int, dataset: RubricDataset, config: HealthBenchConfig, jobs: list[Job]
 ) -> tuple[dict[Job, dict[str, float]], int, int]:
     """Metric values of every fully graded job, and how many jobs / criteria were left out."""
-    with store.session() as s:
-        responses = {
-            (r.example_index, r.repeat): r.text for r in s.scalars(select(Response).where(Response.run_id == run_id))
-        }
-        verdicts: dict[tuple[int, int], dict[int, bool | None]] = defaultdict(dict)
-        for index, repeat, criterion, met in s.execute(
-            select(Grade.example_index, Grade.repeat, Grade.criterion_index, Grade.criteria_met).where(
-                Grade.run_id == run_id
-            )
-        ):
-            verdicts[(index, repeat)][criterion] = met
+    responses = queries.response_texts(store, run_id)
+    verdicts = queries.verdicts(store, run_id)
     per_job: dict[Job, dict[str, float]] = {}
     excluded = ungraded = 0
     for job in jobs:
@@ -102,11 +92,7 @@ def score_meta_run(
     store: Store, run_id: int, meta: MetaEvalSet, positions: list[tuple[int, int]], jobs: list[Job]
 ) -> dict[str, Any]:
     """Grader-vs-physician agreement, pooled and per category, with the physicians' own for scale."""
-    with store.session() as s:
-        graded = {
-            (g.example_index, g.repeat, g.criterion_index): (g.criteria_met, g.p_met)
-            for g in s.scalars(select(Grade).where(Grade.run_id == run_id))
-        }
+    graded = {key: (g.criteria_met, g.p_met) for key, g in queries.grades(store, run_id).items()}
     rows_of: dict[int, list[int]] = defaultdict(list)
     for row_index, (example_index, _) in enumerate(positions):
         rows_of[example_index].append(row_index)

@@ -24,15 +24,15 @@ from xml.etree import ElementTree
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-from sqlalchemy import func, select
 
 from medops.errors import UserError
 from medops.models.pricing import load_prices
 from medops.ops.compare import ALPHA, compare_runs
 from medops.ops.costs import run_cost
 from medops.scoring.paired import holm
+from medops.store import queries
 from medops.store.repository import COMPLETED, FAILED, INCOMPLETE, INTERRUPTED, RUNNING, Store, effective_status
-from medops.store.schema import Grade, Run
+from medops.store.schema import Run
 
 COMPLETE = "complete"  # the rule's name in the output and in JUnit: a contract for CI
 RESUME_COMMANDS = {
@@ -132,14 +132,7 @@ def _ungraded_share(store: Store, run) -> tuple[float, str]:
     if run.benchmark == "mcqa":
         rate = summary.get("unparsed_rate") or 0.0
         return rate, f"{summary.get('n_unparsed', 0)} of {summary.get('n_examples', 0)} answers unparsed"
-    with store.session() as s:
-        total = s.scalar(select(func.count()).select_from(Grade).where(Grade.run_id == run.id)) or 0
-        missing = (
-            s.scalar(
-                select(func.count()).select_from(Grade).where(Grade.run_id == run.id, Grade.criteria_met.is_(None))
-            )
-            or 0
-        )
+    total, missing = queries.ungraded_counts(store, run.id)
     return (missing / total if total else 0.0), f"{missing} of {total} criteria ungraded"
 
 

@@ -4,25 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
-
 from medops.evaluation.results import recorded_rubric_set
+from medops.store import queries
 from medops.store.repository import Store
-from medops.store.schema import Grade, Response
 
 
 def criterion_rows(store: Store, run_ref: str) -> list[dict[str, Any]]:
     run = store.find_run(run_ref)
     recorded = store.dataset(run.dataset_id)
     dataset = recorded_rubric_set(run, recorded)
-    with store.session() as s:
-        responses = {
-            (r.example_index, r.repeat): r for r in s.scalars(select(Response).where(Response.run_id == run.id))
-        }
-        grades = {
-            (g.repeat, g.example_index, g.criterion_index): g
-            for g in s.scalars(select(Grade).where(Grade.run_id == run.id))
-        }
+    responses = queries.responses(store, run.id)
+    grades = {(repeat, index, c): g for (index, repeat, c), g in queries.grades(store, run.id).items()}
     # A failed model call has no grades: its criteria are listed as ungraded, with the call's error,
     # so the export shows every failure the run's status counts.
     failed = {

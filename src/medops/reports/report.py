@@ -15,7 +15,6 @@ from importlib.resources import files
 from typing import Any
 
 from jinja2 import Environment, select_autoescape
-from sqlalchemy import select
 
 from medops import __version__
 from medops.evaluation.results import recorded_exam, recorded_rubric_set
@@ -23,8 +22,9 @@ from medops.models.pricing import load_prices
 from medops.ops.compare import compare_runs
 from medops.ops.costs import run_cost
 from medops.reports.plots import bars, histogram
+from medops.store import queries
 from medops.store.repository import Store, effective_status
-from medops.store.schema import Answer, Grade, Response
+from medops.store.schema import Grade
 
 FILTER_SCRIPT = """
 document.querySelectorAll('[data-filter]').forEach(function (button) {
@@ -61,13 +61,10 @@ def _metric_rows(metrics: dict[str, dict], prefix: str) -> list[tuple[str, float
 
 def _healthbench_examples(store: Store, run, dataset_row) -> list[dict[str, Any]]:
     dataset = recorded_rubric_set(run, dataset_row)
-    with store.session() as s:
-        responses = {
-            (r.example_index, r.repeat): r for r in s.scalars(select(Response).where(Response.run_id == run.id))
-        }
-        grades: dict[tuple[int, int], dict[int, Grade]] = {}
-        for g in s.scalars(select(Grade).where(Grade.run_id == run.id)):
-            grades.setdefault((g.example_index, g.repeat), {})[g.criterion_index] = g
+    responses = queries.responses(store, run.id)
+    grades: dict[tuple[int, int], dict[int, Grade]] = {}
+    for (index, repeat, criterion), g in queries.grades(store, run.id).items():
+        grades.setdefault((index, repeat), {})[criterion] = g
     examples = []
     for (index, repeat), response in sorted(responses.items()):
         example = dataset.examples[index]
@@ -108,11 +105,8 @@ def _healthbench_examples(store: Store, run, dataset_row) -> list[dict[str, Any]
 
 def _exam_items(store: Store, run, dataset_row) -> list[dict[str, Any]]:
     exam = recorded_exam(run, dataset_row)
-    with store.session() as s:
-        texts = {
-            (r.example_index, r.repeat): r.text for r in s.scalars(select(Response).where(Response.run_id == run.id))
-        }
-        answers = list(s.scalars(select(Answer).where(Answer.run_id == run.id).order_by(Answer.item_index)))
+    texts = queries.response_texts(store, run.id)
+    answers = sorted(queries.answers(store, run.id).values(), key=lambda a: (a.item_index, a.repeat))
     return [
         {
             "id": a.item_id,

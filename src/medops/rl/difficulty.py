@@ -13,32 +13,26 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
-from sqlalchemy import select
-
 from medops.datasets.jsonl import read_bytes
 from medops.rl.prepare import PreparedData, derived_manifest, write_manifest
+from medops.store import queries
 from medops.store.repository import Store
-from medops.store.schema import Answer, Response
 
 
 def pass_rates(store: Store, run_id: int) -> dict[int, tuple[int, int]]:
     """item index -> (solved, sampled)."""
     tally: dict[int, list[int]] = defaultdict(lambda: [0, 0])
-    with store.session() as s:
-        for answer in s.scalars(select(Answer).where(Answer.run_id == run_id)):
-            tally[answer.item_index][0] += answer.correct
-            tally[answer.item_index][1] += 1
+    for answer in queries.answers(store, run_id).values():
+        tally[answer.item_index][0] += answer.correct
+        tally[answer.item_index][1] += 1
     return {index: (solved, n) for index, (solved, n) in tally.items()}
 
 
 def truncated_counts(store: Store, run_id: int) -> dict[int, int]:
     """item index -> samples whose generation stopped at the length limit."""
     counts: dict[int, int] = defaultdict(int)
-    with store.session() as s:
-        for index in s.scalars(
-            select(Response.example_index).where(Response.run_id == run_id, Response.finish_reason == "length")
-        ):
-            counts[index] += 1
+    for index, _repeat in queries.truncated(store, run_id):
+        counts[index] += 1
     return dict(counts)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
@@ -18,7 +19,18 @@ from medops.datasets.jsonl import FileFacts
 from medops.errors import UserError
 from medops.models.base import Completion
 from medops.store.database import open_engine
-from medops.store.schema import Answer, CachedCall, Dataset, Grade, Response, Run, utcnow
+from medops.store.schema import (
+    Answer,
+    CachedCall,
+    Dataset,
+    Grade,
+    ItemSet,
+    ItemSetMember,
+    Response,
+    Run,
+    StoredItem,
+    utcnow,
+)
 from medops.store.writer import StoreWriter
 
 RUNNING, INTERRUPTED, COMPLETED, FAILED = "running", "interrupted", "completed", "failed"
@@ -90,6 +102,8 @@ class Store:
         model: str | None,
         grader: str | None,
         config: dict[str, Any],
+        item_set: str | None = None,
+        plan: list[tuple[int, int]] | None = None,
     ) -> int:
         with self.session() as s:
             if name and s.scalars(select(Run.id).where(Run.name == name)).first() is not None:
@@ -105,10 +119,39 @@ class Store:
                 medops_version=__version__,
                 hostname=socket.gethostname(),
                 pid=os.getpid(),
+                item_set=item_set,
+                plan=[list(job) for job in plan] if plan is not None else None,
             )
             s.add(run)
             s.flush()
             return run.id
+
+    def save_item_set(self, kind: str, meta: dict[str, Any], records: list[dict[str, Any]]) -> str:
+        """Store a loaded dataset's items once, by content; returns the set's sha256. Idempotent and
+        safe when several processes save the same set at once."""
+        hashes = [content_sha256(record) for record in records]
+        set_sha = content_sha256({"kind": kind, "meta": meta, "items": hashes})
+        with self.session() as s:
+            if s.get(ItemSet, set_sha) is not None:
+                return set_sha
+            known = set()
+            for start in range(0, len(hashes), 500):
+                chunk = hashes[start : start + 500]
+                known.update(s.scalars(select(StoredItem.sha256).where(StoredItem.sha256.in_(chunk))))
+            new = {h: r for h, r in zip(hashes, records, strict=True) if h not in known}
+            if new:
+                s.execute(
+                    _insert_ignoring_duplicates(s, StoredItem), [{"sha256": h, "content": r} for h, r in new.items()]
+                )
+            s.execute(
+                _insert_ignoring_duplicates(s, ItemSet),
+                [{"sha256": set_sha, "kind": kind, "meta": meta, "n_items": len(records), "created_at": utcnow()}],
+            )
+            s.execute(
+                _insert_ignoring_duplicates(s, ItemSetMember),
+                [{"set_sha256": set_sha, "position": i, "item_sha256": h} for i, h in enumerate(hashes)],
+            )
+        return set_sha
 
     def find_run(self, ref: str) -> Run:
         """A run by id or by name."""
@@ -255,6 +298,21 @@ class Store:
         if self._cache_connection is not None:
             self._cache_connection.close()
             self._cache_connection = self._cache_cursor = None
+
+
+def content_sha256(value: Any) -> str:
+    """The sha256 of a JSON value in canonical form: the address of stored items and item sets."""
+    text = json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _insert_ignoring_duplicates(session: Session, model: type) -> Any:
+    """INSERT ... ON CONFLICT DO NOTHING on SQLite and PostgreSQL (another process may insert first)."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(model).on_conflict_do_nothing()
 
 
 def response_row(run_id: int, index: int, repeat: int, item_id: str, c: Completion, source: str) -> dict[str, Any]:

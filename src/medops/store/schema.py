@@ -55,6 +55,37 @@ class Run(Base):
     error: Mapped[str | None] = mapped_column(Text)
     hostname: Mapped[str | None] = mapped_column(String(255))
     pid: Mapped[int | None]
+    # What the run was made on, kept in the store so it stays usable without its source file;
+    # None for runs recorded before migration 0005 (they fall back to the file, sha256-checked).
+    item_set: Mapped[str | None] = mapped_column(String(64))  # item_sets.sha256
+    plan: Mapped[list[Any] | None] = mapped_column(JSON)  # the job plan: [[item_index, repeat], ...]
+
+
+class StoredItem(Base):
+    """One benchmark item (a rubric example, an exam question), stored once by the sha256 of its JSON."""
+
+    __tablename__ = "items"
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    content: Mapped[dict[str, Any]]
+
+
+class ItemSet(Base):
+    """A loaded dataset as an ordered list of items, content-addressed: the same file loaded the
+    same way is stored once, however many runs use it."""
+
+    __tablename__ = "item_sets"
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(50))  # which benchmark's items
+    meta: Mapped[dict[str, Any]]  # set-level facts the benchmark needs (exam task, skipped counts)
+    n_items: Mapped[int]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ItemSetMember(Base):
+    __tablename__ = "item_set_members"
+    set_sha256: Mapped[str] = mapped_column(ForeignKey("item_sets.sha256", ondelete="CASCADE"), primary_key=True)
+    position: Mapped[int] = mapped_column(primary_key=True)
+    item_sha256: Mapped[str] = mapped_column(ForeignKey("items.sha256"))
 
 
 class Response(Base):
