@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from medops import __version__
 from medops.datasets.jsonl import FileFacts
 from medops.errors import UserError
+from medops.events import EventBus
 from medops.models.base import Completion
 from medops.store.database import open_engine
 from medops.store.schema import (
@@ -171,7 +172,8 @@ class Store:
             return list(s.execute(select(Run, Dataset).join(Dataset).order_by(Run.id)).tuples())
 
     def claim_for_resume(self, run_id: int) -> ExistingWork:
-        """Mark the run as ours again; drop failed rows so they are retried, keep the rest."""
+        """Mark the run as ours again; drop failed rows (failed calls, ungraded verdicts) so they are
+        asked again, keep everything that succeeded."""
         with self.session() as s:
             s.execute(
                 update(Run)
@@ -188,17 +190,8 @@ class Store:
 
     def claim_exam_for_resume(self, run_id: int) -> set[tuple[int, int]]:
         """Exam runs: keep answered items, drop failed calls so they are asked again."""
+        self.claim_for_resume(run_id)
         with self.session() as s:
-            s.execute(
-                update(Run)
-                .where(Run.id == run_id)
-                .values(status=RUNNING, hostname=socket.gethostname(), pid=os.getpid(), error=None, finished_at=None)
-            )
-            s.execute(
-                delete(Response).where(
-                    Response.run_id == run_id, or_(Response.error.is_not(None), Response.text.is_(None))
-                )
-            )
             return {(a.item_index, a.repeat) for a in s.scalars(select(Answer).where(Answer.run_id == run_id))}
 
     def existing_work(self, run_id: int) -> ExistingWork:
@@ -262,8 +255,8 @@ class Store:
             )
 
     # per-call rows -------------------------------------------------------------------
-    def writer(self) -> StoreWriter:
-        return StoreWriter(self.engine)
+    def writer(self, bus: EventBus | None = None) -> StoreWriter:
+        return StoreWriter(self.engine, bus)
 
     def cache_get(self, key: str) -> Completion | None:
         """One primary-key lookup per model call: on the hot path, so it skips SQLAlchemy's

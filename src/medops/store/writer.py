@@ -16,12 +16,15 @@ from typing import Any
 from sqlalchemy import Engine, Table, insert
 from sqlalchemy.dialects import postgresql, sqlite
 
+from medops.events import EventBus, RowWritten
+
 _STOP = object()
 
 
 class StoreWriter:
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Engine, bus: EventBus | None = None):
         self._engine = engine
+        self._bus = bus if bus is not None and bus.wants(RowWritten) else None
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._error: BaseException | None = None
         self.rows_written = 0
@@ -60,6 +63,9 @@ class StoreWriter:
             for table, rows in by_table.items():
                 connection.execute(self._insert(table), rows)
         self.rows_written += len(batch)
+        if self._bus is not None:  # after the commit: subscribers see only rows that are stored
+            for table, row in batch:
+                self._bus.publish(RowWritten(table.name, row))
 
     def _insert(self, table: Table):
         if table.name != "call_cache":
