@@ -56,6 +56,32 @@ def length_adjusted(score: float, response_length: int, penalty: float, center: 
     return score - penalty * (response_length - center) / 500
 
 
+def length_adjusted_per_500_chars(
+    score: float, response_text: str, *, center: float, penalty_per_500_chars: float
+) -> float:
+    """The reference's ``calculate_length_adjusted_score``, float for float.
+
+    Same units as ``length_adjusted`` (penalty per 500 characters, Python ``len``: code
+    points); the reference divides before it multiplies, which ``length_adjusted`` does not,
+    so the two can differ in the last bit. Not clipped per example: the mean is clipped later.
+    """
+    return score - penalty_per_500_chars * ((len(response_text) - center) / 500.0)
+
+
+def check_length_adjustment(center: float | None, penalty_per_500_chars: float | None) -> bool:
+    """Whether length adjustment is on; refuses what the reference refuses (one of the two
+    set without the other, a negative value) with a ValueError."""
+    if center is None and penalty_per_500_chars is None:
+        return False
+    if center is None or penalty_per_500_chars is None:
+        raise ValueError("length adjustment needs both a center and a penalty per 500 characters")
+    if center < 0:
+        raise ValueError("length adjustment center must be non-negative")
+    if penalty_per_500_chars < 0:
+        raise ValueError("length adjustment penalty per 500 characters must be non-negative")
+    return True
+
+
 @dataclass(frozen=True)
 class MetricSummary:
     mean: float
