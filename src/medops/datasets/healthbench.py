@@ -6,6 +6,7 @@ import math
 import random
 import warnings
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -122,14 +123,22 @@ class DuplicatePromptIdWarning(UserWarning):
 
 
 def load_rubric_dataset(path: str | Path, name: str | None = None) -> RubricDataset:
-    """Read and validate every row; the first bad row stops the load with file:line and field."""
+    """Read and validate every row; the first bad row stops the load with file:line and field.
+
+    A HealthBench Professional file (rows with ``conversation`` and ``rubric_items``) is
+    recognised by its first row and mapped (``healthbench_professional``)."""
     data = read_bytes(path)
     examples: list[Example] = []
+    parse: Callable[[dict], Example] | None = None
     for line, obj in iter_json_lines(path, data):
         if not isinstance(obj, dict):
             raise DataError(path, line, None, f"expected a JSON object, got {type(obj).__name__}")
+        if parse is None:  # the first row decides the file's format: HealthBench or Professional
+            from medops.datasets.healthbench_professional import example_from_row, is_professional_row
+
+            parse = example_from_row if is_professional_row(obj) else Example.model_validate
         try:
-            examples.append(Example.model_validate(obj))
+            examples.append(parse(obj))
         except ValidationError as exc:
             raise describe_validation_error(path, line, exc) from None
     if not examples:
