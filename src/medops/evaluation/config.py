@@ -4,34 +4,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_serializer
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from medops.models.base import SamplingParams
 from medops.models.openai_chat import RetryPolicy
-from medops.models.spec import ModelSpec, mask_url_credentials
-
-
-class SpecConfig(BaseModel):
-    model_config = ConfigDict(frozen=True)
-    backend: str
-    name: str
-    base_url: str | None = None
-    api_key_env: str | None = None
-    options: dict[str, str] = Field(default_factory=dict)
-
-    @classmethod
-    def of(cls, spec: ModelSpec) -> SpecConfig:
-        return cls(**spec.to_record())
-
-    def to_spec(self) -> ModelSpec:
-        return ModelSpec(self.backend, self.name, self.base_url, self.api_key_env, dict(self.options))
-
-    @field_serializer("base_url")
-    def _stored_masked(self, url: str | None) -> str | None:  # a run records no secret
-        return mask_url_credentials(url)
-
-    def __str__(self) -> str:
-        return f"{self.backend}:{self.name}"
+from medops.models.spec import ModelSpec
 
 
 class RunSettings(BaseModel):
@@ -58,14 +35,14 @@ class RunSettings(BaseModel):
 
 
 class HealthBenchConfig(RunSettings):
-    task: Literal["healthbench", "meta-eval"] = "healthbench"
+    benchmark: Literal["healthbench", "meta-eval"] = "healthbench"
     data: str
     # the --preset the settings below started from (a record: the settings themselves are what runs)
     preset: str | None = None
     # "points" renders "[5] criterion" (HealthBench); "text" the bare criterion (the meta-eval reference)
     rubric_item_format: Literal["points", "text"] = "points"
-    model: SpecConfig | None = None  # None when responses are given or ideal completions graded
-    grader: SpecConfig
+    model: ModelSpec | None = None  # None when responses are given or ideal completions graded
+    grader: ModelSpec
     completions: Literal["model", "given", "ideal"] = "model"
     responses_path: str | None = None
     model_temperature: float | None = None
@@ -86,6 +63,14 @@ class HealthBenchConfig(RunSettings):
     length_penalty: float | None = None
     length_center: float | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _stored_task_key(cls, data: Any) -> Any:
+        """Runs stored before the rename recorded ``benchmark`` as ``task``."""
+        if isinstance(data, dict) and "task" in data and "benchmark" not in data:
+            data = {("benchmark" if key == "task" else key): value for key, value in data.items()}
+        return data
+
     def model_params(self) -> SamplingParams:
         return SamplingParams(
             temperature=self.model_temperature,
@@ -101,9 +86,9 @@ class HealthBenchConfig(RunSettings):
 class McqaConfig(RunSettings):
     """Everything that defines an exam run."""
 
-    task: str
+    task: str  # the exam (medqa, kmle, ...): which loader reads --data
     data: str
-    model: SpecConfig
+    model: ModelSpec
     style: Literal["direct", "cot", "r1"] = "direct"
     language: Literal["en", "ko"] = "en"
     prompt_template: str | None = None

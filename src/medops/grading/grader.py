@@ -87,7 +87,13 @@ class CriterionGrade:
     attempts: int = 0
     cached: bool = False
     usage: dict[str, float] = field(
-        default_factory=lambda: {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0, "latency_s": 0.0}
+        default_factory=lambda: {
+            "calls": 0,
+            "rejected": 0,
+            "prompt_tokens": 0,
+            "completion_tokens": 0,
+            "latency_s": 0.0,
+        }
     )
 
     def add(self, completion: Completion, share: int = 1) -> None:
@@ -95,6 +101,7 @@ class CriterionGrade:
         self.attempts += 1
         self.cached = completion.cached
         self.usage["calls"] += completion.calls / share
+        self.usage["rejected"] += completion.rejected / share
         self.usage["prompt_tokens"] += completion.prompt_tokens / share
         self.usage["completion_tokens"] += completion.completion_tokens / share
         self.usage["latency_s"] += completion.latency_s / share

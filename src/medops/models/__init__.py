@@ -1,1 +1,1 @@
-"""Model access: one async chat interface over every backend (``openai:``, later ``local:``/``hf:``)."""
+"""Model access: one async chat interface over every backend (``openai:``, ``local:``, ``hf:``; see backends.py)."""

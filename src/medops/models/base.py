@@ -5,7 +5,10 @@ from __future__ import annotations
 import functools
 import json
 from dataclasses import dataclass, field, fields
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from medops.models.backends import Capabilities
 
 Messages = list[dict[str, str]]
 
@@ -57,7 +60,11 @@ class Completion:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     latency_s: float = 0.0
-    calls: int = 0  # network calls made, retries included; 0 when answered from the cache
+    # Network attempts, retries included, split by how the endpoint answered: ``rejected`` counts
+    # 429s (refused before any work, not billed), ``calls`` every other attempt (answers, other
+    # errors, timeouts, connection errors). Both 0 when answered from the cache.
+    calls: int = 0
+    rejected: int = 0
     cached: bool = False
     error: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -79,6 +86,7 @@ class ChatModel(Protocol):
     """What every backend provides."""
 
     label: str  # e.g. "openai:gpt-4.1"
+    capabilities: Capabilities  # its backend's, as ``ModelSpec.capabilities`` answers them
 
     def identity(self) -> dict[str, Any]:
         """What makes two requests to this model interchangeable (endpoint, model name)."""

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Protocol
+from typing import Any
 
-from medops.models.base import Completion, Messages, SamplingParams
+from medops.models.base import Messages, SamplingParams
 
 
 def request_key(identity: dict[str, Any], messages: Messages, params: SamplingParams, sample: int = 0) -> str:
@@ -19,9 +19,3 @@ def request_key(identity: dict[str, Any], messages: Messages, params: SamplingPa
         [identity, params.identity(), messages, sample], ensure_ascii=False, separators=(",", ":"), sort_keys=True
     )
     return hashlib.sha256(payload.encode()).hexdigest()
-
-
-class ResponseCache(Protocol):
-    def get(self, key: str) -> Completion | None: ...
-
-    def put(self, key: str, completion: Completion) -> None: ...

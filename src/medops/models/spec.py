@@ -9,40 +9,49 @@ from __future__ import annotations
 
 import base64
 import os
-from dataclasses import asdict, dataclass, field
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+from pydantic import BaseModel, ConfigDict, Field, field_serializer
+
 from medops.errors import UserError
+from medops.models.backends import BACKENDS, Capabilities, backend_for
 
 MASK = "***"
 
-KNOWN_BACKENDS = ("openai", "local", "hf")
 
+class ModelSpec(BaseModel):
+    """A model as a run records it (``model`` and ``grader`` in a run's config)."""
 
-@dataclass(frozen=True)
-class ModelSpec:
+    model_config = ConfigDict(frozen=True)
+
     backend: str
     name: str
     base_url: str | None = None
     api_key_env: str | None = None
-    options: dict[str, str] = field(default_factory=dict)
+    options: dict[str, str] = Field(default_factory=dict)
 
     def __str__(self) -> str:
         return f"{self.backend}:{self.name}"
 
-    def to_record(self) -> dict:
-        return asdict(self)
+    @property
+    def capabilities(self) -> Capabilities:
+        """What its backend can do, answered from the registry without building the model."""
+        return backend_for(self.backend).capabilities
+
+    @field_serializer("base_url")
+    def _stored_masked(self, url: str | None) -> str | None:  # a run records no secret
+        return mask_url_credentials(url)
 
 
 def parse_model_spec(
     text: str, *, base_url: str | None = None, api_key_env: str | None = None, what: str = "--model"
 ) -> ModelSpec:
     """Parse ``backend:name[,key=value...]`` (e.g. ``openai:gpt-4.1``)."""
-    backend, sep, rest = text.partition(":")
+    backend_name, sep, rest = text.partition(":")
     if not sep or not rest:
-        raise UserError(f"{what} '{text}': expected BACKEND:NAME, e.g. openai:gpt-4.1 ({'/'.join(KNOWN_BACKENDS)})")
-    if backend not in KNOWN_BACKENDS:
-        raise UserError(f"{what} '{text}': unknown backend '{backend}'; known: {', '.join(KNOWN_BACKENDS)}")
+        raise UserError(f"{what} '{text}': expected BACKEND:NAME, e.g. openai:gpt-4.1 ({'/'.join(BACKENDS)})")
+    if backend_name not in BACKENDS:
+        raise UserError(f"{what} '{text}': unknown backend '{backend_name}'; known: {', '.join(BACKENDS)}")
     name, *option_parts = rest.split(",")
     options: dict[str, str] = {}
     for part in option_parts:
@@ -50,7 +59,7 @@ def parse_model_spec(
         if not eq or not key:
             raise UserError(f"{what} '{text}': option '{part}' is not key=value")
         options[key.strip()] = value.strip()
-    return ModelSpec(backend, name, base_url, api_key_env, options)
+    return ModelSpec(backend=backend_name, name=name, base_url=base_url, api_key_env=api_key_env, options=options)
 
 
 def _userinfo(url: str) -> tuple[str | None, str]:
