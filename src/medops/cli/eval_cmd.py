@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from enum import Enum
 from pathlib import Path
@@ -17,7 +16,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from medops.cli.console import close_run, err, out
+from medops.cli.console import close_run, err
 from medops.cli.options import (
     BATCH_SIZE_OPTION,
     BUDGET_OPTION,
@@ -34,13 +33,11 @@ from medops.cli.options import (
     SEED_OPTION,
     TIMEOUT_OPTION,
 )
-from medops.errors import UserError
-from medops.evaluation.config import HealthBenchConfig, SpecConfig
+from medops.cli.show import show_outcome
+from medops.evaluation.config import HealthBenchConfig
 from medops.evaluation.engine import Counters
 from medops.evaluation.run import run_healthbench
-from medops.grading.templates import default_template, load_template
-from medops.models.spec import parse_model_spec
-from medops.reports.summary import healthbench_json, meta_eval_json, print_healthbench_summary, print_meta_eval_summary
+from medops.evaluation.settings import HEALTHBENCH_DEFAULTS, healthbench_config
 from medops.store.repository import Store
 
 app = typer.Typer(help="Run an evaluation and record it in the store.", no_args_is_help=True)
@@ -64,28 +61,6 @@ class Preset(str, Enum):
     simple_evals = "simple-evals"
 
 
-# OpenAI simple-evals (healthbench_eval.py, simple_evals.py, sampler/chat_completion_sampler.py):
-# the model under test and the grader are both ChatCompletionSampler(system_message=
-# OPENAI_SYSTEM_MESSAGE_API, max_tokens=2048) at its default temperature 0.5, and the grader's
-# reply is read as text. The sampler prepends its system message to what it sends, and that
-# system turn is part of the conversation the grader is shown (medops does the same with
-# --model-system-message); graded ideal completions are shown without one, as there.
-REFERENCE_SYSTEM_MESSAGE = "You are a helpful assistant."
-PRESETS: dict[str, dict[str, dict[str, object]]] = {
-    Preset.simple_evals.value: {
-        "model": {
-            "model_system_message": REFERENCE_SYSTEM_MESSAGE,
-            "model_temperature": 0.5,
-            "model_max_tokens": 2048,
-        },
-        "grader": {
-            "grader_system_message": REFERENCE_SYSTEM_MESSAGE,
-            "grader_temperature": 0.5,
-            "grader_max_tokens": 2048,
-            "grader_verdict": VerdictMode.text,
-        },
-    }
-}
 PRESET_HELP = (
     "simple-evals: model and grader as OpenAI's reference script (system message 'You are a helpful "
     "assistant.', temperature 0.5, max tokens 2048, text verdicts). Options given explicitly override it."
@@ -176,7 +151,7 @@ def healthbench(
 ) -> None:
     """Score a model on a HealthBench-format rubric set (one grader call per criterion)."""
     store = Store.open(db)
-    config = None if resume is not None else _build_config(_with_preset(ctx, locals()))
+    config = None if resume is not None else healthbench_config(_options(locals()), explicit=_explicit(ctx))
     _preset_note(config)
     if config is not None and str(config.grader) == DEMO_GRADER:
         err.print(
@@ -209,19 +184,7 @@ def _execute(
             on_notice=lambda m: err.print(f"[yellow]{m}[/]"),
             budget_usd=budget_usd if resume is not None else None,
         )
-    run = store.find_run(str(outcome.run_id))
-    stored_config = HealthBenchConfig.model_validate(run.config)
-    dataset = store.dataset(run.dataset_id)
-    if stored_config.task == "meta-eval":
-        document = meta_eval_json(run, dataset, outcome.summary)
-    else:
-        document = healthbench_json(run, dataset, stored_config, outcome.summary)
-    if as_json:
-        print(json.dumps(document, ensure_ascii=False))
-    elif stored_config.task == "meta-eval":
-        print_meta_eval_summary(out, run, dataset, outcome.summary)
-    else:
-        print_healthbench_summary(out, run, dataset, outcome.summary)
+    show_outcome(store, outcome, as_json)
     close_run(outcome, store, mlflow_uri)
 
 
@@ -264,45 +227,13 @@ def meta_eval(
 ) -> None:
     """Measure how well a grader agrees with physicians (HealthBench meta-evaluation)."""
     store = Store.open(db)
-    args = {
-        **locals(),
-        "model": None,
-        "model_base_url": None,
-        "model_api_key_env": None,
-        "responses": None,
-        "completions": CompletionsSource.model,
-        "repeats": 1,
-        "model_temperature": None,
-        "model_max_tokens": None,
-        "model_system_message": None,
-        "model_top_p": None,
-        "model_seed": None,
-        "length_penalty": None,
-        "length_center": None,
-    }
-    config = None if resume is not None else _build_config(_with_preset(ctx, args, task="meta-eval"), task="meta-eval")
+    config = (
+        None
+        if resume is not None
+        else healthbench_config(_options(locals()), explicit=_explicit(ctx), benchmark="meta-eval")
+    )
     _preset_note(config)
     _execute(config, store, name=name, resume=resume, as_json=as_json, budget_usd=budget_usd, mlflow_uri=mlflow_uri)
-
-
-def _with_preset(ctx: typer.Context, args: dict, task: str = "healthbench") -> dict:
-    """``args`` with the preset's value for every setting not given on the command line.
-
-    Model settings apply only when a model is called (not with --responses, --completions ideal
-    or in meta-eval, where the grader is the model being checked).
-    """
-    preset = args.get("preset")
-    if preset is None:
-        return args
-    settings = PRESETS[preset.value]
-    calls_model = task == "healthbench" and args["responses"] is None and args["completions"] == CompletionsSource.model
-    chosen = {**settings["grader"], **(settings["model"] if calls_model else {})}
-    filled = dict(args)
-    for name, value in chosen.items():
-        source = ctx.get_parameter_source(name)  # by name: Typer ships its own copy of Click's enum
-        if source is None or source.name in ("DEFAULT", "DEFAULT_MAP"):
-            filled[name] = value
-    return filled
 
 
 def _preset_note(config: HealthBenchConfig | None) -> None:
@@ -315,76 +246,23 @@ def _preset_note(config: HealthBenchConfig | None) -> None:
         )
 
 
-def _build_config(args: dict, task: str = "healthbench") -> HealthBenchConfig:
-    if not args["data"]:
-        raise UserError("--data is required (a built-in name or a JSONL file)")
-    if not args["grader"]:
-        raise UserError("--grader is required, e.g. --grader openai:gpt-4.1")
-    source = "given" if args["responses"] is not None or task == "meta-eval" else args["completions"].value
-    if source == "model" and not args["model"]:
-        raise UserError("--model is required unless --responses FILE or --completions ideal is given")
-    model = (
-        SpecConfig.of(
-            parse_model_spec(
-                args["model"], base_url=args["model_base_url"], api_key_env=args["model_api_key_env"], what="--model"
-            )
-        )
-        if source == "model"
-        else None
-    )
-    grader = SpecConfig.of(
-        parse_model_spec(
-            args["grader"], base_url=args["grader_base_url"], api_key_env=args["grader_api_key_env"], what="--grader"
-        )
-    )
-    template_path = args["grader_template"]
-    group_template = args["grader_group_template"]
-    verdict = args["grader_verdict"].value
-    if verdict == "auto":
-        verdict = "logprob" if grader.backend in ("local", "hf") else "text"
-    if verdict == "logprob" and args["criteria_per_call"] > 1:
-        raise UserError(
-            "--criteria-per-call > 1 needs --grader-verdict text (grouped replies carry no per-criterion logprob)"
-        )
-    return HealthBenchConfig(
-        task=task,
-        preset=args["preset"].value if args.get("preset") is not None else None,
-        rubric_item_format="text" if task == "meta-eval" else "points",
-        data=args["data"],
-        model=model,
-        grader=grader,
-        completions=source,
-        responses_path=str(args["responses"]) if args["responses"] else None,
-        limit=args["limit"],
-        repeats=args["repeats"],
-        seed=args["seed"],
-        concurrency=args["concurrency"],
-        max_tries=args["max_tries"],
-        retry_base_delay_s=args["retry_base_delay"],
-        timeout_s=args["timeout"],
-        model_temperature=args["model_temperature"],
-        model_max_tokens=args["model_max_tokens"],
-        model_system_message=args["model_system_message"],
-        grader_temperature=args["grader_temperature"],
-        grader_max_tokens=args["grader_max_tokens"],
-        grader_system_message=args["grader_system_message"],
-        grader_template=load_template(template_path) if template_path else default_template(),
-        grader_template_source=str(template_path) if template_path else "medops-default",
-        grader_parse_retries=args["grader_parse_retries"],
-        length_penalty=args["length_penalty"],
-        length_center=args["length_center"],
-        grader_verdict=verdict,
-        grader_json_schema=args["grader_json_schema"],
-        criteria_per_call=args["criteria_per_call"],
-        grader_group_template=load_template(group_template, ("<<conversation>>", "<<rubric_items>>"))
-        if group_template
-        else None,
-        batch_size=args["batch_size"],
-        model_top_p=args["model_top_p"],
-        model_seed=args["model_seed"],
-        budget_usd=args["budget_usd"],
-        use_cache=not args["no_cache"],
-    )
+def _explicit(ctx: typer.Context) -> set[str]:
+    """The options given on the command line (a preset never overrides them)."""
+    return {
+        name
+        for name in ctx.params
+        # by name: Typer ships its own copy of Click's enum
+        if (source := ctx.get_parameter_source(name)) is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
+    }
+
+
+def _options(args: dict) -> dict:
+    """The command's values as the library's options (enums as their values, CLI-only flags left out)."""
+    return {
+        key: (value.value if isinstance(value, Enum) else value)
+        for key, value in args.items()
+        if key in HEALTHBENCH_DEFAULTS
+    }
 
 
 class _progress:

@@ -9,8 +9,6 @@ from enum import Enum
 from pathlib import Path
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
 from medops.cli.console import close_run, err, out
 from medops.cli.options import (
@@ -29,13 +27,13 @@ from medops.cli.options import (
     SEED_OPTION,
     TIMEOUT_OPTION,
 )
+from medops.cli.show import show_outcome
 from medops.datasets.mcqa import TASKS, load_mcqa
 from medops.datasets.registry import resolve
 from medops.errors import UserError
-from medops.evaluation.config import McqaConfig, SpecConfig
-from medops.evaluation.mcqa import exam_json, run_mcqa
-from medops.models.spec import parse_model_spec
-from medops.prompts.mcqa import LANGUAGES, STYLES, default_language, load_prompt_template
+from medops.evaluation.run import run_mcqa
+from medops.evaluation.settings import EXAM_DEFAULTS, exam_config
+from medops.prompts.mcqa import STYLES, default_language
 from medops.prompts.training_rows import training_row
 from medops.store.repository import Store
 
@@ -93,38 +91,9 @@ def eval_mcqa(
 ) -> None:
     """Score a model on exam questions; the answer is read by the same rule medops.rewards uses."""
     store = Store.open(db)
-    config = None
-    if resume is None:
-        if task is None or not data:
-            raise UserError("--task and --data are required (or --resume RUN)")
-        language = language or default_language(task.value)
-        if language not in LANGUAGES:
-            raise UserError(f"--language must be one of {', '.join(LANGUAGES)}")
-        config = McqaConfig(
-            task=task.value,
-            data=data,
-            model=SpecConfig.of(parse_model_spec(model, base_url=model_base_url, api_key_env=model_api_key_env)),
-            style=style.value,
-            language=language,
-            prompt_template=load_prompt_template(prompt_template) if prompt_template else None,
-            shots=shots,
-            fewshot_data=fewshot_data,
-            scoring=scoring.value,
-            limit=limit,
-            repeats=repeats,
-            seed=seed,
-            concurrency=concurrency,
-            max_tries=max_tries,
-            retry_base_delay_s=retry_base_delay,
-            timeout_s=timeout,
-            temperature=temperature,
-            max_tokens=max_tokens,
-            top_p=top_p,
-            model_seed=model_seed,
-            system_message=system_message,
-            batch_size=batch_size,
-            use_cache=not no_cache,
-        )
+    given = locals()  # not inside the comprehension: that has its own locals()
+    options = {k: (v.value if isinstance(v, Enum) else v) for k, v in given.items() if k in EXAM_DEFAULTS}
+    config = exam_config(options) if resume is None else None
     outcome = run_mcqa(
         config,
         store,
@@ -133,37 +102,8 @@ def eval_mcqa(
         on_notice=lambda m: err.print(f"[yellow]{m}[/]"),
         budget_usd=budget_usd if resume is not None else None,
     )
-    run = store.find_run(str(outcome.run_id))
-    dataset = store.dataset(run.dataset_id)
-    if as_json:
-        print(json.dumps(exam_json(run, dataset, outcome.summary), ensure_ascii=False))
-    else:
-        print_exam_summary(run, dataset, outcome.summary)
+    show_outcome(store, outcome, as_json)
     close_run(outcome, store, mlflow_uri)
-
-
-def print_exam_summary(run, dataset, summary: dict) -> None:
-    metrics = summary.get("metrics", {})
-    table = Table(
-        title=escape(f"run {run.id}: {run.model} on {dataset.name} ({summary.get('task')})"),
-        title_justify="left",
-        show_edge=False,
-    )
-    for column in ("breakdown", "accuracy", "95% CI", "n"):
-        table.add_column(column, justify="left" if column == "breakdown" else "right")
-    for name, m in metrics.items():
-        table.add_row(
-            escape(name), f"{m['mean']:.3f}", f"{m['ci95_low']:.3f}-{m['ci95_high']:.3f}", str(m["n_samples"])
-        )
-        if name == "accuracy":
-            table.add_section()
-    out.print(table)
-    skipped = ", ".join(f"{k} {v}" for k, v in summary.get("skipped_items", {}).items()) or "none"
-    rate = summary.get("unparsed_rate")
-    out.print(
-        f"unparsed {summary.get('n_unparsed', 0)} ({0 if rate is None else 100 * rate:.1f}%); "
-        f"items skipped: {skipped}; rules: {summary.get('rules', {})}; {summary.get('wall_seconds', 0):.1f}s wall."
-    )
 
 
 class ExportFormat(str, Enum):

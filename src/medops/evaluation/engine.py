@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from medops.events import AfterCall, BeforeCall, EventBus
 from medops.models.base import ChatModel, Completion, Messages, SamplingParams, StopRequested
 from medops.models.cache import request_key
 from medops.models.pricing import BudgetMeter
@@ -57,12 +58,15 @@ class JobRunner:
         models: list[ChatModel],
         counters: Counters,
         on_progress: Callable[[Counters], None] | None = None,
+        run_id: int | None = None,
     ):
         self.store, self.writer, self.use_cache = store, writer, use_cache
         self.concurrency, self.models = concurrency, models
         self.counters, self.on_progress = counters, on_progress
+        self.run_id = run_id
         self.stop_reason: str | None = None
         self.budget: BudgetMeter | None = None  # set by the run for --budget-usd
+        self.bus = EventBus()  # set by the run: subscribers see (and may rewrite or refuse) every call
 
     def stop(self, reason: str) -> None:
         """Take no new job and start no new call; calls in flight finish and are saved."""
@@ -106,12 +110,32 @@ class JobRunner:
         use_cache: bool = True,
         keep: Callable[[Completion], bool] | None = None,
     ) -> Completion:
-        """One request, answered from the cache when allowed; cacheable answers are cached."""
+        """One request, answered from the cache when allowed; cacheable answers are cached.
+
+        Before-call subscribers see the request first and may rewrite it (what is sent is what is
+        cached) or refuse it: a refused call is a failed call, counted and retried by ``--resume``."""
+        if self.bus.wants(BeforeCall):
+            before = BeforeCall(
+                self.run_id,
+                role,
+                model.label,
+                model.identity(),
+                messages,
+                params,
+                in_process=model.capabilities.in_process,
+            )
+            self.bus.publish(before)
+            if before.refused is not None:
+                refused = Completion(text=None, error=f"refused before sending: {before.refused}")
+                self.counters.count(refused, role)
+                return refused
+            messages = before.messages
         key = None
         if self.use_cache:
             key = request_key(model.identity(), messages, params, sample)
             if use_cache and (hit := self.store.cache_get(key)) is not None:
                 self.counters.count(hit, role)
+                self._after(role, model, messages, params, hit)
                 return hit
         if self.budget is None or role not in self.budget.prices:  # unpriced roles (in-process) cost nothing
             completion = await model.complete(messages, params)
@@ -126,4 +150,11 @@ class JobRunner:
         self.counters.count(completion, role)
         if key is not None and completion.ok and (keep is None or keep(completion)):
             self.writer.add(CACHE, cache_row(key, completion))
+        self._after(role, model, messages, params, completion)
         return completion
+
+    def _after(
+        self, role: str, model: ChatModel, messages: Messages, params: SamplingParams, completion: Completion
+    ) -> None:
+        if self.bus.wants(AfterCall):
+            self.bus.publish(AfterCall(self.run_id, role, model.label, messages, params, completion))

@@ -1,44 +1,59 @@
-"""Exam runs: ask each item, read the chosen letter with the shared rule set, score accuracy."""
+"""Exam benchmarks (MedQA, MedMCQA, PubMedQA, MMLU medical, KorMedMCQA, KMLE, a hospital's own bank):
+ask each item, read the chosen letter with the shared rule set, score accuracy."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from rich.console import Console
 
 from medops.datasets.healthbench import select_indices
+from medops.datasets.jsonl import FileFacts
 from medops.datasets.mcqa import MCQItem, MCQSet, load_mcqa
 from medops.datasets.registry import resolve
 from medops.errors import UserError
 from medops.evaluation.config import McqaConfig
+from medops.evaluation.contract import Benchmark, ItemResults, RunContext, call_accounting, check_recorded
 from medops.evaluation.engine import Counters, Job, JobRunner
-from medops.evaluation.run import (
-    RunOutcome,
-    attach_budget,
-    check_same_data,
-    execute,
-    finish,
-    run_to_resume,
-    spent_so_far,
-)
-from medops.evaluation.scoring_run import call_accounting
+from medops.evaluation.summaries import exam_json, print_exam_summary
 from medops.grading.extract import extract_choice
+from medops.models.backends import backends_with, create_model
 from medops.models.base import ChatModel, Completion, SamplingParams, StopRequested
-from medops.models.factory import create_model
 from medops.prompts.mcqa import ANSWER_PREFIX, build_messages
 from medops.scoring.mcqa import summarize_answers
 from medops.store import queries
 from medops.store.repository import RESPONSES, Store, response_row
-from medops.store.schema import Answer, utcnow
+from medops.store.schema import Answer, Dataset, Run, utcnow
 from medops.store.writer import StoreWriter
 
 ANSWERS = Answer.__table__
-BENCHMARK = "mcqa"
 
 
 @dataclass(frozen=True)
 class ReadAnswer:
     predicted: str | None
     rule: str | None
+
+
+@dataclass(frozen=True)
+class ExamData:
+    """An exam, and the worked examples shown before each question (``--shots``)."""
+
+    exam: MCQSet
+    shots: tuple[MCQItem, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return self.exam.name
+
+    @property
+    def facts(self) -> FileFacts:
+        return self.exam.facts
+
+    def __len__(self) -> int:
+        return len(self.exam)
 
 
 class McqaPipeline(JobRunner):
@@ -128,86 +143,15 @@ def _most_likely(completion: Completion) -> ReadAnswer:
     return ReadAnswer(max(scores, key=scores.get).strip(), "loglikelihood")
 
 
-def load_exam(config: McqaConfig) -> tuple[MCQSet, tuple[MCQItem, ...]]:
-    name, path = resolve(config.data)
-    exam = load_mcqa(config.task, path, name)
-    shots: tuple[MCQItem, ...] = ()
-    if config.shots:
-        if not config.fewshot_data:
-            raise UserError(
-                f"--shots {config.shots} needs --fewshot-data (a few-shot or dev split in any supported layout)"
-            )
-        pool = load_mcqa(config.task, resolve(config.fewshot_data)[1])
-        shots = tuple(pool.items[: config.shots])
-    return exam, shots
-
-
-def run_mcqa(
-    config: McqaConfig | None,
-    store: Store,
-    *,
-    name: str | None = None,
-    resume: str | None = None,
-    on_progress: Callable[[Counters], None] | None = None,
-    on_notice: Callable[[str], None] | None = None,
-    budget_usd: float | None = None,
-) -> RunOutcome:
-    previous_wall = 0.0
-    done: set[Job] = set()
-    if resume is not None:
-        run = run_to_resume(store, resume, (BENCHMARK,))
-        config = McqaConfig.model_validate(run.config)
-        exam, shots = load_exam(config)
-        check_same_data(store, run, exam.facts)
-        run_id, previous_wall = run.id, run.wall_seconds
-        done = store.claim_exam_for_resume(run_id)
-    else:
-        assert config is not None
-        exam, shots = load_exam(config)
-    chosen = select_indices(len(exam), config.limit, config.seed)
-    jobs = [(index, repeat) for repeat in range(config.repeats) for index in chosen]
-    model = create_model(
-        config.model.to_spec(),
-        role="model",
-        concurrency=config.concurrency,
-        retry=config.retry_policy(),
-        batch_size=config.batch_size,
-    )
-    if config.scoring == "loglikelihood" and config.model.backend not in ("local", "hf"):
-        raise UserError("--scoring loglikelihood needs an in-process model (local:, hf:); use --scoring generate")
-    if resume is None:
-        dataset_id = store.register_dataset(exam.name, exam.facts, len(exam))
-        run_id = store.create_run(
-            name=name,
-            benchmark=BENCHMARK,
-            dataset_id=dataset_id,
-            model=str(config.model),
-            grader=None,
-            config=config.record(),
+def load_shots(config: McqaConfig) -> tuple[MCQItem, ...]:
+    if not config.shots:
+        return ()
+    if not config.fewshot_data:
+        raise UserError(
+            f"--shots {config.shots} needs --fewshot-data (a few-shot or dev split in any supported layout)"
         )
-    writer = store.writer()
-    pipeline = McqaPipeline(
-        run_id=run_id,
-        config=config,
-        exam=exam,
-        shots=shots,
-        store=store,
-        writer=writer,
-        done=done,
-        model=model,
-        counters=Counters(),
-        on_progress=on_progress,
-    )
-    attach_budget(
-        pipeline,
-        budget_usd if budget_usd is not None else config.budget_usd,
-        {"model": str(config.model)},
-        spent_so_far(store, run_id) if resume is not None else 0.0,
-    )
-    resume_command = f"medops eval mcqa --resume {run_id}"
-    status, message, seconds = execute(pipeline, jobs, writer, resume_command, on_notice)
-    summary = score_exam_run(store, run_id, exam, jobs, config.seed)
-    return finish(store, run_id, status, message, previous_wall + seconds, summary, resume_command)
+    pool = load_mcqa(config.task, resolve(config.fewshot_data)[1])
+    return tuple(pool.items[: config.shots])
 
 
 def score_exam_run(store: Store, run_id: int, exam: MCQSet, jobs: list[Job], seed: int) -> dict:
@@ -244,31 +188,135 @@ def _rule_counts(answers) -> dict[str, int]:
     return counts
 
 
-def exam_json(run, dataset, summary: dict) -> dict:
-    return {
-        "run_id": run.id,
-        "name": run.name,
-        "status": run.status,
-        "benchmark": run.benchmark,
-        "task": summary.get("task"),
-        "dataset": {
-            "name": dataset.name,
-            "path": dataset.path,
-            "sha256": dataset.sha256,
-            "n_examples": dataset.n_examples,
-        },
-        "model": run.model,
-        "score": summary.get("score"),
-        "bootstrap_std": summary.get("bootstrap_std"),
-        "n_examples": summary.get("n_examples", 0),
-        "n_unparsed": summary.get("n_unparsed", 0),
-        "unparsed_rate": summary.get("unparsed_rate"),
-        "n_excluded_examples": summary.get("n_excluded_examples", 0),
-        "n_failed_calls": summary.get("n_failed_calls", 0),
-        "n_truncated": summary.get("n_truncated", 0),
-        "skipped_items": summary.get("skipped_items", {}),
-        "rules": summary.get("rules", {}),
-        "metrics": summary.get("metrics", {}),
-        "usage": summary.get("usage", {}),
-        "wall_seconds": summary.get("wall_seconds", run.wall_seconds),
-    }
+def wrong_answers(store: Store, run: Run, exam: MCQSet) -> list[dict[str, Any]]:
+    """Every wrong answer with its question, options, the reply and the rule that read it."""
+    texts = queries.response_texts(store, run.id)
+    answers = sorted(queries.answers(store, run.id).values(), key=lambda a: (a.item_index, a.repeat))
+    return [
+        {
+            "id": a.item_id,
+            "question": exam.items[a.item_index].question,
+            "options": exam.items[a.item_index].options,
+            "gold": a.gold,
+            "predicted": a.predicted,
+            "rule": a.rule or "unparsed",
+            "correct": a.correct,
+            "response": texts.get((a.item_index, a.repeat)),
+        }
+        for a in answers
+        if not a.correct
+    ]
+
+
+class Exam(Benchmark[McqaConfig, ExamData]):
+    name = "mcqa"
+    command = "medops eval mcqa"
+    config_type = McqaConfig
+
+    def validate(self, config: McqaConfig) -> None:
+        if config.scoring == "loglikelihood" and not config.model.capabilities.choice_scoring:
+            backends = ", ".join(f"{name}:" for name in backends_with("choice_scoring"))
+            raise UserError(f"--scoring loglikelihood needs an in-process model ({backends}); use --scoring generate")
+
+    def load(self, config: McqaConfig) -> ExamData:
+        name, path = resolve(config.data)
+        return ExamData(load_mcqa(config.task, path, name), load_shots(config))
+
+    def to_records(self, data: ExamData) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        meta = {"task": data.exam.task, "skipped": data.exam.skipped}
+        return meta, [asdict(item) for item in data.exam.items]
+
+    def from_records(self, dataset: Dataset, meta: dict[str, Any], records: list[dict[str, Any]]) -> ExamData:
+        facts = FileFacts(dataset.path, dataset.sha256, dataset.size_bytes)
+        items = tuple(MCQItem(**record) for record in records)
+        return ExamData(MCQSet(dataset.name, meta["task"], facts, items, dict(meta["skipped"])))
+
+    def load_recorded(self, run: Run, dataset: Dataset, config: McqaConfig) -> ExamData:
+        exam = load_mcqa(config.task, dataset.path, dataset.name)
+        check_recorded(exam.facts.sha256, dataset, run)
+        return ExamData(exam)
+
+    def for_resume(self, config: McqaConfig, data: ExamData) -> ExamData:
+        return data if data.shots or not config.shots else ExamData(data.exam, load_shots(config))
+
+    def plan(self, config: McqaConfig, data: ExamData) -> list[Job]:
+        chosen = select_indices(len(data.exam), config.limit, config.seed)
+        return [(index, repeat) for repeat in range(config.repeats) for index in chosen]
+
+    def models(self, config: McqaConfig) -> dict[str, str | None]:
+        return {"model": str(config.model), "grader": None}
+
+    def pipeline(self, context: RunContext[McqaConfig, ExamData]) -> JobRunner:
+        config = context.config
+        model = create_model(
+            config.model,
+            role="model",
+            concurrency=config.concurrency,
+            retry=config.retry_policy(),
+            batch_size=config.batch_size,
+        )
+        done = set(queries.answers(context.store, context.run_id)) if context.resumed else set()
+        return McqaPipeline(
+            run_id=context.run_id,
+            config=config,
+            exam=context.data.exam,
+            shots=context.data.shots,
+            store=context.store,
+            writer=context.writer,
+            done=done,
+            model=model,
+            counters=context.counters,
+            on_progress=context.on_progress,
+        )
+
+    def score(self, store: Store, run_id: int, config: McqaConfig, data: ExamData, jobs: list[Job]) -> dict[str, Any]:
+        return score_exam_run(store, run_id, data.exam, jobs, config.seed)
+
+    def item_results(self, store: Store, run: Run, config: McqaConfig, data: ExamData, jobs: list[Job]) -> ItemResults:
+        planned = set(jobs)
+        values: dict[Job, dict[str, float]] = {}
+        for job, answer in queries.answers(store, run.id).items():
+            if job in planned:
+                value = 1.0 if answer.correct else 0.0
+                tags = data.exam.items[job[0]].tags
+                values[job] = {"accuracy": value, **{f"{k}:{v}": value for k, v in tags.items() if v}}
+        return ItemResults(True, values, [item.id for item in data.exam.items])
+
+    def document(self, run: Run, dataset: Dataset, config: McqaConfig, summary: dict[str, Any]) -> dict[str, Any]:
+        return exam_json(run, dataset, summary)
+
+    def print_summary(self, console: Console, run: Run, dataset: Dataset, summary: dict[str, Any]) -> None:
+        print_exam_summary(console, run, dataset, summary)
+
+    def export_rows(self, store: Store, run: Run, config: McqaConfig, data: ExamData) -> list[dict[str, Any]]:
+        """One row per planned question: the reply, the letter read, the rule, and failed calls."""
+        responses = queries.responses(store, run.id)
+        answers = queries.answers(store, run.id)
+        rows = []
+        for job in sorted(set(responses) | set(answers)):
+            item, response, answer = data.exam.items[job[0]], responses.get(job), answers.get(job)
+            failed = response is not None and (response.error is not None or response.text is None)
+            rows.append(
+                {
+                    "item_index": job[0],
+                    "repeat": job[1],
+                    "item_id": item.id,
+                    "question": item.question,
+                    "gold": item.answer,
+                    "predicted": answer.predicted if answer else None,
+                    "rule": (answer.rule or "unparsed") if answer else None,
+                    "correct": answer.correct if answer else None,
+                    "error": (response.error or "no answer") if failed else None,
+                    "finish_reason": response.finish_reason if response else None,
+                    "response": response.text if response else None,
+                }
+            )
+        return rows
+
+    def report_items(self, store: Store, run: Run, config: McqaConfig, data: ExamData) -> dict[str, Any]:
+        return {"wrong": wrong_answers(store, run, data.exam)}
+
+    def unscored_share(self, store: Store, run: Run) -> tuple[float, str]:
+        summary = run.summary or {}
+        rate = summary.get("unparsed_rate") or 0.0
+        return rate, f"{summary.get('n_unparsed', 0)} of {summary.get('n_examples', 0)} answers unparsed"

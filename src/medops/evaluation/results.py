@@ -4,16 +4,12 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
-from medops.datasets.healthbench import RubricDataset, load_rubric_dataset, select_indices
-from medops.datasets.mcqa import MCQSet, load_mcqa
-from medops.datasets.responses import load_responses
-from medops.errors import UserError
-from medops.evaluation.config import HealthBenchConfig, McqaConfig
-from medops.evaluation.healthbench import plan_jobs
-from medops.evaluation.scoring_run import job_metrics
-from medops.store import queries
-from medops.store.repository import Store
+from medops.evaluation.lifecycle import recorded
+from medops.evaluation.registry import BENCHMARKS, benchmark
+from medops.models.pricing import load_prices, run_cost
+from medops.store.repository import Store, effective_status
 from medops.store.schema import Dataset, Run
 
 
@@ -37,50 +33,57 @@ def _identity_keys(ids: list[str]) -> list[tuple[str, int]]:
 
 
 def load_results(store: Store, ref: str, *, by_identity: bool = False) -> RunResults:
+    """Per-item metric values of a run, from the store (its items and plan included)."""
+    run = store.find_run(ref)
+    kind = benchmark(run.benchmark)
+    found = recorded(kind, store, run)
+    results = kind.item_results(store, run, found.config, found.data, found.jobs)
+    keys = _identity_keys(results.ids) if by_identity else None
+    items = {((keys[i] if keys else i), r): values for (i, r), values in results.values.items()}
+    return RunResults(run, found.dataset, results.binary, items)
+
+
+def export_rows(store: Store, ref: str) -> list[dict[str, Any]]:
+    """One flat row per scored unit of a run (a criterion, an exam answer), from the store only."""
+    run = store.find_run(ref)
+    kind = benchmark(run.benchmark)
+    found = recorded(kind, store, run)
+    return kind.export_rows(store, run, found.config, found.data)
+
+
+def report_items(store: Store, run: Run) -> dict[str, Any]:
+    """What a report shows of a run's items (examples with verdicts, wrong exam answers)."""
+    kind = benchmark(run.benchmark)
+    found = recorded(kind, store, run)
+    return kind.report_items(store, run, found.config, found.data)
+
+
+def run_document(store: Store, ref: str) -> dict[str, Any]:
+    """What ``runs show --json`` prints: the benchmark's own document plus status, cost, the
+    configuration (templates left out), version and timing. Runs that are not evaluations
+    (``rl-train``) get their configuration and summary as stored."""
     run = store.find_run(ref)
     dataset = store.dataset(run.dataset_id)
-    if run.benchmark == "healthbench":
-        config = HealthBenchConfig.model_validate(run.config)
-        rubric = recorded_rubric_set(run, dataset)
-        given = None
-        if config.completions == "given":  # the rows that had responses are the ones with stored grades
-            given = load_responses(config.responses_path, rubric)
-        jobs, _ = plan_jobs(rubric, config, given)
-        per_job, _, _ = job_metrics(store, run.id, rubric, config, jobs)
-        keys = _identity_keys([e.prompt_id for e in rubric.examples]) if by_identity else None
-        items = {((keys[i] if keys else i), r): m for (i, r), m in per_job.items()}
-        return RunResults(run, dataset, False, items)
-    if run.benchmark == "mcqa":
-        config_m = McqaConfig.model_validate(run.config)
-        exam = recorded_exam(run, dataset)
-        chosen = set(select_indices(len(exam), config_m.limit, config_m.seed))
-        answers = queries.answers(store, run.id).values()
-        keys = _identity_keys([i.id for i in exam.items]) if by_identity else None
-        items = {}
-        for a in answers:
-            if a.item_index in chosen:
-                tags = exam.items[a.item_index].tags
-                value = 1.0 if a.correct else 0.0
-                metrics = {"accuracy": value, **{f"{k}:{v}": value for k, v in tags.items() if v}}
-                items[((keys[a.item_index] if keys else a.item_index), a.repeat)] = metrics
-        return RunResults(run, dataset, True, items)
-    raise UserError(f"run {run.id} is a {run.benchmark} run; compare and gate take healthbench and mcqa runs")
-
-
-def _check(sha256: str, dataset: Dataset, run: Run) -> None:
-    if sha256 != dataset.sha256:
-        raise UserError(f"{dataset.path} changed since run {run.id} was made (sha256 differs)")
-
-
-def recorded_rubric_set(run: Run, dataset: Dataset) -> RubricDataset:
-    """The rubric set a run was made on, refused if the file changed since (rows are matched by position)."""
-    rubric = load_rubric_dataset(dataset.path, dataset.name)
-    _check(rubric.facts.sha256, dataset, run)
-    return rubric
-
-
-def recorded_exam(run: Run, dataset: Dataset) -> MCQSet:
-    """The exam file a run was made on, refused if it changed since."""
-    exam = load_mcqa(McqaConfig.model_validate(run.config).task, dataset.path, dataset.name)
-    _check(exam.facts.sha256, dataset, run)
-    return exam
+    kind = BENCHMARKS.get(run.benchmark)
+    if kind is None:
+        return {
+            "run_id": run.id,
+            "name": run.name,
+            "benchmark": run.benchmark,
+            "status": effective_status(run),
+            "model": run.model,
+            "dataset": {"name": dataset.name, "path": dataset.path, "sha256": dataset.sha256},
+            "config": run.config,
+            "summary": run.summary,
+            "error": run.error,
+        }
+    document = kind.document(run, dataset, kind.config_type.model_validate(run.config), run.summary or {})
+    document.update(
+        status=effective_status(run),
+        cost=run_cost(run, load_prices()),
+        config={k: v for k, v in run.config.items() if k != "grader_template"},
+        medops_version=run.medops_version,
+        created_at=run.created_at.isoformat(),
+        error=run.error,
+    )
+    return document

@@ -26,20 +26,14 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from medops.errors import UserError
-from medops.models.pricing import load_prices
+from medops.evaluation.registry import BENCHMARKS, benchmark
+from medops.models.pricing import load_prices, run_cost
 from medops.ops.compare import ALPHA, compare_runs
-from medops.ops.costs import run_cost
 from medops.scoring.paired import holm
-from medops.store import queries
 from medops.store.repository import COMPLETED, FAILED, INCOMPLETE, INTERRUPTED, RUNNING, Store, effective_status
 from medops.store.schema import Run
 
 COMPLETE = "complete"  # the rule's name in the output and in JUnit: a contract for CI
-RESUME_COMMANDS = {
-    "healthbench": "medops eval healthbench",
-    "meta-eval": "medops meta-eval",
-    "mcqa": "medops eval mcqa",
-}
 
 
 class Rule(BaseModel):
@@ -127,20 +121,15 @@ def parse_flag_rules(
     return rules
 
 
-def _ungraded_share(store: Store, run) -> tuple[float, str]:
-    summary = run.summary or {}
-    if run.benchmark == "mcqa":
-        rate = summary.get("unparsed_rate") or 0.0
-        return rate, f"{summary.get('n_unparsed', 0)} of {summary.get('n_examples', 0)} answers unparsed"
-    total, missing = queries.ungraded_counts(store, run.id)
-    return (missing / total if total else 0.0), f"{missing} of {total} criteria ungraded"
+def _ungraded_share(store: Store, run: Run) -> tuple[float, str]:
+    return benchmark(run.benchmark).unscored_share(store, run)
 
 
 def _resume_hint(run: Run) -> str:
-    command = RESUME_COMMANDS.get(run.benchmark)
-    if command is None:
+    kind = BENCHMARKS.get(run.benchmark)
+    if kind is None:
         return f"resume it with `--resume {run.id}` on the command that made it"
-    return f"continue with `{command} --resume {run.id}`"
+    return f"continue with `{kind.command} --resume {run.id}`"
 
 
 def _failed_calls(summary: dict[str, Any]) -> str:

@@ -17,14 +17,11 @@ from typing import Any
 from jinja2 import Environment, select_autoescape
 
 from medops import __version__
-from medops.evaluation.results import recorded_exam, recorded_rubric_set
-from medops.models.pricing import load_prices
+from medops.evaluation.results import report_items
+from medops.models.pricing import load_prices, run_cost
 from medops.ops.compare import compare_runs
-from medops.ops.costs import run_cost
 from medops.reports.plots import bars, histogram
-from medops.store import queries
 from medops.store.repository import Store, effective_status
-from medops.store.schema import Grade
 
 FILTER_SCRIPT = """
 document.querySelectorAll('[data-filter]').forEach(function (button) {
@@ -59,70 +56,6 @@ def _metric_rows(metrics: dict[str, dict], prefix: str) -> list[tuple[str, float
     ]
 
 
-def _healthbench_examples(store: Store, run, dataset_row) -> list[dict[str, Any]]:
-    dataset = recorded_rubric_set(run, dataset_row)
-    responses = queries.responses(store, run.id)
-    grades: dict[tuple[int, int], dict[int, Grade]] = {}
-    for (index, repeat, criterion), g in queries.grades(store, run.id).items():
-        grades.setdefault((index, repeat), {})[criterion] = g
-    examples = []
-    for (index, repeat), response in sorted(responses.items()):
-        example = dataset.examples[index]
-        criteria, earned, possible = [], 0.0, 0.0
-        for c, item in enumerate(example.rubrics):
-            grade = grades.get((index, repeat), {}).get(c)
-            met = grade.criteria_met if grade else None
-            possible += max(item.points, 0)
-            earned += item.points if met else 0
-            criteria.append(
-                {
-                    "text": item.criterion,
-                    "points": item.points,
-                    "met": met,
-                    "tags": item.tags,
-                    "explanation": (grade.explanation or grade.ungraded_reason) if grade else "not graded",
-                    "p_met": grade.p_met if grade else None,
-                }
-            )
-        examples.append(
-            {
-                "index": index,
-                "repeat": repeat,
-                "prompt_id": example.prompt_id,
-                "tags": example.example_tags,
-                "prompt": [m.model_dump() for m in example.prompt],
-                "response": response.text,
-                "error": response.error,
-                "criteria": criteria,
-                "score": earned / possible if possible else None,
-                "failed": any(c["points"] > 0 and c["met"] is False for c in criteria),
-                "negative_met": any(c["points"] < 0 and c["met"] for c in criteria),
-                "ungraded": any(c["met"] is None for c in criteria) or response.error is not None,
-            }
-        )
-    return examples
-
-
-def _exam_items(store: Store, run, dataset_row) -> list[dict[str, Any]]:
-    exam = recorded_exam(run, dataset_row)
-    texts = queries.response_texts(store, run.id)
-    answers = sorted(queries.answers(store, run.id).values(), key=lambda a: (a.item_index, a.repeat))
-    return [
-        {
-            "id": a.item_id,
-            "question": exam.items[a.item_index].question,
-            "options": exam.items[a.item_index].options,
-            "gold": a.gold,
-            "predicted": a.predicted,
-            "rule": a.rule or "unparsed",
-            "correct": a.correct,
-            "response": texts.get((a.item_index, a.repeat)),
-        }
-        for a in answers
-        if not a.correct
-    ]
-
-
 def build_report(store: Store, run_ref: str, *, vs: str | None = None, fmt: str = "html") -> str:
     run = store.find_run(run_ref)
     dataset = store.dataset(run.dataset_id)
@@ -141,17 +74,17 @@ def build_report(store: Store, run_ref: str, *, vs: str | None = None, fmt: str 
         "comparison": comparison,
         "plots": [],
     }
-    if run.benchmark == "mcqa":
-        context["wrong"] = _exam_items(store, run, dataset)
+    items = report_items(store, run)
+    context.update(items)
+    if "wrong" in items:  # an exam: accuracy breakdowns
         context["plots"].append(
             bars(
                 "Accuracy by breakdown (± bootstrap std)",
                 [(n, m["mean"], m["bootstrap_std"]) for n, m in metrics.items()],
             )
         )
-    elif run.benchmark == "healthbench":
-        examples = _healthbench_examples(store, run, dataset)
-        context["examples"] = examples
+    if "examples" in items:  # a rubric set: themes, axes and the spread of example scores
+        examples = items["examples"]
         context["plots"] += [
             bars("Score by theme (± bootstrap std)", _metric_rows(metrics, "theme:")),
             bars("Score by axis (± bootstrap std)", _metric_rows(metrics, "axis:")),

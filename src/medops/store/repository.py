@@ -154,6 +154,11 @@ class Store:
             )
         return set_sha
 
+    def discard_run(self, run_id: int) -> None:
+        """Remove a run that never started (its pipeline could not be built): nothing half-written."""
+        with self.session() as s:
+            s.execute(delete(Run).where(Run.id == run_id))
+
     def find_run(self, ref: str) -> Run:
         """A run by id or by name."""
         with self.session() as s:
@@ -207,15 +212,17 @@ class Store:
 
     def usage(self, run_id: int) -> dict[str, dict[str, int]]:
         """Per role: network ``calls`` (retries included; none for answers from the store),
-        ``cached`` (call outcomes answered from the store), ``failed`` (outcomes that ended in a
-        final failure: an error, null content, an unreadable grader reply), ``recorded`` (every
-        outcome stored) and the tokens paid for. One outcome is a response or a criterion verdict."""
+        ``rejected`` (attempts the endpoint refused with 429: not calls, not billed), ``cached``
+        (call outcomes answered from the store), ``failed`` (outcomes that ended in a final
+        failure: an error, null content, an unreadable grader reply), ``recorded`` (every outcome
+        stored) and the tokens paid for. One outcome is a response or a criterion verdict."""
 
         def totals(table, failed, where) -> dict[str, int]:
             live = table.cached.is_(False)
             row = s.execute(
                 select(
                     func.coalesce(func.sum(case((live, table.calls), else_=0)), 0),
+                    func.coalesce(func.sum(case((live, table.rejected), else_=0)), 0),
                     func.coalesce(func.sum(case((table.cached.is_(True), 1), else_=0)), 0),
                     func.coalesce(func.sum(case((failed, 1), else_=0)), 0),
                     func.count(),
@@ -223,7 +230,7 @@ class Store:
                     func.coalesce(func.sum(case((live, table.completion_tokens), else_=0)), 0),
                 ).where(table.run_id == run_id, *where)
             ).one()
-            keys = ("calls", "cached", "failed", "recorded", "prompt_tokens", "completion_tokens")
+            keys = ("calls", "rejected", "cached", "failed", "recorded", "prompt_tokens", "completion_tokens")
             return {key: int(value) for key, value in zip(keys, row, strict=True)}
 
         with self.session() as s:
@@ -322,6 +329,7 @@ def response_row(run_id: int, index: int, repeat: int, item_id: str, c: Completi
         "completion_tokens": c.completion_tokens,
         "latency_s": c.latency_s,
         "calls": c.calls,
+        "rejected": c.rejected,
         "cached": c.cached,
         "error": c.error,
         "created_at": utcnow(),

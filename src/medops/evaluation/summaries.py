@@ -1,4 +1,6 @@
-"""The end-of-run summary: a Rich table for people, a stable JSON shape for machines."""
+"""End-of-run summaries of every benchmark: a Rich table for people, a stable JSON shape for machines.
+
+These are what ``--json`` prints and what ``runs show`` builds on; the keys are a public contract."""
 
 from __future__ import annotations
 
@@ -133,3 +135,57 @@ def print_meta_eval_summary(console: Console, run: Run, dataset: Dataset, summar
             table.add_section()
     console.print(table)
     console.print(f"{summary.get('n_ungraded_criteria', 0)} rows ungraded; {summary.get('wall_seconds', 0):.1f}s wall.")
+
+
+def exam_json(run: Run, dataset: Dataset, summary: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "run_id": run.id,
+        "name": run.name,
+        "status": run.status,
+        "benchmark": run.benchmark,
+        "task": summary.get("task"),
+        "dataset": {
+            "name": dataset.name,
+            "path": dataset.path,
+            "sha256": dataset.sha256,
+            "n_examples": dataset.n_examples,
+        },
+        "model": run.model,
+        "score": summary.get("score"),
+        "bootstrap_std": summary.get("bootstrap_std"),
+        "n_examples": summary.get("n_examples", 0),
+        "n_unparsed": summary.get("n_unparsed", 0),
+        "unparsed_rate": summary.get("unparsed_rate"),
+        "n_excluded_examples": summary.get("n_excluded_examples", 0),
+        "n_failed_calls": summary.get("n_failed_calls", 0),
+        "n_truncated": summary.get("n_truncated", 0),
+        "skipped_items": summary.get("skipped_items", {}),
+        "rules": summary.get("rules", {}),
+        "metrics": summary.get("metrics", {}),
+        "usage": summary.get("usage", {}),
+        "wall_seconds": summary.get("wall_seconds", run.wall_seconds),
+    }
+
+
+def print_exam_summary(console: Console, run: Run, dataset: Dataset, summary: dict[str, Any]) -> None:
+    metrics = summary.get("metrics", {})
+    table = Table(
+        title=escape(f"run {run.id}: {run.model} on {dataset.name} ({summary.get('task')})"),
+        title_justify="left",
+        show_edge=False,
+    )
+    for column in ("breakdown", "accuracy", "95% CI", "n"):
+        table.add_column(column, justify="left" if column == "breakdown" else "right")
+    for name, m in metrics.items():
+        table.add_row(
+            escape(name), f"{m['mean']:.3f}", f"{m['ci95_low']:.3f}-{m['ci95_high']:.3f}", str(m["n_samples"])
+        )
+        if name == "accuracy":
+            table.add_section()
+    console.print(table)
+    skipped = ", ".join(f"{k} {v}" for k, v in summary.get("skipped_items", {}).items()) or "none"
+    rate = summary.get("unparsed_rate")
+    console.print(
+        f"unparsed {summary.get('n_unparsed', 0)} ({0 if rate is None else 100 * rate:.1f}%); "
+        f"items skipped: {skipped}; rules: {summary.get('rules', {})}; {summary.get('wall_seconds', 0):.1f}s wall."
+    )

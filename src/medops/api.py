@@ -1,0 +1,169 @@
+"""The medops Python API: what the CLI, the web server and notebooks share.
+
+Every function takes a store (``db``: a path or URL, or an open :class:`Store`) and returns plain
+data; nothing here prints or exits. Errors a user can fix raise :class:`medops.errors.UserError`
+with a one-line message::
+
+    from medops import api
+
+    config = api.healthbench_config(data="demo", model="local:smollm2", grader="local:smollm2", limit=2)
+    outcome = api.evaluate(config, db="medops.db", name="smoke")
+    print(outcome.status, outcome.summary["score"])
+    print(api.compare("baseline", "smoke", db="medops.db")["metrics"]["overall_score"])
+    verdicts = api.gate("smoke", [api.Rule(metric="overall_score", min=0.4)], db="medops.db")
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterable
+from pathlib import Path
+from typing import Any
+
+from medops.evaluation.config import HealthBenchConfig, McqaConfig
+from medops.evaluation.engine import Counters
+from medops.evaluation.lifecycle import RunOutcome
+from medops.evaluation.results import export_rows, run_document
+from medops.evaluation.run import evaluate as _evaluate
+from medops.evaluation.settings import exam_config as _exam_config
+from medops.evaluation.settings import healthbench_config as _healthbench_config
+from medops.events import EventBus
+from medops.ops.compare import compare_runs
+from medops.ops.gate import Rule, Verdict, evaluate_gate, load_policy
+from medops.reports.export import render_rows
+from medops.reports.report import build_report
+from medops.store.repository import Store, effective_status
+
+__all__ = [
+    "Rule",
+    "RunOutcome",
+    "Verdict",
+    "compare",
+    "evaluate",
+    "exam_config",
+    "export",
+    "gate",
+    "healthbench_config",
+    "load_policy",
+    "meta_eval_config",
+    "open_store",
+    "report",
+    "resume",
+    "run",
+    "runs",
+]
+
+StoreRef = str | Path | Store | None
+
+
+def open_store(db: StoreRef = None) -> Store:
+    """An open store: ``db`` as a path or URL (``MEDOPS_DB`` or ``./medops.db`` when None)."""
+    return db if isinstance(db, Store) else Store.open(str(db) if db is not None else None)
+
+
+def healthbench_config(**options: Any) -> HealthBenchConfig:
+    """Settings of a HealthBench-format run; keywords are the CLI's flags in snake case
+    (``model_base_url=`` for ``--model-base-url``), each given one counting as explicit."""
+    return _healthbench_config(options, explicit=options.keys())
+
+
+def meta_eval_config(**options: Any) -> HealthBenchConfig:
+    """Settings of a meta-evaluation (a grader against physicians)."""
+    return _healthbench_config(options, explicit=options.keys(), benchmark="meta-eval")
+
+
+def exam_config(**options: Any) -> McqaConfig:
+    """Settings of an exam run (``task=``, ``data=``, ``model=``, ``style=``, ...)."""
+    return _exam_config(options)
+
+
+def evaluate(
+    config: HealthBenchConfig | McqaConfig,
+    *,
+    db: StoreRef = None,
+    name: str | None = None,
+    subscribers: Iterable[object] = (),
+    on_progress: Callable[[Counters], None] | None = None,
+) -> RunOutcome:
+    """Run an evaluation to its end and record it. ``subscribers`` receive the run's events
+    (``medops.events``): they may log, audit, or rewrite and refuse calls."""
+    return _evaluate(config, open_store(db), name=name, bus=EventBus(list(subscribers)), on_progress=on_progress)
+
+
+def resume(
+    run_ref: str,
+    *,
+    db: StoreRef = None,
+    budget_usd: float | None = None,
+    subscribers: Iterable[object] = (),
+    on_progress: Callable[[Counters], None] | None = None,
+) -> RunOutcome:
+    """Continue an interrupted or incomplete run: only the calls that failed or never ran are made."""
+    return _evaluate(
+        None,
+        open_store(db),
+        resume=run_ref,
+        budget_usd=budget_usd,
+        bus=EventBus(list(subscribers)),
+        on_progress=on_progress,
+    )
+
+
+def runs(db: StoreRef = None) -> list[dict[str, Any]]:
+    """Every run, oldest first: id, name, benchmark, status, dataset, model, grader, score, created_at."""
+    return [
+        {
+            "run_id": run.id,
+            "name": run.name,
+            "benchmark": run.benchmark,
+            "status": effective_status(run),
+            "dataset": dataset.name,
+            "model": run.model,
+            "grader": run.grader,
+            "score": (run.summary or {}).get("score"),
+            "created_at": run.created_at.isoformat(),
+        }
+        for run, dataset in open_store(db).list_runs()
+    ]
+
+
+def run(run_ref: str, *, db: StoreRef = None) -> dict[str, Any]:
+    """One run's document (what ``medops runs show --json`` prints)."""
+    return run_document(open_store(db), run_ref)
+
+
+def compare(
+    baseline: str,
+    candidate: str,
+    *,
+    db: StoreRef = None,
+    allow_partial: bool = False,
+    seed: int = 0,
+    metrics: Collection[str] | None = None,
+) -> dict[str, Any]:
+    """The paired comparison of two runs (what ``medops compare --json`` prints)."""
+    return compare_runs(open_store(db), baseline, candidate, allow_partial=allow_partial, seed=seed, metrics=metrics)
+
+
+def gate(
+    run_ref: str,
+    rules: list[Rule] | str | Path,
+    *,
+    db: StoreRef = None,
+    baseline: str | None = None,
+    seed: int = 0,
+) -> list[Verdict]:
+    """The gate's verdicts, the ``complete`` rule first; ``rules`` is a list or a policy YAML file.
+    The gate passes when every verdict passed."""
+    chosen = load_policy(Path(rules)) if isinstance(rules, str | Path) else rules
+    return evaluate_gate(open_store(db), run_ref, chosen, baseline=baseline, seed=seed)
+
+
+def report(run_ref: str, *, db: StoreRef = None, vs: str | None = None, fmt: str = "html") -> str:
+    """A self-contained HTML report (or Markdown with ``fmt="md"``), read from the store only."""
+    return build_report(open_store(db), run_ref, vs=vs, fmt=fmt)
+
+
+def export(run_ref: str, *, db: StoreRef = None, fmt: str | None = None) -> list[dict[str, Any]] | str:
+    """A run's rows (a criterion or an exam answer each); as JSONL or CSV text when ``fmt`` is given."""
+    rows = export_rows(open_store(db), run_ref)
+    return rows if fmt is None else render_rows(rows, fmt)

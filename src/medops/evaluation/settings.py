@@ -1,0 +1,243 @@
+"""From options (the CLI's flags, the Python API's keywords) to a run's settings: the presets, the
+verdict-mode rule, the defaults of a benchmark variant and every cross-option check, in one place."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any
+
+from medops.datasets.variants import VARIANTS
+from medops.errors import UserError
+from medops.evaluation.config import HealthBenchConfig, McqaConfig
+from medops.grading.templates import default_template, load_template
+from medops.models.spec import parse_model_spec
+from medops.prompts.mcqa import LANGUAGES, default_language, load_prompt_template
+
+# OpenAI simple-evals (healthbench_eval.py, simple_evals.py, sampler/chat_completion_sampler.py):
+# the model under test and the grader are both ChatCompletionSampler(system_message=
+# OPENAI_SYSTEM_MESSAGE_API, max_tokens=2048) at its default temperature 0.5, and the grader's
+# reply is read as text. The sampler prepends its system message to what it sends, and that
+# system turn is part of the conversation the grader is shown (medops does the same with
+# --model-system-message); graded ideal completions are shown without one, as there.
+REFERENCE_SYSTEM_MESSAGE = "You are a helpful assistant."
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "simple-evals": {
+        "model": {
+            "model_system_message": REFERENCE_SYSTEM_MESSAGE,
+            "model_temperature": 0.5,
+            "model_max_tokens": 2048,
+        },
+        "grader": {
+            "grader_system_message": REFERENCE_SYSTEM_MESSAGE,
+            "grader_temperature": 0.5,
+            "grader_max_tokens": 2048,
+            "grader_verdict": "text",
+        },
+    }
+}
+
+# What an option is when it is not given (the CLI shows the same defaults).
+HEALTHBENCH_DEFAULTS: dict[str, Any] = {
+    "data": "demo",
+    "model": "local:smollm2",
+    "grader": "local:smollm2",
+    "model_base_url": None,
+    "grader_base_url": None,
+    "model_api_key_env": None,
+    "grader_api_key_env": None,
+    "responses": None,
+    "completions": "model",
+    "limit": None,
+    "repeats": 1,
+    "seed": 0,
+    "concurrency": 32,
+    "max_tries": 6,
+    "retry_base_delay": 1.0,
+    "timeout": 120.0,
+    "model_temperature": None,
+    "model_max_tokens": None,
+    "model_system_message": None,
+    "grader_temperature": 0.0,
+    "grader_max_tokens": 2048,
+    "grader_system_message": None,
+    "grader_template": None,
+    "grader_parse_retries": 3,
+    "grader_verdict": "auto",
+    "grader_json_schema": False,
+    "criteria_per_call": 1,
+    "grader_group_template": None,
+    "batch_size": 8,
+    "model_top_p": None,
+    "model_seed": None,
+    "length_penalty": None,
+    "length_center": None,
+    "no_cache": False,
+    "budget_usd": None,
+    "preset": None,
+}
+
+
+def with_preset(options: dict[str, Any], explicit: Collection[str], benchmark: str = "healthbench") -> dict[str, Any]:
+    """``options`` with the preset's value for every setting not in ``explicit``.
+
+    Model settings apply only when a model is called (not with given responses, ideal
+    completions or in meta-eval, where the grader is the model being checked).
+    """
+    preset = options.get("preset")
+    if preset is None:
+        return options
+    if preset not in PRESETS:
+        raise UserError(f"unknown preset '{preset}' (known: {', '.join(PRESETS)})")
+    settings = PRESETS[preset]
+    calls_model = benchmark == "healthbench" and options["responses"] is None and options["completions"] == "model"
+    chosen = {**settings["grader"], **(settings["model"] if calls_model else {})}
+    return {**options, **{name: value for name, value in chosen.items() if name not in explicit}}
+
+
+def healthbench_config(
+    options: dict[str, Any], *, explicit: Collection[str] = (), benchmark: str = "healthbench"
+) -> HealthBenchConfig:
+    """The settings of a rubric run (``eval healthbench``) or a meta-evaluation, from options named
+    as the CLI's flags (``model_base_url`` for ``--model-base-url``); missing ones take their default.
+    ``explicit`` names the options the user gave, which a preset never overrides."""
+    unknown = set(options) - set(HEALTHBENCH_DEFAULTS)
+    if unknown:
+        raise TypeError(f"unknown options: {', '.join(sorted(unknown))}")
+    args = with_preset({**HEALTHBENCH_DEFAULTS, **options}, explicit, benchmark)
+    if not args["data"]:
+        raise UserError("--data is required (a built-in name or a JSONL file)")
+    if not args["grader"]:
+        raise UserError("--grader is required, e.g. --grader openai:gpt-4.1")
+    source = "given" if args["responses"] is not None or benchmark == "meta-eval" else str(args["completions"])
+    if source == "model" and not args["model"]:
+        raise UserError("--model is required unless --responses FILE or --completions ideal is given")
+    model = (
+        parse_model_spec(
+            args["model"], base_url=args["model_base_url"], api_key_env=args["model_api_key_env"], what="--model"
+        )
+        if source == "model"
+        else None
+    )
+    grader = parse_model_spec(
+        args["grader"], base_url=args["grader_base_url"], api_key_env=args["grader_api_key_env"], what="--grader"
+    )
+    template_path, group_template = args["grader_template"], args["grader_group_template"]
+    verdict = str(args["grader_verdict"])
+    if verdict == "auto":  # a grader that scores choices in process reads P(met); an API's text is parsed
+        verdict = "logprob" if grader.capabilities.choice_scoring else "text"
+    if verdict == "logprob" and args["criteria_per_call"] > 1:
+        raise UserError(
+            "--criteria-per-call > 1 needs --grader-verdict text (grouped replies carry no per-criterion logprob)"
+        )
+    length_penalty, length_center = args["length_penalty"], args["length_center"]
+    variant = VARIANTS.get(args["data"])
+    if variant is not None and length_penalty is None and length_center is None:
+        # the reference's length adjustment for this set, unless the user chose their own
+        length_penalty, length_center = variant.length_penalty_per_500_chars, variant.length_center
+    return HealthBenchConfig(
+        benchmark=benchmark,
+        preset=args["preset"],
+        rubric_item_format="text" if benchmark == "meta-eval" else "points",
+        data=args["data"],
+        model=model,
+        grader=grader,
+        completions=source,
+        responses_path=str(args["responses"]) if args["responses"] else None,
+        limit=args["limit"],
+        repeats=args["repeats"],
+        seed=args["seed"],
+        concurrency=args["concurrency"],
+        max_tries=args["max_tries"],
+        retry_base_delay_s=args["retry_base_delay"],
+        timeout_s=args["timeout"],
+        model_temperature=args["model_temperature"],
+        model_max_tokens=args["model_max_tokens"],
+        model_system_message=args["model_system_message"],
+        grader_temperature=args["grader_temperature"],
+        grader_max_tokens=args["grader_max_tokens"],
+        grader_system_message=args["grader_system_message"],
+        grader_template=load_template(template_path) if template_path else default_template(),
+        grader_template_source=str(template_path) if template_path else "medops-default",
+        grader_parse_retries=args["grader_parse_retries"],
+        length_penalty=length_penalty,
+        length_center=length_center,
+        grader_verdict=verdict,
+        grader_json_schema=args["grader_json_schema"],
+        criteria_per_call=args["criteria_per_call"],
+        grader_group_template=load_template(group_template, ("<<conversation>>", "<<rubric_items>>"))
+        if group_template
+        else None,
+        batch_size=args["batch_size"],
+        model_top_p=args["model_top_p"],
+        model_seed=args["model_seed"],
+        budget_usd=args["budget_usd"],
+        use_cache=not args["no_cache"],
+    )
+
+
+EXAM_DEFAULTS: dict[str, Any] = {
+    "task": None,
+    "data": None,
+    "model": "local:smollm2",
+    "model_base_url": None,
+    "model_api_key_env": None,
+    "style": "direct",
+    "language": None,
+    "prompt_template": None,
+    "shots": 0,
+    "fewshot_data": None,
+    "scoring": "generate",
+    "limit": None,
+    "repeats": 1,
+    "seed": 0,
+    "concurrency": 32,
+    "max_tries": 6,
+    "retry_base_delay": 1.0,
+    "timeout": 120.0,
+    "temperature": None,
+    "max_tokens": None,
+    "top_p": None,
+    "model_seed": None,
+    "system_message": None,
+    "batch_size": 8,
+    "no_cache": False,
+    "budget_usd": None,
+}
+
+
+def exam_config(options: dict[str, Any]) -> McqaConfig:
+    """The settings of an exam run (``eval mcqa``), from options named as the CLI's flags."""
+    unknown = set(options) - set(EXAM_DEFAULTS)
+    if unknown:
+        raise TypeError(f"unknown options: {', '.join(sorted(unknown))}")
+    args = {**EXAM_DEFAULTS, **options}
+    if not args["task"] or not args["data"]:
+        raise UserError("--task and --data are required (or --resume RUN)")
+    language = args["language"] or default_language(args["task"])
+    if language not in LANGUAGES:
+        raise UserError(f"--language must be one of {', '.join(LANGUAGES)}")
+    return McqaConfig(
+        task=args["task"],
+        data=args["data"],
+        model=parse_model_spec(args["model"], base_url=args["model_base_url"], api_key_env=args["model_api_key_env"]),
+        style=args["style"],
+        language=language,
+        prompt_template=load_prompt_template(args["prompt_template"]) if args["prompt_template"] else None,
+        shots=args["shots"],
+        fewshot_data=args["fewshot_data"],
+        scoring=args["scoring"],
+        limit=args["limit"],
+        repeats=args["repeats"],
+        seed=args["seed"],
+        concurrency=args["concurrency"],
+        max_tries=args["max_tries"],
+        retry_base_delay_s=args["retry_base_delay"],
+        timeout_s=args["timeout"],
+        temperature=args["temperature"],
+        max_tokens=args["max_tokens"],
+        top_p=args["top_p"],
+        model_seed=args["model_seed"],
+        system_message=args["system_message"],
+        batch_size=args["batch_size"],
+        use_cache=not args["no_cache"],
+    )
