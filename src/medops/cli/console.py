@@ -23,12 +23,17 @@ def close_run(outcome, store, mlflow_uri: str | None) -> None:
     (0 completed, 3 calls failed for good, 130 interrupted, 2 a fatal endpoint error)."""
     import typer
 
-    from medops.ops.mlflow_log import log_to_mlflow
-
     if outcome.message:
         err.print(f"[yellow]{outcome.message}[/]", soft_wrap=True)
     if mlflow_uri:
-        mlflow_run = log_to_mlflow(store, str(outcome.run_id), mlflow_uri)
-        err.print(f"logged to MLflow at {mlflow_uri} (run {mlflow_run})")
+        # The run functions do not take an event bus yet: the subscriber gets the run's end here,
+        # after the summary is printed. Once they do, subscribe it to the run's bus instead.
+        from medops.events import RunEnded
+        from medops.tracking.mlflow import MlflowSubscriber
+
+        tracker = MlflowSubscriber(store, mlflow_uri)
+        benchmark = store.find_run(str(outcome.run_id)).benchmark
+        tracker.on_run_ended(RunEnded(outcome.run_id, benchmark, outcome.status, outcome.summary, outcome.message))
+        err.print(f"logged to MLflow at {mlflow_uri} (run {tracker.logged[outcome.run_id]})")
     if outcome.exit_code:
         raise typer.Exit(outcome.exit_code)

@@ -19,6 +19,7 @@ from typing import Any
 
 from medops.datasets.mcqa import LETTERS, MMLU_MEDICAL_SUBJECTS
 from medops.errors import UserError
+from medops.paths import exam_cache_dir
 
 
 def _medqa(row: dict) -> dict:
@@ -90,9 +91,7 @@ HUB_EXAMS: dict[str, HubExam] = {
 
 
 def exam_cache_path(name: str) -> Path:
-    from medops.datasets.registry import cache_dir
-
-    return cache_dir() / "exams" / f"{name}.jsonl"
+    return exam_cache_dir() / f"{name}.jsonl"
 
 
 def _rows(exam: HubExam) -> Iterator[dict[str, Any]]:

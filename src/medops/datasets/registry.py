@@ -1,11 +1,11 @@
 """Built-in dataset names, the local cache they live in, and ``medops data pull``.
 
 A name resolves to a file in the cache directory (``MEDOPS_CACHE_DIR``, default
-``~/.cache/medops``). Downloads happen only on ``medops data pull`` and never again once the
-file is cached. ``MEDOPS_DATA_MIRROR`` replaces the official base URL, for hospitals that
-mirror public files on an internal server. A set published inside a zip archive (HealthBench
-Professional's ``assets.zip``) is downloaded, its JSONL member extracted, and the archive
-dropped; the record keeps both files' sha256.
+``~/.cache/medops``; see ``medops.paths``). Downloads happen only on ``medops data pull`` and
+never again once the file is cached. ``MEDOPS_DATA_MIRROR`` replaces the official base URL,
+for hospitals that mirror public files on an internal server. A set published inside a zip
+archive (HealthBench Professional's ``assets.zip``) is downloaded, its JSONL member extracted,
+and the archive dropped; the record keeps both files' sha256.
 """
 
 from __future__ import annotations
@@ -20,8 +20,10 @@ from pathlib import Path
 
 import httpx
 
+from medops.datasets.hub import HUB_EXAMS, exam_cache_path
 from medops.errors import UserError
 from medops.models.spec import MASK, mask_url_credentials, split_url_credentials
+from medops.paths import cache_dir
 
 OFFICIAL_HEALTHBENCH_BASE = "https://openaipublic.blob.core.windows.net/simple-evals/healthbench/"
 OFFICIAL_HEALTHBENCH_PROFESSIONAL_BASE = (
@@ -94,10 +96,6 @@ def packaged_path(name: str) -> Path:
     return Path(str(files("medops").joinpath("data", PACKAGED_DATASETS[name])))
 
 
-def cache_dir() -> Path:
-    return Path(os.environ.get("MEDOPS_CACHE_DIR") or Path.home() / ".cache" / "medops")
-
-
 def cached_path(name: str) -> Path:
     return cache_dir() / BUILTIN_DATASETS[name].filename
 
@@ -114,8 +112,6 @@ def resolve(name_or_path: str) -> tuple[str, Path]:
     """Return ``(dataset_name, local_path)`` for a packaged or built-in name, or a file path."""
     if name_or_path in PACKAGED_DATASETS:
         return name_or_path, packaged_path(name_or_path)
-    from medops.datasets.hub import HUB_EXAMS, exam_cache_path
-
     if name_or_path in HUB_EXAMS:
         path = exam_cache_path(name_or_path)
         if not path.is_file():

@@ -1,1 +1,1 @@
-"""Operations on recorded runs: paired comparison, release gates, cost."""
+"""Operations on recorded runs: paired comparison and release gates."""
