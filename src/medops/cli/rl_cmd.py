@@ -1,9 +1,9 @@
-"""``medops rl prepare``, ``difficulty``, ``train`` and ``evaluate``.
+"""``medops rl prepare``, ``difficulty``, ``train`` and ``evaluate``: options in, JSON out.
 
-``difficulty`` and ``evaluate`` ask each item the way the model is (or will be) trained: the
-prompt style and instruction language of the prepared data's manifest, and the completion
-length (and, for sampling, temperature) of the recorded training run or training config;
-flags override, and the JSON says where each setting came from.
+The work is ``medops.rl``'s (prepare, asked, difficulty, train, evaluate), so a notebook or a
+server does exactly what these commands do. ``difficulty`` and ``evaluate`` ask each item the
+way the model is (or will be) trained (``medops.rl.asked``); the JSON says where each setting
+came from.
 """
 
 from __future__ import annotations
@@ -18,26 +18,15 @@ import typer
 from medops.cli.console import err, out
 from medops.cli.options import DB_OPTION, MAX_TRIES_OPTION, NAME_OPTION, RETRY_DELAY_OPTION
 from medops.datasets.mcqa import TASKS
-from medops.datasets.registry import resolve
 from medops.errors import UserError
-from medops.evaluation.config import HealthBenchConfig, McqaConfig, SpecConfig
-from medops.evaluation.mcqa import run_mcqa
-from medops.evaluation.run import RunOutcome, run_healthbench
-from medops.grading.templates import default_template
-from medops.models.spec import ModelSpec, parse_model_spec
+from medops.models.spec import parse_model_spec
 from medops.ops.compare import compare_runs
-from medops.prompts.mcqa import LANGUAGES, STYLES, default_language
-from medops.rl.difficulty import filter_by_difficulty, pass_rates, truncated_counts
-from medops.rl.prepare import prepare, read_manifest
-from medops.rl.train import (
-    load_train_config,
-    resolve_settings,
-    train,
-    training_run,
-    training_run_for,
-)
-from medops.store.repository import COMPLETED, INCOMPLETE, Store
-from medops.store.schema import Run
+from medops.rl.asked import difficulty_settings, evaluation_settings
+from medops.rl.difficulty import profile_difficulty
+from medops.rl.evaluate import evaluate_before_after
+from medops.rl.prepare import prepare
+from medops.rl.train import Settings, load_train_config, train
+from medops.store.repository import COMPLETED, Store
 
 app = typer.Typer(help="Rule-based RL (GRPO with medops.rewards) on TRL.", no_args_is_help=True)
 
@@ -58,12 +47,6 @@ def prepare_cmd(
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
     """Turn exam items into a deduplicated training set with a held-out split."""
-    if task not in TASKS:
-        raise UserError(f"--task must be one of {', '.join(TASKS)}")
-    if style not in ("cot", "r1"):
-        raise UserError("--style must be cot or r1 (the styles the reward checks)")
-    if language is not None and language not in LANGUAGES:
-        raise UserError(f"--language must be one of {', '.join(LANGUAGES)}")
     pairs = []
     for text in exclude:
         exclude_task, eq, path = text.partition("=")
@@ -127,54 +110,12 @@ def _notice(message: str) -> None:
     err.print(message, style="yellow", markup=False, soft_wrap=True)
 
 
-def _check_prompt_settings(settings: dict) -> None:
-    for key, allowed in (("style", STYLES), ("language", LANGUAGES)):
-        chosen = settings[key]
-        if chosen["value"] not in allowed:
-            raise UserError(f"{key} {chosen['value']!r} (from {chosen['from']}): expected one of {', '.join(allowed)}")
-
-
-def _show_settings(settings: dict) -> None:
+def _show_settings(settings: Settings) -> None:
     err.print(
         "asking with " + ", ".join(f"{k} {v['value']} ({v['from']})" for k, v in settings.items()),
         soft_wrap=True,
         markup=False,
     )
-
-
-def _training_run(store: Store, ref: str | None, spec: ModelSpec) -> Run | None:
-    return training_run(store, ref) if ref else training_run_for(store, spec)
-
-
-def _exam_facts(outcome: RunOutcome, spec: str, max_tokens: int | None) -> dict:
-    """One side of a comparison as it ran: truncations and failed calls shown, not hidden."""
-    summary = outcome.summary
-    facts = {
-        "run_id": outcome.run_id,
-        "model": spec,
-        "status": outcome.status,
-        "n_examples": summary.get("n_examples"),
-        "accuracy": summary.get("score"),
-        "n_truncated": summary["n_truncated"],
-        "n_failed_calls": summary.get("n_failed_calls"),
-    }
-    if facts["n_truncated"]:
-        _notice(
-            f"{spec}: {facts['n_truncated']} of {facts['n_examples']} answers stopped at the length limit "
-            f"({max_tokens or 'model default'} tokens) and are scored as written (n_truncated)"
-        )
-    return facts
-
-
-def _usable(outcome: RunOutcome, spec: str) -> None:
-    """A run with calls that failed for good still compares on the items it has, and says so."""
-    if outcome.status == INCOMPLETE:
-        _notice(
-            f"run {outcome.run_id} for {spec} is incomplete ({outcome.summary.get('n_failed_calls')} calls failed "
-            "for good) and is compared on the items it has; run `rl evaluate` again to retry only those calls"
-        )
-    elif outcome.status != COMPLETED:
-        raise UserError(f"run {outcome.run_id} for {spec} did not complete ({outcome.message})")
 
 
 @app.command("difficulty")
@@ -216,48 +157,35 @@ def difficulty_cmd(
         raise UserError(f"--keep-band '{band}': expected LOW,HIGH") from None
     store = Store.open(db)
     spec = parse_model_spec(model, base_url=model_base_url)
-    prepared = read_manifest(data, _notice)
-    plan = (str(train_config), load_train_config(train_config, {}, settings_only=True)) if train_config else None
-    settings = resolve_settings(
-        {"style": "cot", "language": default_language("generic"), "max_tokens": 512, "temperature": 1.0},
-        {"style": style, "language": language, "max_tokens": max_tokens, "temperature": temperature},
-        run=_training_run(store, training_run_ref, spec),
-        train_config=plan,
-        prepared=prepared,
-    )
-    _check_prompt_settings(settings)
-    _show_settings(settings)
-    config = McqaConfig(
-        task="generic",
-        data=str(data),
-        style=settings["style"]["value"],
-        language=settings["language"]["value"],
-        temperature=settings["temperature"]["value"],
-        max_tokens=settings["max_tokens"]["value"],
-        repeats=samples,
-        concurrency=concurrency,
-        model=SpecConfig.of(spec),
-    )
-    with contextlib.redirect_stdout(sys.stderr):
-        outcome = run_mcqa(config, store, name=name)
-    if outcome.status != COMPLETED:
-        raise UserError(f"the sampling run {outcome.run_id} did not complete ({outcome.message})")
-    report = filter_by_difficulty(
+    asked = difficulty_settings(
+        store,
+        spec,
         data,
-        pass_rates(store, outcome.run_id),
-        output,
-        low=low,
-        high=high,
-        max_chars=max_chars,
-        truncated=truncated_counts(store, outcome.run_id),
-        prepared=prepared,
+        style=style,
+        language=language,
+        max_tokens=max_tokens,
+        temperature=temperature,
+        train_config=train_config,
+        training_run_ref=training_run_ref,
+        on_notice=_notice,
     )
-    if report["n_truncated"]:
-        _notice(
-            f"{report['n_truncated']} of {samples * report['items']} samples stopped at the length limit "
-            f"({config.max_tokens} tokens) and count as failures (per item: `truncated` in difficulty.jsonl)"
+    _show_settings(asked.settings)
+    with contextlib.redirect_stdout(sys.stderr):
+        profile = profile_difficulty(
+            store,
+            spec,
+            data,
+            output,
+            asked,
+            samples=samples,
+            low=low,
+            high=high,
+            max_chars=max_chars,
+            concurrency=concurrency,
+            name=name,
+            on_notice=_notice,
         )
-    print(json.dumps({"sampling_run_id": outcome.run_id, "settings": settings, **report}, indent=2))
+    print(json.dumps(profile.as_json(), indent=2))
 
 
 @app.command("evaluate")
@@ -296,58 +224,35 @@ def evaluate_cmd(
     if healthbench_data and not grader:
         raise UserError("--healthbench-data needs --grader")
     store = Store.open(db)
-    specs = {
-        "base": parse_model_spec(base, base_url=model_base_url, what="--base"),
-        "tuned": parse_model_spec(tuned, base_url=model_base_url, what="--tuned"),
-    }
-    settings = resolve_settings(
-        {"style": "cot", "language": default_language(task), "max_tokens": None},
-        {"style": style, "language": language, "max_tokens": max_tokens},
-        run=_training_run(store, training_run_ref, specs["tuned"]),
-        prepared=read_manifest(resolve(data)[1], _notice),
+    base_spec = parse_model_spec(base, base_url=model_base_url, what="--base")
+    tuned_spec = parse_model_spec(tuned, base_url=model_base_url, what="--tuned")
+    asked = evaluation_settings(
+        store,
+        tuned_spec,
+        data,
+        task=task,
+        style=style,
+        language=language,
+        max_tokens=max_tokens,
+        training_run_ref=training_run_ref,
+        on_notice=_notice,
     )
-    _check_prompt_settings(settings)
-    _show_settings(settings)
-    chosen = {key: setting["value"] for key, setting in settings.items()}
-    retries = {"max_tries": max_tries, "retry_base_delay_s": retry_base_delay}
-    outcomes: dict[str, RunOutcome] = {}
-    for side, spec in specs.items():
-        config = McqaConfig(task=task, data=data, limit=limit, model=SpecConfig.of(spec), **chosen, **retries)
-        outcomes[side] = run_mcqa(config, store)
-        _usable(outcomes[side], str(spec))
-    runs = {"exam": {side: _exam_facts(o, str(specs[side]), chosen["max_tokens"]) for side, o in outcomes.items()}}
-    reports = {
-        "settings": settings,
-        "exam": compare_runs(store, str(outcomes["base"].run_id), str(outcomes["tuned"].run_id)),
-    }
-    if healthbench_data:
-        grader_spec = SpecConfig.of(parse_model_spec(grader, base_url=grader_base_url, what="--grader"))
-        rubric: dict[str, RunOutcome] = {}
-        for side, spec in specs.items():
-            config = HealthBenchConfig(
-                data=healthbench_data,
-                model=SpecConfig.of(spec),
-                grader=grader_spec,
-                grader_template=default_template(),
-                model_max_tokens=chosen["max_tokens"],
-                grader_verdict="logprob" if grader_spec.backend in ("local", "hf") else "text",
-                **retries,
-            )
-            rubric[side] = run_healthbench(config, store)
-            _usable(rubric[side], str(spec))
-        runs["healthbench"] = {
-            side: {
-                "run_id": o.run_id,
-                "model": str(specs[side]),
-                "status": o.status,
-                "score": o.summary.get("score"),
-                "n_failed_calls": o.summary.get("n_failed_calls"),
-            }
-            for side, o in rubric.items()
-        }
-        reports["healthbench"] = compare_runs(store, str(rubric["base"].run_id), str(rubric["tuned"].run_id))
-        outcomes.update({f"healthbench {side}": o for side, o in rubric.items()})
-    reports["runs"] = runs
-    print(json.dumps(reports, indent=2))
-    if any(o.status == INCOMPLETE for o in outcomes.values()):
+    _show_settings(asked.settings)
+    result = evaluate_before_after(
+        store,
+        base_spec,
+        tuned_spec,
+        data,
+        asked,
+        compare=compare_runs,
+        task=task,
+        limit=limit,
+        healthbench_data=healthbench_data,
+        grader=parse_model_spec(grader, base_url=grader_base_url, what="--grader") if healthbench_data else None,
+        max_tries=max_tries,
+        retry_base_delay_s=retry_base_delay,
+        on_notice=_notice,
+    )
+    print(json.dumps(result.as_json(), indent=2))
+    if result.incomplete:
         raise typer.Exit(3)

@@ -11,12 +11,87 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from medops.datasets.jsonl import read_bytes
+from medops.errors import UserError
+from medops.evaluation.config import McqaConfig
+from medops.evaluation.run import run_mcqa
+from medops.models.spec import ModelSpec
+from medops.rl.asked import AskedAs
 from medops.rl.prepare import PreparedData, derived_manifest, write_manifest
+from medops.rl.train import Notice, Settings
 from medops.store import queries
-from medops.store.repository import Store
+from medops.store.repository import COMPLETED, Store
+
+
+@dataclass(frozen=True)
+class DifficultyProfile:
+    """A profiling's outcome: the stored sampling run, how it asked, and what was kept
+    (``report``: the counts ``filter_by_difficulty`` returns)."""
+
+    sampling_run_id: int
+    settings: Settings
+    report: dict[str, Any]
+
+    def as_json(self) -> dict[str, Any]:
+        """The document ``medops rl difficulty`` prints (its keys are a public interface)."""
+        return {"sampling_run_id": self.sampling_run_id, "settings": self.settings, **self.report}
+
+
+def profile_difficulty(
+    store: Store,
+    model: ModelSpec,
+    data: str | Path,
+    output: Path,
+    asked: AskedAs,
+    *,
+    samples: int = 4,
+    low: float = 0.01,
+    high: float = 0.99,
+    max_chars: int | None = None,
+    concurrency: int = 32,
+    name: str | None = None,
+    on_notice: Notice | None = None,
+) -> DifficultyProfile:
+    """Sample ``model`` ``samples`` times per item of the prepared ``data`` as ``asked`` (from
+    ``medops.rl.asked.difficulty_settings``), then write the per-item profile and the items whose pass rate
+    lies in [``low``, ``high``] to ``output``. The sampling is an ordinary exam run, so it is
+    stored, cached and resumable; an incomplete one is refused, since a missing sample would
+    read as a failure."""
+    chosen = asked.values()
+    config = McqaConfig(
+        task="generic",
+        data=str(data),
+        style=chosen["style"],
+        language=chosen["language"],
+        temperature=chosen["temperature"],
+        max_tokens=chosen["max_tokens"],
+        repeats=samples,
+        concurrency=concurrency,
+        model=model,
+    )
+    outcome = run_mcqa(config, store, name=name)
+    if outcome.status != COMPLETED:
+        raise UserError(f"the sampling run {outcome.run_id} did not complete ({outcome.message})")
+    report = filter_by_difficulty(
+        Path(data),
+        pass_rates(store, outcome.run_id),
+        output,
+        low=low,
+        high=high,
+        max_chars=max_chars,
+        truncated=truncated_counts(store, outcome.run_id),
+        prepared=asked.prepared,
+    )
+    if report["n_truncated"] and on_notice:
+        on_notice(
+            f"{report['n_truncated']} of {samples * report['items']} samples stopped at the length limit "
+            f"({config.max_tokens} tokens) and count as failures (per item: `truncated` in difficulty.jsonl)"
+        )
+    return DifficultyProfile(outcome.run_id, asked.settings, report)
 
 
 def pass_rates(store: Store, run_id: int) -> dict[int, tuple[int, int]]:

@@ -17,12 +17,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from medops.datasets.mcqa import MCQItem, load_mcqa
+from medops.datasets.mcqa import TASKS, MCQItem, load_mcqa
 from medops.datasets.registry import resolve
 from medops.errors import UserError
-from medops.prompts.mcqa import default_language
+from medops.prompts.mcqa import LANGUAGES, default_language
 from medops.prompts.training_rows import training_row
 
+REWARD_STYLES = ("cot", "r1")  # the formats the reward checks (\boxed{} or <think>/<answer>)
 _NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
 
 
@@ -52,6 +53,16 @@ def prepare(
     language: str | None = None,
 ) -> dict:
     """Write train.jsonl, heldout.jsonl and manifest.json; ``exclude`` holds (task, path) evaluation sets."""
+    for what, value, allowed in (
+        ("task", task, TASKS),
+        ("style", style, REWARD_STYLES),
+        ("language", language, LANGUAGES),
+    ):
+        if value is not None and value not in allowed:
+            raise UserError(f"{what} '{value}': expected one of {', '.join(allowed)}")
+    for exclude_task, exclude_path in exclude:
+        if exclude_task not in TASKS:
+            raise UserError(f"excluded set {exclude_path}: task '{exclude_task}': expected one of {', '.join(TASKS)}")
     language = language or default_language(task)
     blocked_exact, blocked_norm = set(), set()
     for exclude_task, exclude_path in exclude:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -25,6 +25,13 @@ from medops.store.repository import COMPLETED, FAILED, INTERRUPTED, Store
 from medops.store.schema import Run
 
 BENCHMARK = "rl-train"
+
+Notice = Callable[[str], None]  # a one-line message for the user (the CLI prints it to stderr)
+
+# One setting of an exam run and where its value came from ("flag", "training run 3", a manifest
+# path, "default"); `rl difficulty` and `rl evaluate` print these in their JSON's "settings".
+Setting = TypedDict("Setting", {"value": Any, "from": str})
+Settings = dict[str, Setting]
 
 
 class TrainConfig(BaseModel):
@@ -108,8 +115,11 @@ def train(
     store: Store,
     *,
     name: str | None = None,
-    on_notice: Callable[[str], None] | None = None,
+    on_notice: Notice | None = None,
 ) -> dict[str, Any]:
+    """Run GRPO on ``config`` and record it in ``store`` as it goes: the run, each logged step,
+    its checkpoints and final model. Returns the run's summary with ``run_id`` and ``status``
+    (``interrupted`` on Ctrl-C: the output directory resumes on the next call)."""
     prepared = read_manifest(config.train_data, on_notice)
     config = with_prepared_style(config, prepared)
     try:
@@ -231,9 +241,9 @@ def train(
 def training_run_for(store: Store, spec: ModelSpec) -> Run | None:
     """The latest recorded ``rl train`` run whose output directory holds this model: the
     directory itself, its ``final`` or one of its ``checkpoint-N``."""
-    if spec.backend == "local" or not Path(spec.name).exists():
+    where = _weights_directory(spec)
+    if where is None:
         return None
-    where = Path(spec.name).resolve()
     found = None
     for run, _ in store.list_runs():
         output_dir = (run.config or {}).get("output_dir") if run.benchmark == BENCHMARK else None
@@ -242,7 +252,16 @@ def training_run_for(store: Store, spec: ModelSpec) -> Run | None:
     return found
 
 
+def _weights_directory(spec: ModelSpec) -> Path | None:
+    """The directory a spec's name points at: ``hf:DIR``, or ``openai:DIR`` served under its path
+    (as vLLM names a checkpoint). A ``local:`` name is a packaged model, never a path."""
+    if spec.backend == "local" or not Path(spec.name).exists():
+        return None
+    return Path(spec.name).resolve()
+
+
 def training_run(store: Store, ref: str) -> Run:
+    """The ``rl train`` run ``ref`` (id or name); any other run is refused."""
     run = store.find_run(ref)
     if run.benchmark != BENCHMARK:
         raise UserError(f"run '{ref}' is a {run.benchmark} run, not an `rl train` run")
@@ -267,7 +286,7 @@ def resolve_settings(
     run: Run | None = None,
     train_config: tuple[str, TrainConfig] | None = None,
     prepared: PreparedData | None = None,
-) -> dict[str, dict[str, Any]]:
+) -> Settings:
     """Each setting in ``defaults`` as ``{"value", "from"}``: a flag, else the training run, else
     the training config file, else the prepared data's manifest, else the default."""
     layers: list[tuple[str, dict[str, Any]]] = [("flag", flags)]
@@ -277,7 +296,7 @@ def resolve_settings(
         layers.append((train_config[0], trained_settings(train_config[1].model_dump(mode="json"))))
     if prepared is not None:
         layers.append((str(prepared.manifest), {"style": prepared.style, "language": prepared.language}))
-    settings = {}
+    settings: Settings = {}
     for key, default in defaults.items():
         source, value = next(((s, v[key]) for s, v in layers if v.get(key) is not None), ("default", default))
         settings[key] = {"value": value, "from": source}
