@@ -21,8 +21,8 @@ from medops.datasets.healthbench_professional import (
     load_professional_rows,
 )
 from medops.datasets.registry import BUILTIN_DATASETS
-from medops.datasets.variants import HEALTHBENCH_PROFESSIONAL, VARIANTS
 from medops.errors import DataError
+from medops.evaluation.variants import HEALTHBENCH_PROFESSIONAL, VARIANTS
 from medops.models.spec import parse_model_spec
 from medops.scoring.healthbench import (
     LENGTH_ADJUSTED,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -165,3 +166,21 @@ def test_a_run_that_cannot_start_leaves_nothing_behind(tmp_path):
         api.evaluate(config, db=db)
     assert api.runs(db=db) == []
     assert json.dumps(api.runs(db=db)) == "[]"
+
+
+def test_items_are_stored_once_and_runs_from_before_the_item_store_read_their_file(endpoint, tmp_path):
+    db = tmp_path / "medops.db"
+    data = rubric_set(tmp_path / "rubrics.jsonl")
+    api.evaluate(rubric_config(endpoint, data), db=db, name="a")
+    api.evaluate(rubric_config(endpoint, data, limit=2), db=db, name="b")
+    with sqlite3.connect(db) as connection:
+        assert connection.execute("SELECT count(*) FROM items").fetchone() == (3,)
+        assert connection.execute("SELECT count(DISTINCT item_set) FROM runs").fetchone() == (1,)
+        # a run recorded by medops before items and plans were stored
+        connection.execute("UPDATE runs SET item_set = NULL, plan = NULL WHERE name = 'a'")
+    assert len(api.export("a", db=db)) == 5  # read from its file, sha256-checked
+    with data.open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps(example("p4", [("Is brief", 1, [])])) + "\n")
+    with pytest.raises(UserError, match="changed since run 1 was made"):
+        api.export("a", db=db)
+    assert len(api.export("b", db=db)) == 3  # two examples, read from the store

@@ -18,22 +18,25 @@ def install_warning_printer() -> None:
     warnings.showwarning = _show_warning
 
 
-def close_run(outcome, store, mlflow_uri: str | None) -> None:
-    """After a run's summary is printed: why it stopped, MLflow, and the exit status
+def trackers(store, mlflow_uri: str | None) -> list:
+    """Subscribers for a run's events that the command's flags ask for (``--mlflow``)."""
+    if not mlflow_uri:
+        return []
+    from medops.tracking.mlflow import MlflowSubscriber
+
+    return [MlflowSubscriber(store, mlflow_uri)]
+
+
+def close_run(outcome, subscribers: list) -> None:
+    """After a run's summary is printed: why it stopped, where it was logged, and the exit status
     (0 completed, 3 calls failed for good, 130 interrupted, 2 a fatal endpoint error)."""
     import typer
 
     if outcome.message:
         err.print(f"[yellow]{outcome.message}[/]", soft_wrap=True)
-    if mlflow_uri:
-        # The run functions do not take an event bus yet: the subscriber gets the run's end here,
-        # after the summary is printed. Once they do, subscribe it to the run's bus instead.
-        from medops.events import RunEnded
-        from medops.tracking.mlflow import MlflowSubscriber
-
-        tracker = MlflowSubscriber(store, mlflow_uri)
-        benchmark = store.find_run(str(outcome.run_id)).benchmark
-        tracker.on_run_ended(RunEnded(outcome.run_id, benchmark, outcome.status, outcome.summary, outcome.message))
-        err.print(f"logged to MLflow at {mlflow_uri} (run {tracker.logged[outcome.run_id]})")
+    for subscriber in subscribers:
+        logged = getattr(subscriber, "logged", {}).get(outcome.run_id)
+        if logged is not None:
+            err.print(f"logged to MLflow at {subscriber.tracking_uri} (run {logged})")
     if outcome.exit_code:
         raise typer.Exit(outcome.exit_code)

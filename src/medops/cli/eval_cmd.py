@@ -16,7 +16,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from medops.cli.console import close_run, err
+from medops.cli.console import close_run, err, trackers
 from medops.cli.options import (
     BATCH_SIZE_OPTION,
     BUDGET_OPTION,
@@ -38,6 +38,8 @@ from medops.evaluation.config import HealthBenchConfig
 from medops.evaluation.engine import Counters
 from medops.evaluation.run import run_healthbench
 from medops.evaluation.settings import HEALTHBENCH_DEFAULTS, healthbench_config
+from medops.evaluation.variants import VARIANTS
+from medops.events import EventBus
 from medops.store.repository import Store
 
 app = typer.Typer(help="Run an evaluation and record it in the store.", no_args_is_help=True)
@@ -153,6 +155,15 @@ def healthbench(
     store = Store.open(db)
     config = None if resume is not None else healthbench_config(_options(locals()), explicit=_explicit(ctx))
     _preset_note(config)
+    variant = VARIANTS.get(config.data) if config is not None else None
+    if variant is not None and config is not None and str(config.grader) != variant.grader:
+        err.print(
+            f"[bold yellow]note:[/] the reference grades {variant.name} with {variant.grader} (reasoning effort "
+            f"{variant.grader_reasoning_effort}) and simple-evals' GRADER_TEMPLATE; scores from another grader are "
+            f"not comparable with published ones. Length adjustment: center {config.length_center} chars, "
+            f"{config.length_penalty} per 500 chars.",
+            soft_wrap=True,
+        )
     if config is not None and str(config.grader) == DEMO_GRADER:
         err.print(
             f"[bold yellow]note:[/] {DEMO_GRADER} is a 135M-parameter demo grader, not a valid judge: its "
@@ -174,6 +185,7 @@ def _execute(
     mlflow_uri: str | None = None,
 ) -> None:
     """Run (or resume), print the summary, and exit 0 / 130 (interrupted) / 2 (failed)."""
+    subscribers = trackers(store, mlflow_uri)
     with _progress(enabled=not as_json) as update:
         outcome = run_healthbench(
             config,
@@ -183,9 +195,10 @@ def _execute(
             on_progress=update,  # type: ignore[arg-type]
             on_notice=lambda m: err.print(f"[yellow]{m}[/]"),
             budget_usd=budget_usd if resume is not None else None,
+            bus=EventBus(subscribers),
         )
     show_outcome(store, outcome, as_json)
-    close_run(outcome, store, mlflow_uri)
+    close_run(outcome, subscribers)
 
 
 def meta_eval(

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from medops.cli.console import close_run, err, out
+from medops.cli.console import close_run, err, out, trackers
 from medops.cli.options import (
     BATCH_SIZE_OPTION,
     BUDGET_OPTION,
@@ -33,6 +33,7 @@ from medops.datasets.registry import resolve
 from medops.errors import UserError
 from medops.evaluation.run import run_mcqa
 from medops.evaluation.settings import EXAM_DEFAULTS, exam_config
+from medops.events import EventBus
 from medops.prompts.mcqa import STYLES, default_language
 from medops.prompts.training_rows import training_row
 from medops.store.repository import Store
@@ -94,6 +95,7 @@ def eval_mcqa(
     given = locals()  # not inside the comprehension: that has its own locals()
     options = {k: (v.value if isinstance(v, Enum) else v) for k, v in given.items() if k in EXAM_DEFAULTS}
     config = exam_config(options) if resume is None else None
+    subscribers = trackers(store, mlflow_uri)
     outcome = run_mcqa(
         config,
         store,
@@ -101,9 +103,10 @@ def eval_mcqa(
         resume=resume,
         on_notice=lambda m: err.print(f"[yellow]{m}[/]"),
         budget_usd=budget_usd if resume is not None else None,
+        bus=EventBus(subscribers),
     )
     show_outcome(store, outcome, as_json)
-    close_run(outcome, store, mlflow_uri)
+    close_run(outcome, subscribers)
 
 
 class ExportFormat(str, Enum):

@@ -20,7 +20,6 @@ from medops.cli.options import DB_OPTION, MAX_TRIES_OPTION, NAME_OPTION, RETRY_D
 from medops.datasets.mcqa import TASKS
 from medops.errors import UserError
 from medops.models.spec import parse_model_spec
-from medops.ops.compare import compare_runs
 from medops.rl.asked import difficulty_settings, evaluation_settings
 from medops.rl.difficulty import profile_difficulty
 from medops.rl.evaluate import evaluate_before_after
@@ -244,7 +243,6 @@ def evaluate_cmd(
         tuned_spec,
         data,
         asked,
-        compare=compare_runs,
         task=task,
         limit=limit,
         healthbench_data=healthbench_data,

@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-from medops.datasets.variants import VARIANTS
 from medops.errors import UserError
 from medops.evaluation.config import HealthBenchConfig, McqaConfig
+from medops.evaluation.variants import VARIANTS
 from medops.grading.templates import default_template, load_template
 from medops.models.spec import parse_model_spec
 from medops.prompts.mcqa import LANGUAGES, default_language, load_prompt_template

@@ -9,7 +9,6 @@ reported per run, never hidden in an accuracy.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -18,13 +17,10 @@ from medops.evaluation.config import HealthBenchConfig, McqaConfig
 from medops.evaluation.run import run_healthbench, run_mcqa
 from medops.grading.templates import default_template
 from medops.models.spec import ModelSpec
+from medops.ops.compare import compare_runs
 from medops.rl.asked import AskedAs
 from medops.rl.train import Notice, Settings
 from medops.store.repository import COMPLETED, INCOMPLETE, Store
-
-# Pairs two stored runs (ids) into a report: ``medops.ops.compare.compare_runs``. The caller
-# passes it in because ``ops`` sits above ``rl`` in the layering (tests/test_architecture.py).
-Compare = Callable[[Store, str, str], dict[str, Any]]
 
 
 class _Outcome(Protocol):
@@ -72,7 +68,6 @@ def evaluate_before_after(
     data: str,
     asked: AskedAs,
     *,
-    compare: Compare,
     task: str = "generic",
     limit: int | None = None,
     healthbench_data: str | None = None,
@@ -83,7 +78,7 @@ def evaluate_before_after(
 ) -> BeforeAfter:
     """Run the exam ``data`` for ``base`` then ``tuned`` as ``asked`` (from
     ``medops.rl.asked.evaluation_settings``), and, with ``healthbench_data``, that rubric set for both,
-    graded by ``grader``; then pair each benchmark's two runs with ``compare``. A run that ended
+    graded by ``grader``; then pair each benchmark's two runs (``medops compare``). A run that ended
     other than completed or incomplete (interrupted, failed) is refused: it has nothing to pair."""
     if healthbench_data and grader is None:
         raise UserError("a rubric set (healthbench_data) needs a grader")
@@ -98,7 +93,7 @@ def evaluate_before_after(
         _usable(exam[side], str(spec), notice)
     runs = {"exam": {side: _exam_facts(o, str(specs[side]), chosen["max_tokens"], notice) for side, o in exam.items()}}
     statuses = {f"exam {side}": o.status for side, o in exam.items()}
-    exam_report = compare(store, str(exam["base"].run_id), str(exam["tuned"].run_id))
+    exam_report = compare_runs(store, str(exam["base"].run_id), str(exam["tuned"].run_id))
     rubric_report = None
     if healthbench_data and grader is not None:
         rubric: dict[str, _Outcome] = {}
@@ -126,7 +121,7 @@ def evaluate_before_after(
             for side, o in rubric.items()
         }
         statuses.update({f"healthbench {side}": o.status for side, o in rubric.items()})
-        rubric_report = compare(store, str(rubric["base"].run_id), str(rubric["tuned"].run_id))
+        rubric_report = compare_runs(store, str(rubric["base"].run_id), str(rubric["tuned"].run_id))
     return BeforeAfter(asked.settings, exam_report, runs, rubric_report, statuses)
 
 

@@ -174,7 +174,7 @@ class Store:
 
     def list_runs(self) -> list[tuple[Run, Dataset]]:
         with self.session() as s:
-            return list(s.execute(select(Run, Dataset).join(Dataset).order_by(Run.id)).tuples())
+            return [(run, dataset) for run, dataset in s.execute(select(Run, Dataset).join(Dataset).order_by(Run.id))]
 
     def claim_for_resume(self, run_id: int) -> ExistingWork:
         """Mark the run as ours again; drop failed rows (failed calls, ungraded verdicts) so they are

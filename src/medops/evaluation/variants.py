@@ -1,4 +1,5 @@
-"""Benchmark variants: a data set plus the grader and scoring settings its reference runs with.
+"""Benchmark variants: a data set plus the grader and scoring settings its reference runs with
+(``evaluation.settings`` applies a variant's length adjustment when its data set is named).
 
 A description only (nothing here runs anything), so the benchmark contract can register it.
 Sources: openai/simple-evals PR #108 (merged 2026-04-22) and the closest reachable copy of
