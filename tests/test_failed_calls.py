@@ -122,6 +122,7 @@ def test_cached_calls_are_reported_beside_calls(cli, server, tmp_path):
     again = cli.run(*cli.eval_args(server, data), "--json", check=True).json()
     assert again["usage"]["model"] | {"prompt_tokens": 0, "completion_tokens": 0} == {
         "calls": 0,
+        "rejected": 0,
         "cached": 3,
         "failed": 0,
         "prompt_tokens": 0,

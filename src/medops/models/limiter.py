@@ -1,30 +1,55 @@
 """Bounded, self-adjusting concurrency for one endpoint.
 
-At most ``limit`` requests are in flight. A rate-limit answer halves the limit (at most once
-per second, so one burst of 429s counts once); every ``limit`` successes add one back, up to
-the configured maximum: additive increase, multiplicative decrease.
+An endpoint that takes C requests at once answers 429 to the next one. The limiter finds C and
+stays there, spending few rejected requests to do so:
+
+* **Slow start.** Begin at ``initial`` requests in flight (at most the configured maximum) and
+  add one per success, so the limit doubles every round trip, until the first 429.
+* **A 429 marks the ceiling.** The rejected request was one too many, so the limit becomes the
+  number in flight less that one; a burst of k rejections lowers it by k. That value is the
+  *ceiling*, and the limit holds there.
+* **Probing.** After ``wait`` round trips at the ceiling (a round trip is ``limit`` successes),
+  one more request is let in. If it is refused, the ceiling stands and the wait before the
+  next probe doubles (1, 2, 4 ... 16 round trips), so a fixed endpoint costs fewer and fewer
+  rejections. If a whole round trip passes without a 429, capacity has grown: slow start
+  resumes from there and the wait goes back to one round trip.
+* **Growth needs demand.** Only successes while other requests wait for a slot count, so the
+  limit never rises past what was actually used. Raising it lets in at most one waiting
+  request per success, never a whole queue at once.
+
+``Retry-After`` is the caller's: the rejected request sleeps it out outside the limiter, its
+slot going to the next waiting request, and then asks again with ``acquire(front=True)``, so it
+is the next to be let in rather than the last (a late retry would hold up its whole job).
+
+The limit belongs to the endpoint, not to a model: ``shared_limiter`` gives every model that
+sends to one endpoint the same limiter, so a model and a grader on one server share what it
+takes, and a ceiling one of them found holds for both.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
+import weakref
 from collections import deque
+from collections.abc import Hashable
 
 from medops.models.base import StopRequested
 
+INITIAL_LIMIT = 16
+MAX_PROBE_WAIT = 16  # round trips
+
 
 class AdaptiveLimiter:
-    def __init__(self, max_concurrency: int, cooldown_s: float = 1.0):
-        if max_concurrency < 1:
-            raise ValueError("max_concurrency must be at least 1")
+    def __init__(self, max_concurrency: int, initial: int = INITIAL_LIMIT):
+        if max_concurrency < 1 or initial < 1:
+            raise ValueError("max_concurrency and initial must be at least 1")
         self.max_concurrency = max_concurrency
-        self.limit = max_concurrency
+        self.limit = min(initial, max_concurrency)
+        self.ceiling: int | None = None  # None: slow start (no 429 yet, or capacity grew past it)
         self.in_flight = 0
-        self.lowest_limit = max_concurrency
-        self._cooldown_s = cooldown_s
-        self._last_decrease = -float("inf")
-        self._successes = 0
+        self.throttles = 0  # 429s seen
+        self._wait = 1  # round trips at the ceiling before the next probe
+        self._successes = 0  # successes under demand since the limit last changed
         self._waiters: deque[asyncio.Future[None]] = deque()
         self.closed = False
 
@@ -36,26 +61,36 @@ class AdaptiveLimiter:
             if not waiter.done():
                 waiter.set_exception(StopRequested())
 
-    async def __aenter__(self) -> None:
+    async def acquire(self, front: bool = False) -> None:
+        """Take a slot, waiting for one in order; ``front``: before every request now waiting."""
         if self.closed:
             raise StopRequested()
-        if self.in_flight < self.limit and not self._waiters:
+        if self.in_flight < self.limit and (front or not self._waiters):
             self.in_flight += 1
             return
         waiter = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
+        if front:
+            self._waiters.appendleft(waiter)
+        else:
+            self._waiters.append(waiter)
         try:
             await waiter  # the releaser hands its slot over: in_flight already counts us
         except asyncio.CancelledError:
             if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
-                await self.__aexit__()  # we were given a slot we will not use
+                self.release()  # we were given a slot we will not use
             elif waiter in self._waiters:
                 self._waiters.remove(waiter)
             raise
 
-    async def __aexit__(self, *exc: object) -> None:
+    def release(self) -> None:
         self.in_flight -= 1
         self._wake()
+
+    async def __aenter__(self) -> None:
+        await self.acquire()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.release()
 
     def _wake(self) -> None:
         while self._waiters and self.in_flight < self.limit:
@@ -65,17 +100,44 @@ class AdaptiveLimiter:
                 waiter.set_result(None)
 
     def on_throttled(self) -> None:
-        now = time.monotonic()
-        if now - self._last_decrease >= self._cooldown_s and self.limit > 1:
-            self.limit = max(1, self.limit // 2)
-            self.lowest_limit = min(self.lowest_limit, self.limit)
-            self._last_decrease = now
-            self._successes = 0
+        """A 429 for a request that still holds its slot."""
+        self.throttles += 1
+        probing = self.ceiling is not None and self.limit > self.ceiling
+        self.limit = max(1, min(self.limit, self.in_flight - 1))
+        self.ceiling = self.limit
+        if probing:  # the probe was refused: the ceiling stands, probe less often
+            self._wait = min(2 * self._wait, MAX_PROBE_WAIT)
+        self._successes = 0
 
     def on_success(self) -> None:
-        if self.limit < self.max_concurrency:
-            self._successes += 1
-            if self._successes >= self.limit:
-                self._successes = 0
+        """A 2xx for a request that still holds its slot."""
+        if not self._waiters:
+            return  # no demand beyond the limit: this success says nothing about a higher one
+        if self.ceiling is None:  # slow start
+            if self.limit < self.max_concurrency:
                 self.limit += 1
                 self._wake()
+            return
+        self._successes += 1
+        if self.limit > self.ceiling:  # probing
+            if self._successes >= self.limit:  # a round trip above the ceiling without a 429
+                self.ceiling = None
+                self._wait = 1
+                self._successes = 0
+        elif self._successes >= self._wait * self.limit and self.limit < self.max_concurrency:
+            self.limit += 1
+            self._successes = 0
+            self._wake()
+
+
+_SHARED: weakref.WeakValueDictionary[tuple[Hashable, int], AdaptiveLimiter] = weakref.WeakValueDictionary()
+
+
+def shared_limiter(endpoint: Hashable, max_concurrency: int) -> AdaptiveLimiter:
+    """The limiter of ``endpoint`` for as long as some model holds it; a closed one (its run
+    stopped) is replaced by a fresh one."""
+    key = (endpoint, max_concurrency)
+    limiter = _SHARED.get(key)
+    if limiter is None or limiter.closed:
+        limiter = _SHARED[key] = AdaptiveLimiter(max_concurrency)
+    return limiter

@@ -11,7 +11,8 @@ Two transports share one retry loop:
   api_version=...``).
 
 Retries are ours in both: we must see each 429 to lower the concurrency, honour
-``Retry-After``, and count every attempt.
+``Retry-After``, and count every attempt. A 429 is counted as a rejected attempt
+(``Completion.rejected``), not as a call: the endpoint did no work and bills none.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from typing import Any
 
 from medops.errors import UserError
 from medops.models.base import Completion, FatalModelError, Messages, SamplingParams
-from medops.models.limiter import AdaptiveLimiter
+from medops.models.limiter import shared_limiter
 from medops.models.spec import ModelSpec, mask_url_credentials, split_url_credentials, unmask_base_url
 
 _RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
@@ -172,6 +173,7 @@ class OpenAIChatModel:
     def __init__(self, spec: ModelSpec, *, role: str, concurrency: int, retry: RetryPolicy):
         self.spec = spec
         self.label = str(spec)
+        self.capabilities = spec.capabilities
         self._api_key = resolve_api_key(spec, role)
         base_url = spec.base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
         base_url = unmask_base_url(base_url, role)  # a resumed run stored it masked
@@ -181,10 +183,13 @@ class OpenAIChatModel:
         self._secrets = (self._api_key, *url_secrets)
         self._base_url = mask_url_credentials(base_url)
         self._retry = retry
-        self.limiter = AdaptiveLimiter(concurrency)
         transport = spec.options.get("transport", "aiohttp")
         if transport not in TRANSPORTS:
             raise UserError(f"{role} '{spec}': transport must be one of {', '.join(TRANSPORTS)}")
+        # One limiter per endpoint (URL, Azure deployment, credentials): a model and a grader
+        # served by one server share its capacity, and --concurrency bounds them together.
+        endpoint = (url, spec.name if transport == "azure" else None, authorization or self._api_key)
+        self.limiter = shared_limiter(endpoint, concurrency)
         self._transport = (
             _AiohttpTransport(url, self._api_key, retry.timeout_s, authorization)
             if transport == "aiohttp"
@@ -208,35 +213,39 @@ class OpenAIChatModel:
         started = time.perf_counter()
         body = {"model": self.spec.name, "messages": messages, **params.to_request()}
         last_error = "no attempt made"
+        rejected = 0  # 429s: attempts the endpoint refused, so not calls
         for attempt in range(1, self._retry.max_tries + 1):
             wait: float | None = None
-            async with self.limiter:
-                try:
-                    status, headers, raw = await self._transport.post(body)
-                except _TransportTimeout:
-                    last_error = f"timed out after {self._retry.timeout_s:g}s"
-                except _TransportConnectionError as exc:
-                    last_error = self._redact(f"connection error: {exc}")
+            await self.limiter.acquire(front=attempt > 1)  # a retry has waited longest: it goes first
+            try:
+                status, headers, raw = await self._transport.post(body)
+            except _TransportTimeout:
+                last_error = f"timed out after {self._retry.timeout_s:g}s"
+            except _TransportConnectionError as exc:
+                last_error = self._redact(f"connection error: {exc}")
+            else:
+                if status == 200:
+                    self.limiter.on_success()
+                    try:
+                        return _completion(raw, attempt - rejected, rejected, started)
+                    except _UnusableReply as exc:  # retried like any transient failure, then failed
+                        last_error = str(exc)
                 else:
-                    if status == 200:
-                        self.limiter.on_success()
-                        try:
-                            return _completion(raw, attempt, started)
-                        except _UnusableReply as exc:  # retried like any transient failure, then failed
-                            last_error = str(exc)
-                    else:
-                        last_error = self._redact(f"HTTP {status}: {_error_message(raw)}")
-                        if status in _FATAL_STATUS:
-                            raise FatalModelError(f"{self.label} at {self._base_url}: {last_error}")
-                        if status not in _RETRYABLE_STATUS:
-                            return _failed(last_error, attempt, started)
-                        if status == 429:
-                            self.limiter.on_throttled()
-                        wait = retry_after_seconds(headers)
+                    last_error = self._redact(f"HTTP {status}: {_error_message(raw)}")
+                    if status in _FATAL_STATUS:
+                        raise FatalModelError(f"{self.label} at {self._base_url}: {last_error}")
+                    if status not in _RETRYABLE_STATUS:
+                        return _failed(last_error, attempt - rejected, rejected, started)
+                    if status == 429:
+                        rejected += 1
+                        self.limiter.on_throttled()
+                    wait = retry_after_seconds(headers)
+            finally:
+                self.limiter.release()
             if attempt < self._retry.max_tries:
                 await asyncio.sleep(wait if wait is not None else self._retry.backoff(attempt))
         tries = self._retry.max_tries
-        return _failed(f"{last_error} (gave up after {tries} tries)", tries, started)
+        return _failed(f"{last_error} (gave up after {tries} tries)", tries - rejected, rejected, started)
 
     def stop(self) -> None:
         self.limiter.close()
@@ -249,7 +258,7 @@ class _UnusableReply(Exception):
     """A 200 whose body is not a usable completion (unreadable JSON, no choice, null content)."""
 
 
-def _completion(raw: bytes, attempts: int, started: float) -> Completion:
+def _completion(raw: bytes, calls: int, rejected: int, started: float) -> Completion:
     """The completion in a 200 body. Null content is not an empty answer: it raises, so the call
     is retried and, if it never comes, recorded as failed (an empty string the model sent is kept)."""
     try:
@@ -268,10 +277,16 @@ def _completion(raw: bytes, attempts: int, started: float) -> Completion:
         prompt_tokens=usage.get("prompt_tokens") or 0,
         completion_tokens=usage.get("completion_tokens") or 0,
         latency_s=time.perf_counter() - started,
-        calls=attempts,
+        calls=calls,
+        rejected=rejected,
         extra={"logprobs": choice["logprobs"]} if choice.get("logprobs") else {},
     )
 
 
-def _failed(error: str, attempts: int, started: float) -> Completion:
-    return Completion(text=None, error=error, calls=attempts, latency_s=time.perf_counter() - started)
+def _failed(error: str, calls: int, rejected: int, started: float) -> Completion:
+    return Completion(text=None, error=error, calls=calls, rejected=rejected, latency_s=time.perf_counter() - started)
+
+
+def create(spec: ModelSpec, *, role: str, concurrency: int, retry: RetryPolicy, batch_size: int) -> OpenAIChatModel:
+    """The ``openai`` backend (medops.models.backends)."""
+    return OpenAIChatModel(spec, role=role, concurrency=concurrency, retry=retry)

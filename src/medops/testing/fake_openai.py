@@ -18,6 +18,11 @@ in the request text, so a test data file says what the server will do:
 * grouped grader prompts (``--criteria-per-call``) get ``{"grades": [...]}`` in reverse order,
   with ``{grader-drop:N}`` / ``{grader-dup:N}`` to omit or duplicate a criterion's entry.
 
+``FakeBehaviour(max_in_flight=N)`` (``--max-in-flight N``) makes the whole server a rate-limited
+endpoint: it serves at most N requests at a time and answers any request beyond them at once with
+429 and ``Retry-After`` (as a gateway in front of a busy server does), counting them in
+``rejected_over_cap``.
+
 Every request is logged (``server.log`` in process, ``GET /stats`` over HTTP) so a test can
 prove which calls were made and how often.
 """
@@ -56,7 +61,8 @@ class LoggedCall:
 class FakeBehaviour:
     latency_s: float = 0.0
     slow_s: float = 5.0
-    retry_after: str = "1"
+    retry_after: str = "1"  # the Retry-After header of every 429, scripted or over the cap
+    max_in_flight: int | None = None  # server-wide: requests beyond this many in flight get 429 at once
 
 
 @dataclass
@@ -65,6 +71,9 @@ class FakeOpenAIServer:
     log: list[LoggedCall] = field(default_factory=list)
     seen: Counter = field(default_factory=Counter)
     group_lines_seen: Counter = field(default_factory=Counter)
+    in_flight: int = 0  # requests being served now (the event loop is the only writer)
+    peak_in_flight: int = 0
+    rejected_over_cap: int = 0
 
     # HTTP ----------------------------------------------------------------------------
     def app(self) -> web.Application:
@@ -80,12 +89,38 @@ class FakeOpenAIServer:
     async def _stats(self, _request: web.Request) -> web.Response:
         ok = Counter(c.key for c in self.log if c.status == 200)
         return web.json_response(
-            {"calls": len(self.log), "ok_calls": sum(ok.values()), "max_ok_per_request": max(ok.values(), default=0)}
+            {
+                "calls": len(self.log),
+                "ok_calls": sum(ok.values()),
+                "max_ok_per_request": max(ok.values(), default=0),
+                "rejected_over_cap": self.rejected_over_cap,
+                "peak_in_flight": self.peak_in_flight,
+            }
         )
 
     async def _chat(self, request: web.Request) -> web.Response:
         body = await request.read()
         payload = json.loads(body)
+        cap = self.behaviour.max_in_flight
+        if cap is not None and self.in_flight >= cap:  # refused before any work: no latency, no fault script
+            self.rejected_over_cap += 1
+            params = {k: v for k, v in payload.items() if k != "messages"}
+            messages = payload.get("messages", [])
+            model = payload.get("model", "")
+            self.log.append(LoggedCall(time.time(), model, hashlib.sha256(body).hexdigest(), 429, messages, params))
+            return web.json_response(
+                {"error": {"message": f"too many requests in flight (limit {cap})", "type": "rate_limit"}},
+                status=429,
+                headers={"Retry-After": self.behaviour.retry_after},
+            )
+        self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        try:
+            return await self._serve(body, payload, request)
+        finally:
+            self.in_flight -= 1
+
+    async def _serve(self, body: bytes, payload: dict, request: web.Request) -> web.Response:
         model = payload.get("model", "")
         role = "grader" if "grader" in model else "model"
         text = "\n".join(str(m.get("content", "")) for m in payload.get("messages", []))
@@ -263,12 +298,20 @@ class ServerThread:
 
 
 def main() -> None:
-    """``python -m medops.testing.fake_openai --port 8000 --latency 0.2``: serve until killed."""
+    """``python -m medops.testing.fake_openai --port 8000 --latency 0.2 [--max-in-flight 64]``: serve until killed."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--latency", type=float, default=0.0)
+    parser.add_argument(
+        "--max-in-flight", type=int, default=None, help="answer 429 to requests beyond this many in flight"
+    )
+    parser.add_argument("--retry-after", default="1", help="the Retry-After header of 429 answers (seconds)")
     args = parser.parse_args()
-    server = FakeOpenAIServer(FakeBehaviour(latency_s=args.latency))
+    if args.max_in_flight is not None and args.max_in_flight < 1:
+        parser.error("--max-in-flight must be at least 1")
+    server = FakeOpenAIServer(
+        FakeBehaviour(latency_s=args.latency, max_in_flight=args.max_in_flight, retry_after=args.retry_after)
+    )
 
     async def serve() -> None:
         runner = web.AppRunner(server.app(), access_log=None)
