@@ -26,6 +26,7 @@ LAYERS: list[set[str]] = [
     {"medops.datasets"},  # files -> validated examples; built-in names and their download cache
     {"medops.prompts", "medops.grading", "medops.scoring"},
     {"medops.rewards"},  # TRL / verl reward functions: beside grading (imports grading.extract)
+    {"medops.privacy"},  # PHI detection and redaction (Presidio + medops recognizers)
     {"medops.store"},
     {"medops.evaluation"},  # runs: rubric, exam, meta-eval, through one benchmark contract
     {"medops.ops"},  # compare, gate

@@ -1,0 +1,1064 @@
+# ruff: noqa: E501, RUF001  (regular-expression tables read best one pattern a line; the en dash is matched on purpose)
+"""medops's PHI recognizers: compiled regular expressions, validators and context rules.
+
+Pure Python (``re`` only), so this module imports without Presidio; ``engine.py`` wraps each
+:class:`Recognizer` as a Presidio ``EntityRecognizer`` and Presidio runs them. Every rule is
+anchored either on a distinctive format (a valid date inside a resident registration number, a
+Luhn check digit, an ``@``) or on a context word (``MRN:``, ``환자``, ``Dr.``), which keeps
+clinical text (doses, lab values, vital signs, codes, eponyms) out of the results.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from importlib import resources
+
+Candidate = tuple[str, int, int, float]  # (entity type, start, end, score)
+
+ENTITY_TYPES: dict[str, str] = {
+    "KR_RRN": "Korean resident registration number (주민등록번호), with or without the hyphen",
+    "KR_FRN": "Korean foreigner registration number (외국인등록번호)",
+    "KR_DRIVER_LICENSE": "Korean driver licence number (운전면허번호)",
+    "KR_PASSPORT": "Korean passport number (여권번호), old and new formats",
+    "PASSPORT": "another passport number, after a 'passport' context word",
+    "US_SSN": "US social security number",
+    "HEALTH_INSURANCE_ID": "health-insurance number (건강보험증번호, member / policy / Medicare ID)",
+    "MRN": "hospital medical record number / patient ID (site-configurable patterns)",
+    "PHONE_NUMBER": "phone and fax numbers: Korean mobile and landline, +82, US, UK",
+    "EMAIL_ADDRESS": "e-mail address",
+    "URL": "web address",
+    "IP_ADDRESS": "IPv4 / IPv6 address",
+    "CREDIT_CARD": "payment card number (Luhn check)",
+    "BANK_ACCOUNT": "bank account number (after 계좌 / account / a bank's name) and IBAN",
+    "DATE_OF_BIRTH": "date or year of birth (생년월일, DOB, 1938년생, born ...)",
+    "DATE": "other dates tied to a person: admission, discharge, visit, procedure (day and month)",
+    "AGE_OVER_89": "an age of 90 or more (HIPAA Safe Harbor)",
+    "ADDRESS": "street address: Korean 도로명 / 지번 and English, with unit and postcode",
+    "PERSON": "person name: Korean (surname + given name next to 환자, 님, 씨, 보호자, 성명:) and English",
+}
+
+STRUCTURED = frozenset(ENTITY_TYPES) - {"PERSON", "DATE_OF_BIRTH", "DATE", "AGE_OVER_89", "ADDRESS"}
+
+DEFAULT_MRN_PATTERNS: tuple[str, ...] = (
+    r"(?i:\bMRN|\bmedical record (?:number|no\.?|#)|\bpatient (?:ID|no\.?|number|#)|\bpt\.? ?ID|\bhospital (?:no\.?|number|ID)"
+    r"|\bchart (?:no\.?|number|#)|\bunit (?:no\.?|number)|\bcase (?:no\.?|number)|\bregistration (?:no\.?|number))"
+    r"\s*(?:is|was)?\s*[:#.]?\s*(?P<value>[A-Z]{0,3}-?\d[\dA-Z-]{3,14}\d)\b",
+    r"(?:등록번호|환자번호|병록번호|차트번호|의무기록번호|진료번호|환자 ?ID|병원번호|수진자번호)\s*(?:는|은)?\s*[:：#.]?\s*"
+    r"(?P<value>[A-Z]{0,3}-?\d[\dA-Z-]{3,14}\d)(?!\d)",
+)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One regular expression: the span is group ``value`` when the pattern has it, else the match."""
+
+    entity: str
+    regex: re.Pattern[str]
+    score: float
+    validate: Callable[[re.Match[str], str], float | None] | None = None  # -> score, or None to drop
+
+    def find(self, text: str) -> Iterator[Candidate]:
+        has_value = "value" in self.regex.groupindex
+        for m in self.regex.finditer(text):
+            start, end = m.span("value") if has_value else m.span()
+            if start < 0 or start == end:
+                continue
+            score = self.score if self.validate is None else self.validate(m, text)
+            if score is not None:
+                yield (self.entity, start, end, score)
+
+
+@dataclass
+class Recognizer:
+    """A named group of rules for one or more entity types (one Presidio recognizer)."""
+
+    name: str
+    entities: list[str]
+    rules: list[Rule] = field(default_factory=list)
+    finder: Callable[[str], Iterator[Candidate]] | None = None
+
+    def find(self, text: str) -> Iterator[Candidate]:
+        for rule in self.rules:
+            yield from rule.find(text)
+        if self.finder is not None:
+            yield from self.finder(text)
+
+
+def _c(pattern: str, flags: int = 0) -> re.Pattern[str]:
+    return re.compile(pattern, flags)
+
+
+def _window(text: str, start: int, width: int = 30) -> str:
+    return text[max(0, start - width) : start].lower()
+
+
+# -- resident / foreigner registration numbers ------------------------------------------------
+
+_RRN = _c(r"(?<![\d-])(?P<value>\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\s?[-–]?\s?[0-9]\d{6})(?![\d-])")
+_RRN_CONTEXT = ("주민", "등록번호", "rrn", "resident registration", "외국인", "registration")
+
+
+def _valid_date(year: int, month: int, day: int) -> bool:
+    try:
+        _dt.date(year, month, day)
+    except ValueError:
+        return False
+    return True
+
+
+def _rrn(m: re.Match[str], text: str) -> float | None:
+    raw = m.group("value")
+    digits = re.sub(r"\D", "", raw)
+    if len(digits) != 13 or ("-" not in raw and "–" not in raw and raw != digits):
+        return None
+    yy, mm, dd, gender = int(digits[:2]), int(digits[2:4]), int(digits[4:6]), int(digits[6])
+    century = {1: 1900, 2: 1900, 5: 1900, 6: 1900, 3: 2000, 4: 2000, 7: 2000, 8: 2000, 9: 1800, 0: 1800}[gender]
+    if not _valid_date(century + yy, mm, dd):
+        return None
+    weights = (2, 3, 4, 5, 6, 7, 8, 9, 2, 3, 4, 5)
+    total = sum(int(d) * w for d, w in zip(digits[:12], weights, strict=True))
+    check_rrn, check_frn = (11 - total % 11) % 10, (13 - total % 11) % 10
+    foreign = gender in (5, 6, 7, 8)
+    checked = int(digits[12]) == (check_frn if foreign else check_rrn)
+    context = any(word in _window(text, m.start(), 25) for word in _RRN_CONTEXT)
+    hyphen = "-" in raw or "–" in raw
+    if not (checked or context or hyphen):
+        return None  # 13 bare digits that happen to start with a date: too weak on its own
+    return 0.95 if checked or context else 0.8
+
+
+def _registration_numbers(text: str) -> Iterator[Candidate]:
+    for m in _RRN.finditer(text):
+        score = _rrn(m, text)
+        if score is not None:
+            gender = re.sub(r"\D", "", m.group("value"))[6]
+            yield ("KR_FRN" if gender in "5678" else "KR_RRN", m.start("value"), m.end("value"), score)
+
+
+# -- other national identifiers -----------------------------------------------------------------
+
+_REGIONS = "서울|부산|경기|강원|충북|충남|전북|전남|경북|경남|제주|대구|인천|광주|대전|울산|세종"
+_DRIVER = [
+    Rule("KR_DRIVER_LICENSE", _c(rf"(?:{_REGIONS})\s?\d{{2}}-\d{{6}}-\d{{2}}(?!\d)"), 0.9),
+    Rule("KR_DRIVER_LICENSE", _c(r"(?<![\d-])(?:1[1-9]|2[0-8])-\d{2}-\d{6}-\d{2}(?![\d-])"), 0.85),
+    Rule(
+        "KR_DRIVER_LICENSE",
+        _c(
+            r"(?i:운전\s?면허(?:증)?(?:\s?번호)?|driver'?s? licen[cs]e(?: (?:no\.?|number|#))?)\s*[:#]?\s*(?P<value>[A-Z0-9][A-Z0-9-]{7,15}\d)"
+        ),
+        0.85,
+    ),
+]
+
+_PASSPORT_CONTEXT = ("여권", "passport")
+
+
+def _kr_passport(m: re.Match[str], text: str) -> float | None:
+    return 0.9 if any(w in _window(text, m.start(), 30) for w in _PASSPORT_CONTEXT) else 0.6
+
+
+_PASSPORT = [
+    Rule("KR_PASSPORT", _c(r"(?<![A-Za-z0-9])[MSRODG]\d{8}(?![A-Za-z0-9])"), 0.6, _kr_passport),
+    Rule("KR_PASSPORT", _c(r"(?<![A-Za-z0-9])[MSRODG]\d{3}[A-Z]\d{4}(?![A-Za-z0-9])"), 0.6, _kr_passport),
+    Rule(
+        "PASSPORT",
+        _c(
+            r"(?i:passport|여권)(?:\s?(?:no\.?|number|#|번호))?\s*(?:is)?\s*[:#]?\s*(?P<value>[A-Z0-9]{6,9})(?![A-Za-z0-9])"
+        ),
+        0.8,
+        lambda m, t: 0.8 if any(ch.isdigit() for ch in m.group("value")) else None,
+    ),
+]
+
+_SSN = [
+    Rule(
+        "US_SSN",
+        _c(r"(?<![\d-])(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?![\d-])"),
+        0.85,
+    )
+]
+
+_INSURANCE = [
+    Rule(
+        "HEALTH_INSURANCE_ID",
+        _c(
+            r"(?:(?i:health[- ]insurance|insurance|medicare|medicaid|member|policy|subscriber|NHS)"
+            r"(?:\s(?i:card))?\s?(?i:no\.?|number|ID|#)|건강보험(?:증)?(?:\s?번호)?|보험증\s?번호|보험\s?번호|피보험자\s?번호|의료급여\s?번호)"
+            r"\s*(?:is)?\s*[:：#]?\s*(?P<value>[A-Z0-9](?:[A-Z0-9]|[- ](?=[A-Z0-9])){5,19})(?![A-Za-z0-9])"
+        ),
+        0.85,
+        lambda m, t: 0.85 if sum(ch.isdigit() for ch in m.group("value")) >= 4 else None,
+    )
+]
+
+
+# -- contact details --------------------------------------------------------------------------
+
+_PHONE = [
+    # Korean mobile, landline, +82 and 15xx business numbers
+    Rule("PHONE_NUMBER", _c(r"(?<![\d-])01[016789][-. ]?\d{3,4}[-. ]?\d{4}(?![\d-])"), 0.85),
+    Rule("PHONE_NUMBER", _c(r"(?<![\d-])\(?0(?:2|[3-6][1-5]|70|50\d)\)?[-. )]?\d{3,4}[-. ]\d{4}(?![\d-])"), 0.8),
+    Rule("PHONE_NUMBER", _c(r"(?<![\d-])1[5-8]\d{2}-\d{4}(?![\d-])"), 0.6),
+    Rule("PHONE_NUMBER", _c(r"\+82[-. ]?(?:\(0\))?\s?\d{1,2}[-. ]?\d{3,4}[-. ]?\d{4}(?!\d)"), 0.9),
+    # US / NANP
+    Rule("PHONE_NUMBER", _c(r"(?:\+1[-. ]?)?(?<![\d-])\(?[2-9]\d{2}\)?[-. ]?[2-9]\d{2}[-. ]\d{4}(?![\d-])"), 0.75),
+    # UK
+    Rule("PHONE_NUMBER", _c(r"\+44\s?(?:\(0\)\s?)?\d{2,4}[\s-]?\d{3,4}[\s-]?\d{3,4}(?!\d)"), 0.9),
+    Rule("PHONE_NUMBER", _c(r"(?<![\d-])0(?:7\d{3}|20|1\d{2,3})\s\d{3,4}\s?\d{3,4}(?!\d)"), 0.7),
+    # any number after a phone context word
+    Rule(
+        "PHONE_NUMBER",
+        _c(
+            r"(?i:\bphone|\btel\.?|\bmobile|\bcell|\bfax|연락처|전화(?:번호)?|휴대폰|핸드폰|팩스)\s*[:：]?\s*(?P<value>\+?\(?\d{1,4}\)?(?:[-. ]?\(?\d{2,4}\)?){2,4})(?![\d])"
+        ),
+        0.8,
+    ),
+]
+
+_EMAIL = [
+    Rule(
+        "EMAIL_ADDRESS",
+        _c(r"(?<![\w.+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,24}(?![\w-])"),
+        0.95,
+    )
+]
+
+_URL = [
+    Rule("URL", _c(r"(?i:https?://|www\.)[^\s<>\"'()\[\]]+[^\s<>\"'()\[\].,;:!?]"), 0.9),
+    Rule(
+        "URL",
+        _c(
+            r"(?<![@\w.-])(?:[a-z0-9-]+\.)+(?:com|net|org|co\.kr|or\.kr|go\.kr|ac\.kr|kr|io|co\.uk|nhs\.uk)(?:/[^\s<>\"']*[\w/])?(?![\w@-])"
+        ),
+        0.6,
+    ),
+]
+
+_OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+_IP = [
+    Rule("IP_ADDRESS", _c(rf"(?<![\d.]){_OCTET}(?:\.{_OCTET}){{3}}(?![\d.]|\.\d)"), 0.85),
+    Rule("IP_ADDRESS", _c(r"(?<![\w:])(?:[0-9a-fA-F]{1,4}:){7}[0-9a-fA-F]{1,4}(?![\w:])"), 0.85),
+    Rule("IP_ADDRESS", _c(r"(?<![\w:])(?:[0-9a-fA-F]{1,4}:){1,6}:(?:[0-9a-fA-F]{1,4}:?){1,6}(?<!:)(?![\w:])"), 0.6),
+]
+
+
+# -- financial --------------------------------------------------------------------------------
+
+
+def _luhn(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch)
+        if i % 2 == 1:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def _card(m: re.Match[str], text: str) -> float | None:
+    digits = re.sub(r"\D", "", m.group())
+    return 0.9 if 13 <= len(digits) <= 19 and _luhn(digits) else None
+
+
+def _iban(m: re.Match[str], text: str) -> float | None:
+    raw = re.sub(r"\s", "", m.group()).upper()
+    moved = raw[4:] + raw[:4]
+    number = "".join(str(int(ch, 36)) for ch in moved)
+    return 0.9 if int(number) % 97 == 1 else None
+
+
+_BANKS = "국민|신한|우리|하나|농협|기업|카카오뱅크|토스뱅크|SC제일|제일|우체국|새마을금고|신협|수협|씨티|부산|대구|경남|광주|전북|제주|케이뱅크"
+_FINANCIAL = [
+    Rule("CREDIT_CARD", _c(r"(?<![\d-])(?:\d{4}[- ]){3}\d{1,7}(?![\d-])|(?<![\d-])\d{13,19}(?![\d-])"), 0.9, _card),
+    Rule(
+        "BANK_ACCOUNT",
+        _c(
+            rf"(?:계좌(?:번호)?|(?:{_BANKS})(?:은행)?|(?i:account|acct|a/c)(?:\s?(?i:no\.?|number|#))?)\s*[:：#]?\s*"
+            r"(?P<value>\d(?:\d|-(?=\d)){8,22})(?![\d-])"
+        ),
+        0.8,
+    ),
+    Rule("BANK_ACCOUNT", _c(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b"), 0.9, _iban),
+]
+
+
+# -- dates and ages ---------------------------------------------------------------------------
+
+_MONTHS = (
+    r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|Jun(?:e)?|Jul(?:y)?|Aug(?:ust)?"
+    r"|Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)"
+)
+_DOB_BEFORE = (
+    "생년월일",
+    "dob",
+    "d.o.b",
+    "date of birth",
+    "birth date",
+    "birthdate",
+    "born",
+    "출생",
+    "생일",
+    "birthday",
+    "b.",
+)
+_DATE_PATTERNS = [
+    r"(?<![\d.:/-])(?:19|20)\d{2}(?P<s>[-./])(?:0?[1-9]|1[0-2])(?P=s)(?:0?[1-9]|[12]\d|3[01])(?![\d:]|[./-]\d)",
+    r"(?<![\d.:/-])(?:0?[1-9]|[12]\d|3[01])(?P<t>[/.-])(?:0?[1-9]|[12]\d|3[01])(?P=t)(?:19|20)?\d{2}(?![\d:]|[./-]\d)",
+    r"(?:(?:19|20)?\d{2}\s?년\s?)?(?:0?[1-9]|1[0-2])\s?월\s?(?:0?[1-9]|[12]\d|3[01])\s?일",
+    r"(?:19|20)\d{2}\s?년\s?(?:0?[1-9]|1[0-2])\s?월(?!\s?\d)",
+    rf"\b{_MONTHS}\.?\s(?:0?[1-9]|[12]\d|3[01])(?:st|nd|rd|th)?(?:,?\s(?:19|20)\d{{2}})?\b",
+    rf"\b(?:0?[1-9]|[12]\d|3[01])(?:st|nd|rd|th)?\s(?:of\s)?{_MONTHS}\.?(?:,?\s(?:19|20)\d{{2}})?\b",
+    rf"\b{_MONTHS}\.?,?\s(?:19|20)\d{{2}}\b",
+    r"(?<![\d.:/-])(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])(?=\s?(?:생|출생|입원|퇴원))",
+]
+_DATE = _c("|".join(f"(?:{p})" for p in _DATE_PATTERNS))
+_BIRTH_YEAR = _c(
+    r"(?<!\d)(?P<value>(?:19|20)?\d{2}\s?년생)|(?i:\bborn\s(?:in\s)?|\bb\.\s?|year of birth:?\s?|출생(?:연도)?\s?:?\s?)(?P<year>(?:19|20)\d{2})\b"
+)
+
+
+def _dates(text: str) -> Iterator[Candidate]:
+    for m in _DATE.finditer(text):
+        start, end = m.span()
+        before = _window(text, start, 25)
+        after = text[end : end + 4]
+        birth = any(w in before for w in _DOB_BEFORE) or after.lstrip(" ()").startswith(("생", "출생"))
+        yield ("DATE_OF_BIRTH" if birth else "DATE", start, end, 0.85 if birth else 0.7)
+    for m in _BIRTH_YEAR.finditer(text):
+        start, end = m.span("value") if m.group("value") else m.span("year")
+        yield ("DATE_OF_BIRTH", start, end, 0.8)
+
+
+_AGE = [
+    Rule(
+        "AGE_OVER_89",
+        _c(
+            r"(?<![\d.])(?P<value>(?:9\d|1[0-2]\d)(?:\s?(?:세|살)|(?:-| )?(?i:years?[- ]old|year-old|yrs?[- ]old|y/?o\b|y\.o\.)|(?=\s?[MF]\b|/[MF]\b)))"
+        ),
+        0.85,
+    ),
+    Rule(
+        "AGE_OVER_89",
+        _c(r"(?i:\baged?\b|\bage:|나이|연령|만)\s*[:：]?\s*(?P<value>(?:9\d|1[0-2]\d))(?![\d.])"),
+        0.85,
+    ),
+    Rule("AGE_OVER_89", _c(r"\((?:[MF남여]|male|female)\s?[/,]\s?(?P<value>9\d|1[0-2]\d)(?:세)?\)"), 0.85),
+]
+
+
+# -- addresses --------------------------------------------------------------------------------
+
+_SIDO = (
+    r"(?:서울|부산|대구|인천|광주|대전|울산|세종|경기|강원|충북|충남|전북|전남|경북|경남|제주|충청북|충청남|전라북|전라남|경상북|경상남)"
+    r"(?:특별시|광역시|특별자치시|특별자치도|도|시)?"
+)
+_ADMIN = r"[가-힣]{1,6}(?:시|군|구)"
+_KR_ADDRESS = [
+    # 도로명: [시도] 시/군/구 ... 로/길 번호 [, 동 호]
+    Rule(
+        "ADDRESS",
+        _c(
+            rf"(?:{_SIDO}\s)?(?:{_ADMIN}\s){{1,3}}(?:[가-힣]{{1,6}}(?:읍|면)\s)?[가-힣0-9]{{1,10}}(?:로|길)\s?\d{{1,4}}(?:-\d{{1,4}})?"
+            r"(?:번?길\s?\d{1,4}(?:-\d{1,4})?)?(?:,?\s?\d{1,4}동\s?\d{1,4}호|,?\s?\d{1,4}호)?(?:\s?\([가-힣0-9,. ]{2,20}\))?"
+        ),
+        0.85,
+    ),
+    Rule(
+        "ADDRESS",
+        _c(
+            rf"(?:{_SIDO}\s)?(?:{_ADMIN}\s){{1,3}}(?:[가-힣]{{1,6}}(?:읍|면)\s)?[가-힣0-9]{{1,8}}(?:동|리|가)\s?\d{{1,5}}(?:-\d{{1,5}})?(?:번지)?"
+            r"(?:,?\s?\d{1,4}동\s?\d{1,4}호|,?\s?\d{1,4}호)?"
+        ),
+        0.85,
+    ),
+    Rule("ADDRESS", _c(rf"{_SIDO}\s(?:{_ADMIN}\s)?{_ADMIN}\s[가-힣0-9]{{1,8}}(?:동|읍|면)(?![가-힣])"), 0.6),
+    Rule(
+        "ADDRESS",
+        _c(
+            r"(?:주소|거주지|자택)\s*[:：]\s*(?P<value>[가-힣0-9][^\n]{4,60}?)(?=\s*(?:\n|$|,\s?(?:연락처|전화|휴대폰)))"
+        ),
+        0.7,
+    ),
+]
+_STREET = (
+    r"(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Place|Pl|Way|Terrace|Close|Crescent"
+    r"|Parkway|Pkwy|Highway|Hwy|Square|Sq|Gardens|Grove|Row|Mews)"
+)
+_EN_ADDRESS = [
+    Rule(
+        "ADDRESS",
+        _c(
+            rf"\b\d{{1,5}}[A-Z]?\s(?:[NSEW]\.?\s)?(?:[A-Z][a-z]+\s|\d{{1,3}}(?:st|nd|rd|th)\s){{1,3}}{_STREET}\b\.?"
+            r"(?:,?\s(?:Apt|Apartment|Suite|Ste|Unit|Flat|#)\.?\s?#?\w{1,5})?"
+            r"(?:,\s[A-Z][a-z]+(?:\s[A-Z][a-z]+){0,2})?(?:,?\s[A-Z]{2}\s\d{5}(?:-\d{4})?)?"
+            r"(?:,?\s[A-Z]{1,2}\d[A-Z\d]?\s\d[A-Z]{2})?"
+        ),
+        0.85,
+    ),
+    Rule("ADDRESS", _c(r"\b(?:[A-Z]{1,2}\d[A-Z\d]?)\s\d[A-Z]{2}\b"), 0.5),
+    Rule("ADDRESS", _c(r"\b(?:PO|P\.O\.)\sBox\s\d{1,6}\b"), 0.7),
+]
+
+
+# -- person names -----------------------------------------------------------------------------
+
+
+def _load_surnames() -> tuple[list[str], list[str]]:
+    text = resources.files("medops.privacy").joinpath("korean_surnames.txt").read_text(encoding="utf-8")
+    names = [w for line in text.splitlines() if not line.startswith("#") for w in line.split()]
+    return sorted({n for n in names if len(n) == 1}), sorted({n for n in names if len(n) == 2})
+
+
+_SINGLE, _DOUBLE = _load_surnames()
+_KR_SURNAME = f"(?:{'|'.join(_DOUBLE)}|[{''.join(_SINGLE)}])"
+_KR_NAME = rf"{_KR_SURNAME}[가-힣]{{1,2}}"
+
+# Words that look like surname + syllables but are not names (clinical words, kinship and job titles).
+KR_STOPWORDS = frozenset(
+    [
+        "선생",
+        "고객",
+        "환자",
+        "이사",
+        "이모",
+        "박사",
+        "원장",
+        "과장",
+        "부장",
+        "사장",
+        "회장",
+        "실장",
+        "팀장",
+        "소장",
+        "국장",
+        "차장",
+        "반장",
+        "조장",
+        "조교",
+        "주임",
+        "교수",
+        "기사",
+        "신부",
+        "수녀",
+        "목사",
+        "하나",
+        "주님",
+        "하느",
+        "선배",
+        "후배",
+        "동기",
+        "손자",
+        "손녀",
+        "조카",
+        "형님",
+        "누님",
+        "형수",
+        "고모",
+        "이모부",
+        "고모부",
+        "사모",
+        "도련",
+        "아가",
+        "마음",
+        "가족",
+        "부모",
+        "보호",
+        "간호",
+        "당뇨",
+        "고혈압",
+        "고지혈",
+        "신부전",
+        "심부전",
+        "천식",
+        "우울",
+        "우울증",
+        "치매",
+        "결핵",
+        "폐렴",
+        "노인",
+        "여성",
+        "남성",
+        "성인",
+        "소아",
+        "중증",
+        "경증",
+        "고령",
+        "정상",
+        "전신",
+        "신장",
+        "간경화",
+        "심근",
+        "심장",
+        "위암",
+        "유방암",
+        "폐암",
+        "대장암",
+        "전립선",
+        "갑상선",
+        "신경",
+        "정신",
+        "조현",
+        "조울",
+        "공황",
+        "불안",
+        "양극",
+        "이상",
+        "장애",
+        "장염",
+        "위염",
+        "고열",
+        "오한",
+        "구토",
+        "설사",
+        "두통",
+        "복통",
+        "요통",
+        "흉통",
+        "관절",
+        "골절",
+        "염증",
+        "감염",
+        "외상",
+        "화상",
+        "수술",
+        "시술",
+        "검사",
+        "진료",
+        "진단",
+        "처방",
+        "투약",
+        "주사",
+        "수혈",
+        "입원",
+        "퇴원",
+        "외래",
+        "응급",
+        "중환",
+        "해당",
+        "기존",
+        "신규",
+        "초진",
+        "재진",
+        "전원",
+        "이송",
+        "이전",
+        "이후",
+        "이번",
+        "이상",
+        "이하",
+        "이미",
+        "정도",
+        "정기",
+        "정밀",
+        "조기",
+        "조절",
+        "조치",
+        "주의",
+        "주요",
+        "주치",
+        "지속",
+        "진행",
+        "차후",
+        "추가",
+        "추적",
+        "한번",
+        "한쪽",
+        "함께",
+        "현재",
+        "호전",
+        "호흡",
+        "혈압",
+        "혈당",
+        "안정",
+        "안전",
+        "안내",
+        "양성",
+        "음성",
+        "우측",
+        "좌측",
+        "유지",
+        "유의",
+        "위험",
+        "인지",
+        "임신",
+        "임상",
+        "장기",
+        "전체",
+        "전반",
+        "제공",
+        "제한",
+        "조영",
+        "최근",
+        "최종",
+        "최대",
+        "최소",
+        "치료",
+        "통증",
+        "표준",
+        "하지",
+        "상지",
+        "성별",
+        "연령",
+        "영양",
+        "예정",
+        "예후",
+        "오늘",
+        "오전",
+        "오후",
+        "원인",
+        "유전",
+        "윤리",
+        "고위험",
+        "남편",
+        "아내",
+        "배우자",
+        "아들",
+        "딸",
+        "어머",
+        "아버",
+        "할머",
+        "할아버",
+        "어르신",
+        "여사",
+        "부인",
+        "장남",
+        "장녀",
+        "차남",
+        "차녀",
+        "막내",
+        "담당",
+        "기관",
+        "병원",
+        "보건",
+        "복지",
+        "공단",
+        "국민",
+        "민원",
+        "상담",
+        "상태",
+        "설명",
+        "성함",
+        "신원",
+        "실명",
+        "연락",
+        "방문",
+        "방문간호",
+        "변화",
+        "변경",
+        "보고",
+        "보류",
+        "문의",
+        "문제",
+        "민감",
+        "구강",
+        "구역",
+        "구역질",
+        "구내염",
+        "구강암",
+        "정형",
+        "성형",
+        "신경과",
+        "안과",
+        "이비인후",
+        "피부",
+        "비뇨",
+        "산부인",
+        "소아과",
+        "내과",
+        "외과",
+        "가정의학",
+        "재활",
+        "마취",
+        "영상",
+        "진단검사",
+        "병리",
+        "핵의학",
+        "방사선",
+        "응급의학",
+        "직업환경",
+        "예방",
+        "감염내과",
+        "신장내과",
+        "심장내과",
+        "호흡기",
+        "소화기",
+        "내분비",
+        "류마티스",
+        "혈액종양",
+        "노년",
+        "간호사",
+        "약사",
+        "의사",
+        "주치의",
+        "전공의",
+        "인턴",
+        "레지던트",
+        "직원",
+        "간병",
+        "간병인",
+        "동반",
+        "동행",
+        "본인",
+        "당사자",
+        "대상",
+        "대상자",
+        "수진",
+        "수신",
+        "발신",
+        "작성",
+        "확인",
+    ]
+)
+
+_KR_AFTER = (
+    r"(?:\s?(?:님|씨|환자분?|보호자|어르신|여사님?|선생님|교수님?|원장님?|과장님?|간호사님?|약사님?|주치의|전공의|학생)|\s(?:군|양)(?![가-힣])"
+    r"|(?:입니다|이에요|예요|이라고\s?합니다|라고\s?합니다)"
+    r"|\s?\((?:[MF남여](?:성)?\s?[/,]|\d{1,3}\s?(?:세|살)|만\s?\d)|\s?\(\d{1,3}\s?[MF남여]\))"
+)
+_KR_BEFORE = (
+    r"(?:성명|이름|환자명|환자\s?성명|수진자|피보험자|보호자명?|담당의|주치의|담당\s?간호사|진료의|작성자|의뢰의|의뢰인|서명|수신|발신|신청인"
+    r"|담당\s?교수|전공의|인턴|간호사|약사|저는|제\s?이름은|이름은|(?i:patient|name|pt\.?|attending|dr\.?))\s*(?:[:：]\s*|\s)"
+)
+_KR_PERSON_AFTER = _c(rf"(?<![가-힣])(?P<value>{_KR_NAME})(?={_KR_AFTER})")
+_KR_PERSON_BEFORE = _c(rf"{_KR_BEFORE}(?P<value>{_KR_NAME})(?![가-힣]{{2}})")
+_KR_PERSON_PATIENT = _c(r"(?:환자|보호자)\s(?P<value>" + _KR_NAME + r")(?=\s?(?:\(|님|씨|[,.은는이가의을를]|\s|$))")
+
+
+def _kr_name_ok(value: str) -> bool:
+    return value not in KR_STOPWORDS and value[:2] not in KR_STOPWORDS and value[:3] not in KR_STOPWORDS
+
+
+def _korean_names(text: str) -> Iterator[Candidate]:
+    for regex, score in ((_KR_PERSON_AFTER, 0.7), (_KR_PERSON_BEFORE, 0.85)):
+        for m in regex.finditer(text):
+            value = m.group("value")
+            if _kr_name_ok(value):
+                yield ("PERSON", m.start("value"), m.end("value"), score if len(value) >= 3 else score - 0.2)
+    for m in _KR_PERSON_PATIENT.finditer(text):
+        value = m.group("value")
+        if len(value) >= 3 and _kr_name_ok(value):
+            yield ("PERSON", m.start("value"), m.end("value"), 0.6)
+
+
+# Capitalised words that follow a title or a context word but are not names.
+EN_STOPWORDS = frozenset(
+    [
+        "The",
+        "This",
+        "That",
+        "These",
+        "Those",
+        "He",
+        "She",
+        "They",
+        "It",
+        "His",
+        "Her",
+        "Their",
+        "We",
+        "You",
+        "I",
+        "A",
+        "An",
+        "And",
+        "Or",
+        "But",
+        "If",
+        "On",
+        "In",
+        "At",
+        "Of",
+        "For",
+        "To",
+        "From",
+        "With",
+        "By",
+        "As",
+        "Is",
+        "Was",
+        "Has",
+        "Had",
+        "Have",
+        "Will",
+        "Would",
+        "Should",
+        "Can",
+        "May",
+        "Might",
+        "Must",
+        "Did",
+        "Does",
+        "Not",
+        "No",
+        "Yes",
+        "Please",
+        "Thank",
+        "Thanks",
+        "Dear",
+        "Hi",
+        "Hello",
+        "Today",
+        "Patient",
+        "Patients",
+        "Doctor",
+        "Doctors",
+        "Nurse",
+        "Hospital",
+        "Clinic",
+        "Department",
+        "Dept",
+        "Ward",
+        "Unit",
+        "Service",
+        "Team",
+        "Center",
+        "Centre",
+        "Medical",
+        "Emergency",
+        "Internal",
+        "Medicine",
+        "Surgery",
+        "Cardiology",
+        "Neurology",
+        "Oncology",
+        "Pediatrics",
+        "Psychiatry",
+        "Radiology",
+        "Urology",
+        "Nephrology",
+        "History",
+        "Exam",
+        "Examination",
+        "Plan",
+        "Assessment",
+        "Diagnosis",
+        "Impression",
+        "Findings",
+        "Results",
+        "Labs",
+        "Vitals",
+        "Medications",
+        "Allergies",
+        "Denies",
+        "Reports",
+        "Presents",
+        "Presented",
+        "Admitted",
+        "Discharged",
+        "Referred",
+        "Seen",
+        "Noted",
+        "Started",
+        "Continue",
+        "Continued",
+        "Stop",
+        "Stopped",
+        "Parkinson",
+        "Parkinsons",
+        "Alzheimer",
+        "Alzheimers",
+        "Crohn",
+        "Crohns",
+        "Hodgkin",
+        "Hashimoto",
+        "Graves",
+        "Cushing",
+        "Addison",
+        "Down",
+        "Bell",
+        "Guillain",
+        "Barre",
+        "Kawasaki",
+        "Wilson",
+        "Huntington",
+        "Raynaud",
+        "Sjogren",
+        "Tourette",
+        "Asperger",
+        "Bright",
+        "Meniere",
+        "Paget",
+        "Wernicke",
+        "Korsakoff",
+        "Marfan",
+        "Turner",
+        "Klinefelter",
+        "Kaposi",
+        "Burkitt",
+        "Ewing",
+        "Wilms",
+        "Hirschsprung",
+        "Meckel",
+        "Barrett",
+        "Babinski",
+        "Glasgow",
+        "Apgar",
+        "Whipple",
+        "Foley",
+        "Swan",
+        "Ganz",
+        "Holter",
+        "Doppler",
+        "Gram",
+        "Levine",
+        "Murphy",
+        "McBurney",
+        "Homan",
+        "Homans",
+        "Trendelenburg",
+        "Valsalva",
+        "Epley",
+        "Heimlich",
+        "Korotkoff",
+        "Disease",
+        "Syndrome",
+        "Sign",
+        "Test",
+        "Score",
+        "Scale",
+        "Type",
+        "Stage",
+        "Grade",
+        "Class",
+        "Level",
+        "Positive",
+        "Negative",
+        "Normal",
+        "Abnormal",
+        "Acute",
+        "Chronic",
+        "Left",
+        "Right",
+        "Bilateral",
+        "Mild",
+        "Moderate",
+        "Severe",
+        "Stable",
+        "Unstable",
+        "Follow",
+        "Up",
+        "Call",
+        "Note",
+        "Notes",
+        "Summary",
+        "Letter",
+        "Report",
+        "Reason",
+        "Monday",
+        "Tuesday",
+        "Wednesday",
+        "Thursday",
+        "Friday",
+        "Saturday",
+        "Sunday",
+        "January",
+        "February",
+        "March",
+        "April",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+        "Korea",
+        "Korean",
+        "Seoul",
+        "Busan",
+        "English",
+        "Name",
+        "Names",
+        "Unknown",
+        "Mr",
+        "Mrs",
+        "Ms",
+        "Dr",
+        "Prof",
+        "Regards",
+        "Sincerely",
+        "Best",
+        "Kind",
+        "Warm",
+        "Yours",
+        "Cheers",
+        "Signed",
+        "Attending",
+        "Resident",
+        "Physician",
+        "Consultant",
+        "Registrar",
+        "Surgeon",
+    ]
+)
+_EN_TOKEN = r"(?:[A-Z][a-z]+(?:[-'][A-Z]?[a-z]+)?|[A-Z]\.|Mc[A-Z][a-z]+|O'[A-Z][a-z]+)"
+_EN_NAME = rf"(?P<value>{_EN_TOKEN}(?:\s{_EN_TOKEN}){{0,2}})"
+_TITLE = r"\b(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Doctor|Professor|Nurse|Sister)\.?\s"
+_EN_CONTEXT = (
+    r"(?:\b(?i:patient|pt\.?|patient name|name|full name|guardian|caregiver|mother|father|son|daughter|wife|husband|spouse"
+    r"|brother|sister|emergency contact|contact person|next of kin|referred by|referring physician|attending|signed|"
+    r"my name is|this is|I am|I'm|call me|dear|hi|hello|hey|regards|sincerely|thanks|thank you|best|cheers|yours truly|"
+    r"written by|dictated by|ordered by|seen by|reviewed by|electronically signed by|referring|"
+    r"thank you for seeing|on behalf of|accompanied by)\s*[:,\-]?\s*\n?\s*"
+    r"|\b(?i:cc|from|to|signature|sign-off)\s*:\s*)"
+)
+_EN_TITLE_NAME = _c(rf"{_TITLE}{_EN_NAME}")
+_EN_CONTEXT_NAME = _c(rf"{_EN_CONTEXT}{_EN_NAME}")
+_EN_AGE_NAME = _c(
+    rf"(?<![\w.])(?P<value>{_EN_TOKEN}\s{_EN_TOKEN}(?:\s{_EN_TOKEN})?)(?=,?\s(?:is\s)?(?:an?\s)?\d{{1,3}}[- ]?(?:year|yo|y/o|M\b|F\b)|,?\s\(?(?:DOB|D\.O\.B|born|aged?|MRN)\b)"
+)
+
+
+def _trim_name(text: str, start: int, end: int) -> tuple[int, int] | None:
+    """Drop stop words from a captured name: a name ends at the first one, and must not start with one."""
+    tokens = [(m.start() + start, m.end() + start, m.group()) for m in re.finditer(r"\S+", text[start:end])]
+    kept = []
+    for s, e, token in tokens:
+        if token.rstrip(".") in EN_STOPWORDS or token.split("-")[0] in EN_STOPWORDS:
+            break
+        kept.append((s, e))
+    if not kept:
+        return None
+    s, e = kept[0][0], kept[-1][1]
+    if len(text[s:e]) < 2 or (e - s == 2 and text[e - 1] == "."):
+        return None
+    return s, e
+
+
+def _english_names(text: str) -> Iterator[Candidate]:
+    for regex, score in ((_EN_TITLE_NAME, 0.85), (_EN_CONTEXT_NAME, 0.7), (_EN_AGE_NAME, 0.7)):
+        for m in regex.finditer(text):
+            span = _trim_name(text, m.start("value"), m.end("value"))
+            if span is not None:
+                yield ("PERSON", span[0], span[1], score)
+
+
+# -- assembly ---------------------------------------------------------------------------------
+
+
+def mrn_rules(patterns: list[str] | tuple[str, ...]) -> list[Rule]:
+    return [Rule("MRN", re.compile(p), 0.85) for p in patterns]
+
+
+def build_recognizers(mrn_patterns: list[str] | tuple[str, ...] = DEFAULT_MRN_PATTERNS) -> list[Recognizer]:
+    return [
+        Recognizer("MedopsRegistrationNumberRecognizer", ["KR_RRN", "KR_FRN"], finder=_registration_numbers),
+        Recognizer("MedopsDriverLicenseRecognizer", ["KR_DRIVER_LICENSE"], _DRIVER),
+        Recognizer("MedopsPassportRecognizer", ["KR_PASSPORT", "PASSPORT"], _PASSPORT),
+        Recognizer("MedopsSsnRecognizer", ["US_SSN"], _SSN),
+        Recognizer("MedopsInsuranceRecognizer", ["HEALTH_INSURANCE_ID"], _INSURANCE),
+        Recognizer("MedopsMrnRecognizer", ["MRN"], mrn_rules(mrn_patterns)),
+        Recognizer("MedopsPhoneRecognizer", ["PHONE_NUMBER"], _PHONE),
+        Recognizer("MedopsEmailRecognizer", ["EMAIL_ADDRESS"], _EMAIL),
+        Recognizer("MedopsUrlRecognizer", ["URL"], _URL),
+        Recognizer("MedopsIpRecognizer", ["IP_ADDRESS"], _IP),
+        Recognizer("MedopsFinancialRecognizer", ["CREDIT_CARD", "BANK_ACCOUNT"], _FINANCIAL),
+        Recognizer("MedopsDateRecognizer", ["DATE_OF_BIRTH", "DATE"], finder=_dates),
+        Recognizer("MedopsAgeRecognizer", ["AGE_OVER_89"], _AGE),
+        Recognizer("MedopsAddressRecognizer", ["ADDRESS"], _KR_ADDRESS + _EN_ADDRESS),
+        Recognizer("MedopsKoreanNameRecognizer", ["PERSON"], finder=_korean_names),
+        Recognizer("MedopsEnglishNameRecognizer", ["PERSON"], finder=_english_names),
+    ]
