@@ -9,7 +9,7 @@ import pytest
 from conftest import example, write_jsonl
 from medops.datasets.jsonl import FileFacts
 from medops.errors import UserError
-from medops.store.database import database_url, describe
+from medops.store.database import database_url, describe, head_revision
 from medops.store.repository import INTERRUPTED, RUNNING, Store, effective_status
 from medops.store.schema import Run
 
@@ -22,7 +22,7 @@ def test_sqlite_store_is_migrated_in_wal_mode(tmp_path):
         assert connection.execute("pragma journal_mode").fetchone() == ("wal",)
         tables = {r[0] for r in connection.execute("select name from sqlite_master where type='table'")}
         assert {"datasets", "runs", "responses", "grades", "call_cache", "alembic_version"} <= tables
-        assert connection.execute("select version_num from alembic_version").fetchone() == ("0003",)
+        assert connection.execute("select version_num from alembic_version").fetchone() == (head_revision(),)
     facts = FileFacts("/x.jsonl", "ab" * 32, 10)
     first = store.register_dataset("x", facts, 3)
     assert store.register_dataset("x", facts, 3) == first

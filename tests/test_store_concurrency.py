@@ -17,8 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from medops.store.database import head_revision
+
 POSTGRES = os.environ.get("MEDOPS_TEST_POSTGRES_URL")
-HEAD = "0003"
+HEAD = head_revision()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

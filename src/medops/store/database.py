@@ -65,6 +65,11 @@ def _alembic_config() -> Config:
     return config
 
 
+def head_revision() -> str:
+    """The schema revision this medops migrates every store to."""
+    return ScriptDirectory.from_config(_alembic_config()).get_current_head()
+
+
 def open_engine(db: str | None) -> Engine:
     url = database_url(db)
     try:
