@@ -28,6 +28,7 @@ LAYERS: list[set[str]] = [
     {"medops.rewards"},  # TRL / verl reward functions: beside grading (imports grading.extract)
     {"medops.privacy"},  # PHI detection and redaction (Presidio + medops recognizers)
     {"medops.store"},
+    {"medops.audit"},  # the hash-chained audit trail: records through the store, subscribes to run events
     {"medops.evaluation"},  # runs: rubric, exam, meta-eval, through one benchmark contract
     {"medops.ops"},  # compare, gate
     {"medops.rl"},  # RL prepare / difficulty / train / before-after (pairs runs with ops.compare)

@@ -19,6 +19,7 @@ from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
 from typing import Any
 
+from medops.audit import AuditSubscriber, record
 from medops.evaluation.config import HealthBenchConfig, McqaConfig
 from medops.evaluation.engine import Counters
 from medops.evaluation.lifecycle import RunOutcome
@@ -85,8 +86,11 @@ def evaluate(
     on_progress: Callable[[Counters], None] | None = None,
 ) -> RunOutcome:
     """Run an evaluation to its end and record it. ``subscribers`` receive the run's events
-    (``medops.events``): they may log, audit, or rewrite and refuse calls."""
-    return _evaluate(config, open_store(db), name=name, bus=EventBus(list(subscribers)), on_progress=on_progress)
+    (``medops.events``): they may log, audit, or rewrite and refuse calls. The audit trail records
+    the run's start and end whatever the subscribers."""
+    store = open_store(db)
+    bus = EventBus(_with_audit(store, subscribers))
+    return _evaluate(config, store, name=name, bus=bus, on_progress=on_progress)
 
 
 def resume(
@@ -98,14 +102,21 @@ def resume(
     on_progress: Callable[[Counters], None] | None = None,
 ) -> RunOutcome:
     """Continue an interrupted or incomplete run: only the calls that failed or never ran are made."""
+    store = open_store(db)
     return _evaluate(
         None,
-        open_store(db),
+        store,
         resume=run_ref,
         budget_usd=budget_usd,
-        bus=EventBus(list(subscribers)),
+        bus=EventBus(_with_audit(store, subscribers)),
         on_progress=on_progress,
     )
+
+
+def _with_audit(store: Store, subscribers: Iterable[object]) -> list[object]:
+    """The caller's subscribers, with the audit trail's first unless one is already there."""
+    chosen = list(subscribers)
+    return chosen if any(isinstance(s, AuditSubscriber) for s in chosen) else [AuditSubscriber(store), *chosen]
 
 
 def runs(db: StoreRef = None) -> list[dict[str, Any]]:
@@ -151,19 +162,69 @@ def gate(
     db: StoreRef = None,
     baseline: str | None = None,
     seed: int = 0,
+    actor: str | None = None,
 ) -> list[Verdict]:
     """The gate's verdicts, the ``complete`` rule first; ``rules`` is a list or a policy YAML file.
-    The gate passes when every verdict passed."""
+    The gate passes when every verdict passed. The decision (each rule and its outcome) goes to
+    the audit trail, by ``actor`` (``medops.audit.actor()``: the OS user unless a token id is given)."""
+    store = open_store(db)
     chosen = load_policy(Path(rules)) if isinstance(rules, str | Path) else rules
-    return evaluate_gate(open_store(db), run_ref, chosen, baseline=baseline, seed=seed)
+    verdicts = evaluate_gate(store, run_ref, chosen, baseline=baseline, seed=seed)
+    run_id = store.find_run(run_ref).id
+    details = {
+        "run_id": run_id,
+        "baseline_run_id": store.find_run(baseline).id if baseline is not None else None,
+        "policy_file": Path(rules).name if isinstance(rules, str | Path) else None,
+        "passed": all(v.passed for v in verdicts),
+        "rules": [{"rule": v.rule, "passed": v.passed, "detail": v.detail} for v in verdicts],
+    }
+    record(store, "gate.decision", f"run:{run_id}", details, actor=actor)
+    return verdicts
 
 
-def report(run_ref: str, *, db: StoreRef = None, vs: str | None = None, fmt: str = "html") -> str:
-    """A self-contained HTML report (or Markdown with ``fmt="md"``), read from the store only."""
-    return build_report(open_store(db), run_ref, vs=vs, fmt=fmt)
+def report(
+    run_ref: str,
+    *,
+    db: StoreRef = None,
+    vs: str | None = None,
+    fmt: str = "html",
+    destination: str | Path | None = None,
+    actor: str | None = None,
+) -> str:
+    """A self-contained HTML report (or Markdown with ``fmt="md"``), read from the store only.
+    Recorded in the audit trail (``destination``: the file it is written to, by name only)."""
+    store = open_store(db)
+    text = build_report(store, run_ref, vs=vs, fmt=fmt)
+    run_id = store.find_run(run_ref).id
+    details = {
+        "run_id": run_id,
+        "vs_run_id": store.find_run(vs).id if vs is not None else None,
+        "format": fmt,
+        "file": Path(destination).name if destination is not None else None,
+        "bytes": len(text.encode()),
+    }
+    record(store, "run.report", f"run:{run_id}", details, actor=actor)
+    return text
 
 
-def export(run_ref: str, *, db: StoreRef = None, fmt: str | None = None) -> list[dict[str, Any]] | str:
-    """A run's rows (a criterion or an exam answer each); as JSONL or CSV text when ``fmt`` is given."""
-    rows = export_rows(open_store(db), run_ref)
+def export(
+    run_ref: str,
+    *,
+    db: StoreRef = None,
+    fmt: str | None = None,
+    destination: str | Path | None = None,
+    actor: str | None = None,
+) -> list[dict[str, Any]] | str:
+    """A run's rows (a criterion or an exam answer each); as JSONL or CSV text when ``fmt`` is given.
+    Recorded in the audit trail (``destination``: the file it is written to, by name only)."""
+    store = open_store(db)
+    rows = export_rows(store, run_ref)
+    run_id = store.find_run(run_ref).id
+    details = {
+        "run_id": run_id,
+        "format": fmt,
+        "rows": len(rows),
+        "file": Path(destination).name if destination is not None else None,
+    }
+    record(store, "run.export", f"run:{run_id}", details, actor=actor)
     return rows if fmt is None else render_rows(rows, fmt)

@@ -8,7 +8,18 @@ import typer
 from rich.markup import escape
 
 from medops import __version__
-from medops.cli import data_cmd, eval_cmd, export_cmd, mcqa_cmd, ops_cmd, phi_cmd, report_cmd, rl_cmd, runs_cmd
+from medops.cli import (
+    audit_cmd,
+    data_cmd,
+    eval_cmd,
+    export_cmd,
+    mcqa_cmd,
+    ops_cmd,
+    phi_cmd,
+    report_cmd,
+    rl_cmd,
+    runs_cmd,
+)
 from medops.cli.console import err, install_warning_printer
 from medops.errors import UserError
 
@@ -24,6 +35,7 @@ app.add_typer(runs_cmd.app, name="runs")
 app.add_typer(data_cmd.app, name="data")
 app.add_typer(rl_cmd.app, name="rl")
 app.add_typer(phi_cmd.app, name="phi")
+app.add_typer(audit_cmd.app, name="audit")
 app.command("export")(export_cmd.export)
 app.command("meta-eval")(eval_cmd.meta_eval)
 app.command("compare")(ops_cmd.compare)

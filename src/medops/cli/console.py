@@ -19,12 +19,16 @@ def install_warning_printer() -> None:
 
 
 def trackers(store, mlflow_uri: str | None) -> list:
-    """Subscribers for a run's events that the command's flags ask for (``--mlflow``)."""
+    """Subscribers for a CLI run's events: always the audit trail, then what the command's flags
+    ask for (``--mlflow``)."""
+    from medops.audit import AuditSubscriber
+
+    subscribers: list = [AuditSubscriber(store)]
     if not mlflow_uri:
-        return []
+        return subscribers
     from medops.tracking.mlflow import MlflowSubscriber
 
-    return [MlflowSubscriber(store, mlflow_uri)]
+    return [*subscribers, MlflowSubscriber(store, mlflow_uri)]
 
 
 def close_run(outcome, subscribers: list) -> None:

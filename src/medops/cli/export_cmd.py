@@ -10,9 +10,8 @@ from pathlib import Path
 
 import typer
 
+from medops import api
 from medops.cli.options import DB_OPTION
-from medops.evaluation.results import export_rows
-from medops.reports.export import render_rows
 from medops.store.repository import Store
 
 
@@ -29,7 +28,7 @@ def export(
 ) -> None:
     """Export a run: one row per criterion (example_index, prompt_id, criterion, points, tags, criteria_met, ...)
     or per exam answer (item_id, gold, predicted, rule, correct, ...)."""
-    text = render_rows(export_rows(Store.open(db), run_ref), fmt.value)
+    text = api.export(run_ref, db=Store.open(db), fmt=fmt.value, destination=output)
     if output is None:
         sys.stdout.write(text)
         return

@@ -9,11 +9,12 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from medops import api
 from medops.cli.console import out
 from medops.cli.options import DB_OPTION, JSON_OPTION
 from medops.errors import UserError
 from medops.ops.compare import compare_runs
-from medops.ops.gate import evaluate_gate, load_policy, parse_flag_rules, write_junit
+from medops.ops.gate import load_policy, parse_flag_rules, write_junit
 from medops.store.repository import Store
 
 
@@ -90,7 +91,7 @@ def gate(
     )
     if not rules:
         raise UserError("no rules: give --policy FILE or --min / --max-drop / --max-ungraded-share")
-    verdicts = evaluate_gate(Store.open(db), run, rules, baseline=baseline, seed=seed)
+    verdicts = api.gate(run, rules, db=Store.open(db), baseline=baseline, seed=seed)
     if junit:
         write_junit(junit, run, verdicts)
     passed = all(v.passed for v in verdicts)

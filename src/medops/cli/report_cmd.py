@@ -10,9 +10,9 @@ from pathlib import Path
 
 import typer
 
+from medops import api
 from medops.cli.console import err
 from medops.cli.options import DB_OPTION
-from medops.reports.report import build_report
 from medops.store.repository import Store
 
 
@@ -31,7 +31,7 @@ def report(
     db: str = DB_OPTION,
 ) -> None:
     """A report of a run: one self-contained HTML file, or Markdown."""
-    text = build_report(Store.open(db), run, vs=vs, fmt=fmt.value)
+    text = api.report(run, db=Store.open(db), vs=vs, fmt=fmt.value, destination=output)
     if output is None:
         sys.stdout.write(text)
         return

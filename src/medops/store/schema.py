@@ -158,3 +158,25 @@ class Answer(Base):
     rule: Mapped[str | None] = mapped_column(String(40))
     correct: Mapped[bool] = mapped_column(Boolean)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AuditEvent(Base):
+    """One entry of the append-only audit trail (migration 0006), chained by hash to the one before.
+
+    ``id`` is the event's sequence number, assigned as the last one + 1 while the append lock is
+    held (never by a database sequence, whose rolled-back values would leave gaps that read as
+    deletions). ``created_at`` is kept as the exact UTC text that was hashed. ``details`` hold
+    ids, file names, rule outcomes and counts, never prompt or response text.
+    """
+
+    __tablename__ = "audit_events"
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    created_at: Mapped[str] = mapped_column(String(32))  # e.g. 2025-05-07T06:14:12.123456Z
+    actor: Mapped[str] = mapped_column(String(200))  # "os:<user>" or "token:<id>"
+    action: Mapped[str] = mapped_column(String(100), index=True)
+    target: Mapped[str] = mapped_column(String(500))
+    details: Mapped[dict[str, Any]]
+    details_sha256: Mapped[str] = mapped_column(String(64))
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+    key_id: Mapped[str | None] = mapped_column(String(16))  # None: plain sha256; else the HMAC key's id

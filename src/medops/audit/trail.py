@@ -1,0 +1,187 @@
+"""Recording events, verifying the chain, exporting it for offline checks.
+
+Every event: when (UTC), who (``os:<user>`` or ``token:<id>``), what (``action``), on what
+(``target``), details (ids, file names, rule outcomes, counts: never prompt or response text,
+never a secret), the sha256 of those details, the previous event's hash and its own hash. With
+``MEDOPS_AUDIT_KEY`` set, hashes are HMAC-SHA256 under that key, so that nobody without the key
+can rewrite the chain and recompute it. The exact hash is defined in ``medops.store.audit`` and
+in docs/PRIVACY.md ("The audit trail"), with a stand-alone verifier.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from medops.errors import UserError
+from medops.store import audit as rows
+from medops.store.repository import Store
+
+KEY_ENV = "MEDOPS_AUDIT_KEY"
+
+# Actions medops records, and those reserved for the dashboard (users and API tokens).
+ACTIONS = {
+    "run.started": "a run started or was resumed (benchmark, model and grader names, data file name)",
+    "run.ended": "a run ended (status, score, failed calls, examples)",
+    "gate.decision": "a release gate was evaluated (each rule with its outcome, passed or not)",
+    "run.export": "a run's rows were exported (format, row count, file name)",
+    "run.report": "a report was built (format, baseline, file name)",
+    "data.pull": "a built-in dataset was downloaded or found in the cache (name, sha256, size)",
+    "audit.export": "the audit trail itself was exported (file name, events)",
+}
+RESERVED_ACTIONS = {
+    "phi.policy": "a run's PHI policy summary (counts of what the guard redacted or refused)",
+    "user.login": "a dashboard sign-in (the dashboard adds it)",
+    "user.logout": "a dashboard sign-out",
+    "user.created": "a dashboard user was created",
+    "user.disabled": "a dashboard user was disabled",
+    "token.created": "an API token was issued (its id, never the token)",
+    "token.revoked": "an API token was revoked",
+}
+
+
+def actor(token_id: str | None = None) -> str:
+    """Who acts: ``token:<id>`` for a call made with an API token, else ``os:<user>`` (the OS account)."""
+    if token_id:
+        return f"token:{token_id}"
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry and no LOGNAME/USER (some containers)
+        user = f"uid-{os.getuid()}" if hasattr(os, "getuid") else "unknown"
+    return f"os:{user}"
+
+
+_current_actor = actor  # ``record`` and ``export`` take a parameter of the same name
+
+
+def audit_key() -> bytes | None:
+    """The HMAC key from ``MEDOPS_AUDIT_KEY`` (its UTF-8 bytes), or None when unset or empty."""
+    value = os.environ.get(KEY_ENV)
+    return value.encode() if value else None
+
+
+def record(
+    store: Store, action: str, target: str, details: dict[str, Any] | None = None, actor: str | None = None
+) -> dict[str, Any]:
+    """Append one event (keyed when ``MEDOPS_AUDIT_KEY`` is set) and return it as stored."""
+    who = actor if actor is not None else _current_actor()
+    return rows.append(store, actor=who, action=action, target=target, details=details or {}, key=audit_key())
+
+
+@dataclass
+class Verification:
+    intact: bool  # False: ``broken_seq`` names the first event that does not verify
+    events: int  # events checked
+    keyed: int  # of which keyed (HMAC)
+    unverified: int  # keyed events whose hash could not be checked (no key given)
+    head_seq: int | None  # the last event: note it to detect a later truncation
+    head_hash: str | None
+    broken_seq: int | None = None
+    reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def describe(self) -> str:
+        if not self.intact:
+            return f"audit trail broken at event {self.broken_seq}: {self.reason}"
+        if not self.events:
+            return "audit trail intact: no events yet"
+        keyed = f", {self.keyed} keyed" if self.keyed else ""
+        return f"audit trail intact: {self.events} events{keyed}; last event {self.head_seq}, hash {self.head_hash}"
+
+
+def verify_events(events: Iterable[dict[str, Any]], key: bytes | None) -> Verification:
+    """Recompute the chain in order; stop at the first event whose sequence number, details
+    hash, previous hash or own hash does not match (edited, deleted or reordered)."""
+    expected, prev_hash, count, keyed, unverified = 1, rows.GENESIS, 0, 0, 0
+    head: dict[str, Any] | None = None
+    keyed_seen = False
+    our_key_id = rows.key_id(key) if key is not None else None
+
+    def broken(seq: int, reason: str) -> Verification:
+        return Verification(False, count, keyed, unverified, head and head["seq"], head and head["hash"], seq, reason)
+
+    for event in events:
+        seq = event["seq"]
+        if seq != expected:
+            if seq > expected:
+                missing = f"event {expected}" if seq == expected + 1 else f"events {expected}-{seq - 1}"
+                return broken(seq, f"{missing} before it {'is' if seq == expected + 1 else 'are'} missing (deleted)")
+            return broken(seq, f"it comes after event {expected - 1} (events reordered or renumbered)")
+        if rows.details_sha256(event["details"]) != event["details_sha256"]:
+            return broken(seq, "its details were changed after it was recorded")
+        if event["prev_hash"] != prev_hash:
+            before = "the start of the chain" if seq == 1 else f"event {seq - 1}'s hash"
+            return broken(seq, f"its prev_hash does not match {before} (an event was edited, removed or reordered)")
+        if event["key_id"] is not None:
+            keyed += 1
+            keyed_seen = True
+            if key is None:
+                unverified += 1
+            elif event["key_id"] != our_key_id:
+                return broken(
+                    seq, f"it was keyed with another key (key id {event['key_id']}; {KEY_ENV} has {our_key_id})"
+                )
+            elif rows.event_hash(event, key) != event["hash"]:
+                return broken(seq, "its fields were changed after it was recorded (the keyed hash does not match)")
+        else:
+            if key is not None and keyed_seen:
+                return broken(seq, "it is not keyed although an earlier event is (the chain was rewritten)")
+            if rows.event_hash(event, None) != event["hash"]:
+                return broken(seq, "its fields were changed after it was recorded (the hash does not match)")
+        prev_hash, expected, count, head = event["hash"], expected + 1, count + 1, event
+    return Verification(True, count, keyed, unverified, head and head["seq"], head and head["hash"])
+
+
+def verify(store: Store, key: bytes | None = None, *, use_env_key: bool = True) -> Verification:
+    """Verify the store's whole chain (with ``MEDOPS_AUDIT_KEY`` unless ``key`` is given)."""
+    if key is None and use_env_key:
+        key = audit_key()
+    return verify_events(rows.events(store), key)
+
+
+def events(store: Store, last: int | None = None) -> list[dict[str, Any]]:
+    """The stored events, oldest first (the newest ``last`` only, when given)."""
+    return list(rows.events(store, last=last))
+
+
+def export(store: Store, output: Path, actor: str | None = None) -> int:
+    """Write the whole chain as JSONL (one event per line, every hashed field), atomically;
+    records an ``audit.export`` event after it. Returns the number of events written."""
+    output = Path(output)
+    parent = output.expanduser().resolve().parent
+    if not parent.is_dir():
+        raise UserError(f"cannot write {output}: folder {parent} does not exist")
+    count = 0
+    head = None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{output.name}.")
+    except OSError as exc:
+        raise UserError(f"cannot write {output}: {exc.strerror}") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+            for event in rows.events(store):
+                handle.write(json.dumps(event, ensure_ascii=False, sort_keys=True) + "\n")
+                count, head = count + 1, event
+        os.replace(tmp, output)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise UserError(f"cannot write {output}: {exc.strerror or exc}") from None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    record(
+        store,
+        "audit.export",
+        "audit",
+        {"file": output.name, "events": count, "last_seq": head and head["seq"]},
+        actor=actor,
+    )
+    return count
