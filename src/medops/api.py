@@ -30,6 +30,7 @@ from medops.evaluation.settings import healthbench_config as _healthbench_config
 from medops.events import EventBus
 from medops.ops.compare import compare_runs
 from medops.ops.gate import Rule, Verdict, evaluate_gate, load_policy
+from medops.privacy.guard import PhiGuard
 from medops.reports.export import render_rows
 from medops.reports.report import build_report
 from medops.store.repository import Store, effective_status
@@ -83,13 +84,15 @@ def evaluate(
     db: StoreRef = None,
     name: str | None = None,
     subscribers: Iterable[object] = (),
+    phi_policy: str | None = None,
     on_progress: Callable[[Counters], None] | None = None,
 ) -> RunOutcome:
     """Run an evaluation to its end and record it. ``subscribers`` receive the run's events
-    (``medops.events``): they may log, audit, or rewrite and refuse calls. The audit trail records
-    the run's start and end whatever the subscribers."""
+    (``medops.events``): they may log, audit, or rewrite and refuse calls. Every run also gets the
+    PHI guard (``phi_policy``: redact, block or allow for every endpoint; None: ``MEDOPS_PHI_POLICY``,
+    else redact external endpoints and allow internal ones) and the audit trail."""
     store = open_store(db)
-    bus = EventBus(_with_audit(store, subscribers))
+    bus = EventBus(run_subscribers(store, subscribers, phi_policy=phi_policy))
     return _evaluate(config, store, name=name, bus=bus, on_progress=on_progress)
 
 
@@ -99,24 +102,31 @@ def resume(
     db: StoreRef = None,
     budget_usd: float | None = None,
     subscribers: Iterable[object] = (),
+    phi_policy: str | None = None,
     on_progress: Callable[[Counters], None] | None = None,
 ) -> RunOutcome:
-    """Continue an interrupted or incomplete run: only the calls that failed or never ran are made."""
+    """Continue an interrupted or incomplete run: only the calls that failed or never ran are made
+    (the PHI policy is chosen anew, as for ``evaluate``)."""
     store = open_store(db)
     return _evaluate(
         None,
         store,
         resume=run_ref,
         budget_usd=budget_usd,
-        bus=EventBus(_with_audit(store, subscribers)),
+        bus=EventBus(run_subscribers(store, subscribers, phi_policy=phi_policy)),
         on_progress=on_progress,
     )
 
 
-def _with_audit(store: Store, subscribers: Iterable[object]) -> list[object]:
-    """The caller's subscribers, with the audit trail's first unless one is already there."""
+def run_subscribers(store: Store, subscribers: Iterable[object] = (), *, phi_policy: str | None = None) -> list[object]:
+    """Every run's subscribers: the PHI guard first (it rewrites or refuses a call before anyone
+    else sees it), then the audit trail, then the caller's (unless they bring their own of either)."""
     chosen = list(subscribers)
-    return chosen if any(isinstance(s, AuditSubscriber) for s in chosen) else [AuditSubscriber(store), *chosen]
+    if not any(isinstance(s, AuditSubscriber) for s in chosen):
+        chosen.insert(0, AuditSubscriber(store))
+    if not any(isinstance(s, PhiGuard) for s in chosen):
+        chosen.insert(0, PhiGuard(phi_policy))
+    return chosen
 
 
 def runs(db: StoreRef = None) -> list[dict[str, Any]]:

@@ -49,3 +49,5 @@ class AuditSubscriber:
             "n_examples": summary.get("n_examples"),
         }
         record(self.store, "run.ended", f"run:{event.run_id}", details, actor=self.actor)
+        if summary.get("phi"):  # the PHI policy applied over the run: counts by policy and type, never values
+            record(self.store, "phi.summary", f"run:{event.run_id}", summary["phi"], actor=self.actor)

@@ -18,17 +18,17 @@ def install_warning_printer() -> None:
     warnings.showwarning = _show_warning
 
 
-def trackers(store, mlflow_uri: str | None) -> list:
-    """Subscribers for a CLI run's events: always the audit trail, then what the command's flags
-    ask for (``--mlflow``)."""
-    from medops.audit import AuditSubscriber
+def trackers(store, mlflow_uri: str | None, phi_policy: str | None = None) -> list:
+    """Subscribers for a CLI run's events: every run's (the PHI guard, the audit trail), then what
+    the command's flags ask for (``--mlflow``)."""
+    from medops.api import run_subscribers
 
-    subscribers: list = [AuditSubscriber(store)]
-    if not mlflow_uri:
-        return subscribers
-    from medops.tracking.mlflow import MlflowSubscriber
+    extra = []
+    if mlflow_uri:
+        from medops.tracking.mlflow import MlflowSubscriber
 
-    return [*subscribers, MlflowSubscriber(store, mlflow_uri)]
+        extra.append(MlflowSubscriber(store, mlflow_uri))
+    return run_subscribers(store, extra, phi_policy=phi_policy)
 
 
 def close_run(outcome, subscribers: list) -> None:

@@ -27,6 +27,7 @@ from medops.cli.options import (
     MLFLOW_OPTION,
     NAME_OPTION,
     NO_CACHE_OPTION,
+    PHI_POLICY_OPTION,
     REPEATS_OPTION,
     RESUME_OPTION,
     RETRY_DELAY_OPTION,
@@ -145,6 +146,7 @@ def healthbench(
     no_cache: bool = NO_CACHE_OPTION,
     budget_usd: float = BUDGET_OPTION,
     mlflow_uri: str = MLFLOW_OPTION,
+    phi_policy: str = PHI_POLICY_OPTION,
     name: str = NAME_OPTION,
     resume: str = RESUME_OPTION,
     db: str = DB_OPTION,
@@ -171,7 +173,16 @@ def healthbench(
             "validated with `medops meta-eval`) for real evaluations.",
             soft_wrap=True,
         )
-    _execute(config, store, name=name, resume=resume, as_json=as_json, budget_usd=budget_usd, mlflow_uri=mlflow_uri)
+    _execute(
+        config,
+        store,
+        name=name,
+        resume=resume,
+        as_json=as_json,
+        budget_usd=budget_usd,
+        mlflow_uri=mlflow_uri,
+        phi_policy=phi_policy,
+    )
 
 
 def _execute(
@@ -183,9 +194,10 @@ def _execute(
     as_json: bool,
     budget_usd: float | None = None,
     mlflow_uri: str | None = None,
+    phi_policy: str | None = None,
 ) -> None:
     """Run (or resume), print the summary, and exit 0 / 130 (interrupted) / 2 (failed)."""
-    subscribers = trackers(store, mlflow_uri)
+    subscribers = trackers(store, mlflow_uri, phi_policy)
     with _progress(enabled=not as_json) as update:
         outcome = run_healthbench(
             config,
@@ -232,6 +244,7 @@ def meta_eval(
     no_cache: bool = NO_CACHE_OPTION,
     budget_usd: float = BUDGET_OPTION,
     mlflow_uri: str = MLFLOW_OPTION,
+    phi_policy: str = PHI_POLICY_OPTION,
     name: str = NAME_OPTION,
     resume: str = RESUME_OPTION,
     db: str = DB_OPTION,
@@ -246,7 +259,16 @@ def meta_eval(
         else healthbench_config(_options(locals()), explicit=_explicit(ctx), benchmark="meta-eval")
     )
     _preset_note(config)
-    _execute(config, store, name=name, resume=resume, as_json=as_json, budget_usd=budget_usd, mlflow_uri=mlflow_uri)
+    _execute(
+        config,
+        store,
+        name=name,
+        resume=resume,
+        as_json=as_json,
+        budget_usd=budget_usd,
+        mlflow_uri=mlflow_uri,
+        phi_policy=phi_policy,
+    )
 
 
 def _preset_note(config: HealthBenchConfig | None) -> None:

@@ -21,6 +21,7 @@ from medops.cli.options import (
     MLFLOW_OPTION,
     NAME_OPTION,
     NO_CACHE_OPTION,
+    PHI_POLICY_OPTION,
     REPEATS_OPTION,
     RESUME_OPTION,
     RETRY_DELAY_OPTION,
@@ -85,6 +86,7 @@ def eval_mcqa(
     no_cache: bool = NO_CACHE_OPTION,
     budget_usd: float = BUDGET_OPTION,
     mlflow_uri: str = MLFLOW_OPTION,
+    phi_policy: str = PHI_POLICY_OPTION,
     name: str = NAME_OPTION,
     resume: str = RESUME_OPTION,
     db: str = DB_OPTION,
@@ -95,7 +97,7 @@ def eval_mcqa(
     given = locals()  # not inside the comprehension: that has its own locals()
     options = {k: (v.value if isinstance(v, Enum) else v) for k, v in given.items() if k in EXAM_DEFAULTS}
     config = exam_config(options) if resume is None else None
-    subscribers = trackers(store, mlflow_uri)
+    subscribers = trackers(store, mlflow_uri, phi_policy)
     outcome = run_mcqa(
         config,
         store,

@@ -31,3 +31,9 @@ MLFLOW_OPTION = typer.Option(
 )
 NAME_OPTION = typer.Option(None, "--name", help="A unique name for the run.")
 RESUME_OPTION = typer.Option(None, "--resume", help="Continue an interrupted run (id or name).")
+PHI_POLICY_OPTION = typer.Option(
+    None,
+    "--phi-policy",
+    help="redact | block | allow, for every endpoint (default: MEDOPS_PHI_POLICY, else redact for external "
+    "endpoints and allow for internal ones: in process, loopback, private networks, MEDOPS_INTERNAL_HOSTS).",
+)

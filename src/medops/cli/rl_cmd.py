@@ -15,10 +15,11 @@ from pathlib import Path
 
 import typer
 
-from medops.cli.console import err, out
-from medops.cli.options import DB_OPTION, MAX_TRIES_OPTION, NAME_OPTION, RETRY_DELAY_OPTION
+from medops.cli.console import err, out, trackers
+from medops.cli.options import DB_OPTION, MAX_TRIES_OPTION, NAME_OPTION, PHI_POLICY_OPTION, RETRY_DELAY_OPTION
 from medops.datasets.mcqa import TASKS
 from medops.errors import UserError
+from medops.events import EventBus
 from medops.models.spec import parse_model_spec
 from medops.rl.asked import difficulty_settings, evaluation_settings
 from medops.rl.difficulty import profile_difficulty
@@ -122,6 +123,7 @@ def difficulty_cmd(
     data: Path = typer.Option(..., "--data", help="train.jsonl from `medops rl prepare`."),
     model: str = typer.Option(..., "--model", help="The base model: local:, hf: or an OpenAI-compatible server."),
     model_base_url: str = typer.Option(None, "--model-base-url"),
+    phi_policy: str = PHI_POLICY_OPTION,
     samples: int = typer.Option(4, "-k", "--samples", min=1, help="Answers sampled per item."),
     temperature: float = typer.Option(
         None, "--temperature", help="[default: the training run's or --train-config's, else 1.0]"
@@ -183,6 +185,7 @@ def difficulty_cmd(
             concurrency=concurrency,
             name=name,
             on_notice=_notice,
+            bus=EventBus(trackers(store, None, phi_policy)),
         )
     print(json.dumps(profile.as_json(), indent=2))
 
@@ -194,6 +197,7 @@ def evaluate_cmd(
     task: str = typer.Option("generic", "--task"),
     data: str = typer.Option(..., "--data", help="The held-out split (heldout.jsonl) or any exam file."),
     model_base_url: str = typer.Option(None, "--model-base-url", help="For openai: specs."),
+    phi_policy: str = PHI_POLICY_OPTION,
     style: str = typer.Option(None, "--style", help="[default: the training run's, else the manifest's, else cot]"),
     language: str = typer.Option(
         None, "--language", help="[default: the training data's, else the manifest's, else the task's]"
@@ -250,6 +254,7 @@ def evaluate_cmd(
         max_tries=max_tries,
         retry_base_delay_s=retry_base_delay,
         on_notice=_notice,
+        bus=EventBus(trackers(store, None, phi_policy)),
     )
     print(json.dumps(result.as_json(), indent=2))
     if result.incomplete:

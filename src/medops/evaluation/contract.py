@@ -11,6 +11,7 @@ stored in the run store once, as JSON records, so a run stays usable without its
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
@@ -133,11 +134,34 @@ def call_accounting(store: Store, run_id: int) -> dict[str, Any]:
     ``n_calls_recorded``: the summary keys that say whether every call of the run has an answer."""
     usage = store.usage(run_id)
     recorded = sum(role.pop("recorded") for role in usage.values())
-    return {
+    accounting: dict[str, Any] = {
         "n_failed_calls": sum(role["failed"] for role in usage.values()),
         "n_calls_recorded": recorded,
         "usage": usage,
     }
+    phi = phi_summary(queries.call_notes(store, run_id))
+    if phi is not None:
+        accounting["phi"] = phi
+    return accounting
+
+
+def phi_summary(notes: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The PHI policy over a run's stored calls: calls per policy and endpoint class, calls
+    blocked, and entities redacted by type (counts only: values are never stored)."""
+    applied = [note["phi"] for note in notes if isinstance(note.get("phi"), dict)]
+    if not applied:
+        return None
+    calls: Counter[str] = Counter()
+    entities: Counter[str] = Counter()
+    blocked = 0
+    for note in applied:
+        calls[f"{note.get('policy')}:{note.get('endpoint')}"] += 1
+        found = note.get("entities") or {}
+        if note.get("policy") == "block":
+            blocked += bool(found)
+        else:
+            entities.update(found)
+    return {"calls": dict(sorted(calls.items())), "blocked": blocked, "redacted": dict(sorted(entities.items()))}
 
 
 def check_recorded(sha256: str, dataset: Dataset, run: Run) -> None:

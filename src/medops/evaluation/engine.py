@@ -7,6 +7,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from medops.events import AfterCall, BeforeCall, EventBus
 from medops.models.base import ChatModel, Completion, Messages, SamplingParams, StopRequested
@@ -114,6 +115,7 @@ class JobRunner:
 
         Before-call subscribers see the request first and may rewrite it (what is sent is what is
         cached) or refuse it: a refused call is a failed call, counted and retried by ``--resume``."""
+        notes: dict[str, Any] = {}
         if self.bus.wants(BeforeCall):
             before = BeforeCall(
                 self.run_id,
@@ -125,8 +127,9 @@ class JobRunner:
                 in_process=model.capabilities.in_process,
             )
             self.bus.publish(before)
+            notes = before.notes
             if before.refused is not None:
-                refused = Completion(text=None, error=f"refused before sending: {before.refused}")
+                refused = Completion(text=None, error=f"refused before sending: {before.refused}", notes=notes)
                 self.counters.count(refused, role)
                 return refused
             messages = before.messages
@@ -134,6 +137,7 @@ class JobRunner:
         if self.use_cache:
             key = request_key(model.identity(), messages, params, sample)
             if use_cache and (hit := self.store.cache_get(key)) is not None:
+                hit.notes = notes
                 self.counters.count(hit, role)
                 self._after(role, model, messages, params, hit)
                 return hit
@@ -147,6 +151,7 @@ class JobRunner:
                 raise StopRequested()
             completion = await model.complete(messages, params)
             self.budget.settle(role, projected, completion.prompt_tokens, completion.completion_tokens)
+        completion.notes = notes
         self.counters.count(completion, role)
         if key is not None and completion.ok and (keep is None or keep(completion)):
             self.writer.add(CACHE, cache_row(key, completion))

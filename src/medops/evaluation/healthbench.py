@@ -212,6 +212,7 @@ class HealthBenchPipeline(JobRunner):
                 "raw_reply": grade.raw_reply,
                 "attempts": grade.attempts,
                 "cached": grade.cached,
+                "notes": grade.notes or None,
                 "created_at": utcnow(),
                 "calls": round(grade.usage["calls"]),
                 "rejected": round(grade.usage["rejected"]),

@@ -88,7 +88,11 @@ def run_benchmark(
         data = benchmark.load(config)
         jobs = benchmark.plan(config, data)
         if not jobs:
-            raise UserError(f"{config.data}: nothing to evaluate")
+            source = getattr(config, "completions", "model")
+            raise UserError(
+                f"{config.data}: no items to evaluate"
+                + (f" (with --completions {source})" if source != "model" else "")
+            )
         meta, records = benchmark.to_records(data)
         item_set = store.save_item_set(benchmark.name, meta, records)
         dataset_id = store.register_dataset(data.name, data.facts, len(data))

@@ -37,6 +37,7 @@ def healthbench_json(run: Run, dataset: Dataset, config: HealthBenchConfig, summ
         "n_failed_calls": summary.get("n_failed_calls", 0),
         "metrics": summary.get("metrics", {}),
         "usage": summary.get("usage", {}),
+        "phi": summary.get("phi"),
         "wall_seconds": summary.get("wall_seconds", run.wall_seconds),
         "seed": config.seed,
     }
@@ -97,6 +98,7 @@ def meta_eval_json(run: Run, dataset: Dataset, summary: dict[str, Any]) -> dict[
         "n_failed_calls": summary.get("n_failed_calls", 0),
         "agreement": summary.get("agreement", {}),
         "usage": summary.get("usage", {}),
+        "phi": summary.get("phi"),
         "wall_seconds": summary.get("wall_seconds", run.wall_seconds),
     }
 
@@ -163,6 +165,7 @@ def exam_json(run: Run, dataset: Dataset, summary: dict[str, Any]) -> dict[str, 
         "rules": summary.get("rules", {}),
         "metrics": summary.get("metrics", {}),
         "usage": summary.get("usage", {}),
+        "phi": summary.get("phi"),
         "wall_seconds": summary.get("wall_seconds", run.wall_seconds),
     }
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from medops.grading.parse import (
     p_met_from_choice_logprobs,
@@ -86,6 +87,7 @@ class CriterionGrade:
     p_met: float | None = None
     attempts: int = 0
     cached: bool = False
+    notes: dict[str, Any] = field(default_factory=dict)  # before-call notes of its last call (PHI policy)
     usage: dict[str, float] = field(
         default_factory=lambda: {
             "calls": 0,
@@ -100,6 +102,7 @@ class CriterionGrade:
         """Charge this criterion its share of a call (grouped calls are split evenly)."""
         self.attempts += 1
         self.cached = completion.cached
+        self.notes = completion.notes
         self.usage["calls"] += completion.calls / share
         self.usage["rejected"] += completion.rejected / share
         self.usage["prompt_tokens"] += completion.prompt_tokens / share

@@ -68,6 +68,9 @@ class Completion:
     cached: bool = False
     error: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # what before-call subscribers did to the request (e.g. ``{"phi": {"policy": "redact", ...}}``),
+    # stored with the call's row; never the request's content
+    notes: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:

@@ -19,6 +19,7 @@ from medops.datasets.jsonl import read_bytes
 from medops.errors import UserError
 from medops.evaluation.config import McqaConfig
 from medops.evaluation.run import run_mcqa
+from medops.events import EventBus
 from medops.models.spec import ModelSpec
 from medops.rl.asked import AskedAs
 from medops.rl.prepare import PreparedData, derived_manifest, write_manifest
@@ -55,6 +56,7 @@ def profile_difficulty(
     concurrency: int = 32,
     name: str | None = None,
     on_notice: Notice | None = None,
+    bus: EventBus | None = None,
 ) -> DifficultyProfile:
     """Sample ``model`` ``samples`` times per item of the prepared ``data`` as ``asked`` (from
     ``medops.rl.asked.difficulty_settings``), then write the per-item profile and the items whose pass rate
@@ -73,7 +75,7 @@ def profile_difficulty(
         concurrency=concurrency,
         model=model,
     )
-    outcome = run_mcqa(config, store, name=name)
+    outcome = run_mcqa(config, store, name=name, bus=bus)
     if outcome.status != COMPLETED:
         raise UserError(f"the sampling run {outcome.run_id} did not complete ({outcome.message})")
     report = filter_by_difficulty(

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from medops.errors import UserError
 from medops.evaluation.config import HealthBenchConfig, McqaConfig
 from medops.evaluation.run import run_healthbench, run_mcqa
+from medops.events import EventBus
 from medops.grading.templates import default_template
 from medops.models.spec import ModelSpec
 from medops.ops.compare import compare_runs
@@ -75,6 +76,7 @@ def evaluate_before_after(
     max_tries: int = 6,
     retry_base_delay_s: float = 1.0,
     on_notice: Notice | None = None,
+    bus: EventBus | None = None,
 ) -> BeforeAfter:
     """Run the exam ``data`` for ``base`` then ``tuned`` as ``asked`` (from
     ``medops.rl.asked.evaluation_settings``), and, with ``healthbench_data``, that rubric set for both,
@@ -89,7 +91,7 @@ def evaluate_before_after(
     exam: dict[str, _Outcome] = {}
     for side, spec in specs.items():
         config = McqaConfig(task=task, data=data, limit=limit, model=spec, **chosen, **retries)
-        exam[side] = run_mcqa(config, store)
+        exam[side] = run_mcqa(config, store, bus=bus)
         _usable(exam[side], str(spec), notice)
     runs = {"exam": {side: _exam_facts(o, str(specs[side]), chosen["max_tokens"], notice) for side, o in exam.items()}}
     statuses = {f"exam {side}": o.status for side, o in exam.items()}
@@ -108,7 +110,7 @@ def evaluate_before_after(
                 grader_verdict="logprob" if grader.capabilities.choice_scoring else "text",
                 **retries,
             )
-            rubric[side] = run_healthbench(config, store)
+            rubric[side] = run_healthbench(config, store, bus=bus)
             _usable(rubric[side], str(spec), notice)
         runs["healthbench"] = {
             side: {

@@ -91,3 +91,14 @@ def item_set(store: Store, sha256: str) -> tuple[str, dict[str, Any], list[dict[
             .order_by(ItemSetMember.position)
         ).all()
         return found.kind, dict(found.meta), [row[0] for row in rows]
+
+
+def call_notes(store: Store, run_id: int) -> list[dict[str, Any]]:
+    """What before-call subscribers noted on each stored call of a run (e.g. the PHI policy applied
+    and how many entities of each type were redacted); calls without notes are left out."""
+    with store.session() as s:
+        rows = [
+            *s.scalars(select(Response.notes).where(Response.run_id == run_id, Response.notes.is_not(None))),
+            *s.scalars(select(Grade.notes).where(Grade.run_id == run_id, Grade.notes.is_not(None))),
+        ]
+    return [row for row in rows if row]

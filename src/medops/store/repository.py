@@ -332,6 +332,7 @@ def response_row(run_id: int, index: int, repeat: int, item_id: str, c: Completi
         "rejected": c.rejected,
         "cached": c.cached,
         "error": c.error,
+        "notes": c.notes or None,
         "created_at": utcnow(),
     }
 
