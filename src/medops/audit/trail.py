@@ -36,7 +36,7 @@ ACTIONS = {
     "audit.export": "the audit trail itself was exported (file name, events)",
 }
 RESERVED_ACTIONS = {
-    "phi.policy": "a run's PHI policy summary (counts of what the guard redacted or refused)",
+    "phi.summary": "a run's PHI policy summary (counts of what the guard redacted or refused)",
     "user.login": "a dashboard sign-in (the dashboard adds it)",
     "user.logout": "a dashboard sign-out",
     "user.created": "a dashboard user was created",
