@@ -69,7 +69,7 @@ def test_slow_start_then_the_ceiling_at_the_first_429():
     assert asyncio.run(scenario()) == 0
 
 
-def test_probes_back_off_while_the_ceiling_holds_and_slow_start_resumes_when_it_moves():
+def test_probes_back_off_while_the_ceiling_holds_and_widen_while_capacity_grows():
     async def scenario():
         limiter = AdaptiveLimiter(64, initial=8)
         demand = Demand(limiter, 100)
@@ -88,12 +88,19 @@ def test_probes_back_off_while_the_ceiling_holds_and_slow_start_resumes_when_it_
         for _ in range(16 * 7):
             limiter.on_success()
         assert limiter.limit == 8  # the wait is capped at 16 round trips
-        for _ in range(8):  # a round trip at 8 without a 429: capacity grew
+        for _ in range(8):  # a round trip at 8 without a 429: capacity grew, 8 is the ceiling
             limiter.on_success()
-        assert limiter.ceiling is None
-        for _ in range(5):
+        assert (limiter.limit, limiter.ceiling) == (8, 8)
+        for _ in range(8):  # the next probe after one round trip, twice as far
             limiter.on_success()
-        assert await demand.settle() == (13, 13)  # slow start again
+        assert await demand.settle() == (10, 10) and limiter.ceiling == 8
+        for _ in range(10):
+            limiter.on_success()
+        for _ in range(10):
+            limiter.on_success()
+        assert await demand.settle() == (14, 14) and limiter.ceiling == 10
+        limiter.on_throttled()  # refused at 14 in flight: 13 taken, and probes start from +1 again
+        assert (limiter.limit, limiter.ceiling, limiter._step) == (13, 13, 1)
         await demand.finish()
 
     asyncio.run(scenario())

@@ -11,8 +11,11 @@ stays there, spending few rejected requests to do so:
 * **Probing.** After ``wait`` round trips at the ceiling (a round trip is ``limit`` successes),
   one more request is let in. If it is refused, the ceiling stands and the wait before the
   next probe doubles (1, 2, 4 ... 16 round trips), so a fixed endpoint costs fewer and fewer
-  rejections. If a whole round trip passes without a 429, capacity has grown: slow start
-  resumes from there and the wait goes back to one round trip.
+  rejections. If a whole round trip passes without a 429, capacity has grown: that limit is
+  the new ceiling, and the next probe comes after one round trip and goes twice as far (2, 4,
+  8 ... above it) until one is refused. Slow start is not resumed: a probe can pass by chance
+  (the client counts a request in flight until it has read the answer, the server only until
+  it sent it), and doubling from there would cost a burst of rejections.
 * **Growth needs demand.** Only successes while other requests wait for a slot count, so the
   limit never rises past what was actually used. Raising it lets in at most one waiting
   request per success, never a whole queue at once.
@@ -49,6 +52,7 @@ class AdaptiveLimiter:
         self.in_flight = 0
         self.throttles = 0  # 429s seen
         self._wait = 1  # round trips at the ceiling before the next probe
+        self._step = 1  # how far above the ceiling the next probe goes
         self._successes = 0  # successes under demand since the limit last changed
         self._waiters: deque[asyncio.Future[None]] = deque()
         self.closed = False
@@ -105,6 +109,7 @@ class AdaptiveLimiter:
         probing = self.ceiling is not None and self.limit > self.ceiling
         self.limit = max(1, min(self.limit, self.in_flight - 1))
         self.ceiling = self.limit
+        self._step = 1
         if probing:  # the probe was refused: the ceiling stands, probe less often
             self._wait = min(2 * self._wait, MAX_PROBE_WAIT)
         self._successes = 0
@@ -121,11 +126,12 @@ class AdaptiveLimiter:
         self._successes += 1
         if self.limit > self.ceiling:  # probing
             if self._successes >= self.limit:  # a round trip above the ceiling without a 429
-                self.ceiling = None
+                self.ceiling = self.limit  # capacity grew: probe again soon, twice as far
                 self._wait = 1
+                self._step *= 2
                 self._successes = 0
         elif self._successes >= self._wait * self.limit and self.limit < self.max_concurrency:
-            self.limit += 1
+            self.limit = min(self.ceiling + self._step, self.max_concurrency)
             self._successes = 0
             self._wake()
 
