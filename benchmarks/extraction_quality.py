@@ -1,4 +1,4 @@
-"""Precision and recall of the answer-extraction cascade on the table in tests/test_extract.py.
+"""Precision and recall of the answer-extraction cascade on the table in tests/grading/test_extract.py.
 
 python benchmarks/extraction_quality.py [--extract PATH] [--no-options]
 
@@ -51,7 +51,7 @@ def main() -> None:
     parser.add_argument("--no-options", action="store_true", help="read without option texts")
     args = parser.parse_args()
     sys.path.insert(0, str(TESTS))
-    table = _load("extraction_table", TESTS / "test_extract.py")
+    table = _load("extraction_table", TESTS / "grading" / "test_extract.py")
     extract = _load("other_extract", args.extract).extract_choice if args.extract else table.extract_choice
     rows = [(text, expected, table.QUESTIONS[question]) for text, expected, question in table.TABLE]
     korean = [row for row in rows if re.search("[가-힣]", row[0])]

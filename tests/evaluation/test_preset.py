@@ -18,7 +18,7 @@ import pytest
 from conftest import write_jsonl
 from medops.testing.fake_openai import FakeOpenAIServer
 
-TEMPLATE_FILE = Path(__file__).parent / "data" / "simple_evals" / "healthbench_grader_template.txt"
+TEMPLATE_FILE = Path(__file__).resolve().parents[1] / "data" / "simple_evals" / "healthbench_grader_template.txt"
 GRADER_TEMPLATE = TEMPLATE_FILE.read_text("utf-8").strip()  # the reference strips its literal
 OPENAI_SYSTEM_MESSAGE_API = "You are a helpful assistant."
 GROUPS = ("Group 1", "Group 2", "Group 3")  # PHYSICIAN_COMPLETION_MODES, in the reference's order

@@ -291,7 +291,7 @@ def test_every_documented_training_key_is_a_flag():
     command = typer.main.get_command(app).commands["train"]
     flags = {param.name for param in command.params}
     assert set(TrainConfig.model_fields) <= flags, set(TrainConfig.model_fields) - flags
-    documented = Path(__file__).resolve().parents[1] / "configs" / "rl.yaml"
+    documented = Path(__file__).resolve().parents[2] / "configs" / "rl.yaml"
     assert load_train_config(documented, {}).style == "auto"  # every documented key is a valid option
 
 
