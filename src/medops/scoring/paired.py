@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 BOOTSTRAP_SAMPLES = 2000
 PERMUTATIONS = 9999
@@ -53,6 +52,8 @@ def sign_flip_p(differences: np.ndarray, seed: int) -> float:
     """Two-sided paired permutation test of mean difference zero (signs flipped at random)."""
     if len(differences) < 2 or not np.any(differences):
         return 1.0  # one pair (or no change) is no evidence either way
+    from scipy import stats  # on use: scipy.stats costs ~0.6 s at start-up, and most commands never test
+
     result = stats.permutation_test(
         (differences,),
         np.mean,
@@ -70,6 +71,8 @@ def mcnemar_exact_p(a: Sequence[bool], b: Sequence[bool]) -> float:
     only_b = sum(y and not x for x, y in zip(a, b, strict=True))
     if only_a + only_b == 0:
         return 1.0
+    from scipy import stats
+
     return float(stats.binomtest(only_a, only_a + only_b, 0.5, alternative="two-sided").pvalue)
 
 
