@@ -182,3 +182,66 @@ class AuditEvent(Base):
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
     key_id: Mapped[str | None] = mapped_column(String(16))  # None: plain sha256; else the HMAC key's id
+
+
+class Exchange(Base):
+    """One request and its answer as production saw them (through ``medops gateway`` or ingested
+    from logs; migration 0008). Text is stored as the PHI policy allows: redacted, or not at all."""
+
+    __tablename__ = "exchanges"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)  # when the request arrived
+    source: Mapped[str] = mapped_column(String(20))  # "gateway" | "ingest"
+    route: Mapped[str] = mapped_column(String(200))  # e.g. /v1/chat/completions
+    model: Mapped[str | None] = mapped_column(String(200))  # requested (gen_ai.request.model)
+    response_model: Mapped[str | None] = mapped_column(String(200))  # answered (gen_ai.response.model)
+    arm: Mapped[str] = mapped_column(String(20), default="primary")  # primary | candidate | shadow
+    pair_id: Mapped[str | None] = mapped_column(String(64), index=True)  # a shadow copy and its primary share it
+    conversation_id: Mapped[str | None] = mapped_column(String(200))
+    department: Mapped[str | None] = mapped_column(String(200))
+    application: Mapped[str | None] = mapped_column(String(200))
+    stream: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[int | None]  # the HTTP status returned (None: the upstream never answered)
+    error: Mapped[str | None] = mapped_column(Text)
+    latency_s: Mapped[float | None] = mapped_column(Float)
+    ttft_s: Mapped[float | None] = mapped_column(Float)  # time to the first streamed token
+    prompt_tokens: Mapped[int | None]
+    completion_tokens: Mapped[int | None]
+    finish_reason: Mapped[str | None] = mapped_column(String(40))
+    messages: Mapped[list[Any] | None] = mapped_column(JSON)  # the request's messages, after the PHI policy
+    response: Mapped[str | None] = mapped_column(Text)  # the answer's text, after the PHI policy
+    notes: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # e.g. {"phi": {"policy": ..., "entities": {...}}}
+
+
+class MonitorScore(Base):
+    """One point of a monitored score series (migration 0008): online grading of a window of
+    traffic, or a canary run, per tag (``all``, ``department:ER``, ``arm:candidate``, ...)."""
+
+    __tablename__ = "monitor_scores"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    source: Mapped[str] = mapped_column(String(20), index=True)  # "online" | "canary"
+    window_start: Mapped[datetime] = mapped_column(index=True)
+    window_end: Mapped[datetime]
+    tag: Mapped[str] = mapped_column(String(200), default="all")
+    metric: Mapped[str] = mapped_column(String(200))
+    value: Mapped[float | None] = mapped_column(Float)
+    n: Mapped[int] = mapped_column(default=0)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class Alert(Base):
+    """An alert that fired (migration 0008): which rule, its de-duplication key, what was sent where."""
+
+    __tablename__ = "alerts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    rule: Mapped[str] = mapped_column(String(200))
+    key: Mapped[str] = mapped_column(String(300), index=True)  # rule + scope: cooldown and de-duplication
+    severity: Mapped[str] = mapped_column(String(20), default="warning")
+    message: Mapped[str] = mapped_column(Text)
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    deliveries: Mapped[list[Any] | None] = mapped_column(JSON)  # [{"webhook": name, "status": ..., "error": ...}]
+    acknowledged_at: Mapped[datetime | None]
+    acknowledged_by: Mapped[str | None] = mapped_column(String(200))
