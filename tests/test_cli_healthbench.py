@@ -111,7 +111,8 @@ def test_rate_limits_honour_retry_after(cli, server, tmp_path):
     assert [c.status for c in grader_calls] == [429, 429, 200]
     gaps = [b.at - a.at for a, b in itertools.pairwise(grader_calls)]
     assert all(gap >= 0.95 for gap in gaps)  # the server asked for Retry-After: 1
-    assert summary["score"] == 1.0 and summary["usage"]["grader"]["calls"] == 3
+    assert summary["score"] == 1.0
+    assert summary["usage"]["grader"]["calls"] == 1 and summary["usage"]["grader"]["rejected"] == 2  # 429s: not calls
 
 
 def test_server_errors_are_retried_then_recorded(cli, server, tmp_path):
