@@ -32,6 +32,7 @@ LAYERS: list[set[str]] = [
     {"medops.evaluation"},  # runs: rubric, exam, meta-eval, through one benchmark contract
     {"medops.ops"},  # compare, gate
     {"medops.rl"},  # RL prepare / difficulty / train / before-after (pairs runs with ops.compare)
+    {"medops.monitor"},  # production: gateway, recorder, online grading, canaries, drift, alerts
     {"medops.reports"},
     {"medops.tracking"},  # MLflow: an event subscriber
     {"medops.api"},

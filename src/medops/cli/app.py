@@ -14,6 +14,7 @@ from medops.cli import (
     eval_cmd,
     export_cmd,
     mcqa_cmd,
+    monitor_cmd,
     ops_cmd,
     phi_cmd,
     report_cmd,
@@ -36,6 +37,7 @@ app.add_typer(data_cmd.app, name="data")
 app.add_typer(rl_cmd.app, name="rl")
 app.add_typer(phi_cmd.app, name="phi")
 app.add_typer(audit_cmd.app, name="audit")
+app.add_typer(monitor_cmd.app, name="monitor")
 app.command("export")(export_cmd.export)
 app.command("meta-eval")(eval_cmd.meta_eval)
 app.command("compare")(ops_cmd.compare)

@@ -1,0 +1,59 @@
+"""Production exchanges (``exchanges``): written in batches by the gateway's recorder and by
+``monitor ingest``, read by ``monitor traffic``, online grading, drift and the dashboard."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, insert, select
+
+from medops.store.repository import Store
+from medops.store.schema import Exchange, utcnow
+
+EXCHANGES = Exchange.__table__
+
+
+def insert_exchanges(store: Store, rows: Iterable[dict[str, Any]]) -> int:
+    """Store exchanges in one transaction (column names as in ``Exchange``); returns how many."""
+    batch = [{"created_at": utcnow(), "arm": "primary", "stream": False, **row} for row in rows]
+    if batch:
+        with store.engine.begin() as connection:
+            connection.execute(insert(EXCHANGES), batch)
+    return len(batch)
+
+
+def exchanges(
+    store: Store,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    arm: str | None = None,
+    limit: int | None = None,
+    newest_first: bool = False,
+) -> list[Exchange]:
+    """Exchanges in ``[since, until)``, oldest first (or newest first), detached from the session."""
+    query = select(Exchange)
+    if since is not None:
+        query = query.where(Exchange.created_at >= since)
+    if until is not None:
+        query = query.where(Exchange.created_at < until)
+    if arm is not None:
+        query = query.where(Exchange.arm == arm)
+    order = Exchange.created_at.desc() if newest_first else Exchange.created_at
+    query = query.order_by(order, Exchange.id.desc() if newest_first else Exchange.id)
+    if limit is not None:
+        query = query.limit(limit)
+    with store.session() as s:
+        return list(s.scalars(query))
+
+
+def count_exchanges(store: Store, *, since: datetime | None = None, until: datetime | None = None) -> int:
+    query = select(func.count()).select_from(Exchange)
+    if since is not None:
+        query = query.where(Exchange.created_at >= since)
+    if until is not None:
+        query = query.where(Exchange.created_at < until)
+    with store.session() as s:
+        return int(s.scalar(query) or 0)
