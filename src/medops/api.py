@@ -19,7 +19,7 @@ from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
 from typing import Any
 
-from medops.audit import AuditSubscriber, record
+from medops.audit import record
 from medops.evaluation.config import HealthBenchConfig, McqaConfig
 from medops.evaluation.engine import Counters
 from medops.evaluation.lifecycle import RunOutcome
@@ -27,10 +27,10 @@ from medops.evaluation.results import export_rows, run_document
 from medops.evaluation.run import evaluate as _evaluate
 from medops.evaluation.settings import exam_config as _exam_config
 from medops.evaluation.settings import healthbench_config as _healthbench_config
+from medops.evaluation.subscribers import run_subscribers
 from medops.events import EventBus
 from medops.ops.compare import compare_runs
 from medops.ops.gate import Rule, Verdict, evaluate_gate, load_policy
-from medops.privacy.guard import PhiGuard
 from medops.reports.export import render_rows
 from medops.reports.report import build_report
 from medops.store.repository import Store, effective_status
@@ -51,6 +51,7 @@ __all__ = [
     "report",
     "resume",
     "run",
+    "run_subscribers",
     "runs",
 ]
 
@@ -116,17 +117,6 @@ def resume(
         bus=EventBus(run_subscribers(store, subscribers, phi_policy=phi_policy)),
         on_progress=on_progress,
     )
-
-
-def run_subscribers(store: Store, subscribers: Iterable[object] = (), *, phi_policy: str | None = None) -> list[object]:
-    """Every run's subscribers: the PHI guard first (it rewrites or refuses a call before anyone
-    else sees it), then the audit trail, then the caller's (unless they bring their own of either)."""
-    chosen = list(subscribers)
-    if not any(isinstance(s, AuditSubscriber) for s in chosen):
-        chosen.insert(0, AuditSubscriber(store))
-    if not any(isinstance(s, PhiGuard) for s in chosen):
-        chosen.insert(0, PhiGuard(phi_policy))
-    return chosen
 
 
 def runs(db: StoreRef = None) -> list[dict[str, Any]]:
