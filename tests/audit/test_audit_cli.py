@@ -149,8 +149,20 @@ def test_cli_run_gate_export_report_leave_events_without_prompt_text(cli, server
 
     found = audit_rows(cli)
     actions = [e["action"] for e in found]
-    assert actions == ["run.started", "run.ended", "gate.decision", "run.export", "run.export", "run.report"]
-    started, ended, decision, to_file, to_stdout, report = found
+    assert actions == [
+        "run.started",
+        "run.ended",
+        "phi.summary",
+        "gate.decision",
+        "run.export",
+        "run.export",
+        "run.report",
+    ]
+    started, ended, phi, decision, to_file, to_stdout, report = found
+    # loopback is internal: the default policy sent everything as it was, and says so
+    assert phi["target"] == f"run:{run_id}" and phi["details"]["calls"] == {
+        "allow:internal": first.json()["usage"]["model"]["calls"] + first.json()["usage"]["grader"]["calls"]
+    }
     assert started["target"] == ended["target"] == f"run:{run_id}"
     assert started["details"]["model"] == "openai:fake-model" and started["details"]["data_file"] == "set.jsonl"
     assert ended["details"]["status"] == "completed" and ended["details"]["n_failed_calls"] == 0

@@ -10,7 +10,6 @@ inserted inside that one transaction, so two processes never link to the same pr
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
 import json
@@ -19,11 +18,11 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, text
+from sqlalchemy import insert, select
 from sqlalchemy.exc import OperationalError
 
 from medops.errors import UserError
-from medops.store.database import describe
+from medops.store.database import describe, exclusive_transaction
 from medops.store.repository import Store
 from medops.store.schema import AuditEvent
 
@@ -74,34 +73,13 @@ def _now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-@contextlib.contextmanager
-def _append_lock(store: Store) -> Iterator[Connection]:
-    """A connection in a transaction that holds the trail's append lock until it commits."""
-    engine = store.engine
-    if engine.dialect.name == "sqlite":
-        with engine.connect() as connection:
-            connection.execution_options(isolation_level="AUTOCOMMIT")
-            connection.exec_driver_sql("BEGIN IMMEDIATE")  # the write lock, before the last hash is read
-            try:
-                yield connection
-            except BaseException:
-                connection.exec_driver_sql("ROLLBACK")
-                raise
-            connection.exec_driver_sql("COMMIT")
-        return
-    with engine.begin() as connection:
-        if engine.dialect.name == "postgresql":
-            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
-        yield connection
-
-
 def append(
     store: Store, *, actor: str, action: str, target: str, details: dict[str, Any], key: bytes | None = None
 ) -> dict[str, Any]:
     """Append one event to the chain and return it as stored (the export form)."""
     details = clean_details(details)
     try:
-        with _append_lock(store) as connection:
+        with exclusive_transaction(store.engine, _PG_LOCK_KEY) as connection:
             last = connection.execute(select(_TABLE.c.id, _TABLE.c.hash).order_by(_TABLE.c.id.desc()).limit(1)).first()
             event = {
                 "seq": (last[0] + 1) if last else 1,

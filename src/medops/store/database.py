@@ -102,7 +102,7 @@ def _migrate(engine: Engine, where: str, sqlite_file: Path | None) -> None:
     head = scripts.get_current_head()
     if _revision_before_writing(engine, scripts, where, sqlite_file) == head:
         return
-    with _migration_lock(engine) as connection:
+    with exclusive_transaction(engine, _PG_LOCK_KEY) as connection:
         if _medops_revision(connection, scripts, where) == head:  # another process got there first
             return
         config.attributes["connection"] = connection
@@ -151,12 +151,15 @@ def _read_revision(uri: str, scripts: ScriptDirectory, where: str) -> str | None
 
 
 @contextlib.contextmanager
-def _migration_lock(engine: Engine) -> Iterator[Connection]:
-    """A connection in a transaction that holds the store's migration lock until it commits."""
+def exclusive_transaction(engine: Engine, lock_key: int) -> Iterator[Connection]:
+    """A connection in a transaction that holds a store-wide lock until it commits, so a
+    read-then-write (migrating, appending to the audit chain) is atomic across processes:
+    SQLite's write lock taken up front (``BEGIN IMMEDIATE``), or on PostgreSQL a
+    transaction-scoped advisory lock on ``lock_key``."""
     if engine.dialect.name == "sqlite":
         with engine.connect() as connection:
             # The driver must not open transactions of its own: it would start DDL outside
-            # one. BEGIN IMMEDIATE takes the write lock now, so check and upgrade are atomic.
+            # one. BEGIN IMMEDIATE takes the write lock now, so check and write are atomic.
             connection.execution_options(isolation_level="AUTOCOMMIT")
             connection.exec_driver_sql("BEGIN IMMEDIATE")
             try:
@@ -168,7 +171,7 @@ def _migration_lock(engine: Engine) -> Iterator[Connection]:
         return
     with engine.begin() as connection:
         if engine.dialect.name == "postgresql":
-            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock_key})
         yield connection
 
 
