@@ -77,6 +77,22 @@ HEALTHBENCH_DEFAULTS: dict[str, Any] = {
 }
 
 
+def _run_settings(args: dict[str, Any]) -> dict[str, Any]:
+    """The settings every run shares (``RunSettings``), from options named as the CLI's flags."""
+    return {
+        "limit": args["limit"],
+        "repeats": args["repeats"],
+        "seed": args["seed"],
+        "concurrency": args["concurrency"],
+        "max_tries": args["max_tries"],
+        "retry_base_delay_s": args["retry_base_delay"],
+        "timeout_s": args["timeout"],
+        "batch_size": args["batch_size"],
+        "use_cache": not args["no_cache"],
+        "budget_usd": args.get("budget_usd"),
+    }
+
+
 def with_preset(options: dict[str, Any], explicit: Collection[str], benchmark: str = "healthbench") -> dict[str, Any]:
     """``options`` with the preset's value for every setting not in ``explicit``.
 
@@ -143,13 +159,7 @@ def healthbench_config(
         grader=grader,
         completions=source,
         responses_path=str(args["responses"]) if args["responses"] else None,
-        limit=args["limit"],
-        repeats=args["repeats"],
-        seed=args["seed"],
-        concurrency=args["concurrency"],
-        max_tries=args["max_tries"],
-        retry_base_delay_s=args["retry_base_delay"],
-        timeout_s=args["timeout"],
+        **_run_settings(args),
         model_temperature=args["model_temperature"],
         model_max_tokens=args["model_max_tokens"],
         model_system_message=args["model_system_message"],
@@ -167,11 +177,8 @@ def healthbench_config(
         grader_group_template=load_template(group_template, ("<<conversation>>", "<<rubric_items>>"))
         if group_template
         else None,
-        batch_size=args["batch_size"],
         model_top_p=args["model_top_p"],
         model_seed=args["model_seed"],
-        budget_usd=args["budget_usd"],
-        use_cache=not args["no_cache"],
     )
 
 
@@ -226,18 +233,10 @@ def exam_config(options: dict[str, Any]) -> McqaConfig:
         shots=args["shots"],
         fewshot_data=args["fewshot_data"],
         scoring=args["scoring"],
-        limit=args["limit"],
-        repeats=args["repeats"],
-        seed=args["seed"],
-        concurrency=args["concurrency"],
-        max_tries=args["max_tries"],
-        retry_base_delay_s=args["retry_base_delay"],
-        timeout_s=args["timeout"],
+        **_run_settings(args),
         temperature=args["temperature"],
         max_tokens=args["max_tokens"],
         top_p=args["top_p"],
         model_seed=args["model_seed"],
         system_message=args["system_message"],
-        batch_size=args["batch_size"],
-        use_cache=not args["no_cache"],
     )
