@@ -1,0 +1,280 @@
+"""The monitor policy: windows, webhooks and drift / alert rules, shaped like the gate policy.
+
+Policy YAML (docs/monitor.yaml is a commented example)::
+
+    window: 1h            # the current window: the last hour
+    reference: 7d         # compared with the 7 days before it
+    cooldown: 1h          # the same alert (rule + scope) does not fire again within this
+    min_samples: 20       # distribution tests need this many values in each window, else skipped
+    webhooks:
+      - {name: oncall, url: "http://alerts.hospital.local/hook", format: json}
+      - {name: slack, url_env: MEDOPS_SLACK_WEBHOOK, format: slack}
+    rules:
+      - {min_exchanges: 20}                                   # traffic has not stopped
+      - {name: prompt-length, metric: prompt_length, test: psi, max: 0.2}
+      - {metric: language_mix, test: chi2, max_p: 0.001}
+      - {metric: refusal_rate, max: 0.1}
+      - {metric: error_rate, max: 0.05}
+      - {metric: latency_p95_s, max: 5}
+      - {metric: "online:overall_score", min: 0.5}
+      - {metric: "online:overall_score", test: cusum, h: 5, window: 1d}
+      - {metric: "canary:overall_score", min: 0.45}
+
+A bad file or field is one line naming the file and the field (exit 2), as for ``medops gate``.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from medops.errors import UserError
+from medops.monitor.windows import parse_duration
+
+# Metrics computed from the exchanges of a window (medops.monitor.drift), by kind.
+NUMERIC = ("prompt_length", "response_length", "latency_s")  # distributions: psi (default) or ks
+CATEGORICAL = ("language_mix", "department_mix", "application_mix", "finish_reasons")  # psi (default) or chi2
+RATES = ("refusal_rate", "error_rate")  # a share: its value (min/max) or ztest against the reference
+POINTS = ("latency_p50_s", "latency_p95_s", "prompt_length_mean", "response_length_mean")  # a number: min/max
+SCORE_SOURCES = ("online", "canary")  # "online:<metric>" / "canary:<metric>": monitor_scores series
+TESTS = ("psi", "chi2", "ks", "ztest", "cusum")
+
+
+def metric_kind(metric: str) -> str:
+    """numeric | categorical | rate | point | score; ValueError for an unknown metric."""
+    for kind, names in (("numeric", NUMERIC), ("categorical", CATEGORICAL), ("rate", RATES), ("point", POINTS)):
+        if metric in names:
+            return kind
+    source, sep, name = metric.partition(":")
+    if sep and source in SCORE_SOURCES and name:
+        return "score"
+    known = ", ".join((*NUMERIC, *CATEGORICAL, *RATES, *POINTS, "online:<metric>", "canary:<metric>"))
+    raise ValueError(f"unknown metric {metric!r} (known: {known})")
+
+
+# Which tests each kind of metric takes; the first is the default when a rule names none
+# (None: the rule checks the window's value against min / max).
+ALLOWED_TESTS: dict[str, tuple[str | None, ...]] = {
+    "numeric": ("psi", "ks"),
+    "categorical": ("psi", "chi2"),
+    "rate": (None, "ztest"),
+    "point": (None,),
+    "score": (None, "cusum"),
+}
+
+
+def _duration_field(value: str | None) -> str | None:
+    if value is not None:
+        try:
+            parse_duration(value)
+        except UserError as exc:
+            raise ValueError(str(exc)) from None
+    return value
+
+
+class Webhook(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str = Field(min_length=1)
+    url: str | None = None
+    url_env: str | None = None  # the URL is read from this environment variable when the check runs
+    format: Literal["json", "slack"] = "json"
+    timeout_s: float = Field(default=5.0, gt=0, le=60)
+
+    @model_validator(mode="after")
+    def _one_url(self) -> Webhook:
+        if (self.url is None) == (self.url_env is None):
+            raise ValueError("each webhook sets exactly one of url, url_env")
+        if self.url is not None and not self.url.startswith(("http://", "https://")):
+            raise ValueError("url must start with http:// or https://")
+        return self
+
+    def resolved_url(self) -> str:
+        """The URL to post to (from the environment for ``url_env``); UserError when unset."""
+        if self.url is not None:
+            return self.url
+        value = os.environ.get(self.url_env or "", "").strip()
+        if not value:
+            raise UserError(f"webhook {self.name}: environment variable {self.url_env} is not set")
+        if not value.startswith(("http://", "https://")):
+            raise UserError(f"webhook {self.name}: {self.url_env} must hold an http:// or https:// URL")
+        return value
+
+
+class MonitorRule(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str | None = None  # default: derived from metric and test (see ``label``)
+    metric: str | None = None
+    test: Literal["psi", "chi2", "ks", "ztest", "cusum"] | None = None
+    max: float | None = None  # the value (or the PSI) must be <= max
+    min: float | None = None  # the value must be >= min
+    max_p: float | None = Field(default=None, gt=0, lt=1)  # chi2 / ks / ztest: alert when p < max_p
+    h: float | None = Field(default=None, gt=0)  # cusum decision threshold (in reference sds); default 5
+    k: float | None = Field(default=None, ge=0)  # cusum allowance (in reference sds); default 0.5
+    direction: Literal["up", "down"] | None = None  # cusum / ztest: the harmful direction
+    min_exchanges: int | None = Field(default=None, ge=1)  # a rule of its own: traffic in the window
+    tag: str = "all"  # score series: which tag (all, department:ER, arm:candidate, ...)
+    department: str | None = None  # exchange metrics: only this department's traffic
+    application: str | None = None
+    arm: str | None = None  # default: the policy's arm
+    window: str | None = None  # overrides the policy's window / reference / cooldown for this rule
+    reference: str | None = None
+    cooldown: str | None = None
+    severity: Literal["info", "warning", "critical"] = "warning"
+
+    _durations = field_validator("window", "reference", "cooldown")(_duration_field)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MonitorRule:
+        if self.min_exchanges is not None:
+            extra = [f for f in ("metric", "test", "max", "min", "max_p", "h", "k") if getattr(self, f) is not None]
+            if extra:
+                raise ValueError(f"a min_exchanges rule takes no {', '.join(extra)}")
+            return self
+        if not self.metric:
+            raise ValueError("each rule sets a metric (or is a min_exchanges rule)")
+        kind = metric_kind(self.metric)
+        test = self.effective_test
+        if test not in ALLOWED_TESTS[kind]:
+            allowed = ", ".join(t or "none (min/max on the value)" for t in ALLOWED_TESTS[kind])
+            raise ValueError(f"{self.metric} is a {kind} metric; its tests: {allowed}")
+        if test == "psi":
+            self._only(("max",), required=("max",))
+        elif test in ("chi2", "ks", "ztest"):
+            self._only(("max_p", "direction") if test == "ztest" else ("max_p",), required=("max_p",))
+        elif test == "cusum":
+            self._only(("h", "k", "direction"), required=())
+        else:
+            self._only(("min", "max"), required=())
+            if self.min is None and self.max is None:
+                raise ValueError(f"a rule on {self.metric} without a test sets min or max")
+        if kind == "score" and (self.department or self.application or self.arm):
+            raise ValueError("score rules select their series with tag (department:ER, arm:candidate, ...)")
+        return self
+
+    def _only(self, allowed: tuple[str, ...], required: tuple[str, ...]) -> None:
+        test = self.effective_test or "a value rule"
+        for field in ("max", "min", "max_p", "h", "k", "direction"):
+            if getattr(self, field) is not None and field not in allowed:
+                raise ValueError(f"{field} does not apply to {test} (it takes {', '.join(allowed)})")
+        for field in required:
+            if getattr(self, field) is None:
+                raise ValueError(f"{test} needs {field}")
+
+    @property
+    def effective_test(self) -> str | None:
+        if self.test is not None or self.metric is None:
+            return self.test
+        return ALLOWED_TESTS[metric_kind(self.metric)][0]
+
+    @property
+    def label(self) -> str:
+        """The rule's name: given, or e.g. ``prompt_length:psi``, ``refusal_rate``, ``min_exchanges``."""
+        if self.name:
+            return self.name
+        if self.min_exchanges is not None:
+            return "min_exchanges"
+        return f"{self.metric}:{self.effective_test}" if self.effective_test else str(self.metric)
+
+    @property
+    def scope(self) -> str:
+        """What the rule watches, beside its name: ``all``, ``department=ER``, ``tag=department:ER``."""
+        if self.metric and metric_kind(self.metric) == "score":
+            return f"tag={self.tag}"
+        parts = [f"{f}={getattr(self, f)}" for f in ("department", "application", "arm") if getattr(self, f)]
+        return ",".join(parts) or "all"
+
+    @property
+    def key(self) -> str:
+        """The de-duplication key: rule name + scope (one alert per key per cooldown)."""
+        return f"{self.label}|{self.scope}"
+
+    def describe(self) -> str:
+        if self.min_exchanges is not None:
+            return f"at least {self.min_exchanges} exchanges in the window"
+        test = self.effective_test
+        if test == "psi":
+            return f"PSI of {self.metric} <= {self.max:g}"
+        if test in ("chi2", "ks", "ztest"):
+            return f"{test} p-value of {self.metric} >= {self.max_p:g}"
+        if test == "cusum":
+            return f"CUSUM of {self.metric} ({self.cusum_direction}) <= h={self.cusum_h:g}"
+        bounds = [
+            f">= {self.min:g}" if self.min is not None else "",
+            f"<= {self.max:g}" if self.max is not None else "",
+        ]
+        return f"{self.metric} {' and '.join(b for b in bounds if b)}"
+
+    @property
+    def cusum_h(self) -> float:
+        return self.h if self.h is not None else 5.0
+
+    @property
+    def cusum_k(self) -> float:
+        return self.k if self.k is not None else 0.5
+
+    @property
+    def cusum_direction(self) -> str:
+        return self.direction or "down"  # scores: a drop is what hurts
+
+    @property
+    def ztest_direction(self) -> str:
+        return self.direction or "up"  # refusal and error rates: a rise is what hurts
+
+
+class MonitorPolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    window: str = "1h"
+    reference: str = "7d"
+    cooldown: str = "1h"
+    arm: str | None = "primary"  # exchange metrics watch this arm (null: every arm)
+    min_samples: int = Field(default=20, ge=1)
+    webhooks: list[Webhook] = []
+    rules: list[MonitorRule] = Field(min_length=1)
+
+    _durations = field_validator("window", "reference", "cooldown")(_duration_field)
+
+    @model_validator(mode="after")
+    def _unique(self) -> MonitorPolicy:
+        names = [w.name for w in self.webhooks]
+        if len(set(names)) != len(names):
+            raise ValueError("webhook names must be unique")
+        keys = [r.key for r in self.rules]
+        duplicate = next((k for k in keys if keys.count(k) > 1), None)
+        if duplicate:
+            raise ValueError(f"two rules share the name and scope {duplicate!r}; give one a name")
+        return self
+
+    def window_of(self, rule: MonitorRule) -> timedelta:
+        return parse_duration(rule.window or self.window)
+
+    def reference_of(self, rule: MonitorRule) -> timedelta:
+        return parse_duration(rule.reference or self.reference)
+
+    def cooldown_of(self, rule: MonitorRule) -> timedelta:
+        return parse_duration(rule.cooldown or self.cooldown)
+
+    def arm_of(self, rule: MonitorRule) -> str | None:
+        return rule.arm if rule.arm is not None else self.arm
+
+
+def load_monitor_policy(path: Path) -> MonitorPolicy:
+    """Read and validate a monitor policy; UserError in one line naming the file and the field."""
+    try:
+        raw = yaml.safe_load(Path(path).read_text("utf-8"))
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read policy ({exc.strerror or exc})") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise UserError(f"{path}{f':{mark.line + 1}' if mark else ''}: invalid YAML") from None
+    try:
+        return MonitorPolicy.model_validate(raw)
+    except ValidationError as exc:
+        error = exc.errors(include_url=False)[0]
+        field = ".".join(str(p) for p in error["loc"]) or "policy"
+        message = str(error["msg"]).removeprefix("Value error, ").replace("\n", " ")
+        raise UserError(f"{path}: {field}: {message}") from None
