@@ -15,6 +15,7 @@ from medops.cli import (
     export_cmd,
     mcqa_cmd,
     monitor_cmd,
+    monitor_quality_cmd,  # noqa: F401 (its commands register on monitor_cmd.app)
     ops_cmd,
     phi_cmd,
     report_cmd,
