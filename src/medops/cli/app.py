@@ -16,6 +16,7 @@ from medops.cli import (
     mcqa_cmd,
     monitor_cmd,
     monitor_quality_cmd,  # noqa: F401 (its commands register on monitor_cmd.app)
+    monitor_traffic_cmd,
     ops_cmd,
     phi_cmd,
     report_cmd,
@@ -44,6 +45,7 @@ app.command("meta-eval")(eval_cmd.meta_eval)
 app.command("compare")(ops_cmd.compare)
 app.command("gate")(ops_cmd.gate)
 app.command("report")(report_cmd.report)
+app.command("gateway")(monitor_traffic_cmd.gateway)
 eval_cmd.app.command("mcqa")(mcqa_cmd.eval_mcqa)
 data_cmd.app.command("export")(mcqa_cmd.data_export)
 

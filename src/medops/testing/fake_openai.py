@@ -18,6 +18,10 @@ in the request text, so a test data file says what the server will do:
 * grouped grader prompts (``--criteria-per-call``) get ``{"grades": [...]}`` in reverse order,
   with ``{grader-drop:N}`` / ``{grader-dup:N}`` to omit or duplicate a criterion's entry.
 
+``"stream": true`` gets the answer as server-sent events, one chunk per word, ``token_delay_s``
+(``--token-delay``; ``{token-delay:S}`` in the prompt for one request) apart, then a chunk with the
+finish reason, a usage chunk when ``stream_options.include_usage`` is set, and ``data: [DONE]``.
+
 ``FakeBehaviour(max_in_flight=N)`` (``--max-in-flight N``) makes the whole server a rate-limited
 endpoint: it serves at most N requests at a time and answers any request beyond them at once with
 429 and ``Retry-After`` (as a gateway in front of a busy server does), counting them in
@@ -45,6 +49,7 @@ from aiohttp import web
 _TOKEN = re.compile(r"\{(model|grader)-(429|500|slow|malformed|null|empty):(\d+|all)\}")
 _GROUP_LINE = re.compile(r"^(\d+)\. (?:\[-?[\d.]+\] )?(.*)$", re.MULTILINE)
 _GROUP_FAULT = re.compile(r"\{grader-(drop|dup):(\d+|all)\}")
+_TOKEN_DELAY = re.compile(r"\{token-delay:([0-9.]+)\}")
 
 
 @dataclass
@@ -63,6 +68,7 @@ class FakeBehaviour:
     slow_s: float = 5.0
     retry_after: str = "1"  # the Retry-After header of every 429, scripted or over the cap
     max_in_flight: int | None = None  # server-wide: requests beyond this many in flight get 429 at once
+    token_delay_s: float = 0.0  # between streamed chunks
 
 
 @dataclass
@@ -169,9 +175,39 @@ class FakeOpenAIServer:
                 body["choices"][0]["message"]["content"] = None
             if payload.get("logprobs") and role == "grader":
                 body["choices"][0]["logprobs"] = _verdict_logprobs(content, text)
-            response = web.json_response(body)
+            if payload.get("stream"):
+                response = await self._stream(request, payload, body, text)
+            else:
+                response = web.json_response(body)
         params = {k: v for k, v in payload.items() if k != "messages"}
         self.log.append(LoggedCall(time.time(), model, key, status, payload.get("messages", []), params))
+        return response
+
+    async def _stream(self, request: web.Request, payload: dict, body: dict, text: str) -> web.StreamResponse:
+        """The completion ``body`` as server-sent events, one chunk per word, ``token_delay_s`` apart."""
+        delay_token = _TOKEN_DELAY.findall(text)
+        delay = float(delay_token[-1]) if delay_token else self.behaviour.token_delay_s
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        await response.prepare(request)
+        content = body["choices"][0]["message"]["content"]
+        head = {k: body[k] for k in ("id", "created", "model")} | {"object": "chat.completion.chunk"}
+
+        def event(delta: dict, finish: str | None = None) -> bytes:
+            chunk = {**head, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+            return f"data: {json.dumps(chunk)}\n\n".encode()
+
+        await response.write(event({"role": "assistant", "content": ""}))
+        words = re.findall(r"\S+\s*", content or "") if content else []
+        for word in words:
+            if delay:
+                await asyncio.sleep(delay)
+            await response.write(event({"content": word}))
+        await response.write(event({}, body["choices"][0]["finish_reason"]))
+        if (payload.get("stream_options") or {}).get("include_usage"):
+            usage = {**head, "choices": [], "usage": body["usage"]}
+            await response.write(f"data: {json.dumps(usage)}\n\n".encode())
+        await response.write(b"data: [DONE]\n\n")
+        await response.write_eof()
         return response
 
     @staticmethod
@@ -306,11 +342,17 @@ def main() -> None:
         "--max-in-flight", type=int, default=None, help="answer 429 to requests beyond this many in flight"
     )
     parser.add_argument("--retry-after", default="1", help="the Retry-After header of 429 answers (seconds)")
+    parser.add_argument("--token-delay", type=float, default=0.0, help="seconds between streamed chunks")
     args = parser.parse_args()
     if args.max_in_flight is not None and args.max_in_flight < 1:
         parser.error("--max-in-flight must be at least 1")
     server = FakeOpenAIServer(
-        FakeBehaviour(latency_s=args.latency, max_in_flight=args.max_in_flight, retry_after=args.retry_after)
+        FakeBehaviour(
+            latency_s=args.latency,
+            max_in_flight=args.max_in_flight,
+            retry_after=args.retry_after,
+            token_delay_s=args.token_delay,
+        )
     )
 
     async def serve() -> None:

@@ -1,0 +1,233 @@
+"""Recording exchanges off the request path: a bounded queue and one writer thread.
+
+The gateway hands each finished exchange to ``Recorder.submit`` (a non-blocking put; a full
+queue drops the exchange and counts it). One background thread takes whatever has queued,
+applies the PHI policy to each exchange (``apply_phi``: the only place request and response
+text is read for storage) and writes the batch with ``insert_exchanges`` in one transaction.
+When the store cannot be opened or a write fails, the batch is dropped and counted, and the
+store is tried again a few seconds later; nothing is ever raised into a request.
+
+PHI policy (``--phi-policy``, ``MEDOPS_PHI_POLICY``; default ``redact``):
+
+* ``redact``: messages and answer are stored with every detected identifier replaced by a typed
+  placeholder (one ``Redactor`` per exchange, so ``[PERSON_1]`` is the same person in the
+  question and the answer); the counts by type go to ``notes["phi"]`` and to
+  ``medops_gateway_phi_entities_redacted_total``. If detection cannot run, no text is stored
+  (fail closed) and ``notes["phi"]["unavailable"]`` says so.
+* ``block``: metadata only (model, arm, status, latency, tokens, ...), no text.
+* ``allow``: text as it was sent and answered.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+import time
+from typing import Any
+
+from medops.monitor.metrics import GatewayMetrics
+
+DEFAULT_POLICY = "redact"
+_STOP = object()
+
+
+def _redact_content(content: Any, redactor: Any) -> Any:
+    """A message's content with its text redacted (a string, or OpenAI content parts)."""
+    if isinstance(content, str):
+        return redactor.redact(content) if content else content
+    if isinstance(content, list):
+        parts = []
+        for part in content:
+            if isinstance(part, dict) and isinstance(part.get("text"), str):
+                parts.append({**part, "text": redactor.redact(part["text"])})
+            elif isinstance(part, dict):  # images, audio, files: their payload is not stored
+                parts.append({"type": part.get("type"), "omitted": True})
+            else:
+                parts.append(part)
+        return parts
+    return content
+
+
+def apply_phi(row: dict[str, Any], policy: str) -> dict[str, int]:
+    """Rewrite ``row["messages"]`` and ``row["response"]`` in place as ``policy`` allows; note what
+    was done in ``row["notes"]["phi"]`` and return the entities redacted, by type."""
+    note: dict[str, Any] = {"policy": policy}
+    row["notes"] = {**(row.get("notes") or {}), "phi": note}
+    if policy == "allow":
+        return {}
+    if policy == "block":
+        row["messages"] = None
+        row["response"] = None
+        return {}
+    from medops.privacy import Redactor, missing_components
+
+    if missing_components() is not None:  # fail closed: no text without detection
+        row["messages"] = None
+        row["response"] = None
+        note["unavailable"] = True
+        return {}
+    redactor = Redactor()
+    messages = row.get("messages")
+    if isinstance(messages, list):
+        row["messages"] = [
+            {**m, "content": _redact_content(m.get("content"), redactor)} if isinstance(m, dict) else m
+            for m in messages
+        ]
+    if isinstance(row.get("response"), str) and row["response"]:
+        row["response"] = redactor.redact(row["response"])
+    counts = {kind: n for kind, n in sorted(redactor.counts.items()) if n}
+    note["entities"] = counts
+    return counts
+
+
+class Recorder:
+    """``submit(row)`` never blocks or raises; a thread writes what queued, in batches.
+
+    ``row`` holds ``Exchange`` columns; ``messages`` and ``response`` as they were sent and
+    answered (the thread applies the PHI policy before anything is stored)."""
+
+    def __init__(
+        self,
+        db: str | None,
+        *,
+        policy: str = DEFAULT_POLICY,
+        metrics: GatewayMetrics | None = None,
+        queue_size: int = 10_000,
+        batch_size: int = 500,
+        retry_s: float = 5.0,
+        scores_every_s: float = 15.0,
+    ):
+        self.db = db
+        self.policy = policy
+        self.metrics = metrics or GatewayMetrics()
+        self.batch_size = batch_size
+        self.retry_s = retry_s
+        self.scores_every_s = scores_every_s
+        self.queue: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
+        self.store: Any = None
+        self.store_error: str | None = None
+        self._next_open = 0.0
+        self._next_scores = 0.0
+        self._thread = threading.Thread(target=self._run, name="medops-recorder", daemon=True)
+        self.recorded = 0
+        self.dropped = 0
+
+    # request path --------------------------------------------------------------------------
+    def submit(self, row: dict[str, Any]) -> bool:
+        try:
+            self.queue.put_nowait(row)
+        except queue.Full:
+            self._drop("queue_full", 1)
+            return False
+        return True
+
+    # writer thread -------------------------------------------------------------------------
+    def start(self) -> Recorder:
+        self._thread.start()
+        return self
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Write what has queued (up to ``timeout`` seconds), then stop the thread."""
+        if not self._thread.is_alive():
+            return
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.queue.put(_STOP, timeout=0.1)
+                break
+            except queue.Full:
+                if time.monotonic() > deadline:
+                    return
+        self._thread.join(max(0.1, deadline - time.monotonic()))
+
+    def _drop(self, reason: str, n: int) -> None:
+        self.dropped += n
+        self.metrics.dropped.labels(reason).inc(n)
+
+    def _open(self) -> Any:
+        if self.store is not None:
+            return self.store
+        now = time.monotonic()
+        if now < self._next_open:
+            return None
+        from medops.store.repository import Store
+
+        try:
+            self.store = Store.open(self.db)
+            self.store_error = None
+        except Exception as exc:  # a UserError, or anything a driver raises: never fatal here
+            self._next_open = now + self.retry_s
+            if self.store_error is None:
+                import sys
+
+                print(f"medops gateway: store unavailable, exchanges are dropped and counted: {exc}", file=sys.stderr)
+            self.store_error = str(exc)
+        return self.store
+
+    def _run(self) -> None:
+        self._open()
+        stopping = False
+        while not stopping:
+            try:
+                first = self.queue.get(timeout=1.0)
+            except queue.Empty:
+                self._refresh_scores()
+                continue
+            batch = []
+            item = first
+            while True:
+                if item is _STOP:
+                    stopping = True
+                else:
+                    batch.append(item)
+                if len(batch) >= self.batch_size:
+                    break
+                try:
+                    item = self.queue.get_nowait()
+                except queue.Empty:
+                    break
+            self.metrics.queue_depth.set(self.queue.qsize())
+            if batch:
+                self._write(batch)
+            self._refresh_scores()
+
+    def _write(self, batch: list[dict[str, Any]]) -> None:
+        store = self._open()
+        if store is None:
+            self._drop("store_unavailable", len(batch))
+            return
+        rows = []
+        for row in batch:
+            try:
+                for entity, n in apply_phi(row, self.policy).items():
+                    self.metrics.phi_entities.labels(entity).inc(n)
+                rows.append(row)
+            except Exception:  # one exchange the policy cannot process is dropped, never stored raw
+                self._drop("error", 1)
+        if not rows:
+            return
+        from medops.store.exchanges import insert_exchanges
+
+        try:
+            insert_exchanges(store, rows)
+        except Exception as exc:
+            self._drop("store_unavailable", len(rows))
+            self.store_error = str(exc)
+            with contextlib.suppress(Exception):
+                store.engine.dispose()
+            self.store = None
+            self._next_open = time.monotonic() + self.retry_s
+            return
+        self.recorded += len(rows)
+        self.metrics.recorded.inc(len(rows))
+
+    def _refresh_scores(self) -> None:
+        now = time.monotonic()
+        if now < self._next_scores or self._open() is None:
+            return
+        self._next_scores = now + self.scores_every_s
+        from medops.store.scores_read import latest_scores
+
+        with contextlib.suppress(Exception):
+            self.metrics.set_online_scores(latest_scores(self.store))
