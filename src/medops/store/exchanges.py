@@ -16,8 +16,12 @@ EXCHANGES = Exchange.__table__
 
 
 def insert_exchanges(store: Store, rows: Iterable[dict[str, Any]]) -> int:
-    """Store exchanges in one transaction (column names as in ``Exchange``); returns how many."""
+    """Store exchanges in one transaction (column names as in ``Exchange``); returns how many.
+    Rows may name different columns: what a row leaves out is NULL (or the column's default)."""
     batch = [{"created_at": utcnow(), "arm": "primary", "stream": False, **row} for row in rows]
+    columns = set().union(*batch) if batch else set()
+    if any(len(row) != len(columns) for row in batch):  # one executemany needs the same keys in every row
+        batch = [dict.fromkeys(columns) | row for row in batch]
     if batch:
         with store.engine.begin() as connection:
             connection.execute(insert(EXCHANGES), batch)
