@@ -88,6 +88,11 @@ def test_psi_numeric_uses_reference_quantile_bins():
     expected = 2 * (0.5 - 0.1) * math.log(5) + 8 * (PSI_EPSILON - 0.1) * math.log(PSI_EPSILON / 0.1)
     assert value == pytest.approx(expected)
     assert psi_numeric(list(range(100)), list(range(100))) == pytest.approx(0.0)
+    # collapsed deciles (edges 9.5, 10): values below anything in the reference still count
+    eps = PSI_EPSILON
+    value = psi_numeric([5] * 10 + [10] * 90, [3] * 20)
+    expected = (1 - eps) * math.log(1 / eps) + (eps - 0.1) * math.log(eps / 0.1) + (eps - 0.9) * math.log(eps / 0.9)
+    assert value == pytest.approx(expected)
 
 
 def test_chi2_ks_and_z_match_scipy():

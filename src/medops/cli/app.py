@@ -14,6 +14,7 @@ from medops.cli import (
     eval_cmd,
     export_cmd,
     mcqa_cmd,
+    monitor_check_cmd,  # noqa: F401 (its commands register on monitor_cmd.app)
     monitor_cmd,
     monitor_quality_cmd,  # noqa: F401 (its commands register on monitor_cmd.app)
     monitor_traffic_cmd,

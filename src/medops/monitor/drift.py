@@ -18,8 +18,10 @@ How a current window is compared with the reference (``compare``):
 
 - **PSI** (population stability index), for numeric and categorical metrics:
   ``sum((cur - ref) * ln(cur / ref))`` over bins, with shares of each window per bin. Numeric
-  values are binned at the reference's deciles (bin i is ``(q_i, q_i+1]``, the outer bins open
-  to -inf / +inf; repeated deciles are merged), categories are their own bins. A bin empty in
+  values are binned at the reference's deciles (bin i is ``(q_i, q_i+1]``; repeated deciles
+  are merged, as when most values are equal), plus one bin below the reference's smallest value
+  and one above its largest (empty in the reference by construction: values never seen before
+  count as drift even when the deciles collapse); categories are their own bins. A bin empty in
   one window gets the share ``PSI_EPSILON`` (1e-4) instead of 0, so the logarithm is finite.
   Conventions: < 0.1 no real change, 0.1-0.25 a moderate shift, > 0.25 a major shift.
 - **chi-square** (categorical): the test of independence of a 2 x K table of counts
@@ -238,9 +240,14 @@ def psi_numeric(
     if not len(ref) or not len(cur):
         raise ValueError("PSI needs values in both windows")
     edges = np.unique(np.quantile(ref, np.arange(1, bins) / bins))
-    ref_counts = np.bincount(np.searchsorted(edges, ref, side="left"), minlength=len(edges) + 1)
-    cur_counts = np.bincount(np.searchsorted(edges, cur, side="left"), minlength=len(edges) + 1)
-    return _psi_shares(ref_counts / len(ref), cur_counts / len(cur), epsilon)
+    low, high = ref.min(), ref.max()
+
+    def counts(values: np.ndarray) -> np.ndarray:
+        index = np.searchsorted(edges, values, side="left") + 1
+        index = np.where(values < low, 0, np.where(values > high, len(edges) + 2, index))
+        return np.bincount(index, minlength=len(edges) + 3)
+
+    return _psi_shares(counts(ref) / len(ref), counts(cur) / len(cur), epsilon)
 
 
 def psi_categorical(reference: Counter, current: Counter, *, epsilon: float = PSI_EPSILON) -> float:

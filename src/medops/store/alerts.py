@@ -1,0 +1,64 @@
+"""Alert history (``alerts``): written by ``medops monitor check`` when a rule fires, read back for
+its cooldown (the last alert with the same key) and by ``medops monitor alerts``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select, update
+
+from medops.store.repository import Store
+from medops.store.schema import Alert, utcnow
+
+ALERTS = Alert.__table__
+
+
+def add_alert(
+    store: Store,
+    *,
+    rule: str,
+    key: str,
+    message: str,
+    severity: str = "warning",
+    details: dict[str, Any] | None = None,
+    deliveries: list[dict[str, Any]] | None = None,
+    created_at: datetime | None = None,
+) -> int:
+    """Store one fired alert; returns its id."""
+    row = {
+        "created_at": created_at or utcnow(),
+        "rule": rule,
+        "key": key,
+        "severity": severity,
+        "message": message,
+        "details": details,
+        "deliveries": deliveries,
+    }
+    with store.engine.begin() as connection:
+        return int(connection.execute(insert(ALERTS).values(**row)).inserted_primary_key[0])
+
+
+def set_deliveries(store: Store, alert_id: int, deliveries: list[dict[str, Any]]) -> None:
+    """Record what was sent where (``[{"webhook": name, "ok": ..., "status": ..., "error": ...}]``)."""
+    with store.engine.begin() as connection:
+        connection.execute(update(ALERTS).where(ALERTS.c.id == alert_id).values(deliveries=deliveries))
+
+
+def last_alert(store: Store, key: str) -> Alert | None:
+    """The most recent alert with this de-duplication key, detached (None: it never fired)."""
+    query = select(Alert).where(Alert.key == key).order_by(Alert.created_at.desc(), Alert.id.desc()).limit(1)
+    with store.session() as s:
+        return s.scalars(query).first()
+
+
+def alerts(store: Store, *, since: datetime | None = None, limit: int | None = None) -> list[Alert]:
+    """Alerts created at or after ``since``, newest first, detached."""
+    query = select(Alert)
+    if since is not None:
+        query = query.where(Alert.created_at >= since)
+    query = query.order_by(Alert.created_at.desc(), Alert.id.desc())
+    if limit is not None:
+        query = query.limit(limit)
+    with store.session() as s:
+        return list(s.scalars(query))
