@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from medops.audit.trail import events as audit_events
+from medops.audit.trail import verify
 from medops.monitor.alerts import FIRED, SUPPRESSED, check, deliver
 from medops.monitor.policy import MonitorPolicy, Webhook, load_monitor_policy
 from medops.store.alerts import alerts, last_alert
@@ -180,6 +181,7 @@ def test_check_fires_delivers_records_and_cools_down(cli, receiver, tmp_path):
     fired = [e for e in audit_events(store) if e["action"] == "alert.fired"]
     assert sorted(e["details"]["alert_id"] for e in fired) == sorted(a.id for a in rows)
     assert all(set(e["details"]) >= {"alert_id", "rule", "metric", "value"} for e in fired)
+    assert verify(store).intact
 
     # within the cooldown: nothing new fires or is sent; the repeats are printed as suppressed; exit 0
     second = cli.run("monitor", "check", "--policy", str(policy), env=env)
