@@ -11,6 +11,7 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from medops.audit.trail import events as audit_events
@@ -195,7 +196,11 @@ def test_check_fires_delivers_records_and_cools_down(cli, receiver, tmp_path):
 
     drift = cli.run("monitor", "drift", "--json")
     assert drift.returncode == 0, drift.stderr
-    assert {row["metric"]: row for row in drift.json()["metrics"]}["language_mix"]["current"] == {"ko": 1.0}
+    drift_rows = {row["metric"]: row for row in drift.json()["metrics"]}
+    assert drift_rows["language_mix"]["current"] == {"ko": 1.0}
+    score = drift_rows["online:overall_score"]  # quality drift: 7 steady points, then one at 0.3
+    assert (score["n_reference"], score["n_current"], score["reference"], score["current"]) == (7, 1, 0.7, 0.3)
+    assert score["test"] is None and "CUSUM needs" in score["note"]  # no spread in the reference
     table = cli.run("monitor", "drift")
     assert table.returncode == 0 and "prompt_length" in table.stdout and "PSI" in table.stdout
 
@@ -267,3 +272,33 @@ def test_usage_errors_exit_2_in_one_line(cli, tmp_path):
 
     result = cli.run("monitor", "check", "--policy", str(unset), "--every", "soon")
     assert result.returncode == 2 and "not a duration" in result.stderr
+
+
+def test_cusum_rule_fires_on_a_sustained_drop_only(tmp_path):
+    store = Store.open(str(tmp_path / "medops.db"))
+    now = datetime.now(timezone.utc)
+    rng = np.random.default_rng(11)
+
+    def series(metric: str, current_mean: float) -> list[dict]:
+        points = [(now - timedelta(days=8) + timedelta(hours=2 * h), 0.7) for h in range(80)]  # reference
+        points += [(now - timedelta(hours=23) + timedelta(minutes=30 * i), current_mean) for i in range(40)]
+        return [
+            {"source": "online", "metric": metric, "window_start": at, "window_end": at, "value": value + noise}
+            for (at, value), noise in zip(points, rng.normal(0, 0.03, len(points)), strict=True)
+        ]
+
+    add_scores(store, series("steady", 0.7) + series("dropped", 0.66))  # a drop of ~1.3 sd
+    policy = load_monitor_policy_text(
+        tmp_path,
+        """
+rules:
+  - {metric: "online:steady", test: cusum, window: 1d}
+  - {metric: "online:dropped", test: cusum, window: 1d}
+  - {metric: "online:dropped", min: 0.5, window: 1d}
+""",
+    )
+    findings = {f.key: f for f in check(store, policy, now=now).findings}
+    assert findings["online:steady:cusum|tag=all"].status == "ok"
+    dropped = findings["online:dropped:cusum|tag=all"]
+    assert dropped.outcome == FIRED and dropped.value > 5 and dropped.n_reference > 2 and dropped.n_current == 40
+    assert findings["online:dropped|tag=all"].status == "ok"  # still above the floor: only CUSUM sees it

@@ -31,6 +31,7 @@ from medops.monitor.policy import load_monitor_policy
 from medops.store.exchanges import insert_exchanges
 from medops.store.repository import Store
 from medops.store.schema import Exchange
+from medops.store.scores import add_scores
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -222,3 +223,23 @@ def test_bad_policy_is_one_line_naming_file_and_field(tmp_path, text, expected):
         load_monitor_policy(path)
     message = str(info.value)
     assert message.startswith(str(path)) and expected in message and "\n" not in message
+
+
+def test_drift_table_has_quality_drift_of_score_series(tmp_path):
+    store = Store.open(str(tmp_path / "medops.db"))
+    now = datetime.now(timezone.utc)
+    rng = np.random.default_rng(3)
+    points = [(now - timedelta(days=7, hours=-h), 0.7 + rng.normal(0, 0.03)) for h in range(0, 140, 2)]
+    points += [(now - timedelta(hours=23, minutes=-30 * i), 0.6 + rng.normal(0, 0.03)) for i in range(40)]
+    add_scores(
+        store,
+        [
+            {"source": "online", "metric": "overall_score", "window_start": at, "window_end": at, "value": v, "n": 10}
+            for at, v in points
+        ],
+    )
+    table = drift_table(store, window=timedelta(days=1), reference=timedelta(days=7), now=now)
+    row = next(r for r in table["metrics"] if r["metric"] == "online:overall_score")
+    assert (row["kind"], row["n_reference"], row["n_current"], row["test"]) == ("score", 70, 40, "cusum")
+    assert row["reference"] == pytest.approx(0.7, abs=0.01) and row["current"] == pytest.approx(0.6, abs=0.01)
+    assert row["statistic"] > 5  # a drop of about 3 sd, sustained: far past h

@@ -33,6 +33,7 @@ from medops.monitor.drift import (
     ks_test,
     psi_categorical,
     psi_numeric,
+    reference_sd,
     spans,
     stats_for,
     two_proportion_z,
@@ -250,8 +251,8 @@ def _score_finding(ctx: _Context, rule: MonitorRule, current: Span, reference: S
             n_current=len(values),
         )
     ref_values, _ = _score_values(ctx, rule, reference)
-    sd = float(np.std(ref_values, ddof=1)) if len(ref_values) >= 2 else 0.0
-    if len(ref_values) < 2 or sd <= 0:
+    sd = reference_sd(ref_values)
+    if sd is None:
         return done(
             SKIPPED,
             None,

@@ -60,6 +60,7 @@ from medops.monitor.windows import as_utc
 from medops.store.exchanges import exchanges as read_exchanges
 from medops.store.repository import Store
 from medops.store.schema import Exchange
+from medops.store.scores import scores as read_scores
 
 PSI_EPSILON = 1e-4  # the share given to a bin that is empty in one window
 PSI_BINS = 10  # numeric PSI: reference deciles
@@ -294,6 +295,15 @@ def two_proportion_z(
     return z, float(norm.sf(z) if direction == "up" else norm.cdf(z))
 
 
+def reference_sd(values: Sequence[float]) -> float | None:
+    """The sample sd of the reference points; None for fewer than 2 points or no spread (all equal,
+    up to rounding), when standardising by it would be meaningless."""
+    if len(values) < 2:
+        return None
+    sd = float(np.std(values, ddof=1))
+    return sd if sd > 1e-9 * max(1.0, float(np.max(np.abs(values)))) else None
+
+
 @dataclass(frozen=True)
 class Cusum:
     statistic: float  # the largest S_i over the points
@@ -394,6 +404,35 @@ def drift_row(metric: str, ref: WindowStats, cur: WindowStats, *, min_samples: i
     return row
 
 
+def score_rows(store: Store, current: Span, reference: Span, *, tag: str = "all") -> list[DriftRow]:
+    """Quality drift: each online / canary score series (one tag) with points in either window:
+    the means of its points, and the CUSUM (down, default k and h) of the current points against
+    the reference points (when the reference has >= 2 points with some spread)."""
+    series: dict[str, tuple[list[float], list[float]]] = {}
+    for point in read_scores(store, since=reference.start, until=current.end, tag=tag):
+        if point.value is None or point.source not in ("online", "canary"):
+            continue
+        ref_values, cur_values = series.setdefault(f"{point.source}:{point.metric}", ([], []))
+        (cur_values if as_utc(point.window_start) >= current.start else ref_values).append(float(point.value))
+    rows = []
+    for metric, (ref_values, cur_values) in sorted(series.items()):
+        row = DriftRow(
+            metric,
+            "score",
+            len(ref_values),
+            len(cur_values),
+            round(float(np.mean(ref_values)), 4) if ref_values else None,
+            round(float(np.mean(cur_values)), 4) if cur_values else None,
+        )
+        sd = reference_sd(ref_values)
+        if cur_values and sd is not None:
+            row.test, row.statistic = "cusum", cusum(cur_values, float(np.mean(ref_values)), sd).statistic
+        else:
+            row.note = "CUSUM needs current points and >= 2 reference points with some spread"
+        rows.append(row)
+    return rows
+
+
 def drift_table(
     store: Store,
     *,
@@ -404,10 +443,12 @@ def drift_table(
     arm: str | None = "primary",
     min_samples: int = 20,
 ) -> dict[str, Any]:
-    """Every exchange metric of the current window against the reference (``medops monitor drift``)."""
+    """Every exchange metric of the current window against the reference, then every score series
+    (``medops monitor drift``)."""
     current_span, reference_span = spans(now or datetime.now(timezone.utc), window, reference, since)
     ref, cur = stats_for(store, reference_span, arm=arm), stats_for(store, current_span, arm=arm)
     rows = [drift_row(m, ref, cur, min_samples=min_samples) for m in (*NUMERIC, *CATEGORICAL, *RATES)]
+    rows += score_rows(store, current_span, reference_span)
     return {
         "current": {**current_span.to_dict(), "exchanges": cur.n},
         "reference": {**reference_span.to_dict(), "exchanges": ref.n},
