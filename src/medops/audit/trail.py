@@ -34,7 +34,7 @@ ACTIONS = {
     "run.report": "a report was built (format, baseline, file name)",
     "data.pull": "a built-in dataset was downloaded or found in the cache (name, sha256, size)",
     "audit.export": "the audit trail itself was exported (file name, events)",
-    "alert.fired": "a monitor alert fired (alert id, rule, metric, value, delivery counts)",
+    "alert.fired": "a monitor alert fired (alert id, rule, key, metric, value)",
 }
 RESERVED_ACTIONS = {
     "phi.summary": "a run's PHI policy summary (counts of what the guard redacted or refused)",

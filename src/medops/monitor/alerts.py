@@ -7,7 +7,7 @@ store); a failed finding inside the cooldown is ``suppressed``: printed, not sto
 again. A fired alert is stored (``alerts``), posted to every webhook (generic JSON or
 Slack-compatible ``{"text": ...}``; a short timeout and one retry; a failure is recorded in the
 alert's ``deliveries`` and never raised) and recorded in the audit trail as ``alert.fired``
-(ids, rule, metric and value only).
+(alert id, rule, key, metric and value only; recorded before delivery).
 """
 
 from __future__ import annotations
@@ -47,6 +47,8 @@ from medops.store.scores import scores
 OK, FAILED, SKIPPED = "ok", "failed", "skipped"
 FIRED, SUPPRESSED = "fired", "suppressed"
 RETRY_DELAY_S = 0.5
+# Finding fields the alert row holds in columns of their own (or that describe this round only).
+_NOT_DETAILS = {"rule", "key", "severity", "message", "deliveries", "outcome", "alert_id"}
 
 
 @dataclass
@@ -96,7 +98,7 @@ class _Context:
         return self._stats[key]
 
 
-def _window(policy: MonitorPolicy, rule: MonitorRule, current: Span, reference: Span) -> dict[str, Any]:
+def _window(current: Span, reference: Span) -> dict[str, Any]:
     return {
         "span": format_duration(current.end - current.start),
         **current.to_dict(),
@@ -141,7 +143,7 @@ def evaluate_rule(ctx: _Context, rule: MonitorRule) -> Finding:
         value=None,
         threshold=_threshold(rule),
         message="",
-        window=_window(ctx.policy, rule, current, reference),
+        window=_window(current, reference),
     )
     span_text = finding.window["span"]
 
@@ -397,11 +399,7 @@ def check(
         if last is not None and as_utc(last.created_at) > moment - policy.cooldown_of(rules[finding.key]):
             finding.outcome, finding.alert_id = SUPPRESSED, last.id
             continue
-        details = {
-            k: v for k, v in finding.to_dict().items() if k not in ("rule", "key", "severity", "message", "deliveries")
-        }
-        details.pop("outcome")
-        details.pop("alert_id")
+        details = {k: v for k, v in finding.to_dict().items() if k not in _NOT_DETAILS}
         alert_id = add_alert(
             store,
             rule=finding.rule,
@@ -413,22 +411,11 @@ def check(
             created_at=moment,
         )
         finding.outcome, finding.alert_id = FIRED, alert_id
+        # In the trail before anything is sent: a check killed mid-delivery leaves no alert unaudited.
+        audit = {"alert_id": alert_id, "rule": finding.rule, "key": finding.key, "metric": finding.metric}
+        record(store, "alert.fired", f"alert:{alert_id}", {**audit, "value": finding.value})
         finding.deliveries = [
             deliver(w, urls[w.name], payload(finding, alert_id, moment, w.format), post=post) for w in policy.webhooks
         ]
         set_deliveries(store, alert_id, finding.deliveries)
-        record(
-            store,
-            "alert.fired",
-            f"alert:{alert_id}",
-            {
-                "alert_id": alert_id,
-                "rule": finding.rule,
-                "key": finding.key,
-                "metric": finding.metric,
-                "value": finding.value,
-                "delivered": sum(d["ok"] for d in finding.deliveries),
-                "failed_deliveries": sum(not d["ok"] for d in finding.deliveries),
-            },
-        )
     return CheckResult(findings)
