@@ -1,7 +1,9 @@
 """``medops gateway``: an OpenAI-compatible reverse proxy that records production traffic.
 
 The ASGI app (Starlette, served by uvicorn) forwards ``/v1/*`` to the upstream through one pooled
-``httpx.AsyncClient``. Chat completions are passed through as the upstream sends them: a plain
+``aiohttp.ClientSession`` (``httpx.AsyncClient`` was measured first: its connection pool added
+about 0.5 s at the median and 5 s at p99 under 100 concurrent clients; docs/PERFORMANCE.md).
+Chat completions are passed through as the upstream sends them: a plain
 answer as its bytes, a streamed one (server-sent events) chunk by chunk as each arrives. The
 gateway only *watches* the chunks (arrival times, to find the first token) and reads them once
 the answer is complete, for usage, finish reason and text. Then it observes the metrics and
@@ -27,8 +29,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 import anyio
-import httpx
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.requests import Request
@@ -44,7 +46,7 @@ CHAT_ROUTE = "/v1/chat/completions"
 DEPARTMENT_HEADER = "x-medops-department"
 APPLICATION_HEADER = "x-medops-application"
 KEY_HEADER = "x-medops-key"
-# Not forwarded: hop-by-hop headers, what httpx sets itself, and the gateway's own headers.
+# Not forwarded: hop-by-hop headers, what the client library sets itself, and the gateway's own headers.
 _REQUEST_DROP = frozenset(
     {
         "host",
@@ -195,25 +197,21 @@ class Gateway:
         self.metrics = metrics or recorder.metrics
         self.api_key = api_key
         self.upstream_auth = f"Bearer {upstream_key}" if upstream_key else None
-        self.timeout = httpx.Timeout(timeout_s, connect=10.0)
+        self.timeout = aiohttp.ClientTimeout(total=timeout_s, connect=10.0)
         self.shadow_timeout_s = shadow_timeout_s
-        self.shadow_timeout = httpx.Timeout(shadow_timeout_s, connect=min(10.0, shadow_timeout_s))
-        self.limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+        self.shadow_timeout = aiohttp.ClientTimeout(total=shadow_timeout_s, connect=min(10.0, shadow_timeout_s))
+        self.max_connections = max_connections
         self.max_shadow = max_shadow_in_flight
-        self.client: httpx.AsyncClient | None = None
-        self.shadow_client: httpx.AsyncClient | None = None
+        self.client: aiohttp.ClientSession | None = None
+        self.shadow_client: aiohttp.ClientSession | None = None
         self._shadows: set[asyncio.Task[None]] = set()
 
     # lifecycle --------------------------------------------------------------------------------
     @contextlib.asynccontextmanager
     async def lifespan(self, _app: Starlette) -> AsyncIterator[None]:
-        self.client = httpx.AsyncClient(timeout=self.timeout, limits=self.limits, trust_env=False)
+        self.client = _session(self.max_connections, self.timeout)
         if self.routing.shadow:
-            self.shadow_client = httpx.AsyncClient(
-                timeout=self.shadow_timeout,
-                limits=httpx.Limits(max_connections=self.max_shadow, max_keepalive_connections=self.max_shadow),
-                trust_env=False,
-            )
+            self.shadow_client = _session(self.max_shadow, self.shadow_timeout)
         if not self.recorder._thread.is_alive():
             self.recorder.start()
         try:
@@ -221,9 +219,9 @@ class Gateway:
         finally:
             if self._shadows:
                 await asyncio.wait(list(self._shadows), timeout=5.0)
-            await self.client.aclose()
+            await self.client.close()
             if self.shadow_client is not None:
-                await self.shadow_client.aclose()
+                await self.shadow_client.close()
             await anyio.to_thread.run_sync(self.recorder.close)
 
     def app(self) -> Starlette:
@@ -262,7 +260,7 @@ class Gateway:
         return headers
 
     @staticmethod
-    def _response_headers(response: httpx.Response) -> dict[str, str]:
+    def _response_headers(response: aiohttp.ClientResponse) -> dict[str, str]:
         return {k: v for k, v in response.headers.items() if k.lower() not in _RESPONSE_DROP}
 
     def _base_for(self, arm: str) -> str:
@@ -289,19 +287,18 @@ class Gateway:
         started = time.perf_counter()
         url = self.upstream + path + (f"?{request.url.query}" if request.url.query else "")
         try:
-            response = await self.client.request(
-                request.method, url, content=await request.body(), headers=self._headers(request)
-            )
-        except httpx.HTTPError as exc:
+            async with self.client.request(
+                request.method, url, data=await request.body(), headers=self._headers(request)
+            ) as response:
+                content = await response.read()
+        except UPSTREAM_ERRORS as exc:
             self.metrics.observe_request(
                 "", operation, "primary", 502, time.perf_counter() - started, type(exc).__name__
             )
             return _upstream_error(exc)
-        error = str(response.status_code) if response.status_code >= 400 else None
-        self.metrics.observe_request(
-            "", operation, "primary", response.status_code, time.perf_counter() - started, error
-        )
-        return Response(response.content, status_code=response.status_code, headers=self._response_headers(response))
+        error = str(response.status) if response.status >= 400 else None
+        self.metrics.observe_request("", operation, "primary", response.status, time.perf_counter() - started, error)
+        return Response(content, status_code=response.status, headers=self._response_headers(response))
 
     async def chat(self, request: Request) -> Response:
         started = time.perf_counter()
@@ -336,45 +333,43 @@ class Gateway:
         if self.routing.shadow:
             ex.pair_id = uuid.uuid4().hex
             self._shadow(body, forward, ex)
-        upstream_request = self.client.build_request(
-            "POST", self._base_for(arm) + CHAT_ROUTE, content=body, headers=forward
-        )
+        upstream_url = self._base_for(arm) + CHAT_ROUTE
         try:
-            response = await self.client.send(upstream_request, stream=True)
-        except httpx.HTTPError as exc:
+            response = await self.client.post(upstream_url, data=body, headers=forward)
+        except UPSTREAM_ERRORS as exc:
             ex.error = f"upstream unreachable: {type(exc).__name__}"
             ex.error_type = type(exc).__name__
             ex.latency_s = time.perf_counter() - started
             self._finish(ex, returned=502)
             return _upstream_error(exc)
-        ex.status = response.status_code
+        ex.status = response.status
         out_headers = self._response_headers(response)
         if response.headers.get("content-type", "").startswith("text/event-stream"):
-            return StreamingResponse(self._relay(response, ex), status_code=response.status_code, headers=out_headers)
+            return StreamingResponse(self._relay(response, ex), status_code=response.status, headers=out_headers)
         try:
-            ex.body = await response.aread()
-        except httpx.HTTPError as exc:
+            ex.body = await response.read()
+        except UPSTREAM_ERRORS as exc:
             ex.error = f"upstream broke off: {type(exc).__name__}"
             ex.error_type = type(exc).__name__
             ex.latency_s = time.perf_counter() - started
             self._finish(ex, returned=502)
             return _upstream_error(exc)
         finally:
-            await response.aclose()
+            response.release()
         ex.latency_s = time.perf_counter() - started
         return Response(
-            ex.body, status_code=response.status_code, headers=out_headers, background=BackgroundTask(self._finish, ex)
+            ex.body, status_code=response.status, headers=out_headers, background=BackgroundTask(self._finish, ex)
         )
 
-    async def _relay(self, response: httpx.Response, ex: Exchange) -> AsyncIterator[bytes]:
+    async def _relay(self, response: aiohttp.ClientResponse, ex: Exchange) -> AsyncIterator[bytes]:
         """The upstream's stream, each chunk yielded as it arrives; read and recorded at the end."""
         received = bytearray()
         try:
-            async for chunk in response.aiter_raw():
+            async for chunk in response.content.iter_any():
                 received += chunk
                 ex.chunks.append((len(received), time.perf_counter()))
                 yield chunk
-        except httpx.HTTPError as exc:
+        except UPSTREAM_ERRORS as exc:
             ex.error = f"upstream stream broke off: {type(exc).__name__}"
             ex.error_type = type(exc).__name__
         except BaseException:
@@ -384,8 +379,10 @@ class Gateway:
         finally:
             ex.latency_s = time.perf_counter() - ex.started
             ex.body = bytes(received)
-            with anyio.CancelScope(shield=True):
-                await response.aclose()
+            if ex.error is None:
+                response.release()
+            else:  # broken off: the connection is not reused
+                response.close()
             self._finish(ex)
 
     def _finish(self, ex: Exchange, returned: int | None = None) -> None:
@@ -475,17 +472,31 @@ class Gateway:
         self, url: str, body: bytes, headers: dict[str, str], ex: Exchange, received: bytearray
     ) -> None:
         assert self.shadow_client is not None
-        async with self.shadow_client.stream("POST", url, content=body, headers=headers) as response:
-            ex.status = response.status_code
+        async with self.shadow_client.post(url, data=body, headers=headers) as response:
+            ex.status = response.status
             streamed = response.headers.get("content-type", "").startswith("text/event-stream")
-            async for chunk in response.aiter_raw():
+            async for chunk in response.content.iter_any():
                 received += chunk
                 if streamed:
                     ex.chunks.append((len(received), time.perf_counter()))
 
 
-def _upstream_error(exc: Exception) -> Response:
-    status = 504 if isinstance(exc, httpx.TimeoutException) else 502
+UPSTREAM_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError)
+
+
+def _session(limit: int, timeout: aiohttp.ClientTimeout) -> aiohttp.ClientSession:
+    """A pooled session to the upstreams: bytes as sent (no decompression), no proxies from the environment."""
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=limit, limit_per_host=0, keepalive_timeout=60),
+        timeout=timeout,
+        auto_decompress=False,
+        trust_env=False,
+        skip_auto_headers=("User-Agent",),
+    )
+
+
+def _upstream_error(exc: BaseException) -> Response:
+    status = 504 if isinstance(exc, asyncio.TimeoutError) else 502
     return JSONResponse(
         {"error": {"message": f"medops gateway: upstream {type(exc).__name__}", "type": "upstream_error"}},
         status_code=status,
