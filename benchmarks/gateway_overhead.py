@@ -55,8 +55,12 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-async def run_round(base: str, clients: int, requests: int, stream: bool) -> list[float]:
-    """Latency (plain: to the last byte) or time to the first content chunk (stream), in seconds."""
+async def run_round(base: str, clients: int, requests: int, stream: bool, stagger_s: float = 0.0) -> list[float]:
+    """Latency (plain: to the last byte) or time to the first content chunk (stream), in seconds.
+
+    With ``stagger_s``, client c starts ``c / clients * stagger_s`` late, so the N clients are in
+    flight at once in a steady state instead of arriving in one burst each round trip (a burst of
+    N requests in the same millisecond measures the machine's queue, not the gateway)."""
     results: list[float] = []
     failures = 0
     counter = iter(range(requests))
@@ -65,6 +69,7 @@ async def run_round(base: str, clients: int, requests: int, stream: bool) -> lis
 
         async def client(c: int) -> None:
             nonlocal failures
+            await asyncio.sleep(stagger_s * c / clients)
             for i in counter:
                 body = {"model": "bench", "messages": [{"role": "user", "content": f"client {c} request {i}"}]}
                 if stream:
@@ -97,6 +102,9 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.5, help="upstream seconds per answer")
     parser.add_argument("--token-delay", type=float, default=0.02, help="upstream seconds between streamed words")
     parser.add_argument("--phi-policy", default="redact")
+    parser.add_argument(
+        "--burst", action="store_true", help="start every client at once (default: spread over one upstream latency)"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -150,7 +158,8 @@ def main() -> None:
             seen: dict[str, list[float]] = {"direct": [], "gateway": []}
             for _ in range(args.rounds):
                 for path, base in (("direct", direct), ("gateway", gateway)):
-                    seen[path] += asyncio.run(run_round(base, args.clients, args.requests, stream))
+                    stagger = 0.0 if args.burst else args.latency
+                    seen[path] += asyncio.run(run_round(base, args.clients, args.requests, stream, stagger))
                     sent += args.requests if path == "gateway" else 0
             d, g = seen["direct"], seen["gateway"]
             report[mode] = {
