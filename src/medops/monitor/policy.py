@@ -30,11 +30,11 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from medops.errors import UserError
 from medops.monitor.windows import parse_duration
+from medops.ops.gate import read_policy
 
 # Metrics computed from the exchanges of a window (medops.monitor.drift), by kind.
 NUMERIC = ("prompt_length", "response_length", "latency_s")  # distributions: psi (default) or ks
@@ -264,17 +264,4 @@ class MonitorPolicy(BaseModel):
 
 def load_monitor_policy(path: Path) -> MonitorPolicy:
     """Read and validate a monitor policy; UserError in one line naming the file and the field."""
-    try:
-        raw = yaml.safe_load(Path(path).read_text("utf-8"))
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read policy ({exc.strerror or exc})") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise UserError(f"{path}{f':{mark.line + 1}' if mark else ''}: invalid YAML") from None
-    try:
-        return MonitorPolicy.model_validate(raw)
-    except ValidationError as exc:
-        error = exc.errors(include_url=False)[0]
-        field = ".".join(str(p) for p in error["loc"]) or "policy"
-        message = str(error["msg"]).removeprefix("Value error, ").replace("\n", " ")
-        raise UserError(f"{path}: {field}: {message}") from None
+    return read_policy(path, MonitorPolicy)

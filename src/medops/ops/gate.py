@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from xml.etree import ElementTree
 
 import yaml
@@ -85,20 +85,30 @@ class Verdict:
         return self.__dict__.copy()
 
 
-def load_policy(path: Path) -> list[Rule]:
+PolicyModel = TypeVar("PolicyModel", bound=BaseModel)
+
+
+def read_policy(path: Path, model: type[PolicyModel]) -> PolicyModel:
+    """A YAML policy file validated by ``model`` (the gate's, the monitor's): any problem is one
+    UserError naming the file and the field (or the YAML line)."""
     try:
         raw = yaml.safe_load(Path(path).read_text("utf-8"))
     except OSError as exc:
-        raise UserError(f"{path}: cannot read policy ({exc})") from None
+        raise UserError(f"{path}: cannot read policy ({exc.strerror or exc})") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise UserError(f"{path}{f':{mark.line + 1}' if mark else ''}: invalid YAML") from None
     try:
-        return Policy.model_validate(raw).rules
+        return model.model_validate(raw)
     except ValidationError as exc:
         error = exc.errors(include_url=False)[0]
-        field = ".".join(str(p) for p in error["loc"])
-        raise UserError(f"{path}: {field}: {error['msg'].removeprefix('Value error, ')}") from None
+        field = ".".join(str(p) for p in error["loc"]) or "policy"
+        message = str(error["msg"]).removeprefix("Value error, ").replace("\n", " ")
+        raise UserError(f"{path}: {field}: {message}") from None
+
+
+def load_policy(path: Path) -> list[Rule]:
+    return read_policy(path, Policy).rules
 
 
 def parse_flag_rules(
