@@ -2,7 +2,13 @@ import numpy as np
 import pytest
 
 from medops.datasets.healthbench import RubricItem
-from medops.scoring.healthbench import aggregate, bootstrap_std, example_metrics, length_adjusted, points_score
+from medops.scoring.healthbench import (
+    aggregate,
+    bootstrap_std,
+    example_metrics,
+    length_adjusted_per_500_chars,
+    points_score,
+)
 
 
 def item(points, *tags):
@@ -70,5 +76,6 @@ def test_bootstrap_matches_a_loop_over_the_same_draws():
 
 
 def test_length_adjustment():
-    assert length_adjusted(0.5, 1500, penalty=0.1, center=1000) == pytest.approx(0.5 - 0.1 * 500 / 500)
-    assert length_adjusted(0.5, 500, penalty=0.1, center=1000) == pytest.approx(0.6)
+    adjusted = length_adjusted_per_500_chars
+    assert adjusted(0.5, "x" * 1500, penalty_per_500_chars=0.1, center=1000) == pytest.approx(0.5 - 0.1 * 500 / 500)
+    assert adjusted(0.5, "x" * 500, penalty_per_500_chars=0.1, center=1000) == pytest.approx(0.6)

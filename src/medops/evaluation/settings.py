@@ -36,8 +36,22 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     }
 }
 
-# What an option is when it is not given (the CLI shows the same defaults).
+# What an option is when it is not given (the CLI shows the same defaults): first the ones every
+# run shares (``RunSettings``), then each kind's own.
+RUN_DEFAULTS: dict[str, Any] = {
+    "limit": None,
+    "repeats": 1,
+    "seed": 0,
+    "concurrency": 32,
+    "max_tries": 6,
+    "retry_base_delay": 1.0,
+    "timeout": 120.0,
+    "batch_size": 8,
+    "no_cache": False,
+    "budget_usd": None,
+}
 HEALTHBENCH_DEFAULTS: dict[str, Any] = {
+    **RUN_DEFAULTS,
     "data": "demo",
     "model": "local:smollm2",
     "grader": "local:smollm2",
@@ -47,13 +61,6 @@ HEALTHBENCH_DEFAULTS: dict[str, Any] = {
     "grader_api_key_env": None,
     "responses": None,
     "completions": "model",
-    "limit": None,
-    "repeats": 1,
-    "seed": 0,
-    "concurrency": 32,
-    "max_tries": 6,
-    "retry_base_delay": 1.0,
-    "timeout": 120.0,
     "model_temperature": None,
     "model_max_tokens": None,
     "model_system_message": None,
@@ -66,15 +73,21 @@ HEALTHBENCH_DEFAULTS: dict[str, Any] = {
     "grader_json_schema": False,
     "criteria_per_call": 1,
     "grader_group_template": None,
-    "batch_size": 8,
     "model_top_p": None,
     "model_seed": None,
     "length_penalty": None,
     "length_center": None,
-    "no_cache": False,
-    "budget_usd": None,
     "preset": None,
 }
+
+
+def _with_defaults(options: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    """``options`` over ``defaults``; a name the command does not have is a TypeError (a typo in a
+    notebook must not be ignored)."""
+    unknown = set(options) - set(defaults)
+    if unknown:
+        raise TypeError(f"unknown options: {', '.join(sorted(unknown))}")
+    return {**defaults, **options}
 
 
 def _run_settings(args: dict[str, Any]) -> dict[str, Any]:
@@ -89,7 +102,7 @@ def _run_settings(args: dict[str, Any]) -> dict[str, Any]:
         "timeout_s": args["timeout"],
         "batch_size": args["batch_size"],
         "use_cache": not args["no_cache"],
-        "budget_usd": args.get("budget_usd"),
+        "budget_usd": args["budget_usd"],
     }
 
 
@@ -116,10 +129,7 @@ def healthbench_config(
     """The settings of a rubric run (``eval healthbench``) or a meta-evaluation, from options named
     as the CLI's flags (``model_base_url`` for ``--model-base-url``); missing ones take their default.
     ``explicit`` names the options the user gave, which a preset never overrides."""
-    unknown = set(options) - set(HEALTHBENCH_DEFAULTS)
-    if unknown:
-        raise TypeError(f"unknown options: {', '.join(sorted(unknown))}")
-    args = with_preset({**HEALTHBENCH_DEFAULTS, **options}, explicit, benchmark)
+    args = with_preset(_with_defaults(options, HEALTHBENCH_DEFAULTS), explicit, benchmark)
     if not args["data"]:
         raise UserError("--data is required (a built-in name or a JSONL file)")
     if not args["grader"]:
@@ -183,6 +193,7 @@ def healthbench_config(
 
 
 EXAM_DEFAULTS: dict[str, Any] = {
+    **RUN_DEFAULTS,
     "task": None,
     "data": None,
     "model": "local:smollm2",
@@ -194,30 +205,17 @@ EXAM_DEFAULTS: dict[str, Any] = {
     "shots": 0,
     "fewshot_data": None,
     "scoring": "generate",
-    "limit": None,
-    "repeats": 1,
-    "seed": 0,
-    "concurrency": 32,
-    "max_tries": 6,
-    "retry_base_delay": 1.0,
-    "timeout": 120.0,
     "temperature": None,
     "max_tokens": None,
     "top_p": None,
     "model_seed": None,
     "system_message": None,
-    "batch_size": 8,
-    "no_cache": False,
-    "budget_usd": None,
 }
 
 
 def exam_config(options: dict[str, Any]) -> McqaConfig:
     """The settings of an exam run (``eval mcqa``), from options named as the CLI's flags."""
-    unknown = set(options) - set(EXAM_DEFAULTS)
-    if unknown:
-        raise TypeError(f"unknown options: {', '.join(sorted(unknown))}")
-    args = {**EXAM_DEFAULTS, **options}
+    args = _with_defaults(options, EXAM_DEFAULTS)
     if not args["task"] or not args["data"]:
         raise UserError("--task and --data are required (or --resume RUN)")
     language = args["language"] or default_language(args["task"])

@@ -51,19 +51,13 @@ def example_metrics(example_tags: Sequence[str], items: Sequence[RubricItem], me
     return metrics
 
 
-def length_adjusted(score: float, response_length: int, penalty: float, center: float) -> float:
-    """HealthBench Professional's length adjustment: score - P * (len - C) / 500."""
-    return score - penalty * (response_length - center) / 500
-
-
 def length_adjusted_per_500_chars(
     score: float, response_text: str, *, center: float, penalty_per_500_chars: float
 ) -> float:
     """The reference's ``calculate_length_adjusted_score``, float for float.
 
-    Same units as ``length_adjusted`` (penalty per 500 characters, Python ``len``: code
-    points); the reference divides before it multiplies, which ``length_adjusted`` does not,
-    so the two can differ in the last bit. Not clipped per example: the mean is clipped later.
+    Penalty per 500 characters, Python ``len`` (code points); divided before it is multiplied,
+    as the reference does. Not clipped per example: the mean is clipped later.
     """
     return score - penalty_per_500_chars * ((len(response_text) - center) / 500.0)
 

@@ -21,7 +21,6 @@ from medops.events import EventBus
 from medops.models.base import Completion
 from medops.store.database import open_engine
 from medops.store.schema import (
-    Answer,
     CachedCall,
     Dataset,
     Grade,
@@ -176,9 +175,9 @@ class Store:
         with self.session() as s:
             return [(run, dataset) for run, dataset in s.execute(select(Run, Dataset).join(Dataset).order_by(Run.id))]
 
-    def claim_for_resume(self, run_id: int) -> ExistingWork:
+    def claim_for_resume(self, run_id: int) -> None:
         """Mark the run as ours again; drop failed rows (failed calls, ungraded verdicts) so they are
-        asked again, keep everything that succeeded."""
+        asked again, keep everything that succeeded (the pipeline reads it back: ``existing_work``)."""
         with self.session() as s:
             s.execute(
                 update(Run)
@@ -191,13 +190,6 @@ class Store:
                     Response.run_id == run_id, or_(Response.error.is_not(None), Response.text.is_(None))
                 )
             )
-        return self.existing_work(run_id)
-
-    def claim_exam_for_resume(self, run_id: int) -> set[tuple[int, int]]:
-        """Exam runs: keep answered items, drop failed calls so they are asked again."""
-        self.claim_for_resume(run_id)
-        with self.session() as s:
-            return {(a.item_index, a.repeat) for a in s.scalars(select(Answer).where(Answer.run_id == run_id))}
 
     def existing_work(self, run_id: int) -> ExistingWork:
         with self.session() as s:

@@ -108,10 +108,3 @@ class MlflowSubscriber:
             report.write_text(build_report(self.store, str(run.id)), encoding="utf-8")
             mlflow.log_artifact(str(report))
             return active.info.run_id
-
-
-def log_to_mlflow(store: Store, run_ref: str, tracking_uri: str, experiment: str = "medops") -> str:
-    """Log a stored run (any status) by reference; returns the MLflow run id."""
-    run = store.find_run(run_ref)
-    event = RunEnded(run.id, run.benchmark, run.status, run.summary or {}, run.error)
-    return MlflowSubscriber(store, tracking_uri, experiment).log(event)
