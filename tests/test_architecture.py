@@ -29,6 +29,7 @@ LAYERS: list[set[str]] = [
     {"medops.privacy"},  # PHI detection and redaction (Presidio + medops recognizers)
     {"medops.store"},
     {"medops.audit"},  # the hash-chained audit trail: records through the store, subscribes to run events
+    {"medops.accounts"},  # dashboard users, API tokens, sessions: Argon2 hashes in the store, audited
     {"medops.evaluation"},  # runs: rubric, exam, meta-eval, through one benchmark contract
     {"medops.ops"},  # compare, gate
     {"medops.rl"},  # RL prepare / difficulty / train / before-after (pairs runs with ops.compare)
@@ -36,6 +37,7 @@ LAYERS: list[set[str]] = [
     {"medops.reports"},
     {"medops.tracking"},  # MLflow: an event subscriber
     {"medops.api"},
+    {"medops.web"},  # medops serve: FastAPI pages and /api/ over medops.api
     {"medops.testing"},  # test support that ships with medops: may import anything below cli
     {"medops.cli"},
 ]
