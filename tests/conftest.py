@@ -74,9 +74,13 @@ class Cli:
     db: Path
     env: dict[str, str]
 
-    def run(self, *args: str, check: bool = False, timeout: float = 120, env: dict | None = None) -> Result:
+    def run(
+        self, *args: str, check: bool = False, timeout: float = 120, env: dict | None = None, input: str | None = None
+    ) -> Result:
         proc = subprocess.run(
             [sys.executable, "-m", "medops.cli.app", *args],
+            input=input,
+            stdin=None if input is not None else subprocess.DEVNULL,
             capture_output=True,
             text=True,
             env={**self.env, **(env or {})},

@@ -11,6 +11,9 @@ with a one-line message::
     print(outcome.status, outcome.summary["score"])
     print(api.compare("baseline", "smoke", db="medops.db")["metrics"]["overall_score"])
     verdicts = api.gate("smoke", [api.Rule(metric="overall_score", min=0.4)], db="medops.db")
+
+Accounts (``medops.accounts``: users, tokens, sessions) take an open store as their first argument
+(``api.open_store(db)``) and an audit ``actor``.
 """
 
 from __future__ import annotations
@@ -19,6 +22,24 @@ from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
 from typing import Any
 
+from medops.accounts import (
+    ROLES,
+    AuthError,
+    Principal,
+    WebSession,
+    add_user,
+    close_session,
+    create_token,
+    disable_user,
+    login,
+    open_session,
+    revoke_token,
+    session_principal,
+    set_password,
+    token_principal,
+    tokens,
+    users,
+)
 from medops.audit import record
 from medops.evaluation.config import HealthBenchConfig, McqaConfig
 from medops.evaluation.engine import Counters
@@ -36,23 +57,39 @@ from medops.reports.report import build_report
 from medops.store.repository import Store, effective_status
 
 __all__ = [
+    "ROLES",
+    "AuthError",
+    "Principal",
     "Rule",
     "RunOutcome",
     "Verdict",
+    "WebSession",
+    "add_user",
+    "close_session",
     "compare",
+    "create_token",
+    "disable_user",
     "evaluate",
     "exam_config",
     "export",
     "gate",
     "healthbench_config",
     "load_policy",
+    "login",
     "meta_eval_config",
+    "open_session",
     "open_store",
     "report",
     "resume",
+    "revoke_token",
     "run",
     "run_subscribers",
     "runs",
+    "session_principal",
+    "set_password",
+    "token_principal",
+    "tokens",
+    "users",
 ]
 
 StoreRef = str | Path | Store | None

@@ -25,25 +25,27 @@ from medops.store.repository import Store
 
 KEY_ENV = "MEDOPS_AUDIT_KEY"
 
-# Actions medops records, and those reserved for the dashboard (users and API tokens).
+# Actions medops records (docs/PRIVACY.md lists them with their details).
 ACTIONS = {
     "run.started": "a run started or was resumed (benchmark, model and grader names, data file name)",
     "run.ended": "a run ended (status, score, failed calls, examples)",
+    "phi.summary": "a run's PHI policy summary (counts of what the guard redacted or refused)",
     "gate.decision": "a release gate was evaluated (each rule with its outcome, passed or not)",
     "run.export": "a run's rows were exported (format, row count, file name)",
     "run.report": "a report was built (format, baseline, file name)",
     "data.pull": "a built-in dataset was downloaded or found in the cache (name, sha256, size)",
     "audit.export": "the audit trail itself was exported (file name, events)",
     "alert.fired": "a monitor alert fired (alert id, rule, key, metric, value)",
-}
-RESERVED_ACTIONS = {
-    "phi.summary": "a run's PHI policy summary (counts of what the guard redacted or refused)",
-    "user.login": "a dashboard sign-in (the dashboard adds it)",
+    "alert.acknowledged": "someone acknowledged an alert in the dashboard",
+    "user.login": "a dashboard sign-in (the client's address)",
+    "user.login_failed": "a refused sign-in (client, and why: unknown user, wrong password, disabled, rate limited)",
     "user.logout": "a dashboard sign-out",
-    "user.created": "a dashboard user was created",
-    "user.disabled": "a dashboard user was disabled",
-    "token.created": "an API token was issued (its id, never the token)",
+    "user.created": "a dashboard user was created (role; never the password)",
+    "user.disabled": "a dashboard user was disabled (their sessions end)",
+    "user.password_changed": "a user's password was replaced (their sessions end)",
+    "token.created": "an API token was issued (its id, name and role; never the token)",
     "token.revoked": "an API token was revoked",
+    "token.used": "an API request authenticated with a token (the route)",
 }
 
 

@@ -9,6 +9,7 @@ from rich.markup import escape
 
 from medops import __version__
 from medops.cli import (
+    accounts_cmd,
     audit_cmd,
     data_cmd,
     eval_cmd,
@@ -41,6 +42,8 @@ app.add_typer(rl_cmd.app, name="rl")
 app.add_typer(phi_cmd.app, name="phi")
 app.add_typer(audit_cmd.app, name="audit")
 app.add_typer(monitor_cmd.app, name="monitor")
+app.add_typer(accounts_cmd.users_app, name="users")
+app.add_typer(accounts_cmd.tokens_app, name="tokens")
 app.command("export")(export_cmd.export)
 app.command("meta-eval")(eval_cmd.meta_eval)
 app.command("compare")(ops_cmd.compare)

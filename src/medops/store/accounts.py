@@ -1,0 +1,112 @@
+"""Rows of the dashboard's accounts (migration 0009): users, API tokens, web sessions and sign-in
+attempts. Policy (hashing, roles, rate limits, auditing) lives in ``medops.accounts``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from medops.errors import UserError
+from medops.store.repository import Store
+from medops.store.schema import ApiToken, LoginAttempt, User, WebSession, utcnow
+
+
+def _insert(store: Store, model: type, values: dict[str, Any], what: str) -> int:
+    try:
+        with store.session() as s:
+            return s.execute(insert(model).values(**values).returning(model.id)).scalar_one()
+    except IntegrityError:
+        raise UserError(f"{what} {values['name']!r} already exists") from None
+
+
+def insert_user(store: Store, **values: Any) -> int:
+    return _insert(store, User, values, "a user named")
+
+
+def user(store: Store, name: str) -> User | None:
+    with store.session() as s:
+        return s.scalars(select(User).where(User.name == name)).one_or_none()
+
+
+def user_by_id(store: Store, user_id: int) -> User | None:
+    with store.session() as s:
+        return s.get(User, user_id)
+
+
+def users(store: Store) -> list[User]:
+    with store.session() as s:
+        return list(s.scalars(select(User).order_by(User.name)))
+
+
+def update_user(store: Store, user_id: int, **values: Any) -> None:
+    with store.session() as s:
+        s.execute(update(User).where(User.id == user_id).values(**values))
+
+
+def insert_token(store: Store, **values: Any) -> int:
+    return _insert(store, ApiToken, values, "a token named")
+
+
+def token(store: Store, name: str) -> ApiToken | None:
+    with store.session() as s:
+        return s.scalars(select(ApiToken).where(ApiToken.name == name)).one_or_none()
+
+
+def token_by_sha256(store: Store, sha256: str) -> ApiToken | None:
+    with store.session() as s:
+        return s.scalars(select(ApiToken).where(ApiToken.token_sha256 == sha256)).one_or_none()
+
+
+def tokens(store: Store) -> list[ApiToken]:
+    with store.session() as s:
+        return list(s.scalars(select(ApiToken).order_by(ApiToken.id)))
+
+
+def update_token(store: Store, token_id: int, **values: Any) -> None:
+    with store.session() as s:
+        s.execute(update(ApiToken).where(ApiToken.id == token_id).values(**values))
+
+
+def insert_session(store: Store, *, session_sha256: str, user_id: int) -> int:
+    now = utcnow()
+    with store.session() as s:
+        values = {"session_sha256": session_sha256, "user_id": user_id, "created_at": now, "last_seen_at": now}
+        return s.execute(insert(WebSession).values(**values).returning(WebSession.id)).scalar_one()
+
+
+def session_by_sha256(store: Store, sha256: str) -> WebSession | None:
+    with store.session() as s:
+        return s.scalars(select(WebSession).where(WebSession.session_sha256 == sha256)).one_or_none()
+
+
+def update_session(store: Store, session_id: int, **values: Any) -> None:
+    with store.session() as s:
+        s.execute(update(WebSession).where(WebSession.id == session_id).values(**values))
+
+
+def end_user_sessions(store: Store, user_id: int) -> None:
+    with store.session() as s:
+        s.execute(
+            update(WebSession)
+            .where(WebSession.user_id == user_id, WebSession.ended_at.is_(None))
+            .values(ended_at=utcnow())
+        )
+
+
+def add_attempt(store: Store, *, name: str, client: str, succeeded: bool) -> None:
+    with store.session() as s:
+        s.execute(insert(LoginAttempt).values(at=utcnow(), name=name, client=client, succeeded=succeeded))
+
+
+def failures_since(store: Store, since: datetime, *, name: str | None = None, client: str | None = None) -> int:
+    """Failed sign-ins since ``since`` for one name or from one client."""
+    query = select(func.count()).select_from(LoginAttempt).where(LoginAttempt.at >= since, ~LoginAttempt.succeeded)
+    if name is not None:
+        query = query.where(LoginAttempt.name == name)
+    if client is not None:
+        query = query.where(LoginAttempt.client == client)
+    with store.session() as s:
+        return s.execute(query).scalar_one()
