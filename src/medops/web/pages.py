@@ -1,0 +1,339 @@
+"""The dashboard's pages: the same calls as ``/api/``, rendered for people. Forms that change
+something carry the session's CSRF token and redirect after success (post/redirect/get)."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from typing import Any
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import RedirectResponse, Response
+
+from medops import api
+from medops.web.auth import (
+    LOGIN_CSRF_COOKIE,
+    SESSION_COOKIE,
+    Caller,
+    NotSignedIn,
+    admin,
+    caller,
+    check_csrf,
+    operator,
+    store_of,
+    viewer,
+)
+from medops.web.charts import series
+from medops.web.render import render
+
+router = APIRouter(include_in_schema=False)
+PAGE = 25  # examples per page
+
+
+def _secure(request: Request) -> bool:
+    chosen = request.app.state.secure_cookies
+    return request.url.scheme == "https" if chosen is None else chosen
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path on this server (no //host, no scheme): never an open redirect."""
+    if not target or not target.startswith("/") or target.startswith(("//", "/\\")):
+        return "/runs"
+    return target
+
+
+def _back(path: str) -> RedirectResponse:
+    return RedirectResponse(path, status_code=303)
+
+
+# --- sign in and out ------------------------------------------------------------------------
+
+
+def _login_page(request: Request, *, next_path: str, error: str | None = None, status: int = 200) -> Response:
+    token = secrets.token_urlsafe(24)
+    response = render(request, "login.j2", status=status, login_csrf=token, next_path=next_path, error=error)
+    response.set_cookie(
+        LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", secure=_secure(request), path="/login"
+    )
+    return response
+
+
+@router.get("/login")
+def login_form(request: Request, next: str | None = None) -> Response:
+    try:
+        if caller(request) is not None:
+            return _back(_safe_next(next))
+    except NotSignedIn:
+        pass
+    return _login_page(request, next_path=_safe_next(next))
+
+
+@router.post("/login")
+def login(
+    request: Request,
+    name: str = Form(""),
+    password: str = Form(""),
+    csrf: str = Form(""),
+    next: str = Form("/runs"),
+) -> Response:
+    expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    if not csrf or not expected or not hmac.compare_digest(csrf, expected):
+        return _login_page(
+            request, next_path=_safe_next(next), error="The sign-in form expired: try again.", status=403
+        )
+    client = request.client.host if request.client else "unknown"
+    try:
+        principal = api.login(store_of(request), name.strip(), password, client=client)
+    except api.AuthError as exc:
+        return _login_page(request, next_path=_safe_next(next), error=str(exc), status=exc.status)
+    session = api.open_session(store_of(request), principal)
+    response = _back(_safe_next(next))
+    response.set_cookie(SESSION_COOKIE, session.id, httponly=True, samesite="lax", secure=_secure(request), path="/")
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request, csrf: str = Form(""), found: Caller = Depends(viewer)) -> Response:
+    check_csrf(found, csrf)
+    session_id = request.cookies.get(SESSION_COOKIE)
+    if session_id:
+        api.close_session(store_of(request), session_id)
+    response = _back("/login")
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+# --- runs -----------------------------------------------------------------------------------
+
+
+@router.get("/")
+def home(found: Caller = Depends(viewer)) -> Response:
+    return _back("/runs")
+
+
+@router.get("/runs")
+def runs(
+    request: Request,
+    benchmark: str = "",
+    model: str = "",
+    dataset: str = "",
+    status: str = "",
+    since: str = "",
+    until: str = "",
+    q: str = "",
+    found: Caller = Depends(viewer),
+) -> Response:
+    store = store_of(request)
+    every = api.runs(store)
+    chosen = api.runs_filtered(
+        store, benchmark=benchmark, model=model, dataset=dataset, status=status, since=since, until=until, search=q
+    )
+    choices = {key: sorted({r[key] for r in every if r[key]}) for key in ("benchmark", "model", "dataset", "status")}
+    filters = {"benchmark": benchmark, "model": model, "dataset": dataset, "status": status}
+    filters.update(since=since, until=until, q=q)
+    return render(request, "runs.j2", active="runs", runs=chosen, total=len(every), choices=choices, filters=filters)
+
+
+@router.get("/runs/{ref}")
+def run(request: Request, ref: str, flag: str = "all", page: int = 1, found: Caller = Depends(viewer)) -> Response:
+    store = store_of(request)
+    detail = api.run_detail(ref, db=store)
+    page = max(page, 1)
+    p = found.principal
+    examples = api.run_examples(
+        ref, db=store, redact=not p.can("admin"), flag=flag, offset=(page - 1) * PAGE, limit=PAGE, actor=p.actor
+    )
+    pages = max(1, -(-examples["total"] // PAGE))
+    runs_all = [r for r in api.runs(store) if r["benchmark"] == detail["run"]["benchmark"]]
+    return render(
+        request,
+        "run.j2",
+        active="runs",
+        run=detail["run"],
+        metrics=detail["metrics"],
+        charts=detail["charts"],
+        examples=examples,
+        page=page,
+        pages=pages,
+        others=[r for r in runs_all if r["run_id"] != detail["run"]["run_id"]],
+    )
+
+
+@router.get("/runs/{ref}/examples/{index}")
+def example(request: Request, ref: str, index: int, repeat: int = 0, found: Caller = Depends(viewer)) -> Response:
+    store = store_of(request)
+    p = found.principal
+    document = api.run(ref, db=store)
+    shown = api.run_example(ref, index, repeat=repeat, db=store, redact=not p.can("admin"), actor=p.actor)
+    return render(request, "example.j2", active="runs", run=document, e=shown)
+
+
+@router.get("/compare")
+def compare(request: Request, baseline: str = "", candidate: str = "", found: Caller = Depends(viewer)) -> Response:
+    store = store_of(request)
+    every = list(reversed(api.runs(store)))
+    result = api.compare_detail(baseline, candidate, db=store) if baseline and candidate else None
+    return render(
+        request, "compare.j2", active="compare", runs=every, baseline=baseline, candidate=candidate, result=result
+    )
+
+
+@router.get("/gates")
+def gates(request: Request, run: str = "", found: Caller = Depends(viewer)) -> Response:
+    store = store_of(request)
+    history = api.gate_history(db=store, run_ref=run or None)
+    return render(request, "gates.j2", active="gates", history=history, run=run, runs=list(reversed(api.runs(store))))
+
+
+# --- monitoring -----------------------------------------------------------------------------
+
+
+def _charts(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """One chart per headline series (overall score / accuracy), with alert markers."""
+    alert_times = [a["created_at"] for a in doc["alerts"] if a["created_at"]]
+    shown = []
+    for s in doc["series"]:
+        if s["metric"] not in ("overall_score", "accuracy"):
+            continue
+        title = f"{s['source']} · {s['metric']} · {s['tag']}"
+        shown.append({**s, "svg": series(title, s["points"], alert_times)})
+    return [s for s in shown if s["svg"]]
+
+
+@router.get("/monitoring")
+def monitoring(request: Request, since: str = "", job: int | None = None, found: Caller = Depends(viewer)) -> Response:
+    store = store_of(request)
+    doc = api.monitoring(db=store, since=since or None)
+    jobs = request.app.state.jobs.list() if found.principal.can("operator") else []
+    return render(
+        request,
+        "monitoring.j2",
+        active="monitoring",
+        doc=doc,
+        charts=_charts(doc),
+        since=since,
+        jobs=jobs,
+        highlight=job,
+        runs=list(reversed(api.runs(store))),
+    )
+
+
+@router.post("/monitoring/alerts/{alert_id}/acknowledge")
+def acknowledge(request: Request, alert_id: int, csrf: str = Form(""), found: Caller = Depends(operator)) -> Response:
+    check_csrf(found, csrf)
+    api.acknowledge_alert(store_of(request), alert_id, actor=found.principal.actor)
+    return _back("/monitoring#alerts")
+
+
+@router.post("/monitoring/canary")
+def start_canary(
+    request: Request,
+    csrf: str = Form(""),
+    data: str = Form(""),
+    model: str = Form(""),
+    grader: str = Form(""),
+    task: str = Form(""),
+    baseline: str = Form(""),
+    model_base_url: str = Form(""),
+    grader_base_url: str = Form(""),
+    limit: str = Form(""),
+    found: Caller = Depends(operator),
+) -> Response:
+    check_csrf(found, csrf)
+    params = {
+        "data": data.strip(),
+        "model": model.strip(),
+        "grader": grader.strip(),
+        "task": task.strip(),
+        "baseline": baseline.strip(),
+        "model_base_url": model_base_url.strip(),
+        "grader_base_url": grader_base_url.strip(),
+        "limit": limit.strip(),
+    }
+    job = request.app.state.jobs.start(params, actor=found.principal.actor)
+    job.started.wait(timeout=5)  # the run exists within moments: the page links to it
+    return _back(f"/monitoring?job={job.id}#canary")
+
+
+# --- datasets, audit, accounts ----------------------------------------------------------------
+
+
+@router.get("/datasets")
+def datasets(request: Request, found: Caller = Depends(viewer)) -> Response:
+    return render(request, "datasets.j2", active="datasets", datasets=api.datasets(db=store_of(request)))
+
+
+@router.get("/audit")
+def audit(request: Request, action: str = "", last: int = 500, found: Caller = Depends(admin)) -> Response:
+    doc = api.audit_events(db=store_of(request), last=max(1, min(last, 100000)), action=action or None)
+    return render(request, "audit.j2", active="audit", doc=doc, action=action, last=last)
+
+
+def _accounts_page(request: Request, *, new_token: str | None = None, token_name: str | None = None) -> Response:
+    store = store_of(request)
+    return render(
+        request,
+        "admin.j2",
+        active="admin",
+        users=api.users(store),
+        tokens=api.tokens(store),
+        roles=api.ROLES,
+        new_token=new_token,
+        token_name=token_name,
+    )
+
+
+@router.get("/admin")
+def accounts(request: Request, found: Caller = Depends(admin)) -> Response:
+    return _accounts_page(request)
+
+
+@router.post("/admin/users")
+def add_user(
+    request: Request,
+    csrf: str = Form(""),
+    name: str = Form(""),
+    role: str = Form("viewer"),
+    password: str = Form(""),
+    found: Caller = Depends(admin),
+) -> Response:
+    check_csrf(found, csrf)
+    api.add_user(store_of(request), name.strip(), role, password, actor=found.principal.actor)
+    return _back("/admin#users")
+
+
+@router.post("/admin/users/{name}/disable")
+def disable_user(request: Request, name: str, csrf: str = Form(""), found: Caller = Depends(admin)) -> Response:
+    check_csrf(found, csrf)
+    api.disable_user(store_of(request), name, actor=found.principal.actor)
+    return _back("/admin#users")
+
+
+@router.post("/admin/users/{name}/password")
+def set_password(
+    request: Request, name: str, csrf: str = Form(""), password: str = Form(""), found: Caller = Depends(admin)
+) -> Response:
+    check_csrf(found, csrf)
+    api.set_password(store_of(request), name, password, actor=found.principal.actor)
+    return _back("/admin#users")
+
+
+@router.post("/admin/tokens")
+def create_token(
+    request: Request,
+    csrf: str = Form(""),
+    name: str = Form(""),
+    role: str = Form("viewer"),
+    found: Caller = Depends(admin),
+) -> Response:
+    check_csrf(found, csrf)
+    token, row = api.create_token(store_of(request), name.strip(), role, actor=found.principal.actor)
+    return _accounts_page(request, new_token=token, token_name=row.get("name"))  # shown once, never stored
+
+
+@router.post("/admin/tokens/{name}/revoke")
+def revoke_token(request: Request, name: str, csrf: str = Form(""), found: Caller = Depends(admin)) -> Response:
+    check_csrf(found, csrf)
+    api.revoke_token(store_of(request), name, actor=found.principal.actor)
+    return _back("/admin#tokens")
