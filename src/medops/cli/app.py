@@ -24,6 +24,7 @@ from medops.cli import (
     report_cmd,
     rl_cmd,
     runs_cmd,
+    serve_cmd,
 )
 from medops.cli.console import err, install_warning_printer
 from medops.errors import UserError
@@ -50,6 +51,7 @@ app.command("compare")(ops_cmd.compare)
 app.command("gate")(ops_cmd.gate)
 app.command("report")(report_cmd.report)
 app.command("gateway")(monitor_traffic_cmd.gateway)
+app.command("serve")(serve_cmd.serve)
 eval_cmd.app.command("mcqa")(mcqa_cmd.eval_mcqa)
 data_cmd.app.command("export")(mcqa_cmd.data_export)
 
