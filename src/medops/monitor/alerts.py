@@ -38,6 +38,7 @@ from medops.monitor.drift import (
     stats_for,
     two_proportion_z,
 )
+from medops.monitor.embeddings import Embedder, mmd_test, sample
 from medops.monitor.policy import MonitorPolicy, MonitorRule, Webhook, metric_kind
 from medops.monitor.windows import as_utc, format_duration
 from medops.store.alerts import add_alert, last_alert, set_deliveries
@@ -85,6 +86,14 @@ class _Context:
     def __init__(self, store: Store, policy: MonitorPolicy, now: datetime, since: datetime | None):
         self.store, self.policy, self.now, self.since = store, policy, now, since
         self._stats: dict[tuple, WindowStats] = {}
+        self._embedder: Embedder | None = None
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """The policy's embedding model (loaded on first use) applied to a seeded sample of texts."""
+        if self._embedder is None:
+            assert self.policy.embedding_model is not None  # the policy requires it for these rules
+            self._embedder = Embedder(self.policy.embedding_model)
+        return self._embedder(sample(texts))
 
     def spans(self, rule: MonitorRule) -> tuple[Span, Span]:
         return spans(self.now, self.policy.window_of(rule), self.policy.reference_of(rule), self.since)
@@ -210,6 +219,8 @@ def evaluate_rule(ctx: _Context, rule: MonitorRule) -> Finding:
         statistic, p = chi2_test(ref.counts[rule.metric], cur.counts[rule.metric])
     elif test == "ks":
         statistic, p = ks_test(ref.values[rule.metric], cur.values[rule.metric])
+    elif test == "mmd":
+        statistic, p = mmd_test(ctx.embed(ref.prompts), ctx.embed(cur.prompts))
     else:  # ztest
         statistic, p = two_proportion_z(
             *ref.rates[rule.metric], *cur.rates[rule.metric], direction=rule.ztest_direction

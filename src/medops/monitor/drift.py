@@ -36,11 +36,9 @@ How a current window is compared with the reference (``compare``):
   in-control data about one false alarm per ~900 points, a sustained one-sd drop is found after
   about 10 points.
 
-**Embedding drift** (an extension point, not built in): a function ``embed(texts) -> array``
-from a local embedding model could summarise each window by its mean embedding and compare
-windows by cosine distance or an MMD test; ``EMBEDDERS`` is where such a function would be
-registered under a name, and a rule ``{metric: embedding:<name>, ...}`` would name it. No
-embedding model ships with medops, so none is registered.
+**Embedding drift** (``prompt_embedding``, when the policy names an ``embedding_model``): the
+user text of each window's requests, embedded by a local model and compared by an MMD
+permutation test (``medops.monitor.embeddings``).
 """
 
 from __future__ import annotations
@@ -48,14 +46,14 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import numpy as np
 
-from medops.monitor.policy import CATEGORICAL, NUMERIC, POINTS, RATES
+from medops.monitor.policy import CATEGORICAL, EMBEDDING, NUMERIC, POINTS, RATES
 from medops.monitor.windows import as_utc
 from medops.store.exchanges import exchanges as read_exchanges
 from medops.store.repository import Store
@@ -86,10 +84,6 @@ REFUSAL_PATTERNS: tuple[str, ...] = (
 _REFUSAL = re.compile("|".join(f"(?:{p})" for p in REFUSAL_PATTERNS), re.IGNORECASE)
 _HANGUL = re.compile(r"[\uac00-\ud7a3\u1100-\u11ff\u3130-\u318f]")
 _LATIN = re.compile(r"[A-Za-z\u00c0-\u024f]")
-
-# Embedding drift, the extension point: name -> embed(texts) -> (n, d) array. Empty by default.
-EMBEDDERS: dict[str, Callable[[list[str]], Any]] = {}
-
 
 def _content_text(content: Any) -> str:
     if isinstance(content, str):
@@ -136,6 +130,7 @@ class WindowStats:
     values: dict[str, list[float]] = field(default_factory=lambda: {m: [] for m in NUMERIC})
     counts: dict[str, Counter] = field(default_factory=lambda: {m: Counter() for m in CATEGORICAL})
     rates: dict[str, list[int]] = field(default_factory=lambda: {m: [0, 0] for m in RATES})  # [hits, of]
+    prompts: list[str] = field(default_factory=list)  # user text (prompt_embedding), non-empty only
 
     def point(self, metric: str) -> float | None:
         """latency_p50_s, latency_p95_s, prompt_length_mean, response_length_mean; None when empty."""
@@ -158,6 +153,8 @@ class WindowStats:
             return sum(self.counts[metric].values())
         if metric in RATES:
             return self.rates[metric][1]
+        if metric in EMBEDDING:
+            return len(self.prompts)
         if metric in POINTS:
             return self.size("latency_s" if metric.startswith("latency") else metric.removesuffix("_mean"))
         return self.n
@@ -173,6 +170,7 @@ def window_stats(rows: Iterable[Exchange]) -> WindowStats:
             language = language_of(text)
             if language is not None:
                 stats.counts["language_mix"][language] += 1
+                stats.prompts.append(text)
         stats.counts["department_mix"][ex.department or "(none)"] += 1
         stats.counts["application_mix"][ex.application or "(none)"] += 1
         if ex.finish_reason:

@@ -19,6 +19,8 @@ Policy YAML (docs/monitor.yaml is a commented example)::
       - {metric: "online:overall_score", min: 0.5}
       - {metric: "online:overall_score", test: cusum, h: 5, window: 1d}
       - {metric: "canary:overall_score", min: 0.45}
+      - {metric: prompt_embedding, test: mmd, max_p: 0.001}   # needs embedding_model
+    embedding_model: local:smollm2  # or hf:/models/your-embedder (on this machine)
 
 A bad file or field is one line naming the file and the field (exit 2), as for ``medops gate``.
 """
@@ -41,19 +43,21 @@ NUMERIC = ("prompt_length", "response_length", "latency_s")  # distributions: ps
 CATEGORICAL = ("language_mix", "department_mix", "application_mix", "finish_reasons")  # psi (default) or chi2
 RATES = ("refusal_rate", "error_rate")  # a share: its value (min/max) or ztest against the reference
 POINTS = ("latency_p50_s", "latency_p95_s", "prompt_length_mean", "response_length_mean")  # a number: min/max
+EMBEDDING = ("prompt_embedding",)  # the user text's embedding (embedding_model): mmd
 SCORE_SOURCES = ("online", "canary")  # "online:<metric>" / "canary:<metric>": monitor_scores series
-TESTS = ("psi", "chi2", "ks", "ztest", "cusum")
+TESTS = ("psi", "chi2", "ks", "ztest", "cusum", "mmd")
 
 
 def metric_kind(metric: str) -> str:
-    """numeric | categorical | rate | point | score; ValueError for an unknown metric."""
-    for kind, names in (("numeric", NUMERIC), ("categorical", CATEGORICAL), ("rate", RATES), ("point", POINTS)):
+    """numeric | categorical | rate | point | embedding | score; ValueError for an unknown metric."""
+    kinds = (("numeric", NUMERIC), ("categorical", CATEGORICAL), ("rate", RATES), ("point", POINTS))
+    for kind, names in (*kinds, ("embedding", EMBEDDING)):
         if metric in names:
             return kind
     source, sep, name = metric.partition(":")
     if sep and source in SCORE_SOURCES and name:
         return "score"
-    known = ", ".join((*NUMERIC, *CATEGORICAL, *RATES, *POINTS, "online:<metric>", "canary:<metric>"))
+    known = ", ".join((*NUMERIC, *CATEGORICAL, *RATES, *POINTS, *EMBEDDING, "online:<metric>", "canary:<metric>"))
     raise ValueError(f"unknown metric {metric!r} (known: {known})")
 
 
@@ -64,6 +68,7 @@ ALLOWED_TESTS: dict[str, tuple[str | None, ...]] = {
     "categorical": ("psi", "chi2"),
     "rate": (None, "ztest"),
     "point": (None,),
+    "embedding": ("mmd",),
     "score": (None, "cusum"),
 }
 
@@ -109,10 +114,10 @@ class MonitorRule(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     name: str | None = None  # default: derived from metric and test (see ``label``)
     metric: str | None = None
-    test: Literal["psi", "chi2", "ks", "ztest", "cusum"] | None = None
+    test: Literal["psi", "chi2", "ks", "ztest", "cusum", "mmd"] | None = None
     max: float | None = None  # the value (or the PSI) must be <= max
     min: float | None = None  # the value must be >= min
-    max_p: float | None = Field(default=None, gt=0, lt=1)  # chi2 / ks / ztest: alert when p < max_p
+    max_p: float | None = Field(default=None, gt=0, lt=1)  # chi2 / ks / ztest / mmd: alert when p < max_p
     h: float | None = Field(default=None, gt=0)  # cusum decision threshold (in reference sds); default 5
     k: float | None = Field(default=None, ge=0)  # cusum allowance (in reference sds); default 0.5
     direction: Literal["up", "down"] | None = None  # cusum / ztest: the harmful direction
@@ -144,7 +149,7 @@ class MonitorRule(BaseModel):
             raise ValueError(f"{self.metric} is a {kind} metric; its tests: {allowed}")
         if test == "psi":
             self._only(("max",), required=("max",))
-        elif test in ("chi2", "ks", "ztest"):
+        elif test in ("chi2", "ks", "ztest", "mmd"):
             self._only(("max_p", "direction") if test == "ztest" else ("max_p",), required=("max_p",))
         elif test == "cusum":
             self._only(("h", "k", "direction"), required=())
@@ -199,7 +204,7 @@ class MonitorRule(BaseModel):
         test = self.effective_test
         if test == "psi":
             return f"PSI of {self.metric} <= {self.max:g}"
-        if test in ("chi2", "ks", "ztest"):
+        if test in ("chi2", "ks", "ztest", "mmd"):
             return f"{test} p-value of {self.metric} >= {self.max_p:g}"
         if test == "cusum":
             return f"CUSUM of {self.metric} ({self.cusum_direction}) <= h={self.cusum_h:g}"
@@ -233,6 +238,7 @@ class MonitorPolicy(BaseModel):
     cooldown: str = "1h"
     arm: str | None = "primary"  # exchange metrics watch this arm (null: every arm)
     min_samples: int = Field(default=20, ge=1)
+    embedding_model: str | None = None  # local:smollm2 or hf:<directory>, for prompt_embedding rules
     webhooks: list[Webhook] = []
     rules: list[MonitorRule] = Field(min_length=1)
 
@@ -247,6 +253,8 @@ class MonitorPolicy(BaseModel):
         duplicate = next((k for k in keys if keys.count(k) > 1), None)
         if duplicate:
             raise ValueError(f"two rules share the name and scope {duplicate!r}; give one a name")
+        if self.embedding_model is None and any(r.metric in EMBEDDING for r in self.rules):
+            raise ValueError("prompt_embedding rules need embedding_model (e.g. local:smollm2 or hf:<directory>)")
         return self
 
     def window_of(self, rule: MonitorRule) -> timedelta:
