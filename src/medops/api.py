@@ -62,6 +62,7 @@ from medops.ops.gate import Rule, Verdict, evaluate_gate, load_policy
 from medops.reports.export import render_rows
 from medops.reports.plots import bars, histogram
 from medops.reports.report import build_report
+from medops.store.alerts import acknowledge
 from medops.store.alerts import alerts as alert_history
 from medops.store.repository import Store, effective_status
 from medops.store.scores import scores as monitor_scores
@@ -74,6 +75,7 @@ __all__ = [
     "RunOutcome",
     "Verdict",
     "WebSession",
+    "acknowledge_alert",
     "add_user",
     "alerts",
     "audit_events",
@@ -614,6 +616,14 @@ def alerts(
         }
         for a in alert_history(open_store(db), since=_moment(since), limit=limit)
     ]
+
+
+def acknowledge_alert(db: StoreRef, alert_id: int, *, actor: str) -> None:
+    """Mark an alert seen by ``actor`` (the first acknowledgement stands); audited as ``alert.acknowledged``."""
+    store = open_store(db)
+    if not acknowledge(store, alert_id, by=actor):
+        raise UserError(f"no alert {alert_id} (medops monitor alerts lists them)")
+    record(store, "alert.acknowledged", f"alert:{alert_id}", {"alert_id": alert_id}, actor=actor)
 
 
 def monitoring(

@@ -62,3 +62,14 @@ def alerts(store: Store, *, since: datetime | None = None, limit: int | None = N
         query = query.limit(limit)
     with store.session() as s:
         return list(s.scalars(query))
+
+
+def acknowledge(store: Store, alert_id: int, *, by: str) -> bool:
+    """Mark an alert acknowledged (the first acknowledgement stands); False when there is no such alert."""
+    with store.session() as s:
+        found = s.get(Alert, alert_id)
+        if found is None:
+            return False
+        if found.acknowledged_at is None:
+            found.acknowledged_at, found.acknowledged_by = utcnow(), by
+        return True
