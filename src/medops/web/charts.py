@@ -64,8 +64,8 @@ def series(title: str, points: list[dict[str, Any]], alerts: list[str] = ()) -> 
             parts.append(
                 f'<circle class="dot" cx="{x(t):.1f}" cy="{y(v):.1f}" r="3"><title>{escape(label)}</title></circle>'
             )
-    for t in (t0, t1) if t1 > t0 else (t0,):
+    for t, anchor in ((t0, "start"), (t1, "end")) if t1 > t0 else ((t0, "middle"),):
         stamp = datetime.fromtimestamp(t, timezone.utc).strftime("%m-%d %H:%M")
-        parts.append(f'<text x="{x(t):.1f}" y="{HEIGHT - 8}" text-anchor="middle" class="tick">{stamp}</text>')
+        parts.append(f'<text x="{x(t):.1f}" y="{HEIGHT - 8}" text-anchor="{anchor}" class="tick">{stamp}</text>')
     parts.append("</svg>")
     return "".join(parts)

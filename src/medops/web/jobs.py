@@ -1,11 +1,14 @@
-"""Canary rounds an operator starts from the dashboard: each runs ``api.canary`` in a background
-thread of this server; the job knows its run's id as soon as the run exists, so the page links to it."""
+"""Canary rounds an operator starts from the dashboard: each runs ``api.canary`` in a child process
+(its own main thread, so a run's signal handling works, and a crash cannot take the server down),
+watched by a thread of this server. The job knows its run's id as soon as the run exists, so the
+page links to it."""
 
 from __future__ import annotations
 
 import itertools
+import multiprocessing
 import threading
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from typing import Any
 
@@ -27,9 +30,7 @@ class Job:
     started: threading.Event = field(default_factory=threading.Event, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data.pop("started")
-        return data
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "started"}
 
 
 class Jobs:
@@ -61,18 +62,30 @@ class Jobs:
         return job
 
     def _run(self, job: Job) -> None:
-        def started(run_id: int) -> None:
-            job.run_id, job.state = run_id, "running"
-            job.started.set()
-
+        context = multiprocessing.get_context("spawn")
+        messages = context.Queue()
+        db = self.store.engine.url.render_as_string(hide_password=False)
+        child = context.Process(target=_round, args=(job.params, db, job.actor, messages), daemon=True)
+        child.start()
         try:
-            job.outcome = api.canary(**job.params, db=self.store, actor=job.actor, on_started=started)
-            job.run_id = job.outcome["run_id"]
-            job.state = "done"
-        except Exception as exc:  # shown on the page; the thread must not die silently
-            job.error = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
-            job.state = "failed"
+            while True:
+                try:
+                    kind, value = messages.get(timeout=1.0)
+                except Exception:  # queue.Empty: is the child still there?
+                    if child.is_alive():
+                        continue
+                    kind, value = "failed", f"the canary process ended unexpectedly (exit {child.exitcode})"
+                if kind == "started":
+                    job.run_id, job.state = value, "running"
+                    job.started.set()
+                    continue
+                if kind == "done":
+                    job.outcome, job.run_id, job.state = value, value["run_id"], "done"
+                else:
+                    job.error, job.state = value, "failed"
+                break
         finally:
+            child.join(timeout=5)
             job.finished_at = datetime.now(timezone.utc).isoformat()
             job.started.set()
 
@@ -81,3 +94,14 @@ class Jobs:
 
     def list(self) -> list[Job]:
         return sorted(self._jobs.values(), key=lambda j: j.id, reverse=True)
+
+
+def _round(params: dict[str, Any], db: str, actor: str, messages: Any) -> None:
+    """The child process: one canary round; reports the run id when it exists, then the outcome."""
+    try:
+        outcome = api.canary(**params, db=db, actor=actor, on_started=lambda run_id: messages.put(("started", run_id)))
+        messages.put(("done", outcome))
+    except UserError as exc:
+        messages.put(("failed", str(exc)))
+    except BaseException as exc:  # reported on the page, never lost
+        messages.put(("failed", f"{type(exc).__name__}: {exc}"))

@@ -3,6 +3,7 @@ only ``.html`` names); the one thing marked safe is SVG from the plot helpers, w
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -43,6 +44,15 @@ def _when(value: Any) -> str:
     return str(value).replace("T", " ")[:16]
 
 
+def _plain(value: Any) -> str:
+    """A detail value as text: JSON for lists and mappings (escaped by autoescape like any text)."""
+    if value is None:
+        return DASH
+    if isinstance(value, dict | list | tuple):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
 def _query(request: Request, **changes: Any) -> str:
     """The current query string with some parameters changed (None removes one)."""
     params = dict(request.query_params)
@@ -61,7 +71,7 @@ ENV = Environment(
     lstrip_blocks=True,
     undefined=StrictUndefined,
 )
-ENV.filters.update(num=_num, signed=_signed, when=_when)
+ENV.filters.update(num=_num, signed=_signed, when=_when, plain=_plain)
 
 
 def render(request: Request, template: str, *, status: int = 200, **context: Any) -> HTMLResponse:
