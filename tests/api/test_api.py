@@ -184,3 +184,14 @@ def test_items_are_stored_once_and_runs_from_before_the_item_store_read_their_fi
     with pytest.raises(UserError, match="changed since run 1 was made"):
         api.export("a", db=db)
     assert len(api.export("b", db=db)) == 3  # two examples, read from the store
+
+
+def test_a_run_started_from_a_worker_thread(endpoint, tmp_path):
+    """A web server or a notebook's executor runs evaluations off the main thread (no signals there)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    config = rubric_config(endpoint, rubric_set(tmp_path / "rubrics.jsonl"))
+    with ThreadPoolExecutor(1) as pool:
+        outcome = pool.submit(api.evaluate, config, db=tmp_path / "medops.db", name="threaded").result(timeout=120)
+    assert (outcome.status, outcome.exit_code) == ("completed", 0)
+    assert api.run("threaded", db=tmp_path / "medops.db")["status"] == "completed"

@@ -37,6 +37,7 @@ ACTIONS = {
     "audit.export": "the audit trail itself was exported (file name, events)",
     "alert.fired": "a monitor alert fired (alert id, rule, key, metric, value)",
     "alert.acknowledged": "someone acknowledged an alert in the dashboard",
+    "examples.viewed": "an admin viewed a run's examples unredacted (run id, which examples, how many)",
     "user.login": "a dashboard sign-in (the client's address)",
     "user.login_failed": "a refused sign-in (client, and why: unknown user, wrong password, disabled, rate limited)",
     "user.logout": "a dashboard sign-out",

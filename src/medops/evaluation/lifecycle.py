@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -228,12 +229,15 @@ async def _drive(pipeline: JobRunner, jobs: list[Job], on_notice: Callable[[str]
         elif task is not None:
             task.cancel()
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    # Only the main thread may take signals: a run started from a worker thread (a web server, a
+    # notebook's executor) is stopped by its caller instead.
+    signals = (signal.SIGINT, signal.SIGTERM) if threading.current_thread() is threading.main_thread() else ()
+    for sig in signals:
         loop.add_signal_handler(sig, on_signal)
     try:
         await pipeline.run(jobs)
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in signals:
             loop.remove_signal_handler(sig)
         for model in {id(m): m for m in pipeline.models}.values():
             await model.aclose()

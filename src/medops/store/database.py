@@ -70,6 +70,12 @@ def head_revision() -> str:
     return ScriptDirectory.from_config(_alembic_config()).get_current_head()
 
 
+# SQLite files this process has opened. An immutable read takes no locks, and closing its file
+# would drop this process's POSIX locks on the file, held by the other connections (SQLite's
+# locks are per process): so a file this process may still use is never read immutable.
+_OPENED_HERE: set[Path] = set()
+
+
 def open_engine(db: str | None) -> Engine:
     url = database_url(db)
     try:
@@ -92,6 +98,8 @@ def open_engine(db: str | None) -> Engine:
         raise UserError(f"cannot open database {describe(url)}: {exc.orig}") from None
     except DatabaseError as exc:
         raise UserError(f"cannot open database {describe(url)}: {exc.orig}; is it a medops store?") from None
+    if sqlite_file is not None:
+        _OPENED_HERE.add(sqlite_file.resolve())
     return engine
 
 
@@ -118,7 +126,8 @@ def _revision_before_writing(
     file to WAL would already be a write. A missing or empty file is a new store. A WAL-mode
     file that no process has open (no ``-wal`` beside it) is read as immutable, so that not
     even the ``-wal``/``-shm`` companions a reader creates appear; should that read meet a
-    writer that came in between, it is read again the ordinary read-only way.
+    writer that came in between, it is read again the ordinary read-only way. A file this process
+    opened before is never read immutable (see ``_OPENED_HERE``).
     """
     if engine.dialect.name != "sqlite":
         with engine.connect() as connection:
@@ -133,7 +142,7 @@ def _revision_before_writing(
         )
     uri = f"file:{quote(str(sqlite_file.resolve()))}?mode=ro"
     wal_mode, wal_file = header[18:20] == b"\x02\x02", sqlite_file.with_name(sqlite_file.name + "-wal")
-    if wal_mode and not wal_file.exists():
+    if wal_mode and not wal_file.exists() and sqlite_file.resolve() not in _OPENED_HERE:
         try:
             return _read_revision(f"{uri}&immutable=1", scripts, where)
         except DatabaseError:
