@@ -1,0 +1,119 @@
+"""The medops Python API: what the CLI, the web server and notebooks share.
+
+Every function takes a store (``db``: a path or URL, or an open :class:`Store`) and returns plain
+data; nothing here prints or exits. Errors a user can fix raise :class:`medops.errors.UserError`
+with a one-line message::
+
+    from medops import api
+
+    config = api.healthbench_config(data="demo", model="local:smollm2", grader="local:smollm2", limit=2)
+    outcome = api.evaluate(config, db="medops.db", name="smoke")
+    print(outcome.status, outcome.summary["score"])
+    print(api.compare("baseline", "smoke", db="medops.db")["metrics"]["overall_score"])
+    verdicts = api.gate("smoke", [api.Rule(metric="overall_score", min=0.4)], db="medops.db")
+
+Accounts (``medops.accounts``: users, tokens, sessions) take an open store as their first argument
+(``api.open_store(db)``) and an audit ``actor``.
+"""
+
+from medops.accounts import (
+    ROLES,
+    AuthError,
+    Principal,
+    WebSession,
+    add_user,
+    close_session,
+    create_token,
+    disable_user,
+    login,
+    open_session,
+    revoke_token,
+    session_principal,
+    set_password,
+    token_principal,
+    tokens,
+    users,
+)
+from medops.api.dashboard import (
+    acknowledge_alert,
+    alerts,
+    audit_events,
+    canary,
+    compare_detail,
+    datasets,
+    gate_history,
+    monitoring,
+    run_detail,
+    run_example,
+    run_examples,
+    runs_filtered,
+)
+from medops.api.runs import (
+    Rule,
+    RunOutcome,
+    StoreRef,
+    Verdict,
+    compare,
+    evaluate,
+    exam_config,
+    export,
+    gate,
+    healthbench_config,
+    load_policy,
+    meta_eval_config,
+    open_store,
+    report,
+    resume,
+    run,
+    run_subscribers,
+    runs,
+)
+
+__all__ = [
+    "ROLES",
+    "AuthError",
+    "Principal",
+    "Rule",
+    "RunOutcome",
+    "StoreRef",
+    "Verdict",
+    "WebSession",
+    "acknowledge_alert",
+    "add_user",
+    "alerts",
+    "audit_events",
+    "canary",
+    "close_session",
+    "compare",
+    "compare_detail",
+    "create_token",
+    "datasets",
+    "disable_user",
+    "evaluate",
+    "exam_config",
+    "export",
+    "gate",
+    "gate_history",
+    "healthbench_config",
+    "load_policy",
+    "login",
+    "meta_eval_config",
+    "monitoring",
+    "open_session",
+    "open_store",
+    "report",
+    "resume",
+    "revoke_token",
+    "run",
+    "run_detail",
+    "run_example",
+    "run_examples",
+    "run_subscribers",
+    "runs",
+    "runs_filtered",
+    "session_principal",
+    "set_password",
+    "token_principal",
+    "tokens",
+    "users",
+]
