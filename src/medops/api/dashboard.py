@@ -16,7 +16,7 @@ from medops.evaluation.results import report_items, run_document
 from medops.monitor.canary import canary_config, run_canary
 from medops.monitor.drift import drift_table
 from medops.monitor.windows import parse_duration
-from medops.reports.plots import bars, histogram
+from medops.reports.plots import bars, histogram, time_series
 from medops.store.alerts import acknowledge
 from medops.store.alerts import alerts as alert_history
 from medops.store.repository import Store, effective_status
@@ -361,7 +361,8 @@ def monitoring(
 ) -> dict[str, Any]:
     """Production at a glance: every online / canary score series (points oldest first, each
     marked ``drop`` when a canary round was significantly worse than its baseline), the alerts,
-    and the drift table of the last ``window`` against the ``reference`` before it."""
+    the drift table of the last ``window`` against the ``reference`` before it, and a chart (SVG)
+    of each headline series (overall score, accuracy) with the alerts marked."""
     store = open_store(db)
     series: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for point in monitor_scores(store, since=_moment(since)):
@@ -382,13 +383,21 @@ def monitoring(
             }
         )
     drift = drift_table(store, window=parse_duration(window), reference=parse_duration(reference), min_samples=20)
+    fired = alerts(db=store)
+    alert_times = [a["created_at"] for a in fired if a["created_at"]]
+    charts = [  # the headline series, with the alerts as markers
+        time_series(f"{source} · {metric} · {tag}", points, alert_times)
+        for (source, tag, metric), points in sorted(series.items())
+        if metric in ("overall_score", "accuracy")
+    ]
     return {
         "series": [
             {"source": source, "tag": tag, "metric": metric, "points": points}
             for (source, tag, metric), points in sorted(series.items())
         ],
-        "alerts": alerts(db=store),
+        "alerts": fired,
         "drift": drift,
+        "charts": [c for c in charts if c],
     }
 
 

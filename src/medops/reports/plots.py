@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime, timezone
 from html import escape
+from typing import Any
 
 WIDTH = 640
 
@@ -80,4 +83,68 @@ def histogram(title: str, values: list[float], *, bins: int = 20, lo: float = -0
         tx = left + (tick - lo) / (hi - lo) * plot_w
         parts.append(f'<text x="{tx:.1f}" y="{height - 6}" text-anchor="middle" class="tick">{tick:g}</text>')
     parts.append(f'<text x="{left - 6}" y="{top + 10}" text-anchor="end" class="tick">{peak}</text></svg>')
+    return "".join(parts)
+
+
+SERIES_WIDTH, SERIES_HEIGHT = 640, 200
+
+
+def _timestamp(value: str) -> float:
+    return datetime.fromisoformat(value).timestamp()
+
+
+def time_series(title: str, points: list[dict[str, Any]], alerts: Sequence[str] = ()) -> str:
+    """A score over time, as inline SVG: points (``window_start``, ``value``, ``drop``) as a line
+    with dots, a drop as a red diamond; ``alerts`` (ISO times) as dashed vertical markers."""
+    shown = [p for p in points if p.get("value") is not None]
+    if not shown:
+        return ""
+    left, right, top, bottom = 44, 12, 28, 28
+    plot_w, plot_h = SERIES_WIDTH - left - right, SERIES_HEIGHT - top - bottom
+    times = [_timestamp(p["window_start"]) for p in shown]
+    t0, t1 = min(times), max(times)
+    span = (t1 - t0) or 1.0
+    values = [float(p["value"]) for p in shown]
+    lo, hi = min(0.0, min(values)), max(1.0, max(values))
+
+    def x(t: float) -> float:
+        return left + ((t - t0) / span if t1 > t0 else 0.5) * plot_w
+
+    def y(v: float) -> float:
+        return top + (1 - (v - lo) / (hi - lo)) * plot_h
+
+    parts = [
+        f'<svg class="plot series" role="img" aria-label="{escape(title)}" xmlns="http://www.w3.org/2000/svg" '
+        f'width="{SERIES_WIDTH}" height="{SERIES_HEIGHT}" viewBox="0 0 {SERIES_WIDTH} {SERIES_HEIGHT}">',
+        f'<text x="4" y="16" class="title">{escape(title)}</text>',
+    ]
+    for tick in (lo, (lo + hi) / 2, hi):
+        parts.append(f'<path class="grid" d="M{left} {y(tick):.1f}H{SERIES_WIDTH - right}"/>')
+        parts.append(f'<text x="{left - 6}" y="{y(tick) + 4:.1f}" text-anchor="end" class="tick">{tick:g}</text>')
+    for moment in alerts:
+        t = _timestamp(moment)
+        if t0 <= t <= t1:
+            parts.append(
+                f'<path class="alert" d="M{x(t):.1f} {top}V{top + plot_h}"><title>alert {escape(moment)}</title></path>'
+            )
+    path = "".join(
+        f"{'M' if i == 0 else 'L'}{x(t):.1f} {y(v):.1f}" for i, (t, v) in enumerate(zip(times, values, strict=True))
+    )
+    parts.append(f'<path class="line" d="{path}"/>')
+    for p, t, v in zip(shown, times, values, strict=True):
+        label = f"{p['window_start'][:16]}: {v:.3f} (n={p.get('n')})"
+        if p.get("drop"):
+            cx, cy = x(t), y(v)
+            parts.append(
+                f'<path class="drop" d="M{cx:.1f} {cy - 6:.1f}L{cx + 6:.1f} {cy:.1f}L{cx:.1f} {cy + 6:.1f}'
+                f'L{cx - 6:.1f} {cy:.1f}Z"><title>{escape(label)}: significant drop</title></path>'
+            )
+        else:
+            parts.append(
+                f'<circle class="dot" cx="{x(t):.1f}" cy="{y(v):.1f}" r="3"><title>{escape(label)}</title></circle>'
+            )
+    for t, anchor in ((t0, "start"), (t1, "end")) if t1 > t0 else ((t0, "middle"),):
+        stamp = datetime.fromtimestamp(t, timezone.utc).strftime("%m-%d %H:%M")
+        parts.append(f'<text x="{x(t):.1f}" y="{SERIES_HEIGHT - 8}" text-anchor="{anchor}" class="tick">{stamp}</text>')
+    parts.append("</svg>")
     return "".join(parts)

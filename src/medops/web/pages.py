@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from typing import Any
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
@@ -23,7 +22,6 @@ from medops.web.auth import (
     store_of,
     viewer,
 )
-from medops.web.charts import series
 from medops.web.render import render
 
 router = APIRouter(include_in_schema=False)
@@ -189,18 +187,6 @@ def gates(request: Request, run: str = "", found: Caller = Depends(viewer)) -> R
 # --- monitoring -----------------------------------------------------------------------------
 
 
-def _charts(doc: dict[str, Any]) -> list[dict[str, Any]]:
-    """One chart per headline series (overall score / accuracy), with alert markers."""
-    alert_times = [a["created_at"] for a in doc["alerts"] if a["created_at"]]
-    shown = []
-    for s in doc["series"]:
-        if s["metric"] not in ("overall_score", "accuracy"):
-            continue
-        title = f"{s['source']} · {s['metric']} · {s['tag']}"
-        shown.append({**s, "svg": series(title, s["points"], alert_times)})
-    return [s for s in shown if s["svg"]]
-
-
 @router.get("/monitoring")
 def monitoring(request: Request, since: str = "", job: int | None = None, found: Caller = Depends(viewer)) -> Response:
     store = store_of(request)
@@ -211,7 +197,6 @@ def monitoring(request: Request, since: str = "", job: int | None = None, found:
         "monitoring.j2",
         active="monitoring",
         doc=doc,
-        charts=_charts(doc),
         since=since,
         jobs=jobs,
         highlight=job,
