@@ -124,6 +124,11 @@ def test_an_admin_browses_runs_a_run_and_an_example(dashboard, browser):
     assert PATIENT in body and "[PERSON_1]" not in body  # an admin sees the unredacted conversation
     assert w.page.locator(".criteria tbody tr").count() == 2 and "Recommends antibiotics" in body
     w.shot("example", full=True)
+    assert "1 of 3" in w.page.inner_text("nav[aria-label=examples]")
+    w.page.click("a[rel=next]")  # on to the next example of the run
+    w.page.wait_for_load_state("load")
+    assert w.page.url.endswith("/examples/1") and "2 of 3" in w.page.inner_text("nav[aria-label=examples]")
+    assert w.page.locator("a[rel=prev]").count() == 1
     w.check_clean()
     w.close()
 

@@ -236,16 +236,25 @@ def run_examples(
 def run_example(
     run_ref: str, index: int, *, repeat: int = 0, db: StoreRef = None, redact: bool = True, actor: str | None = None
 ) -> dict[str, Any]:
-    """One example of a run (as in ``run_examples``), by its position in the data and repeat."""
+    """One example of a run (as in ``run_examples``), by its position in the data and repeat, with
+    ``previous`` and ``next`` (``{"index", "repeat"}`` of its neighbours, or None) for paging."""
     store = open_store(db)
     _kind, examples = _example_items(store, run_ref)
-    for e in examples:
-        if e["index"] == index and e["repeat"] == repeat:
-            if redact:
-                return _redacted_example(e)
-            _viewed(store, run_ref, [(index, repeat)], actor)
-            return {**e, "redacted": False}
-    raise UserError(f"run '{run_ref}' has no example {index} (repeat {repeat})")
+    keys = [(e["index"], e["repeat"]) for e in examples]
+    if (index, repeat) not in keys:
+        raise UserError(f"run '{run_ref}' has no example {index} (repeat {repeat})")
+    at = keys.index((index, repeat))
+    found = examples[at]
+    if redact:
+        shown = _redacted_example(found)
+    else:
+        _viewed(store, run_ref, [(index, repeat)], actor)
+        shown = {**found, "redacted": False}
+
+    def neighbour(i: int) -> dict[str, int] | None:
+        return {"index": keys[i][0], "repeat": keys[i][1]} if 0 <= i < len(keys) else None
+
+    return {**shown, "previous": neighbour(at - 1), "next": neighbour(at + 1), "position": at + 1, "of": len(keys)}
 
 
 def _viewed(store: Store, run_ref: str, keys: list[tuple[int, int]], actor: str | None) -> None:
