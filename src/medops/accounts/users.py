@@ -1,7 +1,9 @@
-"""Dashboard users: Argon2 password hashes (pwdlib), sign-in with rate limiting, disabling."""
+"""Dashboard users: Argon2 password hashes (pwdlib), sign-in with rate limiting, disabling, and
+sign-in through single sign-on (the role mapped from the identity provider's claims)."""
 
 from __future__ import annotations
 
+import secrets
 from datetime import timedelta
 from typing import Any
 
@@ -119,4 +121,49 @@ def login(store: Store, name: str, password: str, *, client: str) -> Principal:
     rows.update_user(store, user.id, last_login_at=utcnow())
     principal = Principal("user", user.id, user.name, user.role)
     record(store, "user.login", f"user:{name}", {"client": client}, actor=principal.actor)
+    return principal
+
+
+def sso_failed(store: Store, name: str | None, reason: str, *, issuer: str, client: str) -> None:
+    """Audit a refused single sign-on (``user.login_failed`` with via oidc, the issuer and why).
+    Not counted toward the password rate limits: the identity provider holds the credentials."""
+    details = {"client": client, "reason": reason, "via": "oidc", "issuer": issuer}
+    target = f"user:{name[:100]}" if name else f"oidc:{issuer}"
+    record(store, "user.login_failed", target, details, actor=f"client:{client}")
+
+
+def sso_login(store: Store, name: str, role: str, *, issuer: str, client: str) -> Principal:
+    """A sign-in through single sign-on: the identity provider ``issuer`` authenticated ``name``
+    and its roles map to ``role``. The account is created at the first sign-in (``user.created``;
+    its password is a random one nobody knows, so only single sign-on opens it) and takes the
+    mapped role at each sign-in (``user.role_changed`` when it differs). A disabled account is
+    refused (AuthError 403, audited). Audited as ``user.login`` via oidc."""
+    check_name(name, "user")
+    check_role(role)
+    user = rows.user(store, name)
+    actor = f"user:{name}"
+    if user is None:
+        now = utcnow()
+        rows.insert_user(
+            store,
+            name=name,
+            role=role,
+            password_hash=_hasher.hash(secrets.token_urlsafe(32)),
+            disabled=False,
+            created_at=now,
+            created_by=f"oidc:{issuer}",
+            password_changed_at=now,
+        )
+        record(store, "user.created", actor, {"role": role, "via": "oidc", "issuer": issuer}, actor=actor)
+        user = _existing(store, name)
+    elif user.disabled:
+        sso_failed(store, name, "account disabled", issuer=issuer, client=client)
+        raise AuthError("this account is disabled in medops: ask an administrator", status=403)
+    elif user.role != role:
+        rows.update_user(store, user.id, role=role)
+        details = {"from": user.role, "to": role, "via": "oidc", "issuer": issuer}
+        record(store, "user.role_changed", actor, details, actor=actor)
+    rows.update_user(store, user.id, last_login_at=utcnow())
+    principal = Principal("user", user.id, user.name, role)
+    record(store, "user.login", actor, {"client": client, "via": "oidc", "issuer": issuer}, actor=actor)
     return principal

@@ -24,13 +24,18 @@ def serve(
     db: str = DB_OPTION,
 ) -> None:
     """Serve the dashboard: runs, examples, comparisons, gates, monitoring and audit in the browser,
-    for signed-in users (`medops users add`), and the same data as JSON under /api/."""
+    for signed-in users (`medops users add`), and the same data as JSON under /api/.
+    Single sign-on (OpenID Connect) when MEDOPS_OIDC_ISSUER is set: see docs/DASHBOARD.md."""
     import uvicorn
 
     from medops.web import create_app
+    from medops.web.oidc import configure
 
-    app = create_app(db, secure_cookies=secure_cookies)
+    sso = configure()  # None without MEDOPS_OIDC_ISSUER; a bad configuration stops here (exit 2)
+    app = create_app(db, secure_cookies=secure_cookies, oidc=sso)
     err.print(f"medops dashboard on http://{host}:{port}/ (Ctrl-C stops)")
+    if sso is not None:
+        err.print(f"single sign-on through {sso.settings.issuer}")
     uvicorn.run(
         app,
         host=host,

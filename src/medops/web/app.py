@@ -44,10 +44,11 @@ def _status_of(exc: UserError) -> int:
     return 404 if text.startswith("no run") or " has no example " in text else 400
 
 
-def create_app(db: Any = None, *, secure_cookies: bool | None = None) -> FastAPI:
+def create_app(db: Any = None, *, secure_cookies: bool | None = None, oidc: Any = None) -> FastAPI:
     """The dashboard over the store ``db`` (a path, URL or open Store). ``secure_cookies``: mark
     cookies Secure always (True), never (False), or when the request arrived over HTTPS (None;
-    behind a proxy, uvicorn's ``--forwarded-allow-ips`` makes X-Forwarded-Proto count)."""
+    behind a proxy, uvicorn's ``--forwarded-allow-ips`` makes X-Forwarded-Proto count).
+    ``oidc``: single sign-on (``medops.web.oidc.configure()``); None: no SSO routes at all."""
     app = FastAPI(
         title="medops dashboard API",
         version=__version__,
@@ -60,6 +61,7 @@ def create_app(db: Any = None, *, secure_cookies: bool | None = None) -> FastAPI
     app.state.store = api.open_store(db)
     app.state.secure_cookies = secure_cookies
     app.state.jobs = Jobs(app.state.store)
+    app.state.oidc = oidc
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next: Any) -> Response:
@@ -95,5 +97,9 @@ def create_app(db: Any = None, *, secure_cookies: bool | None = None) -> FastAPI
 
     app.include_router(routes_api.router)
     app.include_router(pages.router)
+    if oidc is not None:
+        from medops.web import oidc as single_sign_on
+
+        app.include_router(single_sign_on.router)
     app.mount("/static", StaticFiles(directory=str(files("medops.web").joinpath("static"))), name="static")
     return app

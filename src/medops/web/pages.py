@@ -49,7 +49,8 @@ def _back(path: str) -> RedirectResponse:
 
 def _login_page(request: Request, *, next_path: str, error: str | None = None, status: int = 200) -> Response:
     token = secrets.token_urlsafe(24)
-    response = render(request, "login.j2", status=status, login_csrf=token, next_path=next_path, error=error)
+    sso = request.app.state.oidc is not None
+    response = render(request, "login.j2", status=status, login_csrf=token, next_path=next_path, error=error, sso=sso)
     response.set_cookie(
         LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", secure=_secure(request), path="/login"
     )
