@@ -302,3 +302,60 @@ rules:
     dropped = findings["online:dropped:cusum|tag=all"]
     assert dropped.outcome == FIRED and dropped.value > 5 and dropped.n_reference > 2 and dropped.n_current == 40
     assert findings["online:dropped|tag=all"].status == "ok"  # still above the floor: only CUSUM sees it
+
+
+CONCURRENT_CHECK = r"""
+import json, sys, time
+from datetime import datetime
+import medops.store.alerts as store_alerts
+from medops.monitor.alerts import check
+from medops.monitor.policy import load_monitor_policy
+from medops.store.repository import Store
+
+db, policy_path, now, start_at = sys.argv[1], sys.argv[2], datetime.fromisoformat(sys.argv[3]), float(sys.argv[4])
+real_insert = store_alerts.insert
+
+def slow_insert(*args, **kwargs):  # widen the gap between reading the last alert and inserting
+    time.sleep(0.5)
+    return real_insert(*args, **kwargs)
+
+store_alerts.insert = slow_insert
+store, policy = Store.open(db), load_monitor_policy(policy_path)
+time.sleep(max(0.0, start_at - time.time()))
+result = check(store, policy, now=now)
+fired, suppressed = sorted(f.key for f in result.fired), sorted(f.key for f in result.suppressed)
+print(json.dumps({"fired": fired, "suppressed": suppressed}))
+"""
+
+
+def test_two_concurrent_checks_fire_each_alert_key_once(tmp_path):
+    db = tmp_path / "medops.db"
+    store = seed_store(db)
+    policy_path = tmp_path / "policy.yaml"
+    policy_path.write_text(
+        "window: 1h\nreference: 7d\ncooldown: 1h\nrules:\n"
+        "  - {metric: refusal_rate, max: 0.1}\n  - {name: prompt-length, metric: prompt_length, test: psi, max: 0.2}\n"
+    )
+    now = datetime.now(timezone.utc).isoformat()
+    start_at = str(time.time() + 4.0)  # both processes past their imports, then checking at the same moment
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-c", CONCURRENT_CHECK, str(db), str(policy_path), now, start_at],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    results = []
+    for run in runs:
+        out, err = run.communicate(timeout=120)
+        assert run.returncode == 0, err
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    fired = [key for r in results for key in r["fired"]]
+    suppressed = [key for r in results for key in r["suppressed"]]
+    keys = set(fired)
+    assert len(keys) == 2 and any(k.startswith("refusal_rate") for k in keys)
+    assert sorted(fired) == sorted(keys)  # each key fired by exactly one of the two processes
+    assert sorted(suppressed) == sorted(keys)  # and suppressed by the other
+    assert sorted(a.key for a in alerts(store)) == sorted(keys)

@@ -41,7 +41,7 @@ from medops.monitor.drift import (
 from medops.monitor.embeddings import Embedder, mmd_test, sample
 from medops.monitor.policy import MonitorPolicy, MonitorRule, Webhook, metric_kind
 from medops.monitor.windows import as_utc, format_duration
-from medops.store.alerts import add_alert, last_alert, set_deliveries
+from medops.store.alerts import fire_alert, set_deliveries
 from medops.store.repository import Store
 from medops.store.scores import scores
 
@@ -406,21 +406,21 @@ def check(
     for finding in findings:
         if finding.status != FAILED:
             continue
-        last = last_alert(store, finding.key)
-        if last is not None and as_utc(last.created_at) > moment - policy.cooldown_of(rules[finding.key]):
-            finding.outcome, finding.alert_id = SUPPRESSED, last.id
-            continue
         details = {k: v for k, v in finding.to_dict().items() if k not in _NOT_DETAILS}
-        alert_id = add_alert(
+        # the cooldown's read and the insert in one locked transaction: two checks at once fire once
+        alert_id, fired = fire_alert(
             store,
             rule=finding.rule,
             key=finding.key,
             severity=finding.severity,
             message=finding.message,
             details=details,
-            deliveries=[],
             created_at=moment,
+            quiet_after=moment - policy.cooldown_of(rules[finding.key]),
         )
+        if not fired:
+            finding.outcome, finding.alert_id = SUPPRESSED, alert_id
+            continue
         finding.outcome, finding.alert_id = FIRED, alert_id
         # In the trail before anything is sent: a check killed mid-delivery leaves no alert unaudited.
         audit = {"alert_id": alert_id, "rule": finding.rule, "key": finding.key, "metric": finding.metric}

@@ -3,15 +3,19 @@ its cooldown (the last alert with the same key) and by ``medops monitor alerts``
 
 from __future__ import annotations
 
-from datetime import datetime
+import hashlib
+from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import insert, select, update
 
+from medops.store.database import exclusive_transaction
 from medops.store.repository import Store
 from medops.store.schema import Alert, utcnow
 
 ALERTS = Alert.__table__
+# pg_advisory_xact_lock key for firing: the same for every medops process
+_PG_LOCK_KEY = int.from_bytes(hashlib.sha256(b"medops alerts").digest()[:8], "big", signed=True)
 
 
 def add_alert(
@@ -37,6 +41,46 @@ def add_alert(
     }
     with store.engine.begin() as connection:
         return int(connection.execute(insert(ALERTS).values(**row)).inserted_primary_key[0])
+
+
+def fire_alert(
+    store: Store,
+    *,
+    rule: str,
+    key: str,
+    message: str,
+    quiet_after: datetime,
+    severity: str = "warning",
+    details: dict[str, Any] | None = None,
+    created_at: datetime | None = None,
+) -> tuple[int, bool]:
+    """Store an alert unless one with the same key was created after ``quiet_after`` (its
+    cooldown): ``(new id, True)``, or ``(that alert's id, False)``. Reading the last alert and
+    inserting are one transaction under a store-wide lock, so two ``monitor check`` runs at once
+    fire a key once."""
+    with exclusive_transaction(store.engine, _PG_LOCK_KEY) as connection:
+        last = connection.execute(
+            select(ALERTS.c.id, ALERTS.c.created_at)
+            .where(ALERTS.c.key == key)
+            .order_by(ALERTS.c.created_at.desc(), ALERTS.c.id.desc())
+            .limit(1)
+        ).first()
+        if last is not None and _utc(last.created_at) > _utc(quiet_after):
+            return int(last.id), False
+        row = {
+            "created_at": created_at or utcnow(),
+            "rule": rule,
+            "key": key,
+            "severity": severity,
+            "message": message,
+            "details": details,
+            "deliveries": [],
+        }
+        return int(connection.execute(insert(ALERTS).values(**row)).inserted_primary_key[0]), True
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
 
 
 def set_deliveries(store: Store, alert_id: int, deliveries: list[dict[str, Any]]) -> None:
