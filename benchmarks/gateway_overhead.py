@@ -10,6 +10,13 @@ gateway (so both see the same machine), N clients each send requests back to bac
 completions (latency to the last byte) and streamed ones (time to the first content chunk).
 Added latency is the gateway's percentile minus the direct one. Every request must succeed,
 and at the end the gateway's /metrics must show every exchange recorded, none dropped.
+
+A second figure comes from the gateway's own clock (``medops_gateway_overhead_seconds``, over the
+measured rounds only): the time each request spent in the gateway's code rather than waiting on
+the upstream (plain: arrival to upstream call plus upstream's last byte to answer sent; stream:
+arrival to upstream call plus the longest any chunk waited). It leaves out what the client-side
+figure includes and the gateway cannot see: its socket queues, and the load generator and
+upstream competing with it for the same cores.
 """
 
 from __future__ import annotations
@@ -94,6 +101,48 @@ async def run_round(base: str, clients: int, requests: int, stream: bool, stagge
     return results
 
 
+def overhead_histogram(base: str) -> dict[str, dict[float, float]]:
+    """The gateway's ``medops_gateway_overhead_seconds`` buckets: {kind: {upper bound: count}}."""
+    import urllib.request
+
+    found: dict[str, dict[float, float]] = {}
+    for line in urllib.request.urlopen(base + "/metrics").read().decode().splitlines():
+        if line.startswith("medops_gateway_overhead_seconds_bucket{"):
+            labels = dict(part.split("=", 1) for part in line[line.index("{") + 1 : line.index("}")].split(","))
+            kind, le = labels["kind"].strip('"'), labels["le"].strip('"')
+            found.setdefault(kind, {})[float(le)] = float(line.split()[-1])
+    return found
+
+
+def histogram_summary(before: dict[float, float], after: dict[float, float]) -> dict[str, float]:
+    """Share of requests at or under 2 and 10 ms, and p50/p99 interpolated within their bucket."""
+    bounds = sorted(after)
+    counts = [after[b] - before.get(b, 0.0) for b in bounds]
+    n = counts[-1] if counts else 0.0
+    if not n:
+        return {"n": 0}
+
+    def quantile(q: float) -> float:
+        rank, lower, below = q * n, 0.0, 0.0
+        for bound, cumulative in zip(bounds, counts, strict=True):
+            if cumulative >= rank:
+                if bound == float("inf"):
+                    return lower
+                inside = cumulative - below
+                return lower + (bound - lower) * ((rank - below) / inside if inside else 1.0)
+            lower, below = bound, cumulative
+        return lower
+
+    share = {b: c / n for b, c in zip(bounds, counts, strict=True)}
+    return {
+        "n": n,
+        "p50_ms": quantile(0.5) * 1000,
+        "p99_ms": quantile(0.99) * 1000,
+        "share_le_2ms": share.get(0.002, float("nan")),
+        "share_le_10ms": share.get(0.01, float("nan")),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=100)
@@ -154,6 +203,7 @@ def main() -> None:
         asyncio.run(run_round(direct, args.clients, args.clients * 2, False))
         report: dict[str, dict[str, float]] = {}
         sent = 0
+        own_before = overhead_histogram(gateway)
         for mode, stream in (("plain latency", False), ("stream first token", True)):
             seen: dict[str, list[float]] = {"direct": [], "gateway": []}
             for _ in range(args.rounds):
@@ -171,6 +221,9 @@ def main() -> None:
                 "gateway_p99_ms": pct(g, 0.99) * 1000,
                 "added_p99_ms": (pct(g, 0.99) - pct(d, 0.99)) * 1000,
             }
+        own_after = overhead_histogram(gateway)
+        for kind in own_after:
+            report[f"gateway clock, {kind}"] = histogram_summary(own_before.get(kind, {}), own_after[kind])
         time.sleep(3)  # let the recorder catch up
         import urllib.request
 
@@ -197,6 +250,14 @@ def main() -> None:
     for mode, r in report.items():
         if mode == "recording":
             print(f"recording: {r}")
+            continue
+        if mode.startswith("gateway clock"):
+            if r["n"]:
+                print(
+                    f"{mode:20} n={r['n']:>5.0f}  in the gateway's code p50 {r['p50_ms']:.2f} ms  "
+                    f"p99 {r['p99_ms']:.2f} ms  (<= 2 ms: {r['share_le_2ms']:.1%}, "
+                    f"<= 10 ms: {r['share_le_10ms']:.1%})"
+                )
             continue
         print(
             f"{mode:20} n={r['n']:>5}  direct p50 {r['direct_p50_ms']:7.1f} ms  "

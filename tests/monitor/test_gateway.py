@@ -251,6 +251,7 @@ def test_metrics_parse_as_prometheus_text_with_genai_labels(gateway):
         "medops_gateway_errors",
         "medops_gateway_request_duration_seconds",
         "medops_gateway_time_to_first_token_seconds",
+        "medops_gateway_overhead_seconds",
         "medops_gateway_tokens",
         "medops_gateway_record_dropped",
         "medops_gateway_phi_entities_redacted",
@@ -270,6 +271,9 @@ def test_metrics_parse_as_prometheus_text_with_genai_labels(gateway):
     assert total(samples["medops_gateway_record_dropped"], "medops_gateway_record_dropped_total") == 0
     hist = samples["medops_gateway_time_to_first_token_seconds"]
     assert total(hist, "medops_gateway_time_to_first_token_seconds_count") >= 1
+    overhead = samples["medops_gateway_overhead_seconds"]
+    assert total(overhead, "medops_gateway_overhead_seconds_count", kind="plain") >= 1
+    assert total(overhead, "medops_gateway_overhead_seconds_count", kind="stream") >= 1
 
 
 def test_online_scores_from_the_store_are_exposed(procs, upstream):

@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
+OVERHEAD_BUCKETS = (0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0)
 TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
 REQUEST_LABELS = ("gen_ai_request_model", "gen_ai_operation_name", "arm")
 
@@ -54,6 +55,15 @@ class GatewayMetrics:
             "Streamed requests: time from the request's arrival to the first chunk with content.",
             REQUEST_LABELS,
             buckets=TTFT_BUCKETS,
+            registry=registry,
+        )
+        self.overhead = Histogram(
+            "medops_gateway_overhead_seconds",
+            "Time a request spent in the gateway's own code, not waiting on the upstream: from its arrival "
+            "to the upstream call, plus (plain) from the upstream's last byte to the answer sent, or "
+            "(stream) the longest any chunk waited between its arrival and its sending.",
+            ("gen_ai_operation_name", "kind"),
+            buckets=OVERHEAD_BUCKETS,
             registry=registry,
         )
         self.tokens = Counter(

@@ -26,10 +26,12 @@ process cannot be had, the writer thread applies the policy itself.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import multiprocessing
 import queue
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
@@ -116,6 +118,7 @@ class Recorder:
         batch_size: int = 500,
         retry_s: float = 5.0,
         scores_every_s: float = 15.0,
+        linger_s: float = 0.05,
     ):
         self.db = db
         self.policy = policy
@@ -123,6 +126,8 @@ class Recorder:
         self.batch_size = batch_size
         self.retry_s = retry_s
         self.scores_every_s = scores_every_s
+        self.linger_s = linger_s
+        self.ready = threading.Event()  # set once the thread has tried the store and imported its writer
         self.queue: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
         self.store: Any = None
         self.store_error: str | None = None
@@ -134,7 +139,9 @@ class Recorder:
         self.dropped = 0
 
     # request path --------------------------------------------------------------------------
-    def submit(self, row: dict[str, Any]) -> bool:
+    def submit(self, row: dict[str, Any] | Callable[[], dict[str, Any]]) -> bool:
+        """Queue ``row``, or a function that makes it (called in the thread, so that parsing
+        happens off the request path); False when the queue is full (the row is dropped)."""
         try:
             self.queue.put_nowait(row)
         except queue.Full:
@@ -188,7 +195,12 @@ class Recorder:
         return self.store
 
     def _run(self) -> None:
-        self._open()
+        try:
+            self._open()
+            for module in ("medops.store.exchanges", "medops.store.scores_read"):  # before the gateway's gc.freeze
+                importlib.import_module(module)
+        finally:
+            self.ready.set()
         stopping = False
         while not stopping:
             try:
@@ -196,6 +208,10 @@ class Recorder:
             except queue.Empty:
                 self._refresh_scores()
                 continue
+            if first is not _STOP and self.linger_s > 0:
+                # let a batch gather: one transaction (and one wake-up of this thread, which competes
+                # with the event loop for the interpreter lock) per many exchanges, not per exchange
+                time.sleep(self.linger_s)
             batch = []
             item = first
             while True:
@@ -214,7 +230,13 @@ class Recorder:
                 self._write(batch)
             self._refresh_scores()
 
-    def _write(self, batch: list[dict[str, Any]]) -> None:
+    def _write(self, items: list[Any]) -> None:
+        batch = []
+        for item in items:
+            try:
+                batch.append(item() if callable(item) else item)
+            except Exception:
+                self._drop("error", 1)
         store = self._open()
         if store is None:
             self._drop("store_unavailable", len(batch))
