@@ -172,6 +172,7 @@ def test_sign_in_failures_csrf_rate_limit_and_sign_out(dash):
     assert r.status_code == 401 and "wrong user name or password" in r.text
     r = c.post("/login", data={"name": "vie-user", "password": PASSWORD, "csrf": "forged"})
     assert r.status_code == 403 and "medops_session" not in r.headers.get("set-cookie", "")
+    assert c.post("/login", data={"name": "vie-user", "password": PASSWORD, "csrf": "위조"}).status_code == 403
     fresh = TestClient(dash.app, follow_redirects=False)  # no login-form cookie: a cross-site post
     assert fresh.post("/login", data={"name": "vie-user", "password": PASSWORD, "csrf": "x"}).status_code == 403
     actions = [e["action"] for e in api.audit_events(db=str(dash.db), action="user.login")["events"]]
@@ -186,6 +187,7 @@ def test_sign_in_failures_csrf_rate_limit_and_sign_out(dash):
     s, csrf = signed_in(dash, "vie-user")
     session_cookie = s.cookies.get("medops_session")
     assert s.post("/logout", data={}).status_code == 403  # no CSRF token: refused
+    assert s.post("/logout", data={"csrf": "위조"}).status_code == 403  # not ASCII: refused, not a 500
     assert s.post("/logout", data={"csrf": csrf}).status_code == 303
     after = TestClient(dash.app, follow_redirects=False, cookies={"medops_session": session_cookie})
     assert after.get("/runs").status_code == 303  # the session is gone on the server too

@@ -2,10 +2,10 @@
 sessions, roles, sign-in rate limits. Every sign-in, failed sign-in, token use and change to an
 account is an audit event. See docs/DASHBOARD.md."""
 
-from medops.accounts.roles import ROLES, AuthError, Principal
+from medops.accounts.roles import ROLES, AuthError, Principal, check_name
 from medops.accounts.sessions import WebSession, close_session, open_session, session_principal
 from medops.accounts.tokens import create_token, revoke_token, token_principal, tokens
-from medops.accounts.users import add_user, disable_user, login, set_password, users
+from medops.accounts.users import add_user, disable_user, login, set_password, sso_failed, sso_login, users
 
 __all__ = [
     "ROLES",
@@ -13,6 +13,7 @@ __all__ = [
     "Principal",
     "WebSession",
     "add_user",
+    "check_name",
     "close_session",
     "create_token",
     "disable_user",
@@ -21,6 +22,8 @@ __all__ = [
     "revoke_token",
     "session_principal",
     "set_password",
+    "sso_failed",
+    "sso_login",
     "token_principal",
     "tokens",
     "users",

@@ -84,7 +84,7 @@ def check_csrf(found: Caller, given: str | None) -> None:
     """A state change by a session must carry its CSRF token (API tokens need none)."""
     if found.via == "token":
         return
-    if not given or not found.csrf or not hmac.compare_digest(given, found.csrf):
+    if not given or not found.csrf or not hmac.compare_digest(given.encode(), found.csrf.encode()):
         raise Forbidden("the form expired or did not come from this dashboard: reload the page and try again")
 
 

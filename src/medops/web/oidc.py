@@ -37,8 +37,6 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from medops import api
-from medops.accounts.roles import ROLES, AuthError, check_name
-from medops.accounts.users import sso_failed, sso_login
 from medops.errors import UserError
 from medops.web.auth import SESSION_COOKIE
 from medops.web.pages import _back, _login_page, _safe_next, _secure
@@ -72,7 +70,7 @@ class Settings:
         if not isinstance(given, list | tuple):
             return None
         mapped = {self.role_map[r] for r in given if isinstance(r, str) and r in self.role_map}
-        return max(mapped, key=ROLES.index) if mapped else None
+        return max(mapped, key=api.ROLES.index) if mapped else None
 
 
 def claim_at(claims: Mapping[str, Any], path: str) -> Any:
@@ -95,9 +93,9 @@ def parse_role_map(text: str) -> dict[str, str]:
         if not item.strip():
             continue
         provider_role, sep, role = (part.strip() for part in item.partition("="))
-        if not sep or not provider_role or role not in ROLES:
+        if not sep or not provider_role or role not in api.ROLES:
             raise UserError(
-                f"{ENV}ROLE_MAP: {item.strip()!r} is not provider-role=medops-role (one of {', '.join(ROLES)})"
+                f"{ENV}ROLE_MAP: {item.strip()!r} is not provider-role=medops-role (one of {', '.join(api.ROLES)})"
             )
         found[provider_role] = role
     if not found:
@@ -275,7 +273,7 @@ def _refused(request: Request, reason: str, message: str, *, status: int, name: 
     """Audit a refused single sign-on and show the sign-in page with why."""
     sso = _sso(request)
     store = request.app.state.store
-    sso_failed(store, name, reason, issuer=sso.settings.issuer, client=_client(request))
+    api.sso_failed(store, name, reason, issuer=sso.settings.issuer, client=_client(request))
     response = _login_page(request, next_path="/runs", error=message, status=status)
     response.delete_cookie(STATE_COOKIE, path="/login/oidc")
     return response
@@ -336,7 +334,7 @@ def oidc_callback(
         return _refused(request, reason, "The identity provider's answer did not verify.", status=401)
     name = claims.get(settings.username_claim)
     try:
-        check_name(name if isinstance(name, str) else "", "user")
+        api.check_name(name if isinstance(name, str) else "", "user")
     except UserError:
         reason = f"no usable user name in the {settings.username_claim!r} claim"
         return _refused(request, reason, "Your identity has no user name medops can use.", status=403)
@@ -351,8 +349,8 @@ def oidc_callback(
         )
     store = request.app.state.store
     try:
-        principal = sso_login(store, name, role, issuer=settings.issuer, client=_client(request))
-    except AuthError as exc:  # disabled in medops (audited by sso_login)
+        principal = api.sso_login(store, name, role, issuer=settings.issuer, client=_client(request))
+    except api.AuthError as exc:  # disabled in medops (audited by sso_login)
         response = _login_page(request, next_path="/runs", error=str(exc), status=exc.status)
         response.delete_cookie(STATE_COOKIE, path="/login/oidc")
         return response

@@ -76,7 +76,7 @@ def login(
     next: str = Form("/runs"),
 ) -> Response:
     expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
-    if not csrf or not expected or not hmac.compare_digest(csrf, expected):
+    if not csrf or not expected or not hmac.compare_digest(csrf.encode(), expected.encode()):
         return _login_page(
             request, next_path=_safe_next(next), error="The sign-in form expired: try again.", status=403
         )
