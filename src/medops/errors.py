@@ -13,6 +13,10 @@ class UserError(Exception):
     """Bad input, configuration or environment: a message the user can act on."""
 
 
+class NotFound(UserError):
+    """What was asked for (a run, an example, an alert) does not exist: a 404 in the dashboard."""
+
+
 class DataError(UserError):
     """A data file is malformed; the message names the file, the line and the field."""
 

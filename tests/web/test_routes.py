@@ -258,3 +258,12 @@ def test_an_operator_starts_a_canary_round_through_the_api(dash):
     started = api.audit_events(db=dash.app.state.store, action="run.started")["events"]
     assert started[0]["actor"] == "token:2" and started[0]["details"]["run_id"] == job["run_id"]
     assert client(dash, "viewer").post("/api/canary", json=body).status_code == 403
+
+
+def test_what_does_not_exist_is_404_and_bad_input_400(dash):
+    api_client, (page_client, _) = client(dash, "viewer"), signed_in(dash, "vie-user")
+    assert api_client.get("/api/runs/no-such-run").status_code == 404
+    assert api_client.get("/api/runs/candidate/examples/999").status_code == 404
+    assert api_client.get("/api/runs/candidate/examples?flag=bogus").status_code == 400
+    missing = page_client.get("/runs/no-such-run")
+    assert missing.status_code == 404 and "no run &#39;no-such-run&#39;" in missing.text

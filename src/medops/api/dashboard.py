@@ -11,7 +11,7 @@ from typing import Any
 from medops.api.runs import StoreRef, compare, open_store, runs
 from medops.audit import AuditSubscriber, record, verify
 from medops.audit.trail import events as trail_events
-from medops.errors import UserError
+from medops.errors import NotFound, UserError
 from medops.evaluation.results import report_items, run_document
 from medops.monitor.canary import canary_config, run_canary
 from medops.monitor.drift import drift_table
@@ -242,7 +242,7 @@ def run_example(
     _kind, examples = _example_items(store, run_ref)
     keys = [(e["index"], e["repeat"]) for e in examples]
     if (index, repeat) not in keys:
-        raise UserError(f"run '{run_ref}' has no example {index} (repeat {repeat})")
+        raise NotFound(f"run '{run_ref}' has no example {index} (repeat {repeat})")
     at = keys.index((index, repeat))
     found = examples[at]
     if redact:
@@ -361,7 +361,7 @@ def acknowledge_alert(db: StoreRef, alert_id: int, *, actor: str) -> None:
     """Mark an alert seen by ``actor`` (the first acknowledgement stands); audited as ``alert.acknowledged``."""
     store = open_store(db)
     if not acknowledge(store, alert_id, by=actor):
-        raise UserError(f"no alert {alert_id} (medops monitor alerts lists them)")
+        raise NotFound(f"no alert {alert_id} (medops monitor alerts lists them)")
     record(store, "alert.acknowledged", f"alert:{alert_id}", {"alert_id": alert_id}, actor=actor)
 
 

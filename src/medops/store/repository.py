@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from medops import __version__
 from medops.datasets.jsonl import FileFacts
-from medops.errors import UserError
+from medops.errors import NotFound, UserError
 from medops.events import EventBus
 from medops.models.base import Completion
 from medops.store.database import open_engine
@@ -164,7 +164,7 @@ class Store:
             run = s.get(Run, int(ref)) if ref.isdigit() else None
             run = run or s.scalars(select(Run).where(Run.name == ref)).first()
             if run is None:
-                raise UserError(f"no run '{ref}' in this store (see `medops runs list`)")
+                raise NotFound(f"no run '{ref}' in this store (see `medops runs list`)")
             return run
 
     def dataset(self, dataset_id: int) -> Dataset:

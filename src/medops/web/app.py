@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from medops import __version__, api
-from medops.errors import UserError
+from medops.errors import NotFound, UserError
 from medops.web.auth import Forbidden, NotSignedIn
 from medops.web.jobs import Jobs
 from medops.web.render import render
@@ -40,8 +40,7 @@ def _is_api(request: Request) -> bool:
 def _status_of(exc: UserError) -> int:
     if isinstance(exc, api.AuthError):
         return exc.status
-    text = str(exc)
-    return 404 if text.startswith("no run") or " has no example " in text else 400
+    return 404 if isinstance(exc, NotFound) else 400
 
 
 def create_app(db: Any = None, *, secure_cookies: bool | None = None, oidc: Any = None) -> FastAPI:
