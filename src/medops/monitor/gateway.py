@@ -1,14 +1,15 @@
 """``medops gateway``: an OpenAI-compatible reverse proxy that records production traffic.
 
-The ASGI app (Starlette, served by uvicorn) forwards ``/v1/*`` to the upstream through one pooled
+The ASGI app (served by uvicorn) forwards ``/v1/*`` to the upstream through one pooled
 ``aiohttp.ClientSession`` (``httpx.AsyncClient`` was measured first: its connection pool added
 about 0.5 s at the median and 5 s at p99 under 100 concurrent clients; docs/PERFORMANCE.md).
-Chat completions are passed through as the upstream sends them: a plain
-answer as its bytes, a streamed one (server-sent events) chunk by chunk as each arrives. The
-gateway only *watches* the chunks (arrival times, to find the first token) and reads them once
-the answer is complete, for usage, finish reason and text. Then it observes the metrics and
-hands the exchange to the ``Recorder`` (a non-blocking put): the PHI policy and the store write
-happen in the recorder's thread, never on a request.
+``/v1`` calls are served as plain ASGI (Starlette only serves /metrics, /healthz and the
+lifespan). The request's bytes go upstream as they came; chat completions come back as the
+upstream sends them: a plain answer as its bytes, a streamed one (server-sent events) chunk by
+chunk as each arrives. The gateway only *watches* the chunks (arrival times, to find the first
+token); once the answer is sent it hands the exchange to the ``Recorder`` (a non-blocking put),
+whose thread parses the request and the answer (usage, finish reason, text), counts them in the
+metrics and applies the PHI policy before the store write: none of that runs on a request.
 
 Headers: the client's ``Authorization`` goes to the upstream (or ``--upstream-key-env``'s key);
 ``X-Medops-Department``, ``X-Medops-Application`` and ``X-Medops-Conversation`` are recorded and
