@@ -19,8 +19,9 @@ PHI policy (``--phi-policy``, ``MEDOPS_PHI_POLICY``; default ``redact``):
 
 Detection costs about 2 ms of CPU per exchange. Run in the gateway's process it would hold the
 interpreter lock against the event loop and show in the requests' tail latency, so ``redact``
-runs in one worker process (``ProcessPoolExecutor``, spawned on the first batch); if that
-process cannot be had, the writer thread applies the policy itself.
+runs in one worker process (``ProcessPoolExecutor``, spawned on the first batch, at a lower
+scheduling priority so that it never takes a core from the request path); if that process
+cannot be had, the writer thread applies the policy itself.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import multiprocessing
+import os
 import queue
 import threading
 import time
@@ -88,6 +90,12 @@ def apply_phi(row: dict[str, Any], policy: str) -> dict[str, int]:
     counts = {kind: n for kind, n in sorted(redactor.counts.items()) if n}
     note["entities"] = counts
     return counts
+
+
+def _background_priority() -> None:
+    """The redaction process yields the CPU to the request path (its work can wait; a request cannot)."""
+    with contextlib.suppress(OSError, AttributeError):
+        os.nice(10)
 
 
 def apply_phi_batch(rows: list[dict[str, Any]], policy: str) -> list[tuple[dict[str, Any] | None, dict[str, int]]]:
@@ -271,7 +279,9 @@ class Recorder:
         if self.policy == "redact":
             try:
                 if self._redaction is None:
-                    self._redaction = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+                    self._redaction = ProcessPoolExecutor(
+                        1, mp_context=multiprocessing.get_context("spawn"), initializer=_background_priority
+                    )
                 return self._redaction.submit(apply_phi_batch, batch, self.policy).result()
             except Exception:  # no worker process (or it died): the same rule, in this thread
                 if self._redaction is not None:
