@@ -215,6 +215,25 @@ def test_first_chunk_reaches_the_client_before_the_upstream_finishes(gateway):
     assert slow and 0.2 < slow[0].ttft_s < 1.0
 
 
+def test_a_client_leaving_mid_stream_ends_the_relay_and_is_recorded(gateway):
+    base, db = gateway
+    body = {
+        "model": "fake-model",
+        "stream": True,
+        "messages": [{"role": "user", "content": "leaving early {token-delay:0.5} one two three four five six"}],
+    }
+    started = time.monotonic()
+    with httpx.stream("POST", base + "/v1/chat/completions", json=body, timeout=30) as response:
+        for chunk in response.iter_raw():
+            if b'"content": "' in chunk and b'"content": ""' not in chunk:
+                break  # the first word arrived: the user closes the tab
+    # ~12 words 0.5 s apart: the upstream would stream for ~6 s; the gateway stops relaying at once
+    [row] = recorded(db, 1, timeout=5.0, error="client disconnected")
+    assert "leaving early" in row.messages[0]["content"] and row.stream
+    assert row.latency_s < 3.0 and time.monotonic() - started < 5.0
+    assert chat(base, "still serving after a client left").status_code == 200
+
+
 def test_authorization_is_forwarded_and_keys_are_never_stored(gateway):
     base, db = gateway
     answer = chat(base, "who am I", model="fake-unauthorized", headers={"X-Medops-Conversation": "conv-auth"})
