@@ -137,10 +137,12 @@ def test_subscribers_see_rewrite_and_refuse_calls_and_a_refusal_is_a_resumable_f
     assert not any("dizzy" in m[-1]["content"] for m in sent)
     refused = [r for r in api.export("guarded", db=db) if r["criteria_met"] is None]
     assert len(refused) == 1 and "refused before sending" in refused[0]["ungraded_reason"]
+    assert api.run_examples("guarded", db=db, flag="ungraded")["total"] == 1  # the dashboard's view (kept)
 
     before = len(endpoint.server.log)
     resumed = api.resume("guarded", db=db)  # no subscriber now: the refused call is made, nothing else
     assert (resumed.status, resumed.summary["n_failed_calls"]) == ("completed", 0)
+    assert api.run_examples("guarded", db=db, flag="ungraded")["total"] == 0  # a resumed run is read anew
     made = endpoint.server.log[before:]
     assert [c.model for c in made] == ["fake-grader"] and "Mentions fluids" in made[0].messages[-1]["content"]
 

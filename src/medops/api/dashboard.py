@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -20,6 +22,7 @@ from medops.reports.plots import bars, histogram, time_series
 from medops.store.alerts import acknowledge
 from medops.store.alerts import alerts as alert_history
 from medops.store.repository import Store, effective_status
+from medops.store.schema import Run
 from medops.store.scores import scores as monitor_scores
 
 Z95 = 1.959963984540054  # a bootstrap std as an approximate 95% interval (normal approximation)
@@ -130,7 +133,7 @@ def run_detail(run_ref: str, *, db: StoreRef = None) -> dict[str, Any]:
             charts.append(bars(title, rows))
         if document["benchmark"] == "healthbench":
             run = store.find_run(run_ref)
-            examples = report_items(store, run).get("examples", [])
+            examples = _run_items(store, run).get("examples", [])
             scores = [e["score"] for e in examples if e["score"] is not None and not e["ungraded"]]
             charts.append(histogram("Example scores (unclipped)", scores))
     return {"run": document, "metrics": metrics, "charts": [c for c in charts if c]}
@@ -182,8 +185,32 @@ def _redacted_example(example: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# A finished run's items never change (a resume sets finished_at anew), so the pages of a large
+# run are built from its rows once, not on every click: a few runs per server process.
+_ITEMS_CACHE: OrderedDict[tuple, dict[str, Any]] = OrderedDict()
+_ITEMS_CACHE_RUNS = 4
+_ITEMS_LOCK = threading.Lock()
+
+
+def _run_items(store: Store, run: Run) -> dict[str, Any]:
+    """``report_items`` of a run, kept for finished runs (keyed by store, run, status and end time)."""
+    if run.finished_at is None:  # running (or being resumed): always read afresh
+        return report_items(store, run)
+    key = (str(store.engine.url), run.id, run.status, run.finished_at)
+    with _ITEMS_LOCK:
+        if key in _ITEMS_CACHE:
+            _ITEMS_CACHE.move_to_end(key)
+            return _ITEMS_CACHE[key]
+    items = report_items(store, run)
+    with _ITEMS_LOCK:
+        _ITEMS_CACHE[key] = items
+        while len(_ITEMS_CACHE) > _ITEMS_CACHE_RUNS:
+            _ITEMS_CACHE.popitem(last=False)
+    return items
+
+
 def _example_items(store: Store, run_ref: str) -> tuple[str, list[dict[str, Any]]]:
-    items = report_items(store, store.find_run(run_ref))
+    items = _run_items(store, store.find_run(run_ref))
     if "examples" in items:
         return "rubric", items["examples"]
     if "wrong" in items:
