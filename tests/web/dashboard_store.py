@@ -15,7 +15,7 @@ from pathlib import Path
 
 from conftest import example, write_jsonl
 from medops import api
-from medops.store.alerts import add_alert
+from medops.store.alerts import fire_alert
 from medops.store.scores import add_scores
 
 EVIL = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">'
@@ -99,7 +99,13 @@ def build(tmp: Path, fake_base_url: str) -> Dashboard:
             }
         )
     add_scores(store, points)
-    add_alert(store, rule="online_score_drop", key="online_score_drop:all", message="online score 0.55 < 0.6")
+    fire_alert(
+        store,
+        rule="online_score_drop",
+        key="online_score_drop:all",
+        message="online score 0.55 < 0.6",
+        quiet_after=datetime(2000, 1, 1, tzinfo=timezone.utc),
+    )
     dashboard = Dashboard(db, tmp)
     for role in ROLES:
         api.add_user(store, role[:3] + "-user", role, PASSWORD, actor="os:test")

@@ -87,7 +87,8 @@ def resume(
 
 
 def runs(db: StoreRef = None) -> list[dict[str, Any]]:
-    """Every run, oldest first: id, name, benchmark, status, dataset, model, grader, score, created_at."""
+    """Every run, oldest first: id, name, benchmark, status, dataset, model, grader, score,
+    created_at, wall_seconds."""
     return [
         {
             "run_id": run.id,
@@ -99,6 +100,7 @@ def runs(db: StoreRef = None) -> list[dict[str, Any]]:
             "grader": run.grader,
             "score": (run.summary or {}).get("score"),
             "created_at": run.created_at.isoformat(),
+            "wall_seconds": run.wall_seconds,
         }
         for run, dataset in open_store(db).list_runs()
     ]

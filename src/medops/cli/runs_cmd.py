@@ -8,11 +8,12 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from medops import api
 from medops.cli.console import out
 from medops.cli.options import DB_OPTION, JSON_OPTION
 from medops.evaluation.registry import BENCHMARKS
 from medops.evaluation.results import run_document
-from medops.store.repository import Store, effective_status
+from medops.store.repository import Store
 
 app = typer.Typer(help="Inspect recorded runs.", no_args_is_help=True)
 
@@ -20,22 +21,7 @@ app = typer.Typer(help="Inspect recorded runs.", no_args_is_help=True)
 @app.command("list")
 def list_runs(db: str = DB_OPTION, as_json: bool = JSON_OPTION) -> None:
     """Every run in the store, oldest first."""
-    rows = Store.open(db).list_runs()
-    records = [
-        {
-            "run_id": run.id,
-            "name": run.name,
-            "benchmark": run.benchmark,
-            "status": effective_status(run),
-            "dataset": dataset.name,
-            "model": run.model,
-            "grader": run.grader,
-            "score": (run.summary or {}).get("score"),
-            "created_at": run.created_at.isoformat(),
-            "wall_seconds": run.wall_seconds,
-        }
-        for run, dataset in rows
-    ]
+    records = api.runs(db)
     if as_json:
         print(json.dumps(records, ensure_ascii=False))
         return

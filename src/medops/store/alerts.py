@@ -18,31 +18,6 @@ ALERTS = Alert.__table__
 _PG_LOCK_KEY = int.from_bytes(hashlib.sha256(b"medops alerts").digest()[:8], "big", signed=True)
 
 
-def add_alert(
-    store: Store,
-    *,
-    rule: str,
-    key: str,
-    message: str,
-    severity: str = "warning",
-    details: dict[str, Any] | None = None,
-    deliveries: list[dict[str, Any]] | None = None,
-    created_at: datetime | None = None,
-) -> int:
-    """Store one fired alert; returns its id."""
-    row = {
-        "created_at": created_at or utcnow(),
-        "rule": rule,
-        "key": key,
-        "severity": severity,
-        "message": message,
-        "details": details,
-        "deliveries": deliveries,
-    }
-    with store.engine.begin() as connection:
-        return int(connection.execute(insert(ALERTS).values(**row)).inserted_primary_key[0])
-
-
 def fire_alert(
     store: Store,
     *,
