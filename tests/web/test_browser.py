@@ -28,6 +28,7 @@ def dashboard(tmp_path_factory):
     with ServerThread(FakeOpenAIServer(FakeBehaviour())) as fake:
         found = build(tmp, fake.base_url)
         env = {"MEDOPS_CACHE_DIR": str(tmp / "cache"), "MEDOPS_MODEL_BASE_URL": fake.base_url}
+        env["MEDOPS_CANARY_DATA_DIRS"] = str(tmp)  # the canary form's data file lives there
         proc = start_server(found, env)
         found.fake_base_url = fake.base_url  # type: ignore[attr-defined]
         try:

@@ -235,7 +235,9 @@ def test_accounts_page_creates_a_token_once_and_revokes_it(dash):
     assert [u["disabled"] for u in api.users(api.open_store(str(dash.db))) if u["name"] == "dr-lee"] == [True]
 
 
-def test_an_operator_starts_a_canary_round_through_the_api(dash):
+def test_an_operator_starts_a_canary_round_through_the_api(dash, monkeypatch):
+    monkeypatch.setenv("MEDOPS_CANARY_DATA_DIRS", str(dash.tmp))  # what the server lets operators run
+    monkeypatch.setenv("MEDOPS_CANARY_BASE_URLS", dash.fake_base_url)
     body = {
         "data": str(dash.tmp / "set.jsonl"),
         "model": "openai:fake-model",

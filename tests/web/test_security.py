@@ -1,0 +1,156 @@
+"""The dashboard attacked: each test is a finding of the security review (docs/DASHBOARD.md),
+reproduced with real requests against the app, and kept so that it stays fixed."""
+
+from __future__ import annotations
+
+import re
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+from dashboard_store import PASSWORD, build
+from fastapi.testclient import TestClient
+
+from medops.testing.fake_openai import FakeBehaviour, FakeOpenAIServer, ServerThread
+from medops.web import create_app
+
+
+@pytest.fixture(scope="module")
+def dash(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("security")
+    with ServerThread(FakeOpenAIServer(FakeBehaviour())) as fake:
+        found = build(tmp, fake.base_url)
+        found.fake_base_url = fake.base_url  # type: ignore[attr-defined]
+        found.app = create_app(str(found.db))  # type: ignore[attr-defined]
+        yield found
+
+
+def bearer(dash, role: str) -> TestClient:
+    return TestClient(dash.app, follow_redirects=False, headers={"Authorization": f"Bearer {dash.tokens[role]}"})
+
+
+def signed_in(dash, name: str) -> tuple[TestClient, str]:
+    c = TestClient(dash.app, follow_redirects=False)
+    token = re.search(r'name="csrf" value="([^"]+)"', c.get("/login").text).group(1)
+    r = c.post("/login", data={"name": name, "password": PASSWORD, "csrf": token, "next": "/runs"})
+    assert r.status_code == 303, r.text
+    return c, re.search(r'name="csrf" value="([^"]+)"', c.get("/runs").text).group(1)
+
+
+class Catcher:
+    """An endpoint an attacker runs: records what is sent to it (and answers 500)."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str | None]] = []
+        catcher = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                catcher.seen.append((self.path, self.headers.get("Authorization")))
+                self.send_response(500)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/v1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+# --- canary rounds: an operator's input decides what the server reads and where it sends it ---
+
+
+def test_an_operator_cannot_send_the_servers_api_key_and_data_to_an_endpoint_of_their_choice(dash, monkeypatch):
+    """HIGH: the canary's base URL was taken as given, so the server sent its OPENAI_API_KEY (and
+    the evaluation's prompts) to any URL an operator typed. Only configured endpoints are allowed."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-hospital-SECRET")
+    monkeypatch.setenv("MEDOPS_CANARY_DATA_DIRS", str(dash.tmp))
+    catcher = Catcher()
+    try:
+        body = {
+            "data": str(dash.tmp / "set.jsonl"),
+            "model": "openai:m",
+            "grader": "openai:g",
+            "grader_base_url": dash.fake_base_url,
+            "limit": 1,
+        }
+        operator = bearer(dash, "operator")
+        for role in ("model", "grader"):
+            r = operator.post("/api/canary", json={**body, f"{role}_base_url": catcher.url})
+            assert r.status_code == 400, r.text
+            assert "not one this server is configured for" in r.json()["detail"]
+        page, csrf = signed_in(dash, "ope-user")
+        r = page.post("/monitoring/canary", data={**body, "csrf": csrf, "model_base_url": catcher.url})
+        assert r.status_code == 400
+        assert operator.get("/api/canary").json() == []  # nothing was started
+        assert catcher.seen == []
+    finally:
+        catcher.close()
+
+
+def test_canary_endpoints_the_server_names_are_allowed(dash, monkeypatch):
+    from medops.web.jobs import check_canary
+
+    monkeypatch.setenv("MEDOPS_CANARY_DATA_DIRS", str(dash.tmp))
+    monkeypatch.setenv("MEDOPS_CANARY_BASE_URLS", "http://vllm.internal:8000/v1, http://grader.internal/v1/")
+    monkeypatch.setenv("MEDOPS_MODEL_BASE_URL", "http://model.internal/v1")
+    monkeypatch.delenv("MEDOPS_GRADER_BASE_URL", raising=False)
+    given = {"data": "demo", "model": "openai:m", "grader": "openai:g"}
+    for url in ("http://vllm.internal:8000/v1/", "http://grader.internal/v1", "http://model.internal/v1"):
+        check_canary({**given, "model_base_url": url, "grader_base_url": url})
+    with pytest.raises(Exception, match="not one this server is configured for"):
+        check_canary({**given, "model_base_url": "http://vllm.internal:8000/v1.evil.example"})
+
+
+def test_an_operator_cannot_make_the_server_read_files_outside_the_canary_folders(dash, monkeypatch, tmp_path):
+    """MEDIUM: ``data`` was any path on the server's disk: an operator could feed any file the
+    server can read (another department's patient export) to a canary round, and learn from the
+    answer whether a path exists. Only built-in set names and files under MEDOPS_CANARY_DATA_DIRS."""
+    allowed = tmp_path / "canary"
+    allowed.mkdir()
+    (allowed / "set.jsonl").write_bytes((dash.tmp / "set.jsonl").read_bytes())
+    outside = tmp_path / "patients.jsonl"
+    outside.write_text('{"prompt": "John Smith"}\n')
+    (allowed / "link.jsonl").symlink_to(outside)
+    monkeypatch.setenv("MEDOPS_CANARY_DATA_DIRS", str(allowed))
+    monkeypatch.setenv("MEDOPS_CANARY_BASE_URLS", dash.fake_base_url)
+    operator = bearer(dash, "operator")
+    body = {"model": "openai:m", "grader": "openai:g", "grader_base_url": dash.fake_base_url}
+    refused = [
+        "/etc/passwd",
+        str(outside),
+        str(allowed / ".." / "patients.jsonl"),
+        str(allowed / "link.jsonl"),
+        str(allowed / "missing.jsonl"),
+        str(allowed),
+    ]
+    details = set()
+    for data in refused:
+        r = operator.post("/api/canary", json={**body, "data": data})
+        assert r.status_code == 400, (data, r.text)
+        details.add(r.json()["detail"].replace(data, "DATA"))
+    assert len(details) == 1 and "MEDOPS_CANARY_DATA_DIRS" in details.pop()  # exists or not: one answer
+    from medops.web.jobs import check_canary
+
+    assert check_canary({**body, "data": "demo"})["data"] == "demo"
+    assert check_canary({**body, "data": str(allowed / "set.jsonl")})["data"] == str((allowed / "set.jsonl").resolve())
+    monkeypatch.delenv("MEDOPS_CANARY_DATA_DIRS")
+    with pytest.raises(Exception, match="MEDOPS_CANARY_DATA_DIRS"):
+        check_canary({**body, "data": str(allowed / "set.jsonl")})
+
+
+def test_an_operator_cannot_load_an_in_process_model_on_the_server(dash, monkeypatch):
+    """MEDIUM: ``model`` could name an in-process backend (``hf:`` downloads weights from the hub
+    and loads them in the dashboard's host); the dashboard's canary rounds call HTTP endpoints."""
+    operator = bearer(dash, "operator")
+    for spec in ("hf:some-org/some-model", "local:smollm2"):
+        r = operator.post("/api/canary", json={"data": "demo", "model": spec, "grader": "openai:g"})
+        assert r.status_code == 400 and "HTTP endpoints only" in r.json()["detail"], r.text
+        r = operator.post("/api/canary", json={"data": "demo", "model": "openai:m", "grader": spec})
+        assert r.status_code == 400 and "HTTP endpoints only" in r.json()["detail"], r.text
