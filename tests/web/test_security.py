@@ -154,3 +154,37 @@ def test_an_operator_cannot_load_an_in_process_model_on_the_server(dash, monkeyp
         assert r.status_code == 400 and "HTTP endpoints only" in r.json()["detail"], r.text
         r = operator.post("/api/canary", json={"data": "demo", "model": "openai:m", "grader": spec})
         assert r.status_code == 400 and "HTTP endpoints only" in r.json()["detail"], r.text
+
+
+# --- sign-in -----------------------------------------------------------------------------------
+
+
+def test_concurrent_wrong_passwords_cannot_outrun_the_sign_in_limit(dash):
+    """MEDIUM: the failures were counted before the (slow, Argon2) password check and recorded
+    after it, so 40 sign-ins sent at once were all checked: 40 guesses where 5 are allowed."""
+    from medops import api
+    from medops.accounts.users import MAX_FAILURES_PER_NAME
+
+    store = api.open_store(str(dash.db))
+    api.add_user(store, "race-target", "viewer", PASSWORD, actor="os:test")
+    forms = []
+    for i in range(40):  # every attacker from its own address: only the per-name limit applies
+        c = TestClient(dash.app, follow_redirects=False, client=(f"198.51.100.{i}", 40000))
+        forms.append((c, re.search(r'name="csrf" value="([^"]+)"', c.get("/login").text).group(1)))
+    start = threading.Barrier(len(forms))
+    codes: list[int] = []
+
+    def guess(c: TestClient, csrf: str) -> None:
+        start.wait()
+        r = c.post("/login", data={"name": "race-target", "password": "a wrong guess!", "csrf": csrf})
+        codes.append(r.status_code)
+
+    threads = [threading.Thread(target=guess, args=form) for form in forms]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    events = api.audit_events(db=store, action="user.login_failed")["events"]
+    checked = [e for e in events if e["target"] == "user:race-target" and e["details"]["reason"] == "wrong password"]
+    assert len(checked) <= MAX_FAILURES_PER_NAME, f"{len(checked)} passwords checked"
+    assert codes.count(429) >= len(forms) - MAX_FAILURES_PER_NAME

@@ -94,7 +94,6 @@ def set_password(store: Store, name: str, password: str, *, actor: str) -> None:
 
 
 def _failed(store: Store, name: str, client: str, reason: str) -> None:
-    rows.add_attempt(store, name=name, client=client, succeeded=False)
     details = {"client": client, "reason": reason}
     record(store, "user.login_failed", f"user:{name}", details, actor=f"client:{client}")
 
@@ -105,9 +104,12 @@ def login(store: Store, name: str, password: str, *, client: str) -> Principal:
     for this name or from this client in the last 15 minutes. Each attempt is audited."""
     name = name[:100]
     since = utcnow() - LOCK_WINDOW
+    # Counted as a failure before the (slow) password check and counted with the others after it:
+    # of attempts sent at once, only the first few by insertion are checked, however many arrive.
+    attempt = rows.add_attempt(store, name=name, client=client, succeeded=False)
     if (
-        rows.failures_since(store, since, name=name) >= MAX_FAILURES_PER_NAME
-        or rows.failures_since(store, since, client=client) >= MAX_FAILURES_PER_CLIENT
+        rows.failures_since(store, since, name=name) > MAX_FAILURES_PER_NAME
+        or rows.failures_since(store, since, client=client) > MAX_FAILURES_PER_CLIENT
     ):
         _failed(store, name, client, "rate limited")
         raise AuthError("too many failed sign-ins: try again in 15 minutes", status=429)
@@ -117,7 +119,7 @@ def login(store: Store, name: str, password: str, *, client: str) -> Principal:
         reason = "unknown user" if user is None else ("wrong password" if not matched else "account disabled")
         _failed(store, name, client, reason)
         raise AuthError(REFUSED)
-    rows.add_attempt(store, name=name, client=client, succeeded=True)
+    rows.attempt_succeeded(store, attempt)
     rows.update_user(store, user.id, last_login_at=utcnow())
     principal = Principal("user", user.id, user.name, user.role)
     record(store, "user.login", f"user:{name}", {"client": client}, actor=principal.actor)

@@ -96,9 +96,15 @@ def end_user_sessions(store: Store, user_id: int) -> None:
         )
 
 
-def add_attempt(store: Store, *, name: str, client: str, succeeded: bool) -> None:
+def add_attempt(store: Store, *, name: str, client: str, succeeded: bool) -> int:
     with store.session() as s:
-        s.execute(insert(LoginAttempt).values(at=utcnow(), name=name, client=client, succeeded=succeeded))
+        values = {"at": utcnow(), "name": name, "client": client, "succeeded": succeeded}
+        return s.execute(insert(LoginAttempt).values(**values).returning(LoginAttempt.id)).scalar_one()
+
+
+def attempt_succeeded(store: Store, attempt_id: int) -> None:
+    with store.session() as s:
+        s.execute(update(LoginAttempt).where(LoginAttempt.id == attempt_id).values(succeeded=True))
 
 
 def failures_since(store: Store, since: datetime, *, name: str | None = None, client: str | None = None) -> int:
