@@ -145,7 +145,9 @@ def test_tokens_are_shown_once_stored_hashed_and_audited_on_use(store):
         api.token_principal(store, token, route="/api/runs")
     assert refused.value.status == 401
     events = trail.events(store)
-    assert [e["action"] for e in events] == ["token.created", "token.used", "token.revoked"]
+    actions_seen = [e["action"] for e in events]
+    assert actions_seen == ["token.created", "token.used", "token.refused", "token.revoked", "token.refused"]
+    assert events[4]["details"]["reason"] == "revoked" and events[4]["target"] == f"token:{row['id']}"
     assert events[1]["details"] == {"route": "/api/runs"} and events[1]["actor"] == principal.actor
     assert token not in json.dumps(events)
     assert trail.verify(store).intact

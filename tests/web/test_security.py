@@ -188,3 +188,31 @@ def test_concurrent_wrong_passwords_cannot_outrun_the_sign_in_limit(dash):
     checked = [e for e in events if e["target"] == "user:race-target" and e["details"]["reason"] == "wrong password"]
     assert len(checked) <= MAX_FAILURES_PER_NAME, f"{len(checked)} passwords checked"
     assert codes.count(429) >= len(forms) - MAX_FAILURES_PER_NAME
+
+
+# --- API tokens --------------------------------------------------------------------------------
+
+
+def test_a_refused_token_is_audited_without_the_token(dash):
+    """LOW: only accepted tokens were audited; a revoked token still in use (a leaked CI secret)
+    or a guessed one left no trace. Now ``token.refused`` with the route and client, never the token."""
+    from medops import api
+
+    store = api.open_store(str(dash.db))
+    secret, row = api.create_token(store, "leaked-ci", "viewer", actor="os:test")
+    api.revoke_token(store, "leaked-ci", actor="os:test")
+    for presented in (secret, "medops_guessed-not-a-token", "not even the prefix"):
+        c = TestClient(dash.app, client=("203.0.113.7", 50000), headers={"Authorization": f"Bearer {presented}"})
+        assert c.get("/api/runs").status_code == 401
+    events = [
+        e for e in api.audit_events(db=store, action="token.refused")["events"] if e["actor"] == "client:203.0.113.7"
+    ]
+    assert len(events) == 3, events
+    revoked = [e for e in events if e["target"] == f"token:{row['id']}"]
+    assert len(revoked) == 1 and revoked[0]["details"] == {
+        "route": "/api/runs",
+        "client": "203.0.113.7",
+        "reason": "revoked",
+    }
+    trail = str(api.audit_events(db=store)["events"])
+    assert secret not in trail and "guessed-not-a-token" not in trail and "not even the prefix" not in trail

@@ -62,11 +62,15 @@ def revoke_token(store: Store, name: str, *, actor: str) -> None:
     record(store, "token.revoked", f"token:{found.id}", {"name": name}, actor=actor)
 
 
-def token_principal(store: Store, token: str, *, route: str) -> Principal:
+def token_principal(store: Store, token: str, *, route: str, client: str = "unknown") -> Principal:
     """The caller a bearer token stands for (AuthError 401 when unknown or revoked); each use is
-    audited as ``token.used`` with the route."""
+    audited as ``token.used`` with the route, each refusal as ``token.refused`` (the route, the
+    client and why; never the token)."""
     found = rows.token_by_sha256(store, _sha256(token)) if token.startswith(PREFIX) else None
     if found is None or found.revoked_at is not None:
+        target = f"token:{found.id}" if found is not None else "token:unknown"
+        details = {"route": route, "client": client, "reason": "unknown" if found is None else "revoked"}
+        record(store, "token.refused", target, details, actor=f"client:{client}")
         raise AuthError("invalid or revoked API token")
     rows.update_token(store, found.id, last_used_at=utcnow())
     principal = Principal("token", found.id, found.name, found.role)

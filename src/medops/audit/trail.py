@@ -49,6 +49,7 @@ ACTIONS = {
     "token.created": "an API token was issued (its id, name and role; never the token)",
     "token.revoked": "an API token was revoked",
     "token.used": "an API request authenticated with a token (the route)",
+    "token.refused": "an API request with an unknown or revoked token (route, client, why; never the token)",
 }
 
 

@@ -55,7 +55,10 @@ def caller(request: Request) -> Caller | None:
     header = request.headers.get("authorization", "")
     if header[:7].lower() == "bearer ":
         try:
-            principal = api.token_principal(store_of(request), header[7:].strip(), route=request.url.path)
+            client = request.client.host if request.client else "unknown"
+            principal = api.token_principal(
+                store_of(request), header[7:].strip(), route=request.url.path, client=client
+            )
         except api.AuthError as exc:
             request.state.caller = None
             raise NotSignedIn(str(exc)) from None
