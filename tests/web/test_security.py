@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
@@ -216,3 +217,36 @@ def test_a_refused_token_is_audited_without_the_token(dash):
     }
     trail = str(api.audit_events(db=store)["events"])
     assert secret not in trail and "guessed-not-a-token" not in trail and "not even the prefix" not in trail
+
+
+def test_an_operator_cannot_start_canary_rounds_without_end(dash, monkeypatch):
+    """LOW: each canary round is a child process of the server; an operator (or a script with an
+    operator token) could start any number at once and take the server's memory and CPU from
+    everyone. At most MAX_RUNNING at once per server; a finished round frees its place."""
+    from medops.web import jobs as jobs_module
+
+    release = threading.Event()
+
+    def held(self, job):  # a round that runs until released (no child process needed)
+        job.state = "running"
+        job.started.set()
+        release.wait(timeout=30)
+        job.state = "done"
+
+    monkeypatch.setattr(jobs_module.Jobs, "_run", held)
+    monkeypatch.setenv("MEDOPS_CANARY_BASE_URLS", dash.fake_base_url)
+    app = create_app(str(dash.db))
+    operator = TestClient(app, headers={"Authorization": f"Bearer {dash.tokens['operator']}"})
+    body = {"data": "demo", "model": "openai:m", "grader": "openai:g", "grader_base_url": dash.fake_base_url}
+    try:
+        for _ in range(jobs_module.MAX_RUNNING):
+            assert operator.post("/api/canary", json=body).status_code == 202
+        r = operator.post("/api/canary", json=body)
+        assert r.status_code == 400 and "already running" in r.json()["detail"]
+    finally:
+        release.set()
+    deadline = time.monotonic() + 10
+    while any(j["state"] == "running" for j in operator.get("/api/canary").json()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert operator.post("/api/canary", json=body).status_code == 202
+    release.set()

@@ -28,6 +28,7 @@ from medops.models.spec import parse_model_spec
 
 BASE_URLS_ENV = "MEDOPS_CANARY_BASE_URLS"  # comma-separated
 DATA_DIRS_ENV = "MEDOPS_CANARY_DATA_DIRS"  # os.pathsep-separated, like PATH
+MAX_RUNNING = 2  # canary rounds at once per server process (each is a child process)
 
 
 def _allowed_base_urls() -> set[str]:
@@ -111,6 +112,8 @@ class Jobs:
                 raise UserError("limit: expected a whole number of at least 1")
         chosen = check_canary(chosen)
         with self._lock:
+            if sum(j.state in ("starting", "running") for j in self._jobs.values()) >= MAX_RUNNING:
+                raise UserError(f"{MAX_RUNNING} canary rounds are already running on this server: wait for one to end")
             job = Job(next(self._ids), actor, chosen, datetime.now(timezone.utc).isoformat())
             self._jobs[job.id] = job
         threading.Thread(target=self._run, args=(job,), name=f"canary-{job.id}", daemon=True).start()
