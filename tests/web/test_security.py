@@ -250,3 +250,14 @@ def test_an_operator_cannot_start_canary_rounds_without_end(dash, monkeypatch):
         time.sleep(0.05)
     assert operator.post("/api/canary", json=body).status_code == 202
     release.set()
+
+
+def test_extreme_dates_are_answered_not_a_server_error(dash):
+    """LOW: ``until=9999-12-31`` overflowed (500, a traceback in the server's log)."""
+    viewer = TestClient(
+        dash.app, raise_server_exceptions=False, headers={"Authorization": f"Bearer {dash.tokens['viewer']}"}
+    )
+    for query in ("until=9999-12-31", "since=0001-01-01", "since=0001-01-01T00:00:00%2B14:00", "until=0001-01-01"):
+        r = viewer.get(f"/api/runs?{query}")
+        assert r.status_code in (200, 400), (query, r.status_code)
+    assert len(viewer.get("/api/runs?until=9999-12-31").json()) == len(viewer.get("/api/runs").json())

@@ -40,6 +40,8 @@ def _moment(value: str | datetime | None, *, end: bool = False) -> datetime | No
         except ValueError:
             raise UserError(f"'{value}': expected a date (2025-05-07) or an ISO time") from None
         if end and len(text) == 10:  # a date: up to the end of that day
+            if moment.date() == datetime.max.date():
+                return None  # the end of the last day there is: no upper bound (not an overflow)
             moment += timedelta(days=1)
         value = moment
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
