@@ -75,6 +75,8 @@ def test_windows():
     assert end - start == timedelta(hours=6) and end == NOW
     with pytest.raises(UserError, match="not a duration"):
         parse_duration("soon")
+    with pytest.raises(UserError, match="at most 10 years"):
+        parse_duration("999999999d")  # was an OverflowError (a 500 in the dashboard)
 
 
 def test_sampling_is_seeded_and_stratified():

@@ -17,25 +17,34 @@ _PART = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])", re.IGNORECASE)
 _WHOLE = re.compile(r"^(?:\s*\d+(?:\.\d+)?\s*[smhdw])+\s*$", re.IGNORECASE)
 
 
+MAX_DURATION = timedelta(days=3650)
+
+
 def parse_duration(text: str | int | float | timedelta) -> timedelta:
-    """``"10m"``, ``"1h"``, ``"6h"``, ``"2d"``, ``"1h30m"``, ``"90"`` (seconds) -> a positive timedelta.
+    """``"10m"``, ``"1h"``, ``"6h"``, ``"2d"``, ``"1h30m"``, ``"90"`` (seconds) -> a positive timedelta
+    of at most ``MAX_DURATION`` (ten years: any longer window reaches before every record).
 
     Anything else is a one-line ``UserError``."""
-    if isinstance(text, timedelta):
-        value = text
-    elif isinstance(text, (int, float)) and not isinstance(text, bool):
-        value = timedelta(seconds=float(text))
-    else:
-        raw = str(text).strip()
-        if re.fullmatch(r"\d+(?:\.\d+)?", raw):
-            value = timedelta(seconds=float(raw))
-        elif _WHOLE.match(raw):
-            seconds = sum(float(n) * UNITS[u.lower()] for n, u in _PART.findall(raw))
-            value = timedelta(seconds=seconds)
+    try:
+        if isinstance(text, timedelta):
+            value = text
+        elif isinstance(text, (int, float)) and not isinstance(text, bool):
+            value = timedelta(seconds=float(text))
         else:
-            raise UserError(f"not a duration: {text!r} (use e.g. 30s, 10m, 1h, 6h, 2d, 1w or 1h30m)")
+            raw = str(text).strip()
+            if re.fullmatch(r"\d+(?:\.\d+)?", raw):
+                value = timedelta(seconds=float(raw))
+            elif _WHOLE.match(raw):
+                seconds = sum(float(n) * UNITS[u.lower()] for n, u in _PART.findall(raw))
+                value = timedelta(seconds=seconds)
+            else:
+                raise UserError(f"not a duration: {text!r} (use e.g. 30s, 10m, 1h, 6h, 2d, 1w or 1h30m)")
+    except OverflowError:
+        value = MAX_DURATION + timedelta(days=1)
     if value <= timedelta(0):
         raise UserError(f"a duration must be positive: {text!r}")
+    if value > MAX_DURATION:
+        raise UserError(f"a duration must be at most 10 years: {text!r}")
     return value
 
 
