@@ -47,10 +47,6 @@ def _moment(value: str | datetime | None, *, end: bool = False) -> datetime | No
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    return None if value is None else (value if value.tzinfo else value.replace(tzinfo=timezone.utc))
-
-
 def runs_filtered(
     db: StoreRef = None,
     *,
@@ -69,7 +65,7 @@ def runs_filtered(
     needle = (search or "").strip().casefold()
     chosen = []
     for row in reversed(runs(db)):
-        created = _utc(datetime.fromisoformat(row["created_at"]))
+        created = datetime.fromisoformat(row["created_at"])  # aware: the store reads back UTC
         if benchmark and row["benchmark"] != benchmark:
             continue
         if model and row["model"] != model:
@@ -326,7 +322,7 @@ def _iso(value: Any) -> str | None:
     if value is None:
         return None
     if isinstance(value, datetime):
-        return _utc(value).isoformat()  # type: ignore[union-attr]
+        return value.isoformat()
     return str(value)
 
 

@@ -20,27 +20,12 @@ from rich.table import Table
 from medops.cli.console import err, out
 from medops.cli.monitor_cmd import app
 from medops.cli.options import DB_OPTION, JSON_OPTION
-from medops.errors import UserError
 from medops.monitor.alerts import FAILED, FIRED, SKIPPED, SUPPRESSED, CheckResult, Finding, check
 from medops.monitor.drift import drift_table, iso
 from medops.monitor.policy import load_monitor_policy
-from medops.monitor.windows import as_utc, parse_duration
+from medops.monitor.windows import parse_duration, parse_since
 from medops.store.alerts import alerts as alert_history
 from medops.store.repository import Store
-
-
-def _moment(text: str | None, flag: str) -> datetime | None:
-    """``--since``: an ISO time (UTC unless it says otherwise) or a duration back from now."""
-    if text is None:
-        return None
-    try:
-        return as_utc(datetime.fromisoformat(text.replace("Z", "+00:00")))
-    except ValueError:
-        pass
-    try:
-        return datetime.now(timezone.utc) - parse_duration(text)
-    except UserError:
-        raise UserError(f"{flag} '{text}': expected a duration (1h, 7d) or an ISO time (2025-05-07T06:00Z)") from None
 
 
 def _delivery_text(finding: Finding) -> str:
@@ -102,7 +87,7 @@ def check_cmd(
     cooldown are printed as suppressed), 2 for a usage error."""
     rules = load_monitor_policy(policy)
     interval = parse_duration(every).total_seconds() if every else None
-    since_at = _moment(since, "--since")
+    since_at = parse_since(since)
     store = Store.open(db)
     status = 0
     try:
@@ -187,7 +172,7 @@ def alerts_cmd(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Alert history, newest first: what fired, when, and where it was delivered."""
-    rows = alert_history(Store.open(db), since=_moment(since, "--since"), limit=limit)
+    rows = alert_history(Store.open(db), since=parse_since(since), limit=limit)
     records = [
         {
             "id": a.id,

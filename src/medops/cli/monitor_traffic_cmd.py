@@ -6,7 +6,6 @@ import json
 import os
 import re
 import sys
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,27 +17,13 @@ from medops.cli.console import err, out
 from medops.cli.monitor_cmd import app
 from medops.cli.options import DB_OPTION, JSON_OPTION
 from medops.errors import UserError
+from medops.monitor.windows import parse_since
 from medops.privacy.guard import chosen_policy
-from medops.store.schema import utcnow
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 GATEWAY_PHI_HELP = (
     "redact | block | allow: what of the request and answer text is stored (default: MEDOPS_PHI_POLICY, "
     "else redact). block stores metadata only."
 )
-
-
-def parse_since(value: str) -> datetime:
-    """``90s``, ``30m``, ``1h``, ``7d``, ``2w`` back from now, or an ISO 8601 time (UTC if no zone)."""
-    match = _DURATION.match(value)
-    if match:
-        return utcnow() - timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise UserError(f"--since must be a duration such as 1h, 30m, 7d, or an ISO time, not '{value}'") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=utcnow().tzinfo)
 
 
 def _policy(flag: str | None) -> str:

@@ -131,9 +131,9 @@ def online_runs(store: Store, start: datetime | None, end: datetime) -> list[int
     for row in scores(store, source=ONLINE, until=end, tag="all", metric=OVERALL):
         if row.run_id is None:
             continue
-        if start is not None and as_utc(row.window_end) <= as_utc(start):
+        if start is not None and row.window_end <= as_utc(start):
             continue
-        found[row.run_id] = max(as_utc(row.created_at), found.get(row.run_id, as_utc(row.created_at)))
+        found[row.run_id] = max(row.created_at, found.get(row.run_id, row.created_at))
     return sorted(found, key=lambda run_id: (found[run_id], run_id), reverse=True)
 
 

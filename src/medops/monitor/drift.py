@@ -411,7 +411,7 @@ def score_rows(store: Store, current: Span, reference: Span, *, tag: str = "all"
         if point.value is None or point.source not in ("online", "canary"):
             continue
         ref_values, cur_values = series.setdefault(f"{point.source}:{point.metric}", ([], []))
-        (cur_values if as_utc(point.window_start) >= current.start else ref_values).append(float(point.value))
+        (cur_values if point.window_start >= current.start else ref_values).append(float(point.value))
     rows = []
     for metric, (ref_values, cur_values) in sorted(series.items()):
         row = DriftRow(

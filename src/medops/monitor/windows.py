@@ -62,8 +62,22 @@ def format_duration(value: timedelta) -> str:
 
 
 def as_utc(moment: datetime) -> datetime:
-    """An aware UTC datetime (a naive one is taken to be UTC already, as the store returns them)."""
+    """An aware UTC datetime (a naive one, from a user or a file, is taken to be UTC)."""
     return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+
+
+def parse_since(text: str | None, flag: str = "--since") -> datetime | None:
+    """A ``--since``: an ISO time (UTC unless it says otherwise) or a duration back from now."""
+    if text is None:
+        return None
+    try:
+        return as_utc(datetime.fromisoformat(text.replace("Z", "+00:00")))
+    except ValueError:
+        pass
+    try:
+        return datetime.now(timezone.utc) - parse_duration(text)
+    except UserError:
+        raise UserError(f"{flag} '{text}': expected a duration (1h, 7d) or an ISO time (2025-05-07T06:00Z)") from None
 
 
 def window_bounds(

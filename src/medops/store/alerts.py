@@ -4,7 +4,7 @@ its cooldown (the last alert with the same key) and by ``medops monitor alerts``
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert, select, update
@@ -40,7 +40,7 @@ def fire_alert(
             .order_by(ALERTS.c.created_at.desc(), ALERTS.c.id.desc())
             .limit(1)
         ).first()
-        if last is not None and _utc(last.created_at) > _utc(quiet_after):
+        if last is not None and last.created_at > quiet_after:  # both aware (UtcDateTime)
             return int(last.id), False
         row = {
             "created_at": created_at or utcnow(),
@@ -52,10 +52,6 @@ def fire_alert(
             "deliveries": [],
         }
         return int(connection.execute(insert(ALERTS).values(**row)).inserted_primary_key[0]), True
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
 
 
 def set_deliveries(store: Store, alert_id: int, deliveries: list[dict[str, Any]]) -> None:
