@@ -96,7 +96,7 @@ def test_an_operator_cannot_send_the_servers_api_key_and_data_to_an_endpoint_of_
 
 
 def test_canary_endpoints_the_server_names_are_allowed(dash, monkeypatch):
-    from medops.web.jobs import check_canary
+    from medops.api import check_canary
 
     monkeypatch.setenv("MEDOPS_CANARY_DATA_DIRS", str(dash.tmp))
     monkeypatch.setenv("MEDOPS_CANARY_BASE_URLS", "http://vllm.internal:8000/v1, http://grader.internal/v1/")
@@ -137,7 +137,7 @@ def test_an_operator_cannot_make_the_server_read_files_outside_the_canary_folder
         assert r.status_code == 400, (data, r.text)
         details.add(r.json()["detail"].replace(data, "DATA"))
     assert len(details) == 1 and "MEDOPS_CANARY_DATA_DIRS" in details.pop()  # exists or not: one answer
-    from medops.web.jobs import check_canary
+    from medops.api import check_canary
 
     assert check_canary({**body, "data": "demo"})["data"] == "demo"
     assert check_canary({**body, "data": str(allowed / "set.jsonl")})["data"] == str((allowed / "set.jsonl").resolve())

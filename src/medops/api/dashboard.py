@@ -13,8 +13,11 @@ from typing import Any
 from medops.api.runs import StoreRef, compare, open_store, runs
 from medops.audit import AuditSubscriber, record, verify
 from medops.audit.trail import events as trail_events
+from medops.datasets.hub import HUB_EXAMS
+from medops.datasets.registry import BUILTIN_DATASETS, PACKAGED_DATASETS
 from medops.errors import NotFound, UserError
 from medops.evaluation.results import report_items, run_document
+from medops.models.spec import parse_model_spec
 from medops.monitor.canary import canary_config, run_canary
 from medops.monitor.drift import drift_table
 from medops.monitor.windows import parse_duration
@@ -445,6 +448,55 @@ def audit_events(*, db: StoreRef = None, last: int | None = 500, action: str | N
         if action is None or e["action"].startswith(action)
     ]
     return {"verification": verify(store).to_dict(), "events": chosen[:last] if last else chosen}
+
+
+BASE_URLS_ENV = "MEDOPS_CANARY_BASE_URLS"  # comma-separated
+DATA_DIRS_ENV = "MEDOPS_CANARY_DATA_DIRS"  # os.pathsep-separated, like PATH
+
+
+def _allowed_base_urls() -> set[str]:
+    named = [os.environ.get("MEDOPS_MODEL_BASE_URL"), os.environ.get("MEDOPS_GRADER_BASE_URL")]
+    named += os.environ.get(BASE_URLS_ENV, "").split(",")
+    return {url.strip().rstrip("/") for url in named if url and url.strip()}
+
+
+def _allowed_data(data: str) -> str:
+    """A built-in set's name as is, or the resolved path of a file under a canary data folder."""
+    if data in PACKAGED_DATASETS or data in BUILTIN_DATASETS or data in HUB_EXAMS:
+        return data
+    folders = [Path(f).resolve() for f in os.environ.get(DATA_DIRS_ENV, "").split(os.pathsep) if f.strip()]
+    path = Path(data).resolve()  # symlinks and .. resolved before the check
+    if path.is_file() and any(path.is_relative_to(folder) for folder in folders):
+        return str(path)
+    # the same answer whether the file exists or not: no probing of the server's disk
+    raise UserError(
+        f"data '{data}': the dashboard runs built-in sets ({', '.join(PACKAGED_DATASETS)}, ...) and files "
+        f"under {DATA_DIRS_ENV} only"
+    )
+
+
+def check_canary(chosen: dict[str, Any]) -> dict[str, Any]:
+    """The parameters of a canary round an operator asks for from the dashboard, when this server
+    allows them (data resolved); a UserError otherwise. Narrower than ``medops monitor canary``:
+    the server decides where data comes from and where it goes. Data is a built-in set name or a
+    file under ``MEDOPS_CANARY_DATA_DIRS``; base URLs are ones the server was configured with
+    (``MEDOPS_CANARY_BASE_URLS``, ``MEDOPS_MODEL_BASE_URL``, ``MEDOPS_GRADER_BASE_URL``), since the
+    server's API key goes wherever the base URL points; models are HTTP endpoints, never in
+    process. See docs/DASHBOARD.md."""
+    for role in ("model", "grader"):
+        spec = chosen.get(role)
+        if spec and parse_model_spec(spec, what=role).capabilities.in_process:
+            raise UserError(
+                f"{role} '{spec}': canary rounds from the dashboard call HTTP endpoints only "
+                "(in-process models: medops monitor canary)"
+            )
+        url = chosen.get(f"{role}_base_url")
+        if url and url.strip().rstrip("/") not in _allowed_base_urls():
+            raise UserError(
+                f"{role} base URL: not one this server is configured for "
+                f"({BASE_URLS_ENV}, MEDOPS_MODEL_BASE_URL, MEDOPS_GRADER_BASE_URL)"
+            )
+    return {**chosen, "data": _allowed_data(chosen["data"])}
 
 
 def canary(
