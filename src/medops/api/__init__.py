@@ -37,21 +37,11 @@ from medops.accounts import (
     tokens,
     users,
 )
-from medops.api.dashboard import (
-    acknowledge_alert,
-    alerts,
-    audit_events,
-    canary,
-    check_canary,
-    compare_detail,
-    datasets,
-    gate_history,
-    monitoring,
-    run_detail,
-    run_example,
-    run_examples,
-    runs_filtered,
-)
+from medops.api.audit import audit_events
+from medops.api.canary_rounds import canary, check_canary
+from medops.api.examples import run_example, run_examples, text_of
+from medops.api.monitoring import acknowledge_alert, alerts, monitoring
+from medops.api.run_pages import compare_detail, datasets, gate_history, run_detail, runs_filtered
 from medops.api.runs import (
     Rule,
     RunOutcome,
@@ -121,6 +111,7 @@ __all__ = [
     "set_password",
     "sso_failed",
     "sso_login",
+    "text_of",
     "token_principal",
     "tokens",
     "users",

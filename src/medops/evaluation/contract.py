@@ -1,7 +1,9 @@
 """What a benchmark provides, in one place. Everything generic about runs (create, resume, budget,
 events, storage of items and plans, exit status) lives in ``evaluation.lifecycle``; everything a
 benchmark knows (its items, jobs, pipeline, scoring and documents) lives in one module that
-implements :class:`Benchmark` and is registered in ``evaluation.registry``.
+implements :class:`Benchmark` and is registered in ``evaluation.registry``. A stored run reads
+back as one :class:`~medops.evaluation.records.SampleRecord` per item, and the benchmark declares
+what views show of them (charts, sample lists, export columns) as data.
 
 A benchmark's *data* is whatever its loader returns (a rubric set, an exam): it must have
 ``name``, ``facts`` (a :class:`~medops.datasets.jsonl.FileFacts`) and a length. Its items are
@@ -21,6 +23,7 @@ from rich.console import Console
 from medops.errors import UserError
 from medops.evaluation.config import RunSettings
 from medops.evaluation.engine import Counters, Job, JobRunner
+from medops.evaluation.records import ExportSpec, Headline, MetricGroup, SampleRecord, View
 from medops.events import EventBus
 from medops.store import queries
 from medops.store.repository import Store
@@ -62,6 +65,11 @@ class Benchmark(ABC, Generic[C, D]):
     name: ClassVar[str]  # the runs.benchmark value
     command: ClassVar[str]  # the command that runs it, for resume hints
     config_type: ClassVar[type[RunSettings]]
+    # what views show of its runs, as data (evaluation.records): no view knows a benchmark
+    headline: ClassVar[Headline]  # "N examples, X excluded ..."
+    export: ClassVar[ExportSpec]  # medops export's rows and columns
+    views: ClassVar[tuple[View, ...]] = ()  # charts and sample lists, in order
+    metric_groups: ClassVar[tuple[MetricGroup, ...]] = ()  # summary metrics shown together
 
     def validate(self, config: C) -> None:
         """Refuse settings that cannot run (a one-line UserError), before anything is stored."""
@@ -116,12 +124,8 @@ class Benchmark(ABC, Generic[C, D]):
     def print_summary(self, console: Console, run: Run, dataset: Dataset, summary: dict[str, Any]) -> None: ...
 
     @abstractmethod
-    def export_rows(self, store: Store, run: Run, config: C, data: D) -> list[dict[str, Any]]:
-        """One flat row per scored unit (criterion, exam answer) for ``medops export``."""
-
-    def report_items(self, store: Store, run: Run, config: C, data: D) -> dict[str, Any]:
-        """Extra context for the HTML / Markdown report (examples, wrong answers)."""
-        return {}
+    def records(self, store: Store, run: Run, config: C, data: D) -> list[SampleRecord]:
+        """One record per answered item and repeat, from the store: what every view renders."""
 
     def unscored_share(self, store: Store, run: Run) -> tuple[float, str]:
         """The share of the run's verdicts that could not be read, for the gate's ungraded rule."""

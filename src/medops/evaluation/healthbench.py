@@ -3,8 +3,8 @@
 Work is a list of jobs ``(example_index, repeat)``. A fixed pool of workers takes jobs in
 order, so memory stays flat however large the set is, while the per-endpoint limiter keeps
 the configured number of requests in flight. Every finished call is handed to the store
-writer at once; nothing waits for the end of the run to be saved. Scores, exports and report
-examples are read back from the store only.
+writer at once; nothing waits for the end of the run to be saved. Scores and sample records
+(what exports, reports and the dashboard show) are read back from the store only.
 """
 
 from __future__ import annotations
@@ -24,6 +24,21 @@ from medops.errors import UserError
 from medops.evaluation.config import HealthBenchConfig
 from medops.evaluation.contract import Benchmark, ItemResults, RunContext, call_accounting, check_recorded
 from medops.evaluation.engine import Counters, Job, JobRunner
+from medops.evaluation.records import (
+    Assessment,
+    Bars,
+    Column,
+    Count,
+    ExportSpec,
+    Flag,
+    Headline,
+    Histogram,
+    Message,
+    MetricGroup,
+    SampleRecord,
+    Samples,
+    modality,
+)
 from medops.evaluation.summaries import healthbench_json, print_healthbench_summary
 from medops.grading.grader import CriterionGrade, GraderSettings, RubricGrader
 from medops.grading.templates import default_group_template, render_conversation
@@ -308,83 +323,106 @@ def score_run(
 
 
 # reading a run back -----------------------------------------------------------------------
-def criterion_rows(store: Store, run: Run, dataset: RubricDataset) -> list[dict[str, Any]]:
-    """One row per criterion; a failed model call lists its criteria as ungraded, with the call's
-    error, so an export shows every failure the run's status counts."""
-    responses = queries.responses(store, run.id)
-    grades = {(repeat, index, c): g for (index, repeat, c), g in queries.grades(store, run.id).items()}
-    failed = {
-        (repeat, index, c): f"model call failed: {r.error or 'no answer'}"
-        for (index, repeat), r in responses.items()
-        if r.error is not None or r.text is None
-        for c in range(len(dataset.examples[index].rubrics))
-    }
-    rows = []
-    for key in sorted(grades.keys() | failed.keys()):
-        repeat, index, criterion = key
-        example, g, response = dataset.examples[index], grades.get(key), responses.get((index, repeat))
-        item = example.rubrics[criterion]
-        rows.append(
-            {
-                "example_index": index,
-                "repeat": repeat,
-                "prompt_id": example.prompt_id,
-                "criterion_index": criterion,
-                "criterion": item.criterion,
-                "points": item.points,
-                "tags": list(item.tags),
-                "criteria_met": g.criteria_met if g else None,
-                "explanation": g.explanation if g else None,
-                "ungraded_reason": g.ungraded_reason if g else failed[key],
-                "response": response.text if response else None,
-            }
-        )
-    return rows
-
-
-def example_views(store: Store, run: Run, dataset: RubricDataset) -> list[dict[str, Any]]:
-    """Every answered example with its conversation, response and each criterion's verdict
-    (what a report or the dashboard shows of one example)."""
+def rubric_records(store: Store, run: Run, dataset: RubricDataset) -> list[SampleRecord]:
+    """One record per answered example (and repeat): its conversation, the response, and each
+    criterion's assessment by the run's grader. A failed model call lists every criterion as
+    recorded without a verdict, with the call's error, so an export shows every failure the run's
+    status counts."""
     responses = queries.responses(store, run.id)
     grades: dict[tuple[int, int], dict[int, Grade]] = {}
     for (index, repeat, criterion), g in queries.grades(store, run.id).items():
         grades.setdefault((index, repeat), {})[criterion] = g
-    examples = []
+    records = []
     for (index, repeat), response in sorted(responses.items()):
         example = dataset.examples[index]
-        criteria, earned, possible = [], 0.0, 0.0
+        failed = response.error is not None or response.text is None
+        assessments, earned, possible = [], 0.0, 0.0
         for c, item in enumerate(example.rubrics):
             grade = grades.get((index, repeat), {}).get(c)
             met = grade.criteria_met if grade else None
             possible += max(item.points, 0)
             earned += item.points if met else 0
-            criteria.append(
-                {
-                    "text": item.criterion,
-                    "points": item.points,
-                    "met": met,
-                    "tags": item.tags,
-                    "explanation": (grade.explanation or grade.ungraded_reason) if grade else "not graded",
-                    "p_met": grade.p_met if grade else None,
-                }
+            reason = grade.ungraded_reason if grade else None
+            if grade is None and failed:
+                reason = f"model call failed: {response.error or 'no answer'}"
+            assessments.append(
+                Assessment(
+                    name=item.criterion,
+                    judge=getattr(grade, "judge", None) or run.grader or "grader",
+                    value=met,
+                    explanation=grade.explanation if grade else None,
+                    reason=reason,
+                    p=grade.p_met if grade else None,
+                    points=item.points,
+                    tags=tuple(item.tags),
+                    recorded=grade is not None or failed,
+                )
             )
-        examples.append(
-            {
-                "index": index,
-                "repeat": repeat,
-                "prompt_id": example.prompt_id,
-                "tags": example.example_tags,
-                "prompt": [m.model_dump() for m in example.prompt],
-                "response": response.text,
-                "error": response.error,
-                "criteria": criteria,
-                "score": earned / possible if possible else None,
-                "failed": any(c["points"] > 0 and c["met"] is False for c in criteria),
-                "negative_met": any(c["points"] < 0 and c["met"] for c in criteria),
-                "ungraded": any(c["met"] is None for c in criteria) or response.error is not None,
-            }
+        messages = tuple(Message(m.role, m.content) for m in example.prompt)
+        flags = {
+            "failed": any(a.points > 0 and a.value is False for a in assessments),
+            "negative_met": any(a.points < 0 and a.value for a in assessments),
+            "ungraded": any(a.value is None for a in assessments) or response.error is not None,
+            "error": failed,
+        }
+        records.append(
+            SampleRecord(
+                index=index,
+                repeat=repeat,
+                item_id=example.prompt_id,
+                input=messages,
+                output=response.text,
+                error=(response.error or "no answer") if failed else None,
+                finish_reason=response.finish_reason,
+                scores={"score": earned / possible if possible else None},
+                assessments=tuple(assessments),
+                tags=tuple(example.example_tags),
+                metadata={**_tag_metadata(example.example_tags), "modality": modality(messages)},
+                flags=frozenset(f for f, on in flags.items() if on),
+            )
         )
-    return examples
+    return records
+
+
+def _tag_metadata(tags: list[str]) -> dict[str, str]:
+    """``theme:hedging`` -> ``{"theme": "hedging"}`` (the first value of each key)."""
+    found: dict[str, str] = {}
+    for tag in tags:
+        key, sep, value = tag.partition(":")
+        if sep:
+            found.setdefault(key, value)
+    return found
+
+
+RUBRIC_GROUPS = (MetricGroup("theme", "theme:"), MetricGroup("axis", "axis:"))
+RUBRIC_FLAGS = (
+    Flag("failed", "A criterion not met", "criterion not met", "unmet"),
+    Flag("negative_met", "Negative criterion met", "negative criterion met", "neg", short="negmet"),
+    Flag("ungraded", "Ungraded", "ungraded", "ungraded"),
+)
+RUBRIC_HEADLINE = Headline(
+    "examples",
+    counts=(Count("n_excluded_examples", "excluded"), Count("n_ungraded_criteria", "ungraded criteria")),
+    brief=(Count("n_excluded_examples", "excluded"),),
+)
+# one row per criterion: the columns (and order) ``medops export`` has always written
+CRITERION_EXPORT = ExportSpec(
+    per="assessment",
+    order=("repeat", "index"),
+    columns=(
+        Column("example_index", "index"),
+        Column("repeat", "repeat"),
+        Column("prompt_id", "item_id"),
+        Column("criterion_index", "a.position"),
+        Column("criterion", "a.name"),
+        Column("points", "a.points"),
+        Column("tags", "a.tags"),
+        Column("criteria_met", "a.value"),
+        Column("explanation", "a.explanation"),
+        Column("ungraded_reason", "a.reason"),
+        Column("response", "output"),
+    ),
+)
 
 
 class HealthBench(Benchmark[HealthBenchConfig, RubricData]):
@@ -393,6 +431,15 @@ class HealthBench(Benchmark[HealthBenchConfig, RubricData]):
     name = "healthbench"
     command = "medops eval healthbench"
     config_type = HealthBenchConfig
+    headline = RUBRIC_HEADLINE
+    metric_groups = RUBRIC_GROUPS
+    export = CRITERION_EXPORT
+    views = (
+        Bars("Score by theme (± bootstrap std)", group="theme"),
+        Bars("Score by axis (± bootstrap std)", group="axis"),
+        Histogram("Example scores (unclipped)", score="score", unless=("ungraded",)),
+        Samples("Examples", flags=RUBRIC_FLAGS, score="score"),
+    )
 
     def load(self, config: HealthBenchConfig) -> RubricData:
         name, path = resolve(config.data)
@@ -448,8 +495,5 @@ class HealthBench(Benchmark[HealthBenchConfig, RubricData]):
     def print_summary(self, console: Console, run: Run, dataset: Dataset, summary: dict[str, Any]) -> None:
         print_healthbench_summary(console, run, dataset, summary)
 
-    def export_rows(self, store: Store, run: Run, config: HealthBenchConfig, data: RubricData) -> list[dict[str, Any]]:
-        return criterion_rows(store, run, data.dataset)
-
-    def report_items(self, store: Store, run: Run, config: HealthBenchConfig, data: RubricData) -> dict[str, Any]:
-        return {"examples": example_views(store, run, data.dataset)}
+    def records(self, store: Store, run: Run, config: HealthBenchConfig, data: RubricData) -> list[SampleRecord]:
+        return rubric_records(store, run, data.dataset)

@@ -17,6 +17,19 @@ from medops.errors import UserError
 from medops.evaluation.config import McqaConfig
 from medops.evaluation.contract import Benchmark, ItemResults, RunContext, call_accounting, check_recorded
 from medops.evaluation.engine import Counters, Job, JobRunner
+from medops.evaluation.records import (
+    Assessment,
+    Bars,
+    Column,
+    Count,
+    ExportSpec,
+    Headline,
+    Message,
+    MetricGroup,
+    SampleRecord,
+    Samples,
+    modality,
+)
 from medops.evaluation.summaries import exam_json, print_exam_summary
 from medops.grading.extract import extract_choice
 from medops.models.backends import backends_with, create_model
@@ -188,30 +201,74 @@ def _rule_counts(answers) -> dict[str, int]:
     return counts
 
 
-def wrong_answers(store: Store, run: Run, exam: MCQSet) -> list[dict[str, Any]]:
-    """Every wrong answer with its question, options, the reply and the rule that read it."""
-    texts = queries.response_texts(store, run.id)
-    answers = sorted(queries.answers(store, run.id).values(), key=lambda a: (a.item_index, a.repeat))
-    return [
-        {
-            "id": a.item_id,
-            "question": exam.items[a.item_index].question,
-            "options": exam.items[a.item_index].options,
-            "gold": a.gold,
-            "predicted": a.predicted,
-            "rule": a.rule or "unparsed",
-            "correct": a.correct,
-            "response": texts.get((a.item_index, a.repeat)),
-        }
-        for a in answers
-        if not a.correct
-    ]
+def exam_records(store: Store, run: Run, exam: MCQSet) -> list[SampleRecord]:
+    """One record per asked question (and repeat): the question and options, the reply, and the
+    answer as read (the letter, the rule that read it, right or wrong); failed calls included."""
+    responses = queries.responses(store, run.id)
+    answers = queries.answers(store, run.id)
+    records = []
+    for job in sorted(set(responses) | set(answers)):
+        item, response, answer = exam.items[job[0]], responses.get(job), answers.get(job)
+        failed = response is not None and (response.error is not None or response.text is None)
+        assessments = ()
+        flags = {"error"} if failed else set()
+        if answer is not None:
+            read = Assessment(
+                "answer", "rule", answer.correct, explanation=answer.rule or "unparsed", answer=answer.predicted
+            )
+            assessments = (read,)
+            flags |= {"wrong"} if not answer.correct else set()
+            flags |= {"unparsed"} if answer.rule is None else set()
+        messages = (Message("user", item.question),)
+        records.append(
+            SampleRecord(
+                index=job[0],
+                repeat=job[1],
+                item_id=item.id,
+                input=messages,
+                output=response.text if response else None,
+                error=(response.error or "no answer") if failed else None,
+                finish_reason=response.finish_reason if response else None,
+                choices=dict(item.options),
+                target=item.answer,
+                scores={"accuracy": (1.0 if answer.correct else 0.0) if answer else None},
+                assessments=assessments,
+                metadata={**item.tags, "modality": modality(messages)},
+                flags=frozenset(flags),
+            )
+        )
+    return records
+
+
+# one row per asked question: the reply, the letter read, the rule, and failed calls
+ANSWER_EXPORT = ExportSpec(
+    columns=(
+        Column("item_index", "index"),
+        Column("repeat", "repeat"),
+        Column("item_id", "item_id"),
+        Column("question", "prompt_text"),
+        Column("gold", "target"),
+        Column("predicted", "first.answer"),
+        Column("rule", "first.explanation"),
+        Column("correct", "first.value"),
+        Column("error", "error"),
+        Column("finish_reason", "finish_reason"),
+        Column("response", "output"),
+    ),
+)
 
 
 class Exam(Benchmark[McqaConfig, ExamData]):
     name = "mcqa"
     command = "medops eval mcqa"
     config_type = McqaConfig
+    headline = Headline("items", counts=(Count("n_unparsed", "unparsed"),))
+    metric_groups = (MetricGroup("breakdown", ""),)
+    export = ANSWER_EXPORT
+    views = (
+        Bars("Accuracy by breakdown (± bootstrap std)", group="breakdown"),
+        Samples("Wrong answers", only="wrong"),
+    )
 
     def validate(self, config: McqaConfig) -> None:
         if config.scoring == "loglikelihood" and not config.model.capabilities.choice_scoring:
@@ -288,33 +345,8 @@ class Exam(Benchmark[McqaConfig, ExamData]):
     def print_summary(self, console: Console, run: Run, dataset: Dataset, summary: dict[str, Any]) -> None:
         print_exam_summary(console, run, dataset, summary)
 
-    def export_rows(self, store: Store, run: Run, config: McqaConfig, data: ExamData) -> list[dict[str, Any]]:
-        """One row per planned question: the reply, the letter read, the rule, and failed calls."""
-        responses = queries.responses(store, run.id)
-        answers = queries.answers(store, run.id)
-        rows = []
-        for job in sorted(set(responses) | set(answers)):
-            item, response, answer = data.exam.items[job[0]], responses.get(job), answers.get(job)
-            failed = response is not None and (response.error is not None or response.text is None)
-            rows.append(
-                {
-                    "item_index": job[0],
-                    "repeat": job[1],
-                    "item_id": item.id,
-                    "question": item.question,
-                    "gold": item.answer,
-                    "predicted": answer.predicted if answer else None,
-                    "rule": (answer.rule or "unparsed") if answer else None,
-                    "correct": answer.correct if answer else None,
-                    "error": (response.error or "no answer") if failed else None,
-                    "finish_reason": response.finish_reason if response else None,
-                    "response": response.text if response else None,
-                }
-            )
-        return rows
-
-    def report_items(self, store: Store, run: Run, config: McqaConfig, data: ExamData) -> dict[str, Any]:
-        return {"wrong": wrong_answers(store, run, data.exam)}
+    def records(self, store: Store, run: Run, config: McqaConfig, data: ExamData) -> list[SampleRecord]:
+        return exam_records(store, run, data.exam)
 
     def unscored_share(self, store: Store, run: Run) -> tuple[float, str]:
         summary = run.summary or {}

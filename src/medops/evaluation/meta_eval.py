@@ -21,7 +21,8 @@ from medops.errors import UserError
 from medops.evaluation.config import HealthBenchConfig
 from medops.evaluation.contract import Benchmark, ItemResults, RunContext, call_accounting, check_recorded
 from medops.evaluation.engine import Job, JobRunner
-from medops.evaluation.healthbench import build_pipeline, criterion_rows
+from medops.evaluation.healthbench import CRITERION_EXPORT, RUBRIC_HEADLINE, build_pipeline, rubric_records
+from medops.evaluation.records import SampleRecord
 from medops.evaluation.summaries import meta_eval_json, print_meta_eval_summary
 from medops.scoring.agreement import (
     calibration,
@@ -65,6 +66,9 @@ class MetaEval(Benchmark[HealthBenchConfig, MetaEvalData]):
     name = "meta-eval"
     command = "medops meta-eval"
     config_type = HealthBenchConfig
+    headline = RUBRIC_HEADLINE
+    export = CRITERION_EXPORT  # the rubric pipeline's rows: one per physician-labelled criterion
+    views = ()  # its scores are agreement blocks, not per-sample: the summary shows them
 
     def load(self, config: HealthBenchConfig) -> MetaEvalData:
         name, path = resolve(config.data)
@@ -111,10 +115,8 @@ class MetaEval(Benchmark[HealthBenchConfig, MetaEvalData]):
     def print_summary(self, console: Console, run: Run, dataset: Dataset, summary: dict[str, Any]) -> None:
         print_meta_eval_summary(console, run, dataset, summary)
 
-    def export_rows(
-        self, store: Store, run: Run, config: HealthBenchConfig, data: MetaEvalData
-    ) -> list[dict[str, Any]]:
-        return criterion_rows(store, run, data.dataset)
+    def records(self, store: Store, run: Run, config: HealthBenchConfig, data: MetaEvalData) -> list[SampleRecord]:
+        return rubric_records(store, run, data.dataset)
 
 
 def score_meta_run(

@@ -1,4 +1,5 @@
-"""A stored run's per-item results, rebuilt from the store for comparison and gating."""
+"""Reading a stored run back: per-item results (compare, gate), sample records and what its
+benchmark declares views show (export, reports, the dashboard), and the run document."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from medops.evaluation.lifecycle import recorded
+from medops.evaluation.records import Headline, MetricGroup, SampleRecord, View
 from medops.evaluation.registry import BENCHMARKS, benchmark
 from medops.models.pricing import load_prices, run_cost
 from medops.store.repository import Store, effective_status
@@ -21,6 +23,16 @@ class RunResults:
     # (item key, repeat) -> metric values; an item key is its position, or with
     # by_identity its id plus which occurrence of that id it is (ids may repeat)
     items: dict[tuple, dict[str, float]]
+
+
+@dataclass(frozen=True)
+class Presentation:
+    headline: Headline
+    views: tuple[View, ...]
+    metric_groups: tuple[MetricGroup, ...]
+
+    def group(self, name: str) -> MetricGroup:
+        return next(g for g in self.metric_groups if g.name == name)
 
 
 def _identity_keys(ids: list[str]) -> list[tuple[str, int]]:
@@ -43,19 +55,28 @@ def load_results(store: Store, ref: str, *, by_identity: bool = False) -> RunRes
     return RunResults(run, found.dataset, results.binary, items)
 
 
+def sample_records(store: Store, run: Run) -> list[SampleRecord]:
+    """A run's sample records (one per answered item and repeat), from the store only: the one
+    reader behind export, reports and the dashboard."""
+    kind = benchmark(run.benchmark)
+    found = recorded(kind, store, run)
+    return kind.records(store, run, found.config, found.data)
+
+
 def export_rows(store: Store, ref: str) -> list[dict[str, Any]]:
-    """One flat row per scored unit of a run (a criterion, an exam answer), from the store only."""
+    """One flat row per scored unit of a run (a criterion, an exam answer), as its benchmark's
+    export spec lays out its records."""
     run = store.find_run(ref)
-    kind = benchmark(run.benchmark)
-    found = recorded(kind, store, run)
-    return kind.export_rows(store, run, found.config, found.data)
+    return benchmark(run.benchmark).export.rows(sample_records(store, run))
 
 
-def report_items(store: Store, run: Run) -> dict[str, Any]:
-    """What a report shows of a run's items (examples with verdicts, wrong exam answers)."""
-    kind = benchmark(run.benchmark)
-    found = recorded(kind, store, run)
-    return kind.report_items(store, run, found.config, found.data)
+def presentation(run: Run) -> Presentation:
+    """What a run's benchmark declares views show (headline, charts, sample lists, metric groups);
+    nothing but a headline for runs that are not evaluations (``rl-train``)."""
+    kind = BENCHMARKS.get(run.benchmark)
+    if kind is None:
+        return Presentation(Headline("examples"), (), ())
+    return Presentation(kind.headline, kind.views, kind.metric_groups)
 
 
 def run_document(store: Store, ref: str) -> dict[str, Any]:

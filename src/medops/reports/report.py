@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Callable
 from datetime import datetime, timezone
 from importlib.resources import files
 from typing import Any
@@ -17,7 +18,8 @@ from typing import Any
 from jinja2 import Environment, select_autoescape
 
 from medops import __version__
-from medops.evaluation.results import report_items
+from medops.evaluation.records import Bars, Histogram, SampleRecord, Samples, ordered_metrics, text_of
+from medops.evaluation.results import Presentation, presentation, sample_records
 from medops.models.pricing import load_prices, run_cost
 from medops.ops.compare import compare_runs
 from medops.reports.plots import bars, histogram
@@ -45,15 +47,30 @@ def _environment(html: bool) -> Environment:
     escape = select_autoescape(default=html, default_for_string=html)
     env = Environment(autoescape=escape, trim_blocks=True, lstrip_blocks=True)
     env.filters["num"] = lambda v, d=3: "-" if v is None else f"{v:.{d}f}"
+    env.filters["text"] = text_of  # a message's content as text, whatever its parts
     return env
 
 
-def _metric_rows(metrics: dict[str, dict], prefix: str) -> list[tuple[str, float, float]]:
-    return [
-        (name.removeprefix(prefix), m["mean"], m.get("bootstrap_std", 0.0))
-        for name, m in metrics.items()
-        if name.startswith(prefix)
-    ]
+def _plots(metrics: dict[str, Any], found: Presentation, records: Callable[[], list[SampleRecord]]) -> list[str]:
+    """The charts the run's benchmark declares, in order."""
+    plots = []
+    for view in found.views:
+        if isinstance(view, Bars):
+            plots.append(bars(view.title, found.group(view.group).rows(metrics)))
+        elif isinstance(view, Histogram):
+            plots.append(histogram(view.title, view.values(records())))
+    return plots
+
+
+def _sample_lists(found: Presentation, records: Callable[[], list[SampleRecord]]) -> list[dict[str, Any]]:
+    """Each declared sample list: its records and how many carry each of its flags."""
+    lists = []
+    for view in found.views:
+        if isinstance(view, Samples):
+            chosen = view.chosen(records())
+            counts = {f.key: sum(f.key in r.flags for r in chosen) for f in view.flags}
+            lists.append({"view": view, "records": chosen, "counts": counts})
+    return lists
 
 
 def build_report(store: Store, run_ref: str, *, vs: str | None = None, fmt: str = "html") -> str:
@@ -62,37 +79,29 @@ def build_report(store: Store, run_ref: str, *, vs: str | None = None, fmt: str 
     summary = run.summary or {}
     metrics = summary.get("metrics", {})
     comparison = compare_runs(store, vs, run_ref) if vs else None
+    found = presentation(run)
+    read: list[list[SampleRecord]] = []
+
+    def records() -> list[SampleRecord]:  # read once, and only when a view needs them
+        if not read:
+            read.append(sample_records(store, run))
+        return read[0]
+
     context: dict[str, Any] = {
         "run": run,
         "status": effective_status(run),
         "dataset": dataset,
         "summary": summary,
         "metrics": metrics,
+        "metric_rows": ordered_metrics(metrics, found.metric_groups),
+        "headline": found.headline,
         "version": __version__,
         "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "cost": run_cost(run, load_prices()),
         "comparison": comparison,
-        "plots": [],
+        "plots": _plots(metrics, found, records) if fmt == "html" else [],
+        "samples": _sample_lists(found, records) if fmt == "html" else [],
     }
-    items = report_items(store, run)
-    context.update(items)
-    if "wrong" in items:  # an exam: accuracy breakdowns
-        context["plots"].append(
-            bars(
-                "Accuracy by breakdown (± bootstrap std)",
-                [(n, m["mean"], m["bootstrap_std"]) for n, m in metrics.items()],
-            )
-        )
-    if "examples" in items:  # a rubric set: themes, axes and the spread of example scores
-        examples = items["examples"]
-        context["plots"] += [
-            bars("Score by theme (± bootstrap std)", _metric_rows(metrics, "theme:")),
-            bars("Score by axis (± bootstrap std)", _metric_rows(metrics, "axis:")),
-            histogram(
-                "Example scores (unclipped)",
-                [e["score"] for e in examples if e["score"] is not None and not e["ungraded"]],
-            ),
-        ]
     if comparison:
         rows = [
             (name, r["difference"], (r["ci95_high"] - r["ci95_low"]) / 2) for name, r in comparison["metrics"].items()

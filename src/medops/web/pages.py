@@ -152,6 +152,7 @@ def run(request: Request, ref: str, flag: str = "all", page: int = 1, found: Cal
         run=detail["run"],
         metrics=detail["metrics"],
         charts=detail["charts"],
+        unit=detail["unit"],
         examples=examples,
         page=page,
         pages=pages,
