@@ -103,6 +103,38 @@ def test_exam_runs_export_their_answers_from_the_store(endpoint, tmp_path):
     assert api.run("exam", db=db)["task"] == "generic"
 
 
+def test_an_exams_wrong_answers_are_samples_at_their_own_position(endpoint, tmp_path):
+    """The dashboard lists what the exam declares (its wrong answers), each by its item index and
+    repeat: the second item is example 1, not the first wrong answer's position 0."""
+    db = tmp_path / "medops.db"
+    exam = write_jsonl(
+        tmp_path / "exam.jsonl",
+        [
+            {"question": "Q1 {model-answer:B}", "options": {"A": "aspirin", "B": "metformin"}, "answer": "B"},
+            {"question": "Q2 {model-answer:A}", "options": {"A": "x", "B": "y", "C": "z"}, "answer": "C"},
+        ],
+    )
+    config = api.exam_config(
+        task="generic", data=str(exam), model="openai:fake-model", model_base_url=endpoint.base_url
+    )
+    api.evaluate(config, db=db, name="exam")
+    page = api.run_examples("exam", db=db, redact=False)
+    assert page["view"]["title"] == "Wrong answers" and page["total"] == 1 and page["counts"] == {"all": 1}
+    (wrong,) = page["examples"]
+    assert (wrong["index"], wrong["item_id"], wrong["target"], wrong["choices"]) == (
+        1,
+        "1",
+        "C",
+        {"A": "x", "B": "y", "C": "z"},
+    )
+    assert [(a["answer"], a["value"]) for a in wrong["assessments"]] == [("A", False)]
+    assert "wrong" in wrong["flags"] and wrong["prompt"][-1]["content"].startswith("Q2")
+    one = api.run_example("exam", 1, db=db, redact=False)
+    assert one["item_id"] == "1" and (one["position"], one["of"]) == (1, 1)
+    with pytest.raises(UserError, match="unknown filter 'failed'"):
+        api.run_examples("exam", db=db, flag="failed")  # an exam declares no such filter
+
+
 class Recorder:
     """A subscriber that refuses grader requests naming a (pretend) patient, and notes the run."""
 

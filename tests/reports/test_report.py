@@ -143,3 +143,29 @@ def test_mlflow_logging_to_a_local_tracking_store(cli, server, tmp_path):
     assert run.data.params["grader.name"] == "fake-grader" and run.data.tags["medops.run_id"] == "1"
     artifacts = [a.path for a in client.list_artifacts(run.info.run_id)]
     assert artifacts == ["medops-run-1.html"]
+
+
+def test_markdown_report_lists_every_metric_headline_first(server, tmp_path, monkeypatch):
+    """Issue 26: the Markdown table kept the first 20 metrics alphabetically and dropped the rest."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    from medops import api
+
+    rows = [
+        example(f"p{i}", [(f"Advises rest {{met}} #{i}", 1, ["axis:completeness"])], tags=[f"theme:t{i:02d}"])
+        for i in range(24)
+    ]
+    data = write_jsonl(tmp_path / "wide.jsonl", rows)
+    config = api.healthbench_config(
+        data=str(data),
+        model="openai:fake-model",
+        grader="openai:fake-grader",
+        model_base_url=server.base_url,
+        grader_base_url=server.base_url,
+    )
+    db = tmp_path / "medops.db"
+    assert api.evaluate(config, db=db, name="wide").status == "completed"
+    metrics = api.run("wide", db=db)["metrics"]
+    assert len(metrics) == 26  # overall_score, one axis, 24 themes
+    text = api.report("wide", db=db, fmt="md")
+    table = [line.split(" | ")[0].removeprefix("| ") for line in text.splitlines() if line.startswith("| ")]
+    assert table[1:] == ["overall_score", *(f"theme:t{i:02d}" for i in range(24)), "axis:completeness"]
