@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from medops.evaluation.records import Bars, Samples
 from medops.evaluation.registry import BENCHMARKS
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "medops"
@@ -41,3 +42,11 @@ def test_no_view_tests_a_benchmark_name():
         f"{path.relative_to(SRC)}: {hit}" for path in view_files() for hit in benchmark_tests(path.read_text("utf-8"))
     }
     assert found == set()
+
+
+def test_every_benchmark_declares_what_its_views_need():
+    for kind in BENCHMARKS.values():
+        groups = {g.name for g in kind.metric_groups}
+        assert {v.group for v in kind.views if isinstance(v, Bars)} <= groups, kind.name
+        assert sum(isinstance(v, Samples) for v in kind.views) <= 1, kind.name  # the dashboard lists one
+        assert kind.export.columns and kind.headline.unit, kind.name

@@ -32,7 +32,10 @@ class Presentation:
     metric_groups: tuple[MetricGroup, ...]
 
     def group(self, name: str) -> MetricGroup:
-        return next(g for g in self.metric_groups if g.name == name)
+        for group in self.metric_groups:
+            if group.name == name:
+                return group
+        raise LookupError(f"no metric group '{name}' declared (metric_groups: {[g.name for g in self.metric_groups]})")
 
 
 def _identity_keys(ids: list[str]) -> list[tuple[str, int]]:
