@@ -13,13 +13,14 @@ import contextlib
 import os
 import re
 import threading
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from medops.errors import UserError
-from medops.privacy.recognizers import DEFAULT_MRN_PATTERNS, Recognizer, build_recognizers
+from medops.privacy.recognizers import DEFAULT_MRN_PATTERNS, Recognizer, build_recognizers, eponym_used, refine_people
 
 INSTALL_HINT = "pip install 'presidio-analyzer>=2.2.355' 'presidio-anonymizer>=2.2.355'"
 CONFIG_ENV = "MEDOPS_PHI_CONFIG"
@@ -365,7 +366,9 @@ def propagate(
         for m in re.finditer(re.escape(value), text):
             s, e = m.span()
             if ascii_word and (
-                (s > 0 and _WORD_CHARS.match(text[s - 1])) or (e < len(text) and _WORD_CHARS.match(text[e]))
+                (s > 0 and _WORD_CHARS.match(text[s - 1]))
+                or (e < len(text) and _WORD_CHARS.match(text[e]))
+                or eponym_used(text, e)  # Mr. Bell's "Bell's palsy" is the disease
             ):
                 continue
             if not ascii_word and s > 0 and "가" <= text[s - 1] <= "힣":
@@ -374,11 +377,36 @@ def propagate(
     return out
 
 
+def normalise(text: str) -> tuple[str, list[int] | None]:
+    """``text`` in NFKC (full-width digits and hyphens, ideographic spaces, ...) and, where that changed
+    anything, the index in ``text`` of each character of the result (None: nothing changed)."""
+    if text.isascii() or unicodedata.is_normalized("NFKC", text):
+        return text, None
+    parts: list[str] = []
+    origin: list[int] = []
+    for i, ch in enumerate(text):
+        folded = ch if ch.isascii() else unicodedata.normalize("NFKC", ch)
+        parts.append(folded)
+        origin.extend([i] * len(folded))
+    return "".join(parts), origin
+
+
 def detect(text: str, known_names: Iterable[str] = ()) -> list[Entity]:
-    """PHI spans in ``text``, sorted by position, non-overlapping."""
+    """PHI spans in ``text``, sorted by position, non-overlapping.
+
+    The rules run on the NFKC form of the text (so ``０１０－１２３４－５６７８`` is a phone number);
+    the offsets returned are into ``text`` itself.
+    """
     if not isinstance(text, str):
         raise TypeError(f"detect() takes a str, not {type(text).__name__}")
     engine = analyzer()
-    if not text or not _GATE.search(text):
+    if not text:
         return []
-    return _merge(propagate(text, engine.analyze(text), known_names))
+    normal, origin = normalise(text)
+    if not _GATE.search(normal):
+        return []
+    names = [unicodedata.normalize("NFKC", name) for name in known_names]
+    found = _merge(refine_people(normal, propagate(normal, engine.analyze(normal), names)))
+    if origin is None:
+        return found
+    return [Entity(e.type, origin[e.start], origin[e.end - 1] + 1, e.score) for e in found]
