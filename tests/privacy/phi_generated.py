@@ -198,7 +198,72 @@ HELDOUT_TEMPLATES = (
     "Consent signed by [[PERSON:{efirst2} {elast}]] ({en_record} [[MRN:{record}]]); <<laparoscopic cholecystectomy>> under <<general anaesthesia>>.",
 )
 
-PARTS = {"dev": (DEV, DEV_TEMPLATES, 1901), "heldout": (HELDOUT, HELDOUT_TEMPLATES, 2609)}
+# A second held-out part, written after the first held-out measurement (see docs/PERFORMANCE.md): its
+# templates and pools are new again, and the rules were not changed after it was first scored.
+HELDOUT_2 = Pools(
+    kr_surnames=("문", "양", "손", "배", "백", "허", "노", "하", "곽", "성", "독고", "사공"),
+    kr_given=("서윤", "하준", "지안", "은서", "우진", "채원", "말순", "덕배", "상철", "미경", "솔"),
+    en_first=("Henry", "Ruth", "George", "Alice", "Samuel", "Fatima", "Diego", "Hannah", "Yusuf", "Irene"),
+    en_last=("Clarke", "Bennett", "Russo", "Novak", "Petrov", "Lindqvist", "Mensah", "Dubois", "Castillo", "Brennan"),
+    eponym_surnames=(
+        ("Crohn", "Crohn's disease"),
+        ("Parkinson", "Parkinson's disease"),
+        ("Raynaud", "Raynaud's phenomenon"),
+        ("Wernicke", "Wernicke encephalopathy"),
+        ("Marfan", "Marfan syndrome"),
+    ),
+    rrn_styles=(
+        lambda d: f"{d[:6]} – {d[6:]}",
+        lambda d: f"{d[:6]}\u3000{d[6:]}",
+        lambda d: f"{d[:6]}".translate(FULL_WIDTH) + "-" + f"{d[6:]}".translate(FULL_WIDTH),
+        lambda d: d,
+    ),
+    phone_styles=(
+        lambda r: f"（02）{r.randint(200, 999)}-{r.randint(1000, 9999)}",
+        lambda r: f"010.{r.randint(1000, 9999)}.{r.randint(1000, 9999)}",
+        lambda r: f"+82-2-{r.randint(200, 999)}-{r.randint(1000, 9999)}",
+        lambda r: f"070-{r.randint(1000, 9999)}-{r.randint(1000, 9999)}".translate(FULL_WIDTH),
+    ),
+    record_words_en=("Adm #", "Enc. no.", "Inpatient ID", "Ward reg. number"),
+    record_words_kr=("원무번호", "검체번호", "응급접수번호"),
+    record_formats=(
+        lambda r: _digits(r, 9),
+        lambda r: f"KR{_digits(r, 6)}",
+        lambda r: f"24-{_digits(r, 7)}",
+    ),
+    kr_addresses=(
+        "제주특별자치도 제주시 연동 312-4",
+        "울산광역시 남구 삼산로 35, 5층",
+        "충청북도 청주시 상당구 상당로 155",
+        "서울특별시 관악구 관악로 1 (신림동)",
+    ),
+    en_addresses=(
+        "88 Maple Court, Unit 4, Denver, CO 80203",
+        "15 Station Road, Cambridge CB1 2JW",
+        "3100 West Olive Avenue, Burbank, CA 91505",
+    ),
+)
+
+HELDOUT_2_TEMPLATES = (
+    "수진자: [[PERSON:{kname}]] ({sex}/{age}) 주민등록번호 [[KR_RRN:{rrn}]]. <<급성 충수염>>으로 <<복강경 충수절제술>> 시행.",
+    "[[PERSON:{kname}]] 어르신 댁 전화 [[PHONE_NUMBER:{phone}]]로 연락드림. <<낙상>> 후 <<고관절 골절>>, <<트라마돌 50 mg>>.",
+    "{kr_record} [[MRN:{record}]] 로 조회. <<아나필락시스>>, <<에피네프린 0.3 mg>> 근주 후 <<활력징후 안정>>.",
+    "현주소 [[ADDRESS:{kaddr}]] <<만성폐쇄성폐질환>> 악화로 <<산소 2 L/분>> 투여 중.",
+    "딸 [[PERSON:{kname2}]]: 어머니가 <<혈압약>>을 두 번 드셨어요. 제 번호 [[PHONE_NUMBER:{phone}]]",
+    "신청인 성함 [[PERSON:{kname}]], 주민번호 [[KR_RRN:{rrn}]], <<당화혈색소 8.2%>>.",
+    "Telephone triage: caller [[PERSON:{efirst} {elast}]] says her father has <<atrial fibrillation>> on <<apixaban 5 mg>>; callback [[PHONE_NUMBER:{phone}]].",
+    "Pt [[PERSON:{elast}, {efirst}]], {en_record} [[MRN:{record}]], known <<{eponym_disease}>>, on <<mesalazine 2.4 g>> daily.",
+    "I spoke with Dr [[PERSON:{eponym}]] about <<{eponym_disease}>> and the <<MRI lumbar spine>>.",
+    "Address on file: [[ADDRESS:{eaddr}]]. <<Hypertension>> controlled on <<amlodipine 5 mg>>; <<LDL 2.1 mmol/L>>.",
+    "Operation performed by [[PERSON:{efirst} {elast}]] with [[PERSON:{efirst2} {eponym}]] assisting; <<{eponym_disease}>> was an incidental finding.",
+    "Message from [[PERSON:{efirst} {elast2}]] (RRN [[KR_RRN:{rrn}]]): my <<blood glucose>> is <<14 mmol/L>> after <<prednisone 40 mg>>.",
+)
+
+PARTS = {
+    "dev": (DEV, DEV_TEMPLATES, 1901),
+    "heldout": (HELDOUT, HELDOUT_TEMPLATES, 2609),
+    "heldout2": (HELDOUT_2, HELDOUT_2_TEMPLATES, 3313),
+}
 
 
 def _values(rng: random.Random, pools: Pools) -> dict[str, object]:
@@ -222,6 +287,8 @@ def _values(rng: random.Random, pools: Pools) -> dict[str, object]:
         "dose": rng.choice([250, 500, 850, 1000]),
         "a1c": f"{rng.randint(55, 110) / 10:.1f}",
         "units": rng.randint(8, 30),
+        "sex": rng.choice(["남", "여", "M", "F"]),
+        "age": rng.randint(20, 85),
         "bp": f"{rng.randint(100, 170)}/{rng.randint(60, 100)}",
     }
 
@@ -256,7 +323,9 @@ def evaluate(detect, redact, docs: list[Generated]) -> dict:
             gold[kind] += 1
             covered = [e for e in found if _same(e.type) == _same(kind) and e.start < end and start < e.end]
             # a half-redacted value is a miss: the finding must cover all of its letters and digits
-            if covered and all(any(e.start <= i < e.end for e in covered) for i in range(start, end) if doc.text[i].isalnum()):
+            if covered and all(
+                any(e.start <= i < e.end for e in covered) for i in range(start, end) if doc.text[i].isalnum()
+            ):
                 hit[kind] += 1
             else:
                 misses.append((kind, doc.template, doc.text[start:end], doc.text[max(0, start - 30) : end + 15]))

@@ -97,7 +97,9 @@ def _window(text: str, start: int, width: int = 30) -> str:
 
 # -- resident / foreigner registration numbers ------------------------------------------------
 
-_RRN = _c(r"(?<![\d-])(?P<value>\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])(?:[ \t]{0,2}[-–.][ \t]{0,2}|[ \t])?[0-9]\d{6})(?![\d-])")
+_RRN = _c(
+    r"(?<![\d-])(?P<value>\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])(?:[ \t]{0,2}[-–.][ \t]{0,2}|[ \t])?[0-9]\d{6})(?![\d-])"
+)
 _RRN_CONTEXT = ("주민", "등록번호", "rrn", "resident registration", "외국인", "registration")
 
 
@@ -200,11 +202,21 @@ _INSURANCE = [
 _PHONE = [
     # Korean mobile, landline, +82 and 15xx business numbers
     Rule("PHONE_NUMBER", _c(r"(?<![\d-])01[016789][-. ]?\d{3,4}[-. ]?\d{4}(?![\d-])"), 0.85),
-    Rule("PHONE_NUMBER", _c(r"(?<![\d-])(?:\(0(?:2|[3-6][1-5]|70|50\d)\)[ ]?|0(?:2|[3-6][1-5]|70|50\d)[-. ]?)\d{3,4}[-. ]\d{4}(?![\d-])"), 0.8),
+    Rule(
+        "PHONE_NUMBER",
+        _c(
+            r"(?<![\d-])(?:\(0(?:2|[3-6][1-5]|70|50\d)\)[ ]?|0(?:2|[3-6][1-5]|70|50\d)[-. ]?)\d{3,4}[-. ]\d{4}(?![\d-])"
+        ),
+        0.8,
+    ),
     Rule("PHONE_NUMBER", _c(r"(?<![\d-])1[5-8]\d{2}-\d{4}(?![\d-])"), 0.6),
     Rule("PHONE_NUMBER", _c(r"\+82[-. ]?(?:\(0\))?\s?\d{1,2}[-. ]?\d{3,4}[-. ]?\d{4}(?!\d)"), 0.9),
     # US / NANP
-    Rule("PHONE_NUMBER", _c(r"(?:\+1[-. ]?)?(?<![\d-])(?:\([2-9]\d{2}\)[ ]?|[2-9]\d{2}[-. ]?)[2-9]\d{2}[-. ]\d{4}(?![\d-])"), 0.75),
+    Rule(
+        "PHONE_NUMBER",
+        _c(r"(?:\+1[-. ]?)?(?<![\d-])(?:\([2-9]\d{2}\)[ ]?|[2-9]\d{2}[-. ]?)[2-9]\d{2}[-. ]\d{4}(?![\d-])"),
+        0.75,
+    ),
     # UK
     Rule("PHONE_NUMBER", _c(r"\+44\s?(?:\(0\)\s?)?\d{2,4}[\s-]?\d{3,4}[\s-]?\d{3,4}(?!\d)"), 0.9),
     Rule("PHONE_NUMBER", _c(r"(?<![\d-])0(?:7\d{3}|20|1\d{2,3})\s\d{3,4}\s?\d{3,4}(?!\d)"), 0.7),
@@ -400,6 +412,7 @@ def _labelled_addresses(text: str) -> Iterator[Candidate]:
             pos = end + (gap.end() if gap else 0)
         if end - start >= 5 and " " in text[start:end]:
             yield ("ADDRESS", start, end, 0.7)
+
 
 _STREET = (
     r"(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Place|Pl|Way|Terrace|Close|Crescent"
@@ -746,10 +759,14 @@ _KR_BEFORE = (
     r"|(?i:patient|name|pt\.?|attending|dr\.?))\s*(?:[:：]\s*|\s)"
 )
 # After the name: the end of the word, or a particle or copula ("김민수이고", "김민수께서").
-_KR_NAME_END = r"(?:(?![가-힣]{2})|(?=이고|이며|이다|이에|이었|이라|입니|이구|이세|이시|이신|인데|께서|에게|한테|님|씨))"
+_KR_NAME_END = (
+    r"(?:(?![가-힣]{2})|(?=이고|이며|이다|이에|이었|이라|입니|이구|이세|이시|이신|인데|께서|에게|한테|님|씨))"
+)
 _KR_PERSON_AFTER = _c(rf"(?<![가-힣])(?P<value>{_KR_NAME})(?={_KR_AFTER})")
 _KR_PERSON_BEFORE = _c(rf"{_KR_BEFORE}(?P<value>{_KR_NAME}){_KR_NAME_END}")
-_KR_NAME_LABEL = _c(r"성명|이름|성함|환자명")
+_KR_NAME_LABEL = _c(
+    r"성명|이름|성함|환자명|담당|주치의|간호사|전공의|인턴|약사|작성|의뢰|진료의|집도의|확인자|서명|수신|발신"
+)
 _KR_PERSON_PATIENT = _c(r"(?:환자|보호자)\s(?P<value>" + _KR_NAME + r")(?=\s?(?:\(|님|씨|[,.은는이가의을를]|\s|$))")
 
 
@@ -1054,8 +1071,11 @@ _EN_CONTEXT = (
 )
 _EN_TITLE_NAME = _c(rf"{_TITLE}{_EN_NAME}")
 _EN_CONTEXT_NAME = _c(rf"{_EN_CONTEXT}{_EN_NAME}")
+# A full name ("Given Family" or "Family, Given") right before an age or an identifier: "Jane Doe, 67-year-old",
+# "Doe, Jane (MRN ...)", "Jane Doe (RRN ...)".
 _EN_AGE_NAME = _c(
-    rf"(?<![\w.])(?P<value>{_EN_TOKEN}\s{_EN_TOKEN}(?:\s{_EN_TOKEN})?)(?=,?\s(?:is\s)?(?:an?\s)?\d{{1,3}}[- ]?(?:year|yo|y/o|M\b|F\b)|,?\s\(?(?:DOB|D\.O\.B|born|aged?|MRN)\b)"
+    rf"(?<![\w.])(?P<value>{_EN_TOKEN}(?:,\s|\s){_EN_TOKEN}(?:\s{_EN_TOKEN})?)(?=,?\s(?:is\s)?(?:an?\s)?\d{{1,3}}[- ]?(?:year|yo|y/o|M\b|F\b)"
+    r"|,?\s\(?(?:(?:DOB|D\.O\.B|born|aged?|MRN|RRN|SSN|NHS|ID|patient ID|hospital no)\b|주민|등록번호|환자번호))"
 )
 # A role noun in apposition ("our nurse, Jane Doe", "the physiotherapist, ...", "cardiologist Mark Lee").
 _EN_ROLE_NAME = _c(
@@ -1063,17 +1083,20 @@ _EN_ROLE_NAME = _c(
 )
 # The agent of a passive ("examined by Jane Doe"): one name token after a clinical act, a full name after any verb.
 _EN_BY_NAME = _c(rf"(?<=[a-z])[ \t]by[ \t]{_EN_NAME}")
-_AGENT_VERBS = frozenset(
-    "seen examined performed reviewed assessed evaluated treated operated interpreted read written dictated signed "
-    "ordered referred prescribed authored approved verified transcribed witnessed consented completed done reported "
-    "attended covered discussed checked entered updated called visited interviewed counselled counseled escorted "
-    "brought accompanied admitted discharged triaged supervised taken drawn given administered explained".split()
-)
-_NOT_AGENT_VERBS = frozenset(
-    "caused complicated followed induced mediated characterized characterised triggered preceded marked defined "
-    "affected explained supported suggested indicated evidenced measured confirmed diagnosed detected shown "
-    "demonstrated revealed replaced relieved worsened aggravated exacerbated limited obscured produced".split()
-)
+_AGENT_VERBS = frozenset([
+    "seen", "examined", "performed", "reviewed", "assessed", "evaluated", "treated", "operated", "interpreted",
+    "read", "written", "dictated", "signed", "ordered", "referred", "prescribed", "authored", "approved",
+    "verified", "transcribed", "witnessed", "consented", "completed", "done", "reported", "attended", "covered",
+    "discussed", "checked", "entered", "updated", "called", "visited", "interviewed", "counselled", "counseled",
+    "escorted", "brought", "accompanied", "admitted", "discharged", "triaged", "supervised", "taken", "drawn",
+    "given", "administered", "explained",
+])  # fmt: skip
+_NOT_AGENT_VERBS = frozenset([
+    "caused", "complicated", "followed", "induced", "mediated", "characterized", "characterised", "triggered",
+    "preceded", "marked", "defined", "affected", "supported", "suggested", "indicated", "evidenced", "measured",
+    "confirmed", "diagnosed", "detected", "shown", "demonstrated", "revealed", "replaced", "relieved", "worsened",
+    "aggravated", "exacerbated", "limited", "obscured", "produced",
+])  # fmt: skip
 # What follows an eponym used as the name of a disease, sign, test or device, not of a person.
 _EPONYM_USE = _c(
     r"(?:'s?|’s?)?[ \t-]?(?i:disease|syndrome|palsy|sign|chorea|disorder|lymphoma|sarcoma|tumou?r|o?esophagus|ulcer"
@@ -1090,7 +1113,7 @@ def eponym_used(text: str, end: int) -> bool:
 
 
 def _eponym_base(token: str) -> str:
-    """"Addison's" -> "Addison", "Graves'" -> "Graves"."""
+    """ "Addison's" -> "Addison", "Graves'" -> "Graves"."""
     for suffix in ("'s", "’s", "'", "’"):
         if token.endswith(suffix):
             return token[: -len(suffix)]
@@ -1166,6 +1189,27 @@ def _english_names(text: str) -> Iterator[Candidate]:
             yield ("PERSON", span[0], span[1], 0.6)
 
 
+_NAME_TOKEN = _c(rf"{_EN_TOKEN}|[가-힣]{{2,4}}")
+# After a word that is a drug (a dose follows) or a label ("Hosp. No."), not a name.
+_DOSE_AFTER = _c(
+    r"[ \t]\d+(?:[.,]\d+)?[ \t]?(?i:mg|mcg|µg|g|units?|iu|ml|mmol|meq|puffs?|tabs?|%)\b|\.?[ \t]?(?i:no\b|#|number|ID\b)"
+)
+
+
+def model_person_ok(text: str, start: int, end: int) -> bool:
+    """Whether a PERSON span from an NER model looks like a name: name-shaped tokens only (no digits,
+    no lower-case words, nothing in a script the model may not read), none of them a stop word, not a
+    lone eponym, and not a word followed by a dose (models tag drug names as people: "Levetiracetam 500 mg")."""
+    tokens = text[start:end].replace(",", " ").split()
+    if not tokens or not all(_NAME_TOKEN.fullmatch(t) for t in tokens):
+        return False
+    if any(t.rstrip(".") in _EN_GRAMMAR or t in KR_STOPWORDS or t[:2] in KR_STOPWORDS for t in tokens):
+        return False
+    if len(tokens) == 1 and _eponym_base(tokens[0]) in EPONYMS:
+        return False
+    return _DOSE_AFTER.match(text, end) is None
+
+
 def refine_people(text: str, candidates: list[Candidate]) -> list[Candidate]:
     """Person spans from every source (rules, mentions found elsewhere, an NER model), made whole:
     widened to the adjacent name tokens, and dropped where the word names a disease ("Bell's palsy")."""
@@ -1197,11 +1241,15 @@ _RECORD_VALUE = r"(?P<value>[A-Z]{0,3}-?\d[\dA-Z-]{3,14}\d)(?![\dA-Za-z])"
 _RECORD_NUMBERS = [
     Rule(
         "MRN",
-        _c(rf"(?<=[A-Za-z.])(?:[ \t](?i:no\.?|num\.?|number)|[ \t]?(?:ID|#))[ \t]*(?:is|was)?[ \t]*[:#.]?[ \t]*{_RECORD_VALUE}"),
+        _c(
+            rf"(?<=[A-Za-z.])(?:[ \t](?i:no\.?|num\.?|number)|[ \t]?(?:ID|#))[ \t]*(?:is|was)?[ \t]*[:#.]?[ \t]*{_RECORD_VALUE}"
+        ),
         0.55,
         _record_number,
     ),
-    Rule("MRN", _c(rf"(?<=[가-힣])번호[ \t]*(?:는|은|가|이)?[ \t]*[:：#.]?[ \t]*{_RECORD_VALUE}"), 0.55, _record_number),
+    Rule(
+        "MRN", _c(rf"(?<=[가-힣])번호[ \t]*(?:는|은|가|이)?[ \t]*[:：#.]?[ \t]*{_RECORD_VALUE}"), 0.55, _record_number
+    ),
 ]
 
 
