@@ -1,4 +1,4 @@
-# ruff: noqa: RUF001  (full-width digits and brackets are what these tests are about)
+# ruff: noqa: RUF001, E501  (full-width digits and brackets are what these tests are about; one case a line)
 """PHI recall on text the rules were not tuned on (issue 19), and the mechanisms behind it, one test each."""
 
 from __future__ import annotations
@@ -6,7 +6,16 @@ from __future__ import annotations
 import importlib.util
 
 import pytest
-from phi_generated import DEV, DEV_TEMPLATES, HELDOUT, HELDOUT_2, HELDOUT_2_TEMPLATES, HELDOUT_TEMPLATES, corpus, evaluate
+from phi_generated import (
+    DEV,
+    DEV_TEMPLATES,
+    HELDOUT,
+    HELDOUT_2,
+    HELDOUT_2_TEMPLATES,
+    HELDOUT_TEMPLATES,
+    corpus,
+    evaluate,
+)
 
 from medops.privacy import Redactor, detect
 
@@ -70,7 +79,10 @@ def test_resident_numbers_with_any_separator_or_full_width_digits_are_removed_wh
 
 def test_full_width_text_is_matched_in_nfkc_with_offsets_into_the_original():
     text = "연락처 ０１０－１２３４－５６７８, 메일 ｋｉｍ＠ｅｘａｍｐｌｅ．ｃｏｍ"
-    assert found(text) == [("PHONE_NUMBER", "０１０－１２３４－５６７８"), ("EMAIL_ADDRESS", "ｋｉｍ＠ｅｘａｍｐｌｅ．ｃｏｍ")]
+    assert found(text) == [
+        ("PHONE_NUMBER", "０１０－１２３４－５６７８"),
+        ("EMAIL_ADDRESS", "ｋｉｍ＠ｅｘａｍｐｌｅ．ｃｏｍ"),
+    ]
     r = Redactor()
     assert r.redact(text) == "연락처 [PHONE_NUMBER_1], 메일 [EMAIL_ADDRESS_1]"
     assert r.redact("010-1234-5678") == "[PHONE_NUMBER_1]"  # the same number in half-width is the same value
@@ -165,7 +177,10 @@ def test_specific_identifiers_keep_their_type_after_a_number_word():
     [
         ("주소: 서울특별시 서초구 반포대로 222 고혈압으로 내원", "서울특별시 서초구 반포대로 222"),
         ("거주지: 강원도 춘천시 효자동 233-1 뇌졸중 후 재활", "강원도 춘천시 효자동 233-1"),
-        ("주소: 경기도 성남시 분당구 정자일로 95, 101동 203호 당뇨병으로 추적", "경기도 성남시 분당구 정자일로 95, 101동 203호"),
+        (
+            "주소: 경기도 성남시 분당구 정자일로 95, 101동 203호 당뇨병으로 추적",
+            "경기도 성남시 분당구 정자일로 95, 101동 203호",
+        ),
     ],
 )
 def test_a_labelled_address_ends_at_the_address_grammar(text, address):

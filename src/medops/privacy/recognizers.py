@@ -1069,6 +1069,13 @@ _EN_GRAMMAR = frozenset(
         "Surgeon",
     ]
 )
+# Capitalised at the start of a sentence, right before a name: "Daughter Susan", "Caller Jane Doe".
+_EN_GRAMMAR = _EN_GRAMMAR | frozenset([
+    "Daughter", "Son", "Wife", "Husband", "Mother", "Father", "Mom", "Mum", "Dad", "Brother", "Sister", "Spouse",
+    "Partner", "Guardian", "Caregiver", "Carer", "Caller", "Contact", "Friend", "Neighbour", "Neighbor",
+    "Colleague", "Niece", "Nephew", "Grandson", "Granddaughter", "Aunt", "Uncle", "Cousin", "Also", "Then", "Spoke",
+    "Called", "Met", "Saw", "Per", "Via", "Cc", "Re", "Attn", "Ref", "Pt",
+])  # fmt: skip
 EN_STOPWORDS = _EN_GRAMMAR | EPONYMS
 _EN_TOKEN = r"(?:[A-Z][a-z]+(?:[-'][A-Z]?[a-z]+)?|[A-Z]\.|Mc[A-Z][a-z]+|O'[A-Z][a-z]+)"
 _EN_TOKEN_RE = _c(_EN_TOKEN)
