@@ -217,3 +217,16 @@ def test_a_spacy_model_lifts_the_second_held_out_part(monkeypatch):
     assert result["groups"]["structured"]["recall"] >= 0.98, result["misses"]
     assert result["clinical_terms_kept"] >= 0.98, result["lost_terms"]
     assert result["precision"] >= 0.95, result["false_positives"]
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("남자 67세, 여자 45세 환자", []),  # a word before a bare age is not a name ...
+        ("이런 경우 65세 이상에서 주의, 남동생 40세", []),
+        ("김민수 67세 남자 내원", [("PERSON", "김민수")]),  # ... a full three-syllable name is
+        ("Daughter Susan called.", [("PERSON", "Susan")]),  # kinship words do not join the name
+    ],
+)
+def test_widened_rules_do_not_take_words_for_names(text, expected):
+    assert found(text) == expected

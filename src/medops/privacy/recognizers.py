@@ -686,6 +686,11 @@ KR_STOPWORDS = frozenset(
         "설명",
         "성함",
         "이름",
+        "남자",
+        "여자",
+        "남동",
+        "여동",
+        "경우",
         "신원",
         "실명",
         "연락",
@@ -762,7 +767,7 @@ _KR_HONORIFIC = r"님|씨|어르신|여사님?|선생님|교수님?|원장님?|�
 _KR_AFTER = (
     rf"(?:\s?(?P<after>{_KR_HONORIFIC}|환자분?|보호자|주치의|전공의|학생)|\s(?:군|양)(?![가-힣])"
     r"|(?:입니다|이에요|예요|이라고\s?합니다|라고\s?합니다)"
-    r"|\s?\((?:[MF남여](?:성)?\s?[/,]|\d{1,3}\s?(?:세|살)|만\s?\d)|\s?\(\d{1,3}\s?[MF남여]\)|,?\s(?:만\s?)?\d{1,3}\s?(?:세|살)(?![가-힣]))"
+    r"|\s?\((?:[MF남여](?:성)?\s?[/,]|\d{1,3}\s?(?:세|살)|만\s?\d)|\s?\(\d{1,3}\s?[MF남여]\))"
 )
 # A name introduced by a word for name, a role, a kinship word (in apposition) or a form label.
 _KR_BEFORE = (
@@ -777,6 +782,10 @@ _KR_NAME_END = (
 )
 _KR_PERSON_AFTER = _c(rf"(?<![가-힣])(?P<value>{_KR_NAME})(?={_KR_AFTER})")
 _KR_PERSON_BEFORE = _c(rf"{_KR_BEFORE}(?P<value>{_KR_NAME}){_KR_NAME_END}", first="[가-힣A-Za-z]")
+# A full three-syllable name before a bare age ("김민수 67세"); two syllables there are mostly words (남자 67세).
+_KR_PERSON_AGE = _c(
+    rf"(?<![가-힣])(?P<value>{_KR_SURNAME}[가-힣]{{2}})(?=,?\s(?:만\s?)?\d{{1,3}}\s?(?:세|살)(?![가-힣]))"
+)
 _KR_NAME_LABEL = _c(
     r"성명|이름|성함|환자명|담당|주치의|간호사|전공의|인턴|약사|작성|의뢰|진료의|집도의|확인자|서명|수신|발신"
 )
@@ -806,6 +815,9 @@ def _korean_names(text: str) -> Iterator[Candidate]:
             pos = m.end()
         else:  # "보호자 이름은 강영숙": the rejected word may itself introduce the name
             pos = m.start("value")
+    for m in _KR_PERSON_AGE.finditer(text):
+        if _kr_name_ok(m.group("value")):
+            yield ("PERSON", m.start("value"), m.end("value"), 0.6)
     for m in _KR_PERSON_PATIENT.finditer(text):
         value = m.group("value")
         if len(value) >= 3 and _kr_name_ok(value, honorific=text.startswith(("님", "씨"), m.end("value"))):
