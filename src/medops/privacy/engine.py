@@ -13,18 +13,28 @@ import contextlib
 import os
 import re
 import threading
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from medops.errors import UserError
-from medops.privacy.recognizers import DEFAULT_MRN_PATTERNS, Recognizer, build_recognizers
+from medops.privacy.recognizers import (
+    DEFAULT_MRN_PATTERNS,
+    Recognizer,
+    build_recognizers,
+    eponym_used,
+    model_person_ok,
+    refine_people,
+)
 
 INSTALL_HINT = "pip install 'presidio-analyzer>=2.2.355' 'presidio-anonymizer>=2.2.355'"
 CONFIG_ENV = "MEDOPS_PHI_CONFIG"
 NER_ENV = "MEDOPS_PHI_NER"
 SCORE_THRESHOLD = 0.4
+# A model's finding loses to every rule's where they overlap (a record number stays MRN), but is kept.
+NER_SCORE = 0.5
 LANGUAGE = "en"  # a label only: the rules are language-agnostic (Korean and English alike)
 
 
@@ -267,9 +277,23 @@ def _ner_recognizer(spec: str, EntityRecognizer: Any, RecognizerResult: Any) -> 
             nlp = spacy.load(name)
         except Exception as exc:
             raise UserError(f"ner: {spec}: cannot load: {exc}") from None
+        # Run only the entity recognizer (and the shared embedding layer when it listens to one):
+        # the tagger, parser and lemmatizer cost most of a small pipeline's time and add nothing here.
+        needed = {"ner"}
+        for upstream in ("tok2vec", "transformer"):
+            if upstream in nlp.pipe_names and "ner" in getattr(nlp.get_pipe(upstream), "listening_components", []):
+                needed.add(upstream)
+        if "ner" in nlp.pipe_names:
+            nlp.select_pipes(enable=[p for p in nlp.pipe_names if p in needed])
+
+        reads_hangul = nlp.lang in ("ko", "xx")  # else a Hangul "entity" is a guess in a script it never learnt
 
         def run(text: str) -> list[tuple[str, int, int, float]]:
-            return [(labels[e.label_], e.start_char, e.end_char, 0.6) for e in nlp(text).ents if e.label_ in labels]
+            return [
+                (labels[e.label_], e.start_char, e.end_char, NER_SCORE)
+                for e in nlp(text).ents
+                if e.label_ in labels and (reads_hangul or not _HANGUL.search(e.text))
+            ]
     else:
         try:
             from transformers import pipeline
@@ -285,7 +309,7 @@ def _ner_recognizer(spec: str, EntityRecognizer: Any, RecognizerResult: Any) -> 
             for e in pipe(text):
                 label = str(e.get("entity_group", "")).split("-")[-1].upper()
                 if label in labels and float(e["score"]) >= 0.5:
-                    out.append((labels[label], int(e["start"]), int(e["end"]), min(0.8, float(e["score"]))))
+                    out.append((labels[label], int(e["start"]), int(e["end"]), NER_SCORE))
             return out
 
     class NerRecognizer(EntityRecognizer):
@@ -298,7 +322,11 @@ def _ner_recognizer(spec: str, EntityRecognizer: Any, RecognizerResult: Any) -> 
             pass
 
         def analyze(self, text, entities, nlp_artifacts=None):
-            return [RecognizerResult(entity_type=k, start=s, end=e, score=sc) for k, s, e, sc in run(text)]
+            return [
+                RecognizerResult(entity_type=k, start=s, end=e, score=sc)
+                for k, s, e, sc in run(text)
+                if k != "PERSON" or model_person_ok(text, s, e)
+            ]
 
     return NerRecognizer()
 
@@ -343,6 +371,7 @@ def _merge(candidates: list[tuple[str, int, int, float]]) -> list[Entity]:
 
 
 _WORD_CHARS = re.compile(r"\w")
+_HANGUL = re.compile(r"[\u1100-\u11ff\u3130-\u318f\uac00-\ud7a3]")
 
 
 def propagate(
@@ -365,7 +394,9 @@ def propagate(
         for m in re.finditer(re.escape(value), text):
             s, e = m.span()
             if ascii_word and (
-                (s > 0 and _WORD_CHARS.match(text[s - 1])) or (e < len(text) and _WORD_CHARS.match(text[e]))
+                (s > 0 and _WORD_CHARS.match(text[s - 1]))
+                or (e < len(text) and _WORD_CHARS.match(text[e]))
+                or eponym_used(text, e)  # Mr. Bell's "Bell's palsy" is the disease
             ):
                 continue
             if not ascii_word and s > 0 and "가" <= text[s - 1] <= "힣":
@@ -374,11 +405,36 @@ def propagate(
     return out
 
 
+def normalise(text: str) -> tuple[str, list[int] | None]:
+    """``text`` in NFKC (full-width digits and hyphens, ideographic spaces, ...) and, where that changed
+    anything, the index in ``text`` of each character of the result (None: nothing changed)."""
+    if text.isascii() or unicodedata.is_normalized("NFKC", text):
+        return text, None
+    parts: list[str] = []
+    origin: list[int] = []
+    for i, ch in enumerate(text):
+        folded = ch if ch.isascii() else unicodedata.normalize("NFKC", ch)
+        parts.append(folded)
+        origin.extend([i] * len(folded))
+    return "".join(parts), origin
+
+
 def detect(text: str, known_names: Iterable[str] = ()) -> list[Entity]:
-    """PHI spans in ``text``, sorted by position, non-overlapping."""
+    """PHI spans in ``text``, sorted by position, non-overlapping.
+
+    The rules run on the NFKC form of the text (so a phone number in full-width digits is found);
+    the offsets returned are into ``text`` itself.
+    """
     if not isinstance(text, str):
         raise TypeError(f"detect() takes a str, not {type(text).__name__}")
     engine = analyzer()
-    if not text or not _GATE.search(text):
+    if not text:
         return []
-    return _merge(propagate(text, engine.analyze(text), known_names))
+    normal, origin = normalise(text)
+    if not _GATE.search(normal):
+        return []
+    names = [unicodedata.normalize("NFKC", name) for name in known_names]
+    found = _merge(refine_people(normal, propagate(normal, engine.analyze(normal), names)))
+    if origin is None:
+        return found
+    return [Entity(e.type, origin[e.start], origin[e.end - 1] + 1, e.score) for e in found]

@@ -1,0 +1,360 @@
+# ruff: noqa: E501, RUF001  (one template a line; full-width digits and hyphens are the point)
+"""A template-generated PHI corpus in two parts: ``dev`` (the rules are tuned on it) and ``heldout`` (never).
+
+The two parts share nothing but the markup: each has its own templates, its own pools of names,
+eponyms, record-number words, address phrasings and identifier spellings, and its own seed, so
+a rule that only learned the development examples does not pass the held-out part. Both cover
+the kinds of miss of issue 19: resident numbers with dots, spaces or full-width digits,
+full-width phone numbers, surnames that are also eponyms (the person redacted, the disease
+kept), "Family, Given" order and multi-part names, names with no title or honorific
+(apposition, "... by", 성함은), record numbers introduced by words other than MRN / 등록번호, and
+addresses followed by clinical text that must be kept.
+
+Markup: ``[[TYPE:value]]`` is a PHI span (as in ``phi_corpus``), ``<<term>>`` a clinical term
+that must survive redaction. Every value is invented. ``corpus("dev")`` / ``corpus("heldout")``
+return the documents; ``evaluate`` scores a detector and a redactor on them.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from phi_corpus import GROUPS, SAME, parse
+
+KEEP = re.compile(r"<<(.+?)>>", re.DOTALL)
+FULL_WIDTH = str.maketrans("0123456789-", "０１２３４５６７８９－")
+
+
+@dataclass(frozen=True)
+class Generated:
+    text: str
+    spans: tuple[tuple[str, int, int], ...]
+    terms: tuple[str, ...]  # clinical terms that must still be in the redacted text
+    template: int
+
+
+def _render(marked: str, template: int) -> Generated:
+    terms = tuple(KEEP.findall(marked))
+    doc = parse(KEEP.sub(lambda m: m.group(1), marked))
+    return Generated(doc.text, doc.spans, terms, template)
+
+
+# ---------------------------------------------------------------- identifiers
+
+
+def _rrn_digits(rng: random.Random, *, foreign: bool = False, checked: bool = True) -> str:
+    year = rng.randint(1930, 2019)
+    gender = ((5 if year < 2000 else 7) if foreign else (1 if year < 2000 else 3)) + rng.randint(0, 1)
+    body = f"{year % 100:02d}{rng.randint(1, 12):02d}{rng.randint(1, 28):02d}{gender}{rng.randint(0, 99999):05d}"
+    total = sum(int(d) * w for d, w in zip(body, (2, 3, 4, 5, 6, 7, 8, 9, 2, 3, 4, 5), strict=True))
+    check = ((13 if foreign else 11) - total % 11) % 10
+    if not checked:
+        check = (check + 1 + rng.randint(0, 8)) % 10
+    return body + str(check)
+
+
+def _digits(rng: random.Random, n: int) -> str:
+    return "".join(str(rng.randint(0, 9)) for _ in range(n))
+
+
+@dataclass(frozen=True)
+class Pools:
+    kr_surnames: tuple[str, ...]
+    kr_given: tuple[str, ...]
+    en_first: tuple[str, ...]
+    en_last: tuple[str, ...]
+    eponym_surnames: tuple[tuple[str, str], ...]  # (surname, the disease named after it)
+    rrn_styles: tuple[Callable[[str], str], ...]
+    phone_styles: tuple[Callable[[random.Random], str], ...]
+    record_words_en: tuple[str, ...]
+    record_words_kr: tuple[str, ...]
+    record_formats: tuple[Callable[[random.Random], str], ...]
+    kr_addresses: tuple[str, ...]
+    en_addresses: tuple[str, ...]
+
+
+DEV = Pools(
+    kr_surnames=("김", "이", "박", "최", "정", "강", "조", "윤", "장", "임", "제갈", "황보"),
+    kr_given=("민준", "서연", "지호", "하은", "도윤", "수빈", "예준", "영숙", "정호", "경희", "진"),
+    en_first=("James", "Mary", "Robert", "Linda", "Michael", "Jennifer", "William", "Karen", "Anna", "Luis"),
+    en_last=("Johnson", "Williams", "Brown", "Garcia", "Davis", "Martinez", "Okafor", "Nguyen", "Schmidt", "Rossi"),
+    eponym_surnames=(
+        ("Cushing", "Cushing's syndrome"),
+        ("Graves", "Graves' disease"),
+        ("Wilson", "Wilson's disease"),
+        ("Paget", "Paget's disease"),
+        ("Turner", "Turner syndrome"),
+    ),
+    rrn_styles=(
+        lambda d: f"{d[:6]}.{d[6:]}",
+        lambda d: f"{d[:6]}-{d[6:]}".translate(FULL_WIDTH),
+        lambda d: f"{d[:6]} {d[6:]}",
+        lambda d: f"{d[:6]}-{d[6:]}",
+    ),
+    phone_styles=(
+        lambda r: f"010-{r.randint(1000, 9999)}-{r.randint(1000, 9999)}".translate(FULL_WIDTH),
+        lambda r: f"010-{r.randint(1000, 9999)}-{r.randint(1000, 9999)}",
+        lambda r: f"02-{r.randint(200, 999)}-{r.randint(1000, 9999)}",
+        lambda r: f"({r.randint(201, 989)}) 555-{r.randint(1000, 9999)}",
+    ),
+    record_words_en=("Admission no.", "Record no.", "Encounter ID", "Inpatient number"),
+    record_words_kr=("입원번호", "외래번호", "진료카드번호"),
+    record_formats=(
+        lambda r: _digits(r, 8),
+        lambda r: f"A{_digits(r, 7)}",
+        lambda r: f"2024-{_digits(r, 6)}",
+    ),
+    kr_addresses=(
+        "서울특별시 서초구 반포대로 222",
+        "경기도 수원시 영통구 광교로 147, 302동 1101호",
+        "부산광역시 해운대구 우동 1408-3번지",
+        "대전광역시 서구 둔산로 100",
+    ),
+    en_addresses=(
+        "742 Evergreen Terrace, Springfield",
+        "55 Water Street, Apt 12, Brooklyn, NY 11201",
+        "233 South Wacker Drive, Chicago, IL 60606",
+    ),
+)
+
+HELDOUT = Pools(
+    kr_surnames=("한", "오", "서", "신", "권", "황", "안", "송", "류", "홍", "남궁", "선우"),
+    kr_given=("시우", "주원", "민서", "건우", "지민", "현우", "유진", "순자", "태호", "은비", "혁"),
+    en_first=("Thomas", "Susan", "Charles", "Nancy", "Steven", "Olivia", "Ethan", "Grace", "Priya", "Omar"),
+    en_last=("Anderson", "Thompson", "Moore", "Jackson", "Harris", "Fischer", "Haddad", "Kowalski", "Tanaka", "Silva"),
+    eponym_surnames=(
+        ("Addison", "Addison's disease"),
+        ("Huntington", "Huntington's disease"),
+        ("Bell", "Bell's palsy"),
+        ("Hodgkin", "Hodgkin lymphoma"),
+        ("Barrett", "Barrett's oesophagus"),
+    ),
+    rrn_styles=(
+        lambda d: f"{d[:6]} - {d[6:]}",
+        lambda d: f"{d[:6]}{d[6:]}".translate(FULL_WIDTH),
+        lambda d: f"{d[:6]}. {d[6:]}",
+        lambda d: f"{d[:6]}－{d[6:]}",
+    ),
+    phone_styles=(
+        lambda r: f"031-{r.randint(200, 999)}-{r.randint(1000, 9999)}".translate(FULL_WIDTH),
+        lambda r: f"010 {r.randint(1000, 9999)} {r.randint(1000, 9999)}".translate(FULL_WIDTH),
+        lambda r: f"+82 10-{r.randint(1000, 9999)}-{r.randint(1000, 9999)}",
+        lambda r: f"{r.randint(201, 989)}.555.{r.randint(1000, 9999)}",
+    ),
+    record_words_en=("Visit number", "Acc#", "Hosp. No.", "Episode no.", "Case ID"),
+    record_words_kr=("기록번호", "접수번호", "수납번호"),
+    record_formats=(
+        lambda r: _digits(r, 7),
+        lambda r: f"H{_digits(r, 8)}",
+        lambda r: f"E-{_digits(r, 6)}",
+    ),
+    kr_addresses=(
+        "인천광역시 남동구 남동대로 774번길 21",
+        "광주광역시 동구 필문대로 365",
+        "경기도 성남시 분당구 정자일로 95, 101동 203호",
+        "강원도 춘천시 효자동 233-1",
+    ),
+    en_addresses=(
+        "18 Birch Lane, Portland, OR 97205",
+        "9 Harbour Road, Leeds LS6 2QB",
+        "401 North Main Street, Apt 7, Austin, TX 78701",
+    ),
+)
+
+
+# ---------------------------------------------------------------- templates
+
+DEV_TEMPLATES = (
+    "환자 [[PERSON:{kname}]] 님, 주민등록번호 [[KR_RRN:{rrn}]]. <<당뇨병>>으로 <<메트포르민 {dose} mg>> 복용 중, <<당화혈색소 {a1c}%>>.",
+    "{kr_record} [[MRN:{record}]] 환자 [[PERSON:{kname}]] 님, <<폐렴>> 의심으로 <<세프트리악손 2 g>> 투여. 연락처 [[PHONE_NUMBER:{phone}]].",
+    "주소: [[ADDRESS:{kaddr}]] <<고혈압>> 및 <<이상지질혈증>>으로 <<아토르바스타틴 20 mg>> 복용.",
+    "보호자 이름은 [[PERSON:{kname2}]]이고 연락처는 [[PHONE_NUMBER:{phone}]]. <<심방세동>>으로 <<아픽사반 5 mg>> 복용.",
+    "담당 간호사 [[PERSON:{kname}]], 주민번호 [[KR_RRN:{rrn}]] 확인 후 <<인슐린 글라진 {units}단위>> 투여.",
+    "Patient: [[PERSON:{elast}, {efirst}]], {en_record} [[MRN:{record}]]. <<{eponym_disease}>> suspected; <<hydrocortisone 20 mg>> started.",
+    "Dr. [[PERSON:{eponym}]] reviewed the <<MRI brain>>; no evidence of <<{eponym_disease}>>. <<Levetiracetam 500 mg>> bid.",
+    "Our nurse, [[PERSON:{efirst} {elast}]], called [[PHONE_NUMBER:{phone}]] about the <<INR 2.8>> on <<warfarin 5 mg>>.",
+    "Examined by [[PERSON:{efirst2} {elast2}]] in <<Cardiology>>; <<BP {bp} mmHg>>, <<HR 72>>. Plan: <<bisoprolol 2.5 mg>> daily.",
+    "Home address: [[ADDRESS:{eaddr}]]. <<Type 2 diabetes mellitus>> (<<E11.9>>) on <<empagliflozin 10 mg>>.",
+    "Mrs. [[PERSON:{efirst} {eponym}]] has <<{eponym_disease}>>; her daughter [[PERSON:{efirst2}]] asked about <<prednisolone 5 mg>>.",
+    "{en_record}: [[MRN:{record}]] / RRN [[KR_RRN:{rrn}]] / <<CRP 12 mg/L>>, <<WBC 11.2>>.",
+)
+
+HELDOUT_TEMPLATES = (
+    "[[PERSON:{kname}]] 환자분 성함은 [[PERSON:{kname}]]이며 {kr_record}는 [[MRN:{record}]]입니다. <<만성 신부전>>으로 <<혈액투석>> 주 3회.",
+    "주민 번호: [[KR_RRN:{rrn}]], 휴대폰 [[PHONE_NUMBER:{phone}]] / <<갑상선기능저하증>>, <<레보티록신 75 mcg>> 복용.",
+    "거주지: [[ADDRESS:{kaddr}]] <<뇌졸중>> 후 <<재활의학과>> 외래, <<클로피도그렐 75 mg>> 유지.",
+    "성함은 [[PERSON:{kname2}]], <<위식도역류질환>>으로 <<판토프라졸 40 mg>> 복용. 전화 [[PHONE_NUMBER:{phone}]].",
+    "작성: [[PERSON:{kname}]] / {kr_record}: [[MRN:{record}]] / <<혈압 {bp} mmHg>>, <<맥박 80회/분>>.",
+    "Seen with her son, [[PERSON:{efirst} {eponym}]], who asked whether <<{eponym_disease}>> is inherited. <<Tetrabenazine 12.5 mg>> was discussed.",
+    "Discharge summary dictated by [[PERSON:{efirst2} {elast2}]]. {en_record} [[MRN:{record}]]. <<Community-acquired pneumonia>> treated with <<amoxicillin 1 g>> tid.",
+    "[[PERSON:{eponym}, {efirst}]] (RRN [[KR_RRN:{rrn}]]) was reviewed for <<{eponym_disease}>>; <<fludrocortisone 0.1 mg>> daily.",
+    "The physiotherapist, [[PERSON:{efirst} {elast}]], noted <<Bell's palsy>> improving; <<prednisolone 60 mg>> tapered. Call [[PHONE_NUMBER:{phone}]].",
+    "Lives at [[ADDRESS:{eaddr}]] with her husband. <<Chronic kidney disease stage 3>>, <<eGFR 48>>, <<furosemide 40 mg>>.",
+    "Mr. [[PERSON:{efirst} {efirst2} {eponym}]] reports <<chest pain>>; <<troponin 0.02 ng/mL>>, <<aspirin 300 mg>> given.",
+    "Consent signed by [[PERSON:{efirst2} {elast}]] ({en_record} [[MRN:{record}]]); <<laparoscopic cholecystectomy>> under <<general anaesthesia>>.",
+)
+
+# A second held-out part, written after the first held-out measurement (see docs/PERFORMANCE.md): its
+# templates and pools are new again, and the rules were not changed after it was first scored.
+HELDOUT_2 = Pools(
+    kr_surnames=("문", "양", "손", "배", "백", "허", "노", "하", "곽", "성", "독고", "사공"),
+    kr_given=("서윤", "하준", "지안", "은서", "우진", "채원", "말순", "덕배", "상철", "미경", "솔"),
+    en_first=("Henry", "Ruth", "George", "Alice", "Samuel", "Fatima", "Diego", "Hannah", "Yusuf", "Irene"),
+    en_last=("Clarke", "Bennett", "Russo", "Novak", "Petrov", "Lindqvist", "Mensah", "Dubois", "Castillo", "Brennan"),
+    eponym_surnames=(
+        ("Crohn", "Crohn's disease"),
+        ("Parkinson", "Parkinson's disease"),
+        ("Raynaud", "Raynaud's phenomenon"),
+        ("Wernicke", "Wernicke encephalopathy"),
+        ("Marfan", "Marfan syndrome"),
+    ),
+    rrn_styles=(
+        lambda d: f"{d[:6]} – {d[6:]}",
+        lambda d: f"{d[:6]}\u3000{d[6:]}",
+        lambda d: f"{d[:6]}".translate(FULL_WIDTH) + "-" + f"{d[6:]}".translate(FULL_WIDTH),
+        lambda d: d,
+    ),
+    phone_styles=(
+        lambda r: f"（02）{r.randint(200, 999)}-{r.randint(1000, 9999)}",
+        lambda r: f"010.{r.randint(1000, 9999)}.{r.randint(1000, 9999)}",
+        lambda r: f"+82-2-{r.randint(200, 999)}-{r.randint(1000, 9999)}",
+        lambda r: f"070-{r.randint(1000, 9999)}-{r.randint(1000, 9999)}".translate(FULL_WIDTH),
+    ),
+    record_words_en=("Adm #", "Enc. no.", "Inpatient ID", "Ward reg. number"),
+    record_words_kr=("원무번호", "검체번호", "응급접수번호"),
+    record_formats=(
+        lambda r: _digits(r, 9),
+        lambda r: f"KR{_digits(r, 6)}",
+        lambda r: f"24-{_digits(r, 7)}",
+    ),
+    kr_addresses=(
+        "제주특별자치도 제주시 연동 312-4",
+        "울산광역시 남구 삼산로 35, 5층",
+        "충청북도 청주시 상당구 상당로 155",
+        "서울특별시 관악구 관악로 1 (신림동)",
+    ),
+    en_addresses=(
+        "88 Maple Court, Unit 4, Denver, CO 80203",
+        "15 Station Road, Cambridge CB1 2JW",
+        "3100 West Olive Avenue, Burbank, CA 91505",
+    ),
+)
+
+HELDOUT_2_TEMPLATES = (
+    "수진자: [[PERSON:{kname}]] ({sex}/{age}) 주민등록번호 [[KR_RRN:{rrn}]]. <<급성 충수염>>으로 <<복강경 충수절제술>> 시행.",
+    "[[PERSON:{kname}]] 어르신 댁 전화 [[PHONE_NUMBER:{phone}]]로 연락드림. <<낙상>> 후 <<고관절 골절>>, <<트라마돌 50 mg>>.",
+    "{kr_record} [[MRN:{record}]] 로 조회. <<아나필락시스>>, <<에피네프린 0.3 mg>> 근주 후 <<활력징후 안정>>.",
+    "현주소 [[ADDRESS:{kaddr}]] <<만성폐쇄성폐질환>> 악화로 <<산소 2 L/분>> 투여 중.",
+    "딸 [[PERSON:{kname2}]]: 어머니가 <<혈압약>>을 두 번 드셨어요. 제 번호 [[PHONE_NUMBER:{phone}]]",
+    "신청인 성함 [[PERSON:{kname}]], 주민번호 [[KR_RRN:{rrn}]], <<당화혈색소 8.2%>>.",
+    "Telephone triage: caller [[PERSON:{efirst} {elast}]] says her father has <<atrial fibrillation>> on <<apixaban 5 mg>>; callback [[PHONE_NUMBER:{phone}]].",
+    "Pt [[PERSON:{elast}, {efirst}]], {en_record} [[MRN:{record}]], known <<{eponym_disease}>>, on <<mesalazine 2.4 g>> daily.",
+    "I spoke with Dr [[PERSON:{eponym}]] about <<{eponym_disease}>> and the <<MRI lumbar spine>>.",
+    "Address on file: [[ADDRESS:{eaddr}]]. <<Hypertension>> controlled on <<amlodipine 5 mg>>; <<LDL 2.1 mmol/L>>.",
+    "Operation performed by [[PERSON:{efirst} {elast}]] with [[PERSON:{efirst2} {eponym}]] assisting; <<{eponym_disease}>> was an incidental finding.",
+    "Message from [[PERSON:{efirst} {elast2}]] (RRN [[KR_RRN:{rrn}]]): my <<blood glucose>> is <<14 mmol/L>> after <<prednisone 40 mg>>.",
+)
+
+PARTS = {
+    "dev": (DEV, DEV_TEMPLATES, 1901),
+    "heldout": (HELDOUT, HELDOUT_TEMPLATES, 2609),
+    "heldout2": (HELDOUT_2, HELDOUT_2_TEMPLATES, 3313),
+}
+
+
+def _values(rng: random.Random, pools: Pools) -> dict[str, object]:
+    eponym, disease = rng.choice(pools.eponym_surnames)
+    return {
+        "kname": rng.choice(pools.kr_surnames) + rng.choice(pools.kr_given),
+        "kname2": rng.choice(pools.kr_surnames) + rng.choice(pools.kr_given),
+        "efirst": rng.choice(pools.en_first),
+        "efirst2": rng.choice(pools.en_first),
+        "elast": rng.choice(pools.en_last),
+        "elast2": rng.choice(pools.en_last),
+        "eponym": eponym,
+        "eponym_disease": disease,
+        "rrn": rng.choice(pools.rrn_styles)(_rrn_digits(rng, checked=rng.random() < 0.5)),
+        "phone": rng.choice(pools.phone_styles)(rng),
+        "en_record": rng.choice(pools.record_words_en),
+        "kr_record": rng.choice(pools.record_words_kr),
+        "record": rng.choice(pools.record_formats)(rng),
+        "kaddr": rng.choice(pools.kr_addresses),
+        "eaddr": rng.choice(pools.en_addresses),
+        "dose": rng.choice([250, 500, 850, 1000]),
+        "a1c": f"{rng.randint(55, 110) / 10:.1f}",
+        "units": rng.randint(8, 30),
+        "sex": rng.choice(["남", "여", "M", "F"]),
+        "age": rng.randint(20, 85),
+        "bp": f"{rng.randint(100, 170)}/{rng.randint(60, 100)}",
+    }
+
+
+def corpus(part: str, size: int = 300) -> list[Generated]:
+    """``size`` documents of one part, deterministic (each part has its own seed)."""
+    pools, templates, seed = PARTS[part]
+    rng = random.Random(seed)
+    docs = []
+    for i in range(size):
+        index = i % len(templates)
+        docs.append(_render(templates[index].format(**_values(rng, pools)), index))
+    return docs
+
+
+# ---------------------------------------------------------------- scoring
+
+
+def _same(kind: str) -> str:
+    return SAME.get(kind, kind)
+
+
+def evaluate(detect, redact, docs: list[Generated]) -> dict:
+    """Recall per group (a gold span counts when a finding of its type overlaps it) and terms kept."""
+    gold, hit = defaultdict(int), defaultdict(int)
+    predicted: dict[str, int] = defaultdict(int)
+    misses, lost, false_positives = [], [], []
+    terms = kept = 0
+    for doc in docs:
+        found = detect(doc.text)
+        for kind, start, end in doc.spans:
+            gold[kind] += 1
+            covered = [e for e in found if _same(e.type) == _same(kind) and e.start < end and start < e.end]
+            # a half-redacted value is a miss: the finding must cover all of its letters and digits
+            if covered and all(
+                any(e.start <= i < e.end for e in covered) for i in range(start, end) if doc.text[i].isalnum()
+            ):
+                hit[kind] += 1
+            else:
+                misses.append((kind, doc.template, doc.text[start:end], doc.text[max(0, start - 30) : end + 15]))
+        for e in found:
+            predicted[e.type] += 1
+            if not any(_same(e.type) == _same(k) and e.start < en and s < e.end for k, s, en in doc.spans):
+                false_positives.append((e.type, doc.template, doc.text[e.start : e.end]))
+        redacted = redact(doc.text)
+        for term in doc.terms:
+            terms += 1
+            if term in redacted:
+                kept += 1
+            else:
+                lost.append((term, doc.template, redacted))
+    groups = {}
+    for name, members in GROUPS.items():
+        g = sum(gold[t] for t in members)
+        groups[name] = {"gold": g, "recall": round(sum(hit[t] for t in members) / g, 3) if g else None}
+    per_type = {t: {"gold": gold[t], "recall": round(hit[t] / gold[t], 3)} for t in sorted(gold) if gold[t]}
+    return {
+        "documents": len(docs),
+        "spans": sum(gold.values()),
+        "groups": groups,
+        "per_type": per_type,
+        "findings": sum(predicted.values()),
+        "precision": round(1 - len(false_positives) / sum(predicted.values()), 3) if predicted else None,
+        "clinical_terms": terms,
+        "clinical_terms_kept": round(kept / terms, 3) if terms else None,
+        "misses": misses,
+        "lost_terms": lost,
+        "false_positives": false_positives,
+    }
