@@ -557,8 +557,10 @@ def test_requests_in_flight_gauge_follows_the_requests(gateway):
         return total(metrics(base)["medops_gateway_requests_in_flight"], "medops_gateway_requests_in_flight")
 
     with ThreadPoolExecutor(20) as pool:
-        slow = [pool.submit(chat, base, f"in flight {i} {{model-slow:1}}") for i in range(20)]  # 5 s each
-        deadline = time.monotonic() + 4
+        # each waits 5 s for its first byte, then streams ~12 words 0.5 s apart: ~11 s in flight
+        text = "in flight {i} {{model-slow:1}} {{token-delay:0.5}}"
+        slow = [pool.submit(chat, base, text.format(i=i), stream=True) for i in range(20)]
+        deadline = time.monotonic() + 9
         seen = 0.0
         while time.monotonic() < deadline and seen < 20:
             seen = gauge()
