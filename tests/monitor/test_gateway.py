@@ -601,3 +601,43 @@ def test_redaction_worker_exits_when_the_gateway_is_killed(procs, upstream):
     while time.monotonic() < deadline and any(_alive(w) for w in workers):
         time.sleep(0.1)
     assert not [w for w in workers if _alive(w)]
+
+
+def test_the_record_queue_is_bounded_in_bytes_too(tmp_path):
+    from medops.monitor.recorder import Recorder
+
+    recorder = Recorder(str(tmp_path / "q.db"), max_queued_mb=1)  # not started: nothing is taken off
+    row = {"source": "gateway", "route": "/v1/chat/completions"}
+    assert recorder.submit(row, 600_000)
+    assert not recorder.submit(row, 600_000)  # 1.2 MB would be queued
+    assert recorder.submit(row, 100_000) and recorder.submit(row)
+    assert recorder.dropped == 1 and recorder.queue.qsize() == 3
+    samples = recorder.metrics.dropped.collect()[0].samples
+    assert total(samples, "medops_gateway_record_dropped_total", reason="queue_full") == 1
+
+
+def test_capping_keeps_order_roles_and_a_share_for_the_answer():
+    from medops.monitor.recorder import _string_chars, cap_stored_text
+
+    sent = [
+        {"role": "system", "content": "be brief " * 50},
+        {"role": "user", "content": [{"type": "text", "text": "word " * 200}]},
+        {"role": "user", "content": "the last question " * 20},
+        {"role": "user", "content": "never reached"},
+    ]
+    row = {"messages": sent, "response": "answer " * 200, "notes": {"phi": {"policy": "allow"}}}
+    cap_stored_text(row, 1000)
+    assert 490 <= len(row["response"]) <= 500 and row["response"].endswith("answer")  # half of the cap
+    system, user, *rest = row["messages"]
+    assert system == sent[0]  # kept whole, in order
+    assert user["role"] == "user" and user["content"][0]["type"] == "text"
+    assert sent[1]["content"][0]["text"].startswith(user["content"][0]["text"])
+    assert len(rest) <= 1 and all(sent[2]["content"].startswith(m["content"]) for m in rest)  # the rest left out
+    assert _string_chars(row["messages"]) + len(row["response"]) <= 1000 + 8  # roles and types are kept whole
+    assert row["notes"] == {
+        "phi": {"policy": "allow"},
+        "truncated": {"max_chars": 1000, "messages_chars": 1845, "response_chars": 1400},
+    }
+    short = {"messages": [{"role": "user", "content": "hi"}], "response": "hello"}
+    cap_stored_text(short, 1000)
+    assert short == {"messages": [{"role": "user", "content": "hi"}], "response": "hello"}

@@ -514,7 +514,9 @@ class Gateway:
             if ex.arm != "shadow" and ex.overhead_s is not None:
                 self.metrics.overhead.labels("chat", "stream" if ex.stream else "plain").observe(ex.overhead_s)
             ex.returned = status
-            if not self.recorder.submit(functools.partial(exchange_row, ex, self.metrics)):
+            if not self.recorder.submit(
+                functools.partial(exchange_row, ex, self.metrics), len(ex.request) + len(ex.body)
+            ):
                 _count(ex, self.metrics)  # the recorder is behind: the request is still counted
         except Exception:  # recording must never fail a request
             self.recorder._drop("error", 1)

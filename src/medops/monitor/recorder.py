@@ -1,7 +1,8 @@
 """Recording exchanges off the request path: a bounded queue and one writer thread.
 
 The gateway hands each finished exchange to ``Recorder.submit`` (a non-blocking put; a full
-queue drops the exchange and counts it). One background thread takes whatever has queued,
+queue, ``queue_size`` exchanges or ``MAX_QUEUED_MB`` of their bytes, drops the exchange and
+counts it). One background thread takes whatever has queued,
 applies the PHI policy to each exchange (``apply_phi``: the only place request and response
 text is read for storage) and writes the batch with ``insert_exchanges`` in one transaction.
 When the store cannot be opened or a write fails, the batch is dropped and counted, and the
@@ -50,6 +51,9 @@ DEFAULT_POLICY = "redact"
 # Characters of text stored per exchange (messages and answer together; ~250,000 tokens): longer
 # exchanges are cut, and flagged in notes["truncated"]
 MAX_STORED_CHARS = 1_000_000
+# Bytes of request and answer the queue may hold (a burst of large bodies would otherwise queue up
+# to --queue-size of them in memory): beyond it, exchanges are dropped and counted (queue_full)
+MAX_QUEUED_MB = 256.0
 _STOP = object()
 
 
@@ -119,7 +123,7 @@ def _cut(text: str, size: int) -> str:
         return text
     kept = text[:size]
     space = max(kept.rfind(" "), kept.rfind("\n"), kept.rfind("\t"))
-    return kept[:space] if space >= size - 200 else kept
+    return kept[:space] if space >= max(0, size - 200) else kept
 
 
 _WHOLE = frozenset({"role", "type"})
@@ -207,6 +211,7 @@ class Recorder:
         scores_every_s: float = 15.0,
         linger_s: float = 0.05,
         max_text_chars: int = MAX_STORED_CHARS,
+        max_queued_mb: float = MAX_QUEUED_MB,
     ):
         self.db = db
         self.policy = policy
@@ -216,6 +221,8 @@ class Recorder:
         self.scores_every_s = scores_every_s
         self.linger_s = linger_s
         self.max_text_chars = max_text_chars
+        self.max_queued_bytes = int(max_queued_mb * 2**20)
+        self._bytes_in = self._bytes_out = 0  # bytes of the exchanges queued, and taken off the queue
         self.ready = threading.Event()  # set once the thread has tried the store and imported its writer
         self.queue: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
         self.store: Any = None
@@ -228,14 +235,19 @@ class Recorder:
         self.dropped = 0
 
     # request path --------------------------------------------------------------------------
-    def submit(self, row: dict[str, Any] | Callable[[], dict[str, Any]]) -> bool:
+    def submit(self, row: dict[str, Any] | Callable[[], dict[str, Any]], size: int = 0) -> bool:
         """Queue ``row``, or a function that makes it (called in the thread, so that parsing
-        happens off the request path); False when the queue is full (the row is dropped)."""
+        happens off the request path), holding ``size`` bytes; False when the queue is full, in
+        exchanges or in bytes (the row is dropped)."""
+        if size and self._bytes_in - self._bytes_out + size > self.max_queued_bytes:
+            self._drop("queue_full", 1)
+            return False
         try:
-            self.queue.put_nowait(row)
+            self.queue.put_nowait((row, size))
         except queue.Full:
             self._drop("queue_full", 1)
             return False
+        self._bytes_in += size  # written by the submitting thread only, as _bytes_out by the writer's
         return True
 
     # writer thread -------------------------------------------------------------------------
@@ -307,7 +319,8 @@ class Recorder:
                 if item is _STOP:
                     stopping = True
                 else:
-                    batch.append(item)
+                    batch.append(item[0])
+                    self._bytes_out += item[1]
                 if len(batch) >= self.batch_size:
                     break
                 try:
