@@ -415,3 +415,229 @@ def test_gateway_key_is_required_and_not_sent_upstream(procs, upstream):
     assert GATEWAY_KEY not in answer.text
     models = httpx.get(base + "/v1/models", headers={"Authorization": f"Bearer {GATEWAY_KEY}"}, timeout=30)
     assert models.status_code == 200 and json.loads(models.text)["object"] == "list"
+
+
+# --- limits and faults (issue 19, items 9 and 10) ------------------------------------------------
+
+
+def raw_post(base: str, headers: dict[str, str], parts: list[bytes], read_timeout: float = 10.0) -> tuple[int, dict]:
+    """POST over a plain socket: send the head and ``parts`` (stopping if the server answers and
+    closes), then read the answer without ever finishing the body. Returns (status, JSON body)."""
+    host, port = base.removeprefix("http://").split(":")
+    head = "".join(f"{k}: {v}\r\n" for k, v in {"Host": host, "Content-Type": "application/json", **headers}.items())
+    with socket.create_connection((host, int(port)), timeout=read_timeout) as sock:
+        sock.sendall(f"POST /v1/chat/completions HTTP/1.1\r\n{head}\r\n".encode())
+        for part in parts:
+            try:
+                sock.sendall(part)
+            except OSError:
+                break
+        answer = b""
+        while b"\r\n\r\n" not in answer or len(answer) < answer.index(b"\r\n\r\n") + 4 + _length(answer):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+    head_bytes, _, body = answer.partition(b"\r\n\r\n")
+    return int(head_bytes.split(b" ")[1]), json.loads(body)
+
+
+def _length(answer: bytes) -> int:
+    head = answer.partition(b"\r\n\r\n")[0].decode("latin-1").lower()
+    for line in head.split("\r\n"):
+        if line.startswith("content-length:"):
+            return int(line.split(":")[1])
+    return 0
+
+
+def test_a_declared_body_over_the_limit_is_refused_413_before_it_is_read(gateway):
+    base, _db = gateway
+    # 100 MB announced, 64 KB sent: the answer comes now (the default limit is 16 MB), not after 100 MB
+    started = time.monotonic()
+    status, body = raw_post(base, {"Content-Length": str(100 * 2**20)}, [b'{"messages": [' + b" " * 65536])
+    assert status == 413 and time.monotonic() - started < 5
+    assert body["error"]["type"] == "request_too_large" and "16 MB" in body["error"]["message"]
+    samples = metrics(base)
+    assert total(samples["medops_gateway_requests"], "medops_gateway_requests_total", http_response_status_code="413")
+    assert chat(base, "still serving after a refused body").status_code == 200
+
+
+def test_a_chunked_body_over_the_limit_is_refused_while_it_streams_in(procs, upstream):
+    db = procs.tmp / "limit.db"
+    base = procs.gateway(upstream, "--max-body-mb", "1", db=str(db))
+    megabyte = b" " * 2**20
+    chunk = f"{len(megabyte):x}\r\n".encode() + megabyte + b"\r\n"
+    # 3 MB in 1 MB chunks and no final chunk: the body never ends, the 413 must come anyway
+    status, body = raw_post(base, {"Transfer-Encoding": "chunked"}, [chunk, chunk, chunk])
+    assert status == 413 and "1 MB" in body["error"]["message"]
+    # a body under the limit is served, however it is sent
+    small = json.dumps({"model": "fake-model", "messages": [{"role": "user", "content": "x" * 500_000}]}).encode()
+    assert httpx.post(base + "/v1/chat/completions", content=iter([small]), timeout=30).status_code == 200
+    # a whole 100 MB body from an ordinary client gets the 413 too (not a broken connection), and
+    # the gateway does not grow by it
+    pid = procs.running[-1].pid
+    before = _rss_mb(pid)
+    big = httpx.post(base + "/v1/chat/completions", content=b"{" + b" " * (100 * 2**20), timeout=60)
+    assert big.status_code == 413 and big.json()["error"]["type"] == "request_too_large"
+    assert _rss_mb(pid) - before < 30
+    assert httpx.post(base + "/v1/embeddings", content=b" " * (2 * 2**20), timeout=60).status_code == 413
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+def test_text_stored_per_exchange_is_capped_and_flagged(gateway):
+    from medops.monitor.recorder import MAX_STORED_CHARS
+
+    base, db = gateway
+    words = "the patient reports a mild headache and some nausea " * (MAX_STORED_CHARS // 50 + 2000)
+    answer = chat(base, words, headers={"X-Medops-Conversation": "conv-long"})
+    assert answer.status_code == 200
+    (row,) = recorded(db, 1, timeout=60, conversation_id="conv-long")
+    stored = row.messages[0]["content"]
+    assert len(stored) + len(row.response or "") <= MAX_STORED_CHARS
+    assert words.startswith(stored) and words[len(stored)] == " "  # cut between words, nothing reordered
+    assert row.notes["truncated"] == {
+        "max_chars": MAX_STORED_CHARS,
+        "messages_chars": len(words) + len("user"),  # every string of the messages
+        "response_chars": len(answer.json()["choices"][0]["message"]["content"]),
+    }
+    short = chat(base, "a short one", headers={"X-Medops-Conversation": "conv-short"})
+    assert short.status_code == 200
+    (row,) = recorded(db, 1, conversation_id="conv-short")
+    assert "truncated" not in row.notes
+
+
+def test_an_upstream_200_that_is_not_json_is_a_failure(gateway):
+    base, db = gateway
+    answer = chat(base, "behind a captive portal {model-html:1}", headers={"X-Medops-Conversation": "conv-html"})
+    assert answer.status_code == 502
+    assert answer.json()["error"]["type"] == "upstream_error" and "not JSON" in answer.json()["error"]["message"]
+    assert "Sign in" not in answer.text  # the upstream's page is not passed on
+    (row,) = recorded(db, 1, conversation_id="conv-html")
+    assert row.status == 200 and row.error and "not JSON" in row.error and row.response is None
+    samples = metrics(base)
+    assert total(samples["medops_gateway_errors"], "medops_gateway_errors_total", error_type="invalid_response") >= 1
+
+
+def test_a_timeout_answered_504_is_counted_as_504(procs, upstream):
+    db = procs.tmp / "timeout.db"
+    base = procs.gateway(upstream, "--timeout", "1", db=str(db))
+    answer = chat(base, "too slow {model-slow:1}", headers={"X-Medops-Conversation": "conv-slow"})
+    assert answer.status_code == 504
+    requests = metrics(base)["medops_gateway_requests"]
+    assert total(requests, "medops_gateway_requests_total", http_response_status_code="504") == 1
+    assert total(requests, "medops_gateway_requests_total", http_response_status_code="502") == 0
+    (row,) = recorded(db, 1, conversation_id="conv-slow")
+    assert row.status is None and "timed out" in row.error
+
+
+def test_a_stream_that_ends_without_done_or_finish_reason_is_incomplete(gateway):
+    base, db = gateway
+    cut = chat(base, "cut short {model-cutoff:1}", stream=True, headers={"X-Medops-Conversation": "conv-cut"})
+    assert cut.status_code == 200 and "[DONE]" not in cut.text  # the client got what the upstream sent
+    (row,) = recorded(db, 1, conversation_id="conv-cut")
+    assert row.error and "incomplete" in row.error and row.finish_reason is None
+    assert row.response  # the words that did arrive are kept
+    samples = metrics(base)
+    assert total(samples["medops_gateway_errors"], "medops_gateway_errors_total", error_type="stream_incomplete") == 1
+    whole = chat(base, "whole stream", stream=True, headers={"X-Medops-Conversation": "conv-whole"})
+    (row,) = recorded(db, 1, conversation_id="conv-whole")
+    assert whole.text.endswith("data: [DONE]\n\n") and row.error is None and row.finish_reason == "stop"
+
+
+def test_requests_in_flight_gauge_follows_the_requests(gateway):
+    base, _db = gateway
+
+    def gauge() -> float:
+        return total(metrics(base)["medops_gateway_requests_in_flight"], "medops_gateway_requests_in_flight")
+
+    with ThreadPoolExecutor(20) as pool:
+        # each waits 5 s for its first byte, then streams ~12 words 0.5 s apart: ~11 s in flight
+        text = "in flight {i} {{model-slow:1}} {{token-delay:0.5}}"
+        slow = [pool.submit(chat, base, text.format(i=i), stream=True) for i in range(20)]
+        deadline = time.monotonic() + 9
+        seen = 0.0
+        while time.monotonic() < deadline and seen < 20:
+            seen = gauge()
+            time.sleep(0.1)
+        assert seen == 20
+        assert all(f.result().status_code == 200 for f in slow)
+    assert gauge() == 0
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(p) for p in (task / "children").read_text().split()]
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"  # a zombie has exited
+
+
+def test_redaction_worker_exits_when_the_gateway_is_killed(procs, upstream):
+    import signal
+
+    db = procs.tmp / "worker.db"
+    base = procs.gateway(upstream, "--phi-policy", "redact", db=str(db))
+    gateway_proc = procs.running[-1]
+    assert chat(base, "Dr. John Smith asks", headers={"X-Medops-Conversation": "conv-w"}).status_code == 200
+    recorded(db, 1, conversation_id="conv-w")  # redacted by the worker process, so it is running
+    workers = _children(gateway_proc.pid)
+    assert workers and all(_alive(w) for w in workers)
+    os.kill(gateway_proc.pid, signal.SIGKILL)
+    gateway_proc.wait(10)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(_alive(w) for w in workers):
+        time.sleep(0.1)
+    assert not [w for w in workers if _alive(w)]
+
+
+def test_the_record_queue_is_bounded_in_bytes_too(tmp_path):
+    from medops.monitor.recorder import Recorder
+
+    recorder = Recorder(str(tmp_path / "q.db"), max_queued_mb=1)  # not started: nothing is taken off
+    row = {"source": "gateway", "route": "/v1/chat/completions"}
+    assert recorder.submit(row, 600_000)
+    assert not recorder.submit(row, 600_000)  # 1.2 MB would be queued
+    assert recorder.submit(row, 100_000) and recorder.submit(row)
+    assert recorder.dropped == 1 and recorder.queue.qsize() == 3
+    samples = recorder.metrics.dropped.collect()[0].samples
+    assert total(samples, "medops_gateway_record_dropped_total", reason="queue_full") == 1
+
+
+def test_capping_keeps_order_roles_and_a_share_for_the_answer():
+    from medops.monitor.recorder import _string_chars, cap_stored_text
+
+    sent = [
+        {"role": "system", "content": "be brief " * 50},
+        {"role": "user", "content": [{"type": "text", "text": "word " * 200}]},
+        {"role": "user", "content": "the last question " * 20},
+        {"role": "user", "content": "never reached"},
+    ]
+    row = {"messages": sent, "response": "answer " * 200, "notes": {"phi": {"policy": "allow"}}}
+    cap_stored_text(row, 1000)
+    assert 490 <= len(row["response"]) <= 500 and row["response"].endswith("answer")  # half of the cap
+    system, user, *rest = row["messages"]
+    assert system == sent[0]  # kept whole, in order
+    assert user["role"] == "user" and user["content"][0]["type"] == "text"
+    assert sent[1]["content"][0]["text"].startswith(user["content"][0]["text"])
+    assert len(rest) <= 1 and all(sent[2]["content"].startswith(m["content"]) for m in rest)  # the rest left out
+    assert _string_chars(row["messages"]) + len(row["response"]) <= 1000 + 8  # roles and types are kept whole
+    assert row["notes"] == {
+        "phi": {"policy": "allow"},
+        "truncated": {"max_chars": 1000, "messages_chars": 1845, "response_chars": 1400},
+    }
+    short = {"messages": [{"role": "user", "content": "hi"}], "response": "hello"}
+    cap_stored_text(short, 1000)
+    assert short == {"messages": [{"role": "user", "content": "hi"}], "response": "hello"}

@@ -60,6 +60,9 @@ def gateway(
     phi_policy: str = typer.Option(None, "--phi-policy", help=GATEWAY_PHI_HELP),
     queue_size: int = typer.Option(10_000, "--queue-size", min=1, help="Exchanges waiting to be recorded, at most."),
     max_connections: int = typer.Option(1000, "--max-connections", min=1, help="Connections to the upstream."),
+    max_body_mb: float = typer.Option(
+        16.0, "--max-body-mb", min=0.001, help="Larger request bodies are refused (413) before they are read."
+    ),
     db: str = DB_OPTION,
 ) -> None:
     """Serve an OpenAI-compatible proxy in front of --upstream, recording every exchange; /metrics for Prometheus."""
@@ -89,6 +92,7 @@ def gateway(
         timeout_s=timeout,
         shadow_timeout_s=shadow_timeout,
         max_connections=max_connections,
+        max_body_mb=max_body_mb,
     )
     mode = ""
     if candidate:

@@ -16,6 +16,13 @@ Headers: the client's ``Authorization`` goes to the upstream (or ``--upstream-ke
 not forwarded. With ``--api-key-env``, clients must present that key (``Authorization: Bearer``
 or ``X-Medops-Key``). Keys are never logged or stored; an upstream's error body is returned to
 the client but not stored (some servers echo the key in it).
+
+Limits and faults: a request body over ``--max-body-mb`` is refused with 413 as soon as its
+``Content-Length`` (or, chunked, the bytes received so far) passes the limit, before the rest is
+read; an upstream timeout is answered and counted 504, anything else that keeps the upstream
+from answering 502; a chat answer of 200 that is not JSON (an HTML page from a proxy) is answered
+502 and recorded as a failure; a stream that ends without a finish reason and ``[DONE]`` is
+recorded as incomplete (the recorder's thread checks, off the request path).
 """
 
 from __future__ import annotations
@@ -80,6 +87,7 @@ _OPERATIONS = {
 MAX_LABEL = 100
 _PASS_METHODS = frozenset({"GET", "POST", "PUT", "DELETE", "PATCH"})
 _REFUSED = {"error": {"message": "missing or wrong gateway key", "type": "invalid_request_error"}}
+DEFAULT_MAX_BODY_MB = 16.0
 # How long the recorder's thread may hold the interpreter lock while the event loop waits for it
 # (Python's default is 5 ms, which a request waiting on the loop pays in full).
 SWITCH_INTERVAL_S = 0.0005
@@ -118,10 +126,12 @@ class Exchange:
     returned: int | None = None  # the status the client got
 
 
-def _sse_events(body: bytes) -> list[tuple[int, dict[str, Any]]]:
-    """The JSON ``data:`` events of a server-sent event stream, with the offset each one ends at."""
+def _sse_events(body: bytes) -> tuple[list[tuple[int, dict[str, Any]]], bool]:
+    """The JSON ``data:`` events of a server-sent event stream, with the offset each one ends at,
+    and whether the stream ended with ``data: [DONE]``."""
     events = []
     offset = 0
+    done = False
     for block in body.split(b"\n\n"):
         offset += len(block) + 2
         for line in block.split(b"\n"):
@@ -129,27 +139,32 @@ def _sse_events(body: bytes) -> list[tuple[int, dict[str, Any]]]:
             if not line.startswith(b"data:"):
                 continue
             data = line[5:].strip()
-            if not data or data == b"[DONE]":
+            if data == b"[DONE]":
+                done = True
+            if not data or done:
                 continue
             with contextlib.suppress(ValueError):
                 event = json.loads(data)
                 if isinstance(event, dict):
                     events.append((offset, event))
-    return events
+    return events, done
 
 
 def read_answer(ex: Exchange) -> dict[str, Any]:
     """Usage, finish reason, answered model and text of a finished exchange (plain or streamed);
-    sets ``ex.ttft_s`` for a stream: the arrival of the chunk that held the first content."""
+    sets ``ex.ttft_s`` for a stream: the arrival of the chunk that held the first content.
+    ``fault`` (error type, error) when an answer of status < 400 is not a whole one: a plain answer
+    that is not a JSON object, a stream without a finish reason or ``[DONE]``."""
     found: dict[str, Any] = {}
-    if not ex.body or ex.status is None or ex.status >= 400:
+    if ex.status is None or ex.status >= 400:
         return found
-    if not ex.chunks:  # a plain answer
+    if not ex.chunks and not ex.stream:  # a plain answer
         try:
             answer = json.loads(ex.body)
         except ValueError:
-            return found
+            answer = None
         if not isinstance(answer, dict):
+            found["fault"] = ("invalid_response", f"upstream answered {ex.status} with a body that is not JSON")
             return found
         choice = (answer.get("choices") or [{}])[0] or {}
         message = choice.get("message") or {}
@@ -162,7 +177,8 @@ def read_answer(ex: Exchange) -> dict[str, Any]:
         usage = {}
         finish = None
         model = None
-        for end, event in _sse_events(ex.body):
+        events, done = _sse_events(ex.body)
+        for end, event in events:
             model = model or event.get("model")
             if isinstance(event.get("usage"), dict):
                 usage = event["usage"]
@@ -179,6 +195,9 @@ def read_answer(ex: Exchange) -> dict[str, Any]:
         found["response"] = "".join(parts)
         found["finish_reason"] = finish
         found["response_model"] = model
+        if finish is None or not done:
+            missing = " and ".join(name for name, seen in (("a finish reason", finish), ("[DONE]", done)) if not seen)
+            found["fault"] = ("stream_incomplete", f"stream incomplete: it ended without {missing}")
     if isinstance(usage, dict):
         found["prompt_tokens"] = usage.get("prompt_tokens")
         found["completion_tokens"] = usage.get("completion_tokens")
@@ -201,6 +220,7 @@ class Gateway:
         shadow_timeout_s: float = 60.0,
         max_connections: int = 1000,
         max_shadow_in_flight: int = 256,
+        max_body_mb: float = DEFAULT_MAX_BODY_MB,
     ):
         self.upstream = upstream_base(upstream)
         self.routing = routing or Routing()
@@ -213,6 +233,13 @@ class Gateway:
         self.shadow_timeout = aiohttp.ClientTimeout(total=shadow_timeout_s, connect=min(10.0, shadow_timeout_s))
         self.max_connections = max_connections
         self.max_shadow = max_shadow_in_flight
+        self.max_body = int(max_body_mb * 2**20)
+        self._too_large = {
+            "error": {
+                "message": f"medops gateway: the request body is over the limit of {max_body_mb:g} MB (--max-body-mb)",
+                "type": "request_too_large",
+            }
+        }
         self.client: aiohttp.ClientSession | None = None
         self.shadow_client: aiohttp.ClientSession | None = None
         self._shadows: set[asyncio.Task[None]] = set()
@@ -259,13 +286,22 @@ class Gateway:
             lifespan=self.lifespan,
         )
 
+        in_flight = self.metrics.in_flight
+
         async def gateway_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
             if scope["type"] == "http":
                 path = scope["path"]
+                serve = None
                 if path == CHAT_ROUTE and scope["method"] == "POST":
-                    return await self.chat(scope, receive, send)
-                if path.startswith("/v1/") and scope["method"] in _PASS_METHODS:
-                    return await self.passthrough(scope, receive, send)
+                    serve = self.chat
+                elif path.startswith("/v1/") and scope["method"] in _PASS_METHODS:
+                    serve = self.passthrough
+                if serve is not None:
+                    in_flight.inc()
+                    try:
+                        return await serve(scope, receive, send)
+                    finally:
+                        in_flight.dec()
             await rest(scope, receive, send)
 
         return gateway_app
@@ -293,6 +329,18 @@ class Gateway:
         headers["accept-encoding"] = "identity"  # bytes pass through as they come, undecoded
         return headers
 
+    async def _body(self, headers: dict[str, str], receive: Any) -> bytes | None:
+        """The request's body, or None when it is over ``--max-body-mb``: refused on its declared
+        length before any of it is read, or as soon as the chunks received pass the limit."""
+        length = headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_body:
+            return None
+        return await _read_body(receive, self.max_body)
+
+    async def _refuse_body(self, send: Any, operation: str, started: float) -> None:
+        self.metrics.observe_request("", operation, "primary", 413, time.perf_counter() - started, "request_too_large")
+        await _send_json(send, 413, self._too_large)
+
     def _base_for(self, arm: str) -> str:
         if arm == "candidate" and self.routing.candidate:
             return upstream_base(self.routing.candidate)
@@ -317,13 +365,15 @@ class Gateway:
         operation = _OPERATIONS.get(path[len("/v1/") :], path[len("/v1/") :][:MAX_LABEL])
         query = scope.get("query_string") or b""
         url = self.upstream + path + (f"?{query.decode('latin-1')}" if query else "")
-        body = await _read_body(receive)
+        body = await self._body(headers, receive)
+        if body is None:
+            return await self._refuse_body(send, operation, started)
         try:
             async with self.client.request(scope["method"], url, data=body, headers=self._forward(headers)) as response:
                 content = await response.read()
         except UPSTREAM_ERRORS as exc:
             self.metrics.observe_request(
-                "", operation, "primary", 502, time.perf_counter() - started, type(exc).__name__
+                "", operation, "primary", _failed_status(exc), time.perf_counter() - started, type(exc).__name__
             )
             return await _send_upstream_error(send, exc)
         await _send_whole(send, response, content)
@@ -338,7 +388,9 @@ class Gateway:
         if self._refused(headers):
             return await _send_json(send, 401, _REFUSED)
         assert self.client is not None
-        body = await _read_body(receive)
+        body = await self._body(headers, receive)
+        if body is None:
+            return await self._refuse_body(send, "chat", started)
         conversation = headers.get(CONVERSATION_HEADER)
         arm = "primary"
         if self._arm_needs_key:  # A/B: the arm is the conversation's, so its key is needed now
@@ -366,10 +418,10 @@ class Gateway:
         try:
             response = await self.client.post(upstream_url, data=body, headers=forward)
         except UPSTREAM_ERRORS as exc:
-            ex.error = f"upstream unreachable: {type(exc).__name__}"
+            ex.error = _failure("upstream unreachable", exc)
             ex.error_type = type(exc).__name__
             ex.latency_s = time.perf_counter() - started
-            self._finish(ex, returned=502)
+            self._finish(ex, returned=_failed_status(exc))
             return await _send_upstream_error(send, exc)
         ex.status = response.status
         if response.headers.get("content-type", "").startswith("text/event-stream"):
@@ -377,13 +429,15 @@ class Gateway:
         try:
             ex.body = await response.read()
         except UPSTREAM_ERRORS as exc:
-            ex.error = f"upstream broke off: {type(exc).__name__}"
+            ex.error = _failure("upstream broke off", exc)
             ex.error_type = type(exc).__name__
             ex.latency_s = time.perf_counter() - started
-            self._finish(ex, returned=502)
+            self._finish(ex, returned=_failed_status(exc))
             return await _send_upstream_error(send, exc)
         finally:
             response.release()
+        if ex.status < 300 and ex.body[:1] != b"{" and ex.body.lstrip()[:1] != b"{":
+            return await self._not_json(ex, response, send)  # an HTML page, an empty body: no answer
         answered = time.perf_counter()
         try:
             await _send_whole(send, response, ex.body)
@@ -438,6 +492,17 @@ class Gateway:
                 response.close()
             self._finish(ex)
 
+    async def _not_json(self, ex: Exchange, response: aiohttp.ClientResponse, send: Any) -> None:
+        """A chat answer of 2xx whose body is not JSON: a failure (502), its body neither sent nor stored."""
+        kind = response.headers.get("content-type", "no content type")[:100]
+        ex.error = f"upstream answered {ex.status} with a body that is not JSON ({kind})"
+        ex.error_type = "invalid_response"
+        ex.body = b""
+        ex.latency_s = time.perf_counter() - ex.started
+        self._finish(ex, returned=502)
+        message = f"medops gateway: the upstream answered {ex.status} with a body that is not JSON ({kind})"
+        await _send_json(send, 502, {"error": {"message": message, "type": "upstream_error"}})
+
     def _finish(self, ex: Exchange, returned: int | None = None) -> None:
         """Count the request (a few dictionary lookups), then hand the exchange to the recorder:
         parsing the request and the answer happens in its thread (``exchange_row``). Never raises."""
@@ -449,7 +514,9 @@ class Gateway:
             if ex.arm != "shadow" and ex.overhead_s is not None:
                 self.metrics.overhead.labels("chat", "stream" if ex.stream else "plain").observe(ex.overhead_s)
             ex.returned = status
-            if not self.recorder.submit(functools.partial(exchange_row, ex, self.metrics)):
+            if not self.recorder.submit(
+                functools.partial(exchange_row, ex, self.metrics), len(ex.request) + len(ex.body)
+            ):
                 _count(ex, self.metrics)  # the recorder is behind: the request is still counted
         except Exception:  # recording must never fail a request
             self.recorder._drop("error", 1)
@@ -530,9 +597,11 @@ def _count(ex: Exchange, metrics: GatewayMetrics) -> None:
 def exchange_row(ex: Exchange, metrics: GatewayMetrics) -> dict[str, Any]:
     """The recorder's row for a finished exchange, made in the recorder's thread (off the request
     path): the request's JSON and the answer are parsed here, and the request is counted."""
+    found = read_answer(ex)
+    if "fault" in found and ex.error is None:  # not a whole answer: a failure, in the store and the metrics
+        ex.error_type, ex.error = found["fault"]
     _count(ex, metrics)
     payload = ex.payload
-    found = read_answer(ex)
     if ex.arm != "shadow":
         if ex.ttft_s is not None:
             metrics.ttft.labels(ex.model, "chat", ex.arm).observe(ex.ttft_s)
@@ -579,15 +648,26 @@ def _headers(scope: dict[str, Any]) -> dict[str, str]:
     return {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
 
 
-async def _read_body(receive: Any) -> bytes:
-    body = b""
+async def _read_body(receive: Any, limit: int) -> bytes | None:
+    """The request's body; None as soon as more than ``limit`` bytes came (the rest is not read)."""
+    message = await receive()
+    if message["type"] != "http.request":
+        raise ClientGone
+    body = message.get("body", b"")
+    if not message.get("more_body", False):  # the usual case: one message, no copy
+        return body if len(body) <= limit else None
+    parts, size = [body], len(body)
     while True:
         message = await receive()
         if message["type"] != "http.request":
             raise ClientGone
-        body += message.get("body", b"")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        parts.append(chunk)
         if not message.get("more_body", False):
-            return body
+            return b"".join(parts)
 
 
 def _out_headers(response: aiohttp.ClientResponse, length: int | None = None) -> list[tuple[bytes, bytes]]:
@@ -611,10 +691,20 @@ async def _send_json(send: Any, status: int, value: Any) -> None:
     await send({"type": "http.response.body", "body": content})
 
 
+def _failed_status(exc: BaseException) -> int:
+    """What a client is answered (and the metrics count) when the upstream did not answer."""
+    return 504 if isinstance(exc, asyncio.TimeoutError) else 502
+
+
+def _failure(what: str, exc: BaseException) -> str:
+    return "upstream timed out" if isinstance(exc, asyncio.TimeoutError) else f"{what}: {type(exc).__name__}"
+
+
 async def _send_upstream_error(send: Any, exc: BaseException) -> None:
-    status = 504 if isinstance(exc, asyncio.TimeoutError) else 502
     await _send_json(
-        send, status, {"error": {"message": f"medops gateway: upstream {type(exc).__name__}", "type": "upstream_error"}}
+        send,
+        _failed_status(exc),
+        {"error": {"message": f"medops gateway: upstream {type(exc).__name__}", "type": "upstream_error"}},
     )
 
 

@@ -1,7 +1,8 @@
 """Recording exchanges off the request path: a bounded queue and one writer thread.
 
 The gateway hands each finished exchange to ``Recorder.submit`` (a non-blocking put; a full
-queue drops the exchange and counts it). One background thread takes whatever has queued,
+queue, ``queue_size`` exchanges or ``MAX_QUEUED_MB`` of their bytes, drops the exchange and
+counts it). One background thread takes whatever has queued,
 applies the PHI policy to each exchange (``apply_phi``: the only place request and response
 text is read for storage) and writes the batch with ``insert_exchanges`` in one transaction.
 When the store cannot be opened or a write fails, the batch is dropped and counted, and the
@@ -21,7 +22,13 @@ Detection costs about 2 ms of CPU per exchange. Run in the gateway's process it 
 interpreter lock against the event loop and show in the requests' tail latency, so ``redact``
 runs in one worker process (``ProcessPoolExecutor``, spawned on the first batch, at a lower
 scheduling priority so that it never takes a core from the request path); if that process
-cannot be had, the writer thread applies the policy itself.
+cannot be had, the writer thread applies the policy itself. The process exits as soon as the
+gateway does, even when the gateway is killed (``kill -9``): a thread in it waits on the
+parent's sentinel.
+
+Stored text is capped: messages and answer together keep at most ``MAX_STORED_CHARS``
+characters per exchange, cut at a word, before the PHI policy sees them (so redaction time is
+bounded too); what was cut is noted in ``notes["truncated"]``.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import multiprocessing
+import multiprocessing.connection
 import os
 import queue
 import threading
@@ -40,6 +48,12 @@ from typing import Any
 from medops.monitor.metrics import GatewayMetrics
 
 DEFAULT_POLICY = "redact"
+# Characters of text stored per exchange (messages and answer together; ~250,000 tokens): longer
+# exchanges are cut, and flagged in notes["truncated"]
+MAX_STORED_CHARS = 1_000_000
+# Bytes of request and answer the queue may hold (a burst of large bodies would otherwise queue up
+# to --queue-size of them in memory): beyond it, exchanges are dropped and counted (queue_full)
+MAX_QUEUED_MB = 256.0
 _STOP = object()
 
 
@@ -92,10 +106,79 @@ def apply_phi(row: dict[str, Any], policy: str) -> dict[str, int]:
     return counts
 
 
-def _background_priority() -> None:
-    """The redaction process yields the CPU to the request path (its work can wait; a request cannot)."""
+def _string_chars(value: Any) -> int:
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, dict):
+        return sum(_string_chars(v) for v in value.values())
+    if isinstance(value, list):
+        return sum(_string_chars(v) for v in value)
+    return 0
+
+
+def _cut(text: str, size: int) -> str:
+    """``text`` cut to ``size`` characters, at the last whitespace when one is near (so that no
+    identifier is cut in half and left unrecognisable to the PHI detector)."""
+    if len(text) <= size:
+        return text
+    kept = text[:size]
+    space = max(kept.rfind(" "), kept.rfind("\n"), kept.rfind("\t"))
+    return kept[:space] if space >= max(0, size - 200) else kept
+
+
+_WHOLE = frozenset({"role", "type"})
+
+
+def _cap_strings(value: Any, budget: list[int]) -> Any:
+    """``value`` with its strings, in order, cut to share ``budget[0]`` characters (spent as it
+    goes); a message's ``role`` and a part's ``type`` are kept whole (they say what the rest is),
+    and the items of a list that come after the budget is spent are left out."""
+    if isinstance(value, str):
+        kept = _cut(value, max(0, budget[0]))
+        budget[0] -= len(kept)
+        return kept
+    if isinstance(value, dict):
+        kept_whole = {k: v for k, v in value.items() if k in _WHOLE and isinstance(v, str)}
+        budget[0] -= sum(map(len, kept_whole.values()))
+        return {k: kept_whole[k] if k in kept_whole else _cap_strings(v, budget) for k, v in value.items()}
+    if isinstance(value, list):  # items after the budget is spent are left out (structure is bounded too)
+        kept = []
+        for item in value:
+            if budget[0] <= 0:
+                break
+            kept.append(_cap_strings(item, budget))
+        return kept
+    return value
+
+
+def cap_stored_text(row: dict[str, Any], max_chars: int = MAX_STORED_CHARS) -> None:
+    """Cut ``row["messages"]`` and ``row["response"]`` to ``max_chars`` characters together (when
+    both are long, each keeps at least half) and note the original sizes in ``notes["truncated"]``."""
+    messages, response = row.get("messages"), row.get("response")
+    message_chars = _string_chars(messages)
+    response_chars = len(response) if isinstance(response, str) else 0
+    if message_chars + response_chars <= max_chars:
+        return
+    if isinstance(response, str):
+        row["response"] = response = _cut(response, max(max_chars // 2, max_chars - message_chars))
+    row["messages"] = _cap_strings(messages, [max_chars - _string_chars(response)])
+    truncated = {"max_chars": max_chars, "messages_chars": message_chars, "response_chars": response_chars}
+    row["notes"] = {**(row.get("notes") or {}), "truncated": truncated}
+
+
+def _start_redaction_process() -> None:
+    """In the redaction process: yield the CPU to the request path (its work can wait; a request
+    cannot), and exit when the gateway does, however it ends (its sentinel closes when it dies)."""
     with contextlib.suppress(OSError, AttributeError):
         os.nice(10)
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=_exit_with, args=(parent.sentinel,), name="medops-parent-watch", daemon=True).start()
+
+
+def _exit_with(sentinel: int) -> None:
+    multiprocessing.connection.wait([sentinel])
+    os._exit(0)
 
 
 def apply_phi_batch(rows: list[dict[str, Any]], policy: str) -> list[tuple[dict[str, Any] | None, dict[str, int]]]:
@@ -127,6 +210,8 @@ class Recorder:
         retry_s: float = 5.0,
         scores_every_s: float = 15.0,
         linger_s: float = 0.05,
+        max_text_chars: int = MAX_STORED_CHARS,
+        max_queued_mb: float = MAX_QUEUED_MB,
     ):
         self.db = db
         self.policy = policy
@@ -135,6 +220,9 @@ class Recorder:
         self.retry_s = retry_s
         self.scores_every_s = scores_every_s
         self.linger_s = linger_s
+        self.max_text_chars = max_text_chars
+        self.max_queued_bytes = int(max_queued_mb * 2**20)
+        self._bytes_in = self._bytes_out = 0  # bytes of the exchanges queued, and taken off the queue
         self.ready = threading.Event()  # set once the thread has tried the store and imported its writer
         self.queue: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
         self.store: Any = None
@@ -147,14 +235,19 @@ class Recorder:
         self.dropped = 0
 
     # request path --------------------------------------------------------------------------
-    def submit(self, row: dict[str, Any] | Callable[[], dict[str, Any]]) -> bool:
+    def submit(self, row: dict[str, Any] | Callable[[], dict[str, Any]], size: int = 0) -> bool:
         """Queue ``row``, or a function that makes it (called in the thread, so that parsing
-        happens off the request path); False when the queue is full (the row is dropped)."""
+        happens off the request path), holding ``size`` bytes; False when the queue is full, in
+        exchanges or in bytes (the row is dropped)."""
+        if size and self._bytes_in - self._bytes_out + size > self.max_queued_bytes:
+            self._drop("queue_full", 1)
+            return False
         try:
-            self.queue.put_nowait(row)
+            self.queue.put_nowait((row, size))
         except queue.Full:
             self._drop("queue_full", 1)
             return False
+        self._bytes_in += size  # written by the submitting thread only, as _bytes_out by the writer's
         return True
 
     # writer thread -------------------------------------------------------------------------
@@ -226,7 +319,8 @@ class Recorder:
                 if item is _STOP:
                     stopping = True
                 else:
-                    batch.append(item)
+                    batch.append(item[0])
+                    self._bytes_out += item[1]
                 if len(batch) >= self.batch_size:
                     break
                 try:
@@ -242,9 +336,12 @@ class Recorder:
         batch = []
         for item in items:
             try:
-                batch.append(item() if callable(item) else item)
+                row = item() if callable(item) else item
+                cap_stored_text(row, self.max_text_chars)
             except Exception:
                 self._drop("error", 1)
+                continue
+            batch.append(row)
         store = self._open()
         if store is None:
             self._drop("store_unavailable", len(batch))
@@ -280,7 +377,7 @@ class Recorder:
             try:
                 if self._redaction is None:
                     self._redaction = ProcessPoolExecutor(
-                        1, mp_context=multiprocessing.get_context("spawn"), initializer=_background_priority
+                        1, mp_context=multiprocessing.get_context("spawn"), initializer=_start_redaction_process
                     )
                 return self._redaction.submit(apply_phi_batch, batch, self.policy).result()
             except Exception:  # no worker process (or it died): the same rule, in this thread

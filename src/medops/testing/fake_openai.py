@@ -10,7 +10,9 @@ in the request text, so a test data file says what the server will do:
   ``{unmet}`` in the prompt fixes the verdict, ``{met-if:WORD}`` makes it depend on the
   response containing WORD (otherwise a hash of the prompt decides);
 * ``{ROLE-429:N}``, ``{ROLE-500:N}``, ``{ROLE-slow:N}``, ``{ROLE-malformed:N}``, ``{ROLE-null:N}``
-  (``"content": null``) and ``{ROLE-empty:N}`` (``"content": ""``) make the first N requests with
+  (``"content": null``), ``{ROLE-empty:N}`` (``"content": ""``), ``{ROLE-html:N}`` (200 with an
+  HTML page, as a captive portal or a misrouted proxy answers) and ``{ROLE-cutoff:N}`` (a stream
+  that stops after its words: no finish reason, no ``[DONE]``) make the first N requests with
   that exact body fail that way (ROLE is ``model`` or ``grader``; N may be
   ``all``); ``{grader-fence}`` and ``{grader-stringbool}`` vary the reply's format;
 * exam prompts (option lines ``A. ...``) get a ``\\boxed{X}`` answer: ``{model-answer:X}`` fixes
@@ -46,7 +48,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-_TOKEN = re.compile(r"\{(model|grader)-(429|500|slow|malformed|null|empty):(\d+|all)\}")
+_TOKEN = re.compile(r"\{(model|grader)-(429|500|slow|malformed|null|empty|html|cutoff):(\d+|all)\}")
 _GROUP_LINE = re.compile(r"^(\d+)\. (?:\[-?[\d.]+\] )?(.*)$", re.MULTILINE)
 _GROUP_FAULT = re.compile(r"\{grader-(drop|dup):(\d+|all)\}")
 _TOKEN_DELAY = re.compile(r"\{token-delay:([0-9.]+)\}")
@@ -83,7 +85,7 @@ class FakeOpenAIServer:
 
     # HTTP ----------------------------------------------------------------------------
     def app(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(client_max_size=64 * 2**20)  # long contexts (aiohttp's default is 1 MB)
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
         app.router.add_get("/stats", self._stats)
@@ -159,6 +161,8 @@ class FakeOpenAIServer:
         elif active("500"):
             status = 500
             response = web.json_response({"error": {"message": "server error"}}, status=500)
+        elif active("html"):
+            response = web.Response(text="<html><body><h1>Sign in</h1></body></html>", content_type="text/html")
         else:
             if active("slow"):
                 await asyncio.sleep(self.behaviour.slow_s)
@@ -176,15 +180,18 @@ class FakeOpenAIServer:
             if payload.get("logprobs") and role == "grader":
                 body["choices"][0]["logprobs"] = _verdict_logprobs(content, text)
             if payload.get("stream"):
-                response = await self._stream(request, payload, body, text)
+                response = await self._stream(request, payload, body, text, cut_off=active("cutoff"))
             else:
                 response = web.json_response(body)
         params = {k: v for k, v in payload.items() if k != "messages"}
         self.log.append(LoggedCall(time.time(), model, key, status, payload.get("messages", []), params))
         return response
 
-    async def _stream(self, request: web.Request, payload: dict, body: dict, text: str) -> web.StreamResponse:
-        """The completion ``body`` as server-sent events, one chunk per word, ``token_delay_s`` apart."""
+    async def _stream(
+        self, request: web.Request, payload: dict, body: dict, text: str, cut_off: bool = False
+    ) -> web.StreamResponse:
+        """The completion ``body`` as server-sent events, one chunk per word, ``token_delay_s`` apart
+        (``cut_off``: the stream ends cleanly after the words, without finish reason or ``[DONE]``)."""
         delay_token = _TOKEN_DELAY.findall(text)
         delay = float(delay_token[-1]) if delay_token else self.behaviour.token_delay_s
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
@@ -202,6 +209,9 @@ class FakeOpenAIServer:
             if delay:
                 await asyncio.sleep(delay)
             await response.write(event({"content": word}))
+        if cut_off:
+            await response.write_eof()
+            return response
         await response.write(event({}, body["choices"][0]["finish_reason"]))
         if (payload.get("stream_options") or {}).get("include_usage"):
             usage = {**head, "choices": [], "usage": body["usage"]}
