@@ -98,28 +98,32 @@ def _minute(time: str) -> str:
 
 
 def _flush(connection: Any, key: bytes | None, before: str | None) -> int:
-    """Append one event per tally of a minute before ``before`` (all tallies when None), with its
-    count, and drop the tallies: in the append transaction, so a tally is never written twice."""
+    """Append one event for each tally of a minute before ``before`` (every tally when None) that
+    counted refusals after its first, with that count, and drop the tallies: in the append
+    transaction, so a count is never written twice."""
     query = select(_TALLIES).order_by(_TALLIES.c.id)
     if before is not None:
         query = query.where(_TALLIES.c.minute < before)
     found = connection.execute(query).mappings().all()
+    appended = 0
     for tally in found:
-        details = clean_details(
-            {
-                **(tally["details"] if isinstance(tally["details"], dict) else json.loads(tally["details"])),
-                "count": tally["count"],
-                "minute": tally["minute"],
-                "first": tally["first_at"],
-                "last": tally["last_at"],
-            }
-        )
+        if not tally["count"]:
+            continue
+        first = tally["details"] if isinstance(tally["details"], dict) else json.loads(tally["details"])
+        extra = {
+            "count": tally["count"],
+            "minute": tally["minute"],
+            "first": tally["first_at"],
+            "last": tally["last_at"],
+        }
+        details = clean_details({**first, **extra})
         _append(
             connection, actor=tally["actor"], action=tally["action"], target=tally["target"], details=details, key=key
         )
+        appended += 1
     if found:
         connection.execute(delete(_TALLIES).where(_TALLIES.c.id.in_([t["id"] for t in found])))
-    return len(found)
+    return appended
 
 
 def _locked(store: Store) -> Any:
@@ -153,10 +157,11 @@ def tally(
     details: dict[str, Any],
     bucket: tuple[str, ...],
     key: bytes | None = None,
-) -> None:
-    """Count one refusal in this minute's tally for (action, actor, target, ``bucket``); the
-    tally becomes one event with its count once the minute has passed (see :func:`flush`)."""
-    details = clean_details(details)
+) -> dict[str, Any] | None:
+    """One refusal of (action, actor, target, ``bucket``): the first in a minute is appended at
+    once (``count`` 1) and returned; the next ones in that minute are only counted, and become
+    one event with their count once the minute has passed (:func:`flush`)."""
+    details = clean_details({**details, "count": 1})
     now = _now()
     minute = _minute(now)
     name = json.dumps([action, actor, target, *bucket, minute], ensure_ascii=False)
@@ -164,13 +169,13 @@ def tally(
         with _locked(store) as connection:
             _flush(connection, key, minute)
             found = connection.execute(select(_TALLIES.c.id).where(_TALLIES.c.bucket == name)).first()
-            if found is None:
-                values = {"bucket": name, "minute": minute, "action": action, "actor": actor, "target": target}
-                values |= {"details": details, "count": 1, "first_at": now, "last_at": now}
-                connection.execute(insert(_TALLIES), [values])
-            else:
-                change = {"count": _TALLIES.c.count + 1, "last_at": now}
-                connection.execute(update(_TALLIES).where(_TALLIES.c.id == found[0]).values(**change))
+            if found is not None:
+                change = {"count": _TALLIES.c.count + 1, "first_at": func.coalesce(_TALLIES.c.first_at, now)}
+                connection.execute(update(_TALLIES).where(_TALLIES.c.id == found[0]).values(**change, last_at=now))
+                return None
+            values = {"bucket": name, "minute": minute, "action": action, "actor": actor, "target": target}
+            connection.execute(insert(_TALLIES), [{**values, "details": details, "count": 0, "first_at": None}])
+            return _append(connection, actor=actor, action=action, target=target, details=details, key=key)
     except OperationalError as exc:
         raise _write_error(store, exc) from None
 

@@ -318,9 +318,9 @@ class LoginAttempt(Base):
 
 
 class AuditTally(Base):
-    """Refusals of one kind from one source within one minute (migration 0012), counted here and
-    appended to the audit trail as one event with the count once the minute has passed, so that
-    a burst of bogus credentials cannot flood the chain."""
+    """Refusals of one kind from one source within one minute (migration 0012): the first is an
+    audit event at once, the others are counted here and appended as one event with their count
+    once the minute has passed, so that a burst of bogus credentials cannot flood the chain."""
 
     __tablename__ = "audit_tallies"
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -329,10 +329,10 @@ class AuditTally(Base):
     action: Mapped[str] = mapped_column(String(100))
     actor: Mapped[str] = mapped_column(String(200))
     target: Mapped[str] = mapped_column(String(500))
-    details: Mapped[dict[str, Any]]  # the first refusal's details
-    count: Mapped[int]
-    first_at: Mapped[str] = mapped_column(String(32))
-    last_at: Mapped[str] = mapped_column(String(32))
+    details: Mapped[dict[str, Any]]  # the first refusal's details (that one is in the trail already)
+    count: Mapped[int]  # refusals after the first
+    first_at: Mapped[str | None] = mapped_column(String(32))  # of those
+    last_at: Mapped[str | None] = mapped_column(String(32))
 
 
 class SiteSecret(Base):

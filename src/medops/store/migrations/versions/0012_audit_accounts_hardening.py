@@ -25,8 +25,8 @@ def upgrade() -> None:
         sa.Column("target", sa.String(500), nullable=False),
         sa.Column("details", sa.JSON(), nullable=False),
         sa.Column("count", sa.Integer(), nullable=False),
-        sa.Column("first_at", sa.String(32), nullable=False),
-        sa.Column("last_at", sa.String(32), nullable=False),
+        sa.Column("first_at", sa.String(32)),
+        sa.Column("last_at", sa.String(32)),
     )
     op.create_index("ix_audit_tallies_minute", "audit_tallies", ["minute"])
     op.create_table(
