@@ -138,7 +138,7 @@ def read(path: Path) -> list[dict[str, Any]]:
             continue
         start = line.find("{")  # a syslog line carries the JSON after its prefix
         try:
-            value = json.loads(line[start:]) if start >= 0 else None
+            value = json.JSONDecoder().raw_decode(line[start:])[0] if start >= 0 else None
         except json.JSONDecodeError:
             value = None
         if not isinstance(value, dict):
