@@ -106,6 +106,8 @@ def test_keyed_trail_needs_its_key(cli):
     without = cli.run("audit", "verify")
     assert without.returncode == 2 and without.stdout == ""
     assert without.stderr.strip().count("\n") == 0 and "MEDOPS_AUDIT_KEY" in without.stderr
+    unkeyed_declaration = cli.run("audit", "verify", "--unkeyed-before", "2")  # it would count for nothing
+    assert unkeyed_declaration.returncode == 2 and "needs MEDOPS_AUDIT_KEY" in unkeyed_declaration.stderr
     wrong = cli.run("audit", "verify", env={"MEDOPS_AUDIT_KEY": "guess"})  # its declaration does not count either
     assert wrong.returncode == 1 and "broken at event 1" in wrong.stdout
     assert key["MEDOPS_AUDIT_KEY"] not in cli.db.read_bytes().decode("latin-1")

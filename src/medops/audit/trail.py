@@ -127,7 +127,7 @@ class Verification:
         return f"audit trail intact: {self.events} events{keyed}; last event {self.head_seq}, hash {self.head_hash}"
 
 
-def _declared_bound(events: list[dict[str, Any]], key: bytes) -> int | None:
+def _declared_bound(events: Iterable[dict[str, Any]], key: bytes) -> int | None:
     """The highest ``unkeyed_before`` of the declarations keyed with ``key`` whose own hash holds
     (a declaration written without the key counts for nothing)."""
     our_key_id, bound = rows.key_id(key), None
@@ -140,20 +140,26 @@ def _declared_bound(events: list[dict[str, Any]], key: bytes) -> int | None:
 
 
 def verify_events(
-    events: Iterable[dict[str, Any]], key: bytes | None, *, unkeyed_before: int | None = None
+    events: Iterable[dict[str, Any]],
+    key: bytes | None,
+    *,
+    unkeyed_before: int | None = None,
+    declarations: Iterable[dict[str, Any]] | None = None,
 ) -> Verification:
     """Recompute the chain in order; stop at the first event whose sequence number, details
     hash, previous hash or own hash does not match (edited, deleted or reordered). With a key,
-    an unkeyed event counts only when a keyed declaration (``audit.unkeyed_before``, or
-    ``unkeyed_before`` given here) says it predates the key, and no keyed event comes before it."""
-    events = list(events)
+    an unkeyed event counts only when a keyed declaration (``audit.unkeyed_before`` among
+    ``declarations``, by default the events themselves; or ``unkeyed_before`` given here) says it
+    predates the key, and no keyed event comes before it."""
     expected, prev_hash, count, keyed, unverified = 1, rows.GENESIS, 0, 0, 0
     head: dict[str, Any] | None = None
     keyed_seen = False
     our_key_id = rows.key_id(key) if key is not None else None
     bound = None
     if key is not None:
-        declared = _declared_bound(events, key)
+        if declarations is None:
+            events = declarations = list(events)
+        declared = _declared_bound(declarations, key)
         bound = max((b for b in (declared, unkeyed_before) if b is not None), default=None)
 
     def broken(seq: int, reason: str) -> Verification:
@@ -213,10 +219,11 @@ def verify(
     that it is as long as, and agrees with, every anchor given (``medops.audit.anchors.read``)."""
     if key is None and use_env_key:
         key = audit_key()
-    found = list(rows.events(store))
-    result = verify_events(found, key)
+    declarations = rows.events(store, action=DECLARATION) if key is not None else None
+    result = verify_events(rows.events(store), key, declarations=declarations)
     if result.intact and anchors:
-        return check_anchors(result, {e["seq"]: e for e in found}, anchors)
+        wanted = {anchor["seq"] for anchor in anchors}
+        return check_anchors(result, {e["seq"]: e for e in rows.events(store) if e["seq"] in wanted}, anchors)
     return result
 
 

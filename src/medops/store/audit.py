@@ -211,10 +211,13 @@ def _row(event: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def events(store: Store, *, last: int | None = None) -> Iterator[dict[str, Any]]:
-    """The stored events in sequence order (the newest ``last`` only, when given), each in the
-    export form: seq, time, actor, action, target, details, details_sha256, prev_hash, key_id, hash."""
+def events(store: Store, *, last: int | None = None, action: str | None = None) -> Iterator[dict[str, Any]]:
+    """The stored events in sequence order (the newest ``last`` only, or those of one ``action``,
+    when given), each in the export form: seq, time, actor, action, target, details,
+    details_sha256, prev_hash, key_id, hash."""
     query = select(_TABLE).order_by(_TABLE.c.id)
+    if action is not None:
+        query = query.where(_TABLE.c.action == action)
     if last is not None:
         newest = select(_TABLE.c.id).order_by(_TABLE.c.id.desc()).limit(last).subquery()
         query = query.where(_TABLE.c.id.in_(select(newest.c.id)))
