@@ -95,13 +95,21 @@ def test_keyed_trail_needs_its_key(cli):
     key = {"MEDOPS_AUDIT_KEY": "k-0123456789abcdef"}
     seed_events(cli, 2)
     assert cli.run("audit", "export", "-o", str(cli.db.parent / "a.jsonl"), env=key).returncode == 0  # keyed event
-    with_key = cli.run("audit", "verify", "--json", env=key)
-    assert with_key.returncode == 0 and with_key.json()["keyed"] == 1, with_key.stderr
+    undeclared = cli.run("audit", "verify", "--json", env=key)  # nothing says events 1-2 predate the key
+    assert undeclared.returncode == 1 and undeclared.json()["broken_seq"] == 1, undeclared.stdout
+    assert "--unkeyed-before" in undeclared.json()["reason"]
+    declared = cli.run("audit", "verify", "--unkeyed-before", "3", "--json", env=key)
+    assert declared.returncode == 0, declared.stdout + declared.stderr
+    assert declared.json()["keyed"] == 2 and declared.json()["unkeyed_before"] == 3  # the export and the declaration
+    with_key = cli.run("audit", "verify", "--json", env=key)  # the declaration is in the trail now
+    assert with_key.returncode == 0 and with_key.json()["keyed"] == 2, with_key.stderr
     without = cli.run("audit", "verify")
     assert without.returncode == 2 and without.stdout == ""
     assert without.stderr.strip().count("\n") == 0 and "MEDOPS_AUDIT_KEY" in without.stderr
-    wrong = cli.run("audit", "verify", env={"MEDOPS_AUDIT_KEY": "guess"})
-    assert wrong.returncode == 1 and "broken at event 3" in wrong.stdout and "another key" in wrong.stdout
+    unkeyed_declaration = cli.run("audit", "verify", "--unkeyed-before", "2")  # it would count for nothing
+    assert unkeyed_declaration.returncode == 2 and "needs MEDOPS_AUDIT_KEY" in unkeyed_declaration.stderr
+    wrong = cli.run("audit", "verify", env={"MEDOPS_AUDIT_KEY": "guess"})  # its declaration does not count either
+    assert wrong.returncode == 1 and "broken at event 1" in wrong.stdout
     assert key["MEDOPS_AUDIT_KEY"] not in cli.db.read_bytes().decode("latin-1")
 
 

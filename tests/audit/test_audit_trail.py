@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from medops.audit import AuditSubscriber, export, record, verify
-from medops.audit.trail import events
+from medops.audit.trail import declare_unkeyed_before, events
+from medops.errors import UserError
 from medops.events import RunEnded, RunStarted
 from medops.store.audit import GENESIS
 from medops.store.repository import Store
@@ -61,13 +62,17 @@ def test_keyed_chain_verifies_only_with_the_key(store, monkeypatch):
     add_events(store, 2)  # recorded before the hospital set a key: plain sha256
     monkeypatch.setenv("MEDOPS_AUDIT_KEY", "correct horse battery staple")
     add_events(store, 3)
+    undeclared = verify(store)
+    assert not undeclared.intact and undeclared.broken_seq == 1 and "--unkeyed-before" in undeclared.reason
+    assert declare_unkeyed_before(store, 3).intact  # the site says: events 1-2 predate the key
     keyed = verify(store)
-    assert keyed.intact and keyed.events == 5 and keyed.keyed == 3 and keyed.unverified == 0
+    assert keyed.intact and keyed.events == 6 and keyed.keyed == 4 and keyed.unverified == 0
+    assert keyed.unkeyed_before == 3 and events(store)[-1]["action"] == "audit.unkeyed_before"
     monkeypatch.delenv("MEDOPS_AUDIT_KEY")
     without = verify(store)
-    assert without.intact and without.unverified == 3  # the CLI exits 2 on this: nothing proven
-    wrong = verify(store, b"another key")
-    assert not wrong.intact and wrong.broken_seq == 3 and "another key" in wrong.reason
+    assert without.intact and without.unverified == 4  # the CLI exits 2 on this: nothing proven
+    wrong = verify(store, b"another key")  # the declaration was keyed with the real key: it counts for nothing
+    assert not wrong.intact and wrong.broken_seq == 1
     # the key never reaches the store: only its id
     with store.engine.connect() as connection:
         dump = "\n".join(str(row) for row in connection.exec_driver_sql("SELECT * FROM audit_events"))
@@ -86,6 +91,23 @@ def test_a_chain_rewritten_without_the_key_is_caught(store, monkeypatch):
     assert not result.intact and result.broken_seq == 3 and "not keyed" in result.reason
 
 
+def test_a_keyed_trail_rewritten_whole_without_the_key_is_caught(store, monkeypatch):
+    """issue 19.3: deleting every keyed event and writing the rest again as plain sha256 passed a
+    keyed verify ("intact"): unkeyed events were refused only after a keyed one."""
+    monkeypatch.setenv("MEDOPS_AUDIT_KEY", "k1")
+    add_events(store, 3)
+    with store.engine.begin() as connection:
+        connection.exec_driver_sql("DELETE FROM audit_events")
+    monkeypatch.delenv("MEDOPS_AUDIT_KEY")
+    add_events(store, 2)  # a fresh plain chain: every hash recomputable without the key
+    record(store, "audit.unkeyed_before", "audit", {"unkeyed_before": 99})  # a forged declaration, unkeyed
+    result = verify(store, b"k1")
+    assert not result.intact and result.broken_seq == 1 and "predates the key" in result.reason
+    monkeypatch.setenv("MEDOPS_AUDIT_KEY", "k1")
+    with pytest.raises(UserError, match="from 1 to 4"):
+        declare_unkeyed_before(store, 9)
+
+
 def stdlib_verifier() -> str:
     """The verification snippet of docs/PRIVACY.md's "The audit trail" section, as written."""
     text = DOCS.read_text(encoding="utf-8")
@@ -98,7 +120,9 @@ def stdlib_verifier() -> str:
     return code
 
 
-def run_verifier(tmp_path: Path, export_file: Path, key: str | None = None) -> subprocess.CompletedProcess:
+def run_verifier(
+    tmp_path: Path, export_file: Path, key: str | None = None, anchors: Path | None = None
+) -> subprocess.CompletedProcess:
     script = tmp_path / "verify_audit.py"
     script.write_text(stdlib_verifier(), encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if k != "MEDOPS_AUDIT_KEY"}
@@ -106,18 +130,28 @@ def run_verifier(tmp_path: Path, export_file: Path, key: str | None = None) -> s
         env["MEDOPS_AUDIT_KEY"] = key
     # -I: isolated, so nothing of medops (or the venv's site-packages) is importable
     return subprocess.run(
-        [sys.executable, "-I", str(script), str(export_file)], capture_output=True, text=True, env=env, timeout=60
+        [sys.executable, "-I", str(script), str(export_file), *([str(anchors)] if anchors else [])],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
     )
 
 
 def test_export_verifies_offline_with_the_documented_stdlib_snippet(store, tmp_path, monkeypatch):
     add_events(store, 3)
-    monkeypatch.setenv("MEDOPS_AUDIT_KEY", "s3cret-key")
-    add_events(store, 2)
     out = tmp_path / "audit.jsonl"
+    export(store, out)  # a plain trail, as someone without the key could write it
+    monkeypatch.setenv("MEDOPS_AUDIT_KEY", "s3cret-key")
+    plain = run_verifier(tmp_path, out, key="s3cret-key")
+    assert plain.returncode == 1 and "event 1" in plain.stdout  # issue 19.3: unkeyed, and nothing declared
+    with store.engine.begin() as connection:
+        connection.exec_driver_sql("DELETE FROM audit_events WHERE id = 4")  # the plain audit.export
+    declare_unkeyed_before(store, 4)
+    add_events(store, 1)
     assert export(store, out) == 5
     lines = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
-    assert [e["seq"] for e in lines] == [1, 2, 3, 4, 5]
+    assert [e["seq"] for e in lines] == [1, 2, 3, 4, 5] and lines[3]["action"] == "audit.unkeyed_before"
     assert set(lines[0]) == {
         "seq", "time", "actor", "action", "target", "details", "details_sha256", "prev_hash", "key_id", "hash"
     }  # fmt: skip
@@ -129,8 +163,15 @@ def test_export_verifies_offline_with_the_documented_stdlib_snippet(store, tmp_p
     assert "intact" in ok.stdout and "5 events" in ok.stdout
     no_key = run_verifier(tmp_path, out)
     assert no_key.returncode != 0 and "MEDOPS_AUDIT_KEY" in (no_key.stdout + no_key.stderr)
-    wrong_key = run_verifier(tmp_path, out, key="guess")
-    assert wrong_key.returncode == 1 and "event 4" in wrong_key.stdout
+    wrong_key = run_verifier(tmp_path, out, key="guess")  # its declaration does not verify: event 1 counts for nothing
+    assert wrong_key.returncode == 1 and "event 1" in wrong_key.stdout
+    anchors_file = tmp_path / "anchors.jsonl"
+    anchors_file.write_text(json.dumps({"seq": 5, "hash": lines[4]["hash"], "time": "t", "key_id": "k"}) + "\n")
+    assert run_verifier(tmp_path, out, key="s3cret-key", anchors=anchors_file).returncode == 0
+    cut = tmp_path / "cut.jsonl"
+    cut.write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in lines[:4]), encoding="utf-8")
+    truncated = run_verifier(tmp_path, cut, key="s3cret-key", anchors=anchors_file)
+    assert truncated.returncode == 1 and "anchor at line 1 (event 5)" in truncated.stdout
 
     lines[1]["details"]["run_id"] = 99  # edited in the file
     out.write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in lines), encoding="utf-8")

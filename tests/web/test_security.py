@@ -8,10 +8,12 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
+import httpx
 import pytest
-from dashboard_store import PASSWORD, build
+from dashboard_store import PASSWORD, build, start_server
 from fastapi.testclient import TestClient
 
+from medops.audit import flush
 from medops.testing.fake_openai import FakeBehaviour, FakeOpenAIServer, ServerThread
 from medops.web import create_app
 
@@ -185,9 +187,11 @@ def test_concurrent_wrong_passwords_cannot_outrun_the_sign_in_limit(dash):
         t.start()
     for t in threads:
         t.join()
+    flush(store, everything=True)  # refusals are counted per client and minute (issue 19.5)
     events = api.audit_events(db=store, action="user.login_failed")["events"]
     checked = [e for e in events if e["target"] == "user:race-target" and e["details"]["reason"] == "wrong password"]
-    assert len(checked) <= MAX_FAILURES_PER_NAME, f"{len(checked)} passwords checked"
+    checked_count = sum(e["details"]["count"] for e in checked)
+    assert checked_count <= MAX_FAILURES_PER_NAME, f"{checked_count} passwords checked"
     assert codes.count(429) >= len(forms) - MAX_FAILURES_PER_NAME
 
 
@@ -205,18 +209,72 @@ def test_a_refused_token_is_audited_without_the_token(dash):
     for presented in (secret, "medops_guessed-not-a-token", "not even the prefix"):
         c = TestClient(dash.app, client=("203.0.113.7", 50000), headers={"Authorization": f"Bearer {presented}"})
         assert c.get("/api/runs").status_code == 401
+    flush(store, everything=True)  # the second unknown token of the minute is counted, then written
     events = [
         e for e in api.audit_events(db=store, action="token.refused")["events"] if e["actor"] == "client:203.0.113.7"
     ]
-    assert len(events) == 3, events
+    assert len(events) == 3 and sum(e["details"]["count"] for e in events) == 3, events
     revoked = [e for e in events if e["target"] == f"token:{row['id']}"]
     assert len(revoked) == 1 and revoked[0]["details"] == {
         "route": "/api/runs",
         "client": "203.0.113.7",
         "reason": "revoked",
+        "count": 1,
     }
     trail = str(api.audit_events(db=store)["events"])
     assert secret not in trail and "guessed-not-a-token" not in trail and "not even the prefix" not in trail
+
+
+def test_a_burst_of_bogus_tokens_and_sign_ins_cannot_flood_the_trail(dash):
+    """issue 19.5: 100 bogus bearer tokens added 100 events in 0.3 s, and each rate-limited sign-in
+    one more. Against a real ``medops serve``: refusals are one event per client, reason and minute."""
+    from medops import api
+
+    store = api.open_store(str(dash.db))
+    api.add_user(store, "burst-target", "viewer", PASSWORD, actor="os:test")
+    server = start_server(dash, {})
+    try:
+        before = max(e["seq"] for e in api.audit_events(db=store, last=100000)["events"])
+        with httpx.Client(base_url=dash.base_url, timeout=30) as c:
+            for i in range(100):
+                assert c.get("/api/runs", headers={"Authorization": f"Bearer medops_bogus{i}"}).status_code == 401
+            codes = []
+            for _ in range(30):
+                csrf = re.search(r'name="csrf" value="([^"]+)"', c.get("/login").text).group(1)
+                r = c.post("/login", data={"name": "burst-target", "password": "a wrong guess!", "csrf": csrf})
+                codes.append(r.status_code)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    assert codes == [401] * 5 + [429] * 25
+    added = [e for e in api.audit_events(db=store, last=100000)["events"] if e["seq"] > before]
+    assert len(added) <= 6, [e["action"] for e in added]  # the first of each kind at once (a minute boundary: more)
+    flush(store, everything=True)
+    mine = [e for e in api.audit_events(db=store, last=100000)["events"] if e["actor"] == "client:127.0.0.1"]
+    refused = [e for e in mine if e["action"] == "token.refused"]
+    failed = [e for e in mine if e["action"] == "user.login_failed" and e["target"] == "user:burst-target"]
+    assert len(refused) <= 4 and sum(e["details"]["count"] for e in refused) == 100
+    by_reason: dict[str, int] = {}
+    for e in failed:
+        by_reason[e["details"]["reason"]] = by_reason.get(e["details"]["reason"], 0) + e["details"]["count"]
+    assert by_reason == {"wrong password": 5, "rate limited": 25} and len(failed) <= 8
+
+
+def test_a_token_made_in_the_dashboard_dies_with_its_maker(dash):
+    """issue 19.7: a token an admin made in the dashboard still worked after the admin was disabled."""
+    from medops import api
+
+    store = api.open_store(str(dash.db))
+    api.add_user(store, "leaving-admin", "admin", PASSWORD, actor="os:test")
+    c, csrf = signed_in(dash, "leaving-admin")
+    page = c.post("/admin/tokens", data={"csrf": csrf, "name": "made-in-dashboard", "role": "viewer"})
+    token = re.search(r'id="new-token">([^<]+)<', page.text).group(1)
+    made = [t for t in api.tokens(store) if t["name"] == "made-in-dashboard"]
+    assert made[0]["owner"] == "leaving-admin" and made[0]["kind"] == "service"
+    as_token = TestClient(dash.app, headers={"Authorization": f"Bearer {token}"})
+    assert as_token.get("/api/runs").status_code == 200
+    api.disable_user(store, "leaving-admin", actor="os:test")
+    assert as_token.get("/api/runs").status_code == 401
 
 
 def test_an_operator_cannot_start_canary_rounds_without_end(dash, monkeypatch):

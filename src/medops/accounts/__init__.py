@@ -5,7 +5,16 @@ account is an audit event. See docs/DASHBOARD.md."""
 from medops.accounts.roles import ROLES, AuthError, Principal, check_name
 from medops.accounts.sessions import WebSession, close_session, open_session, session_principal
 from medops.accounts.tokens import create_token, revoke_token, token_principal, tokens
-from medops.accounts.users import add_user, disable_user, login, set_password, sso_failed, sso_login, users
+from medops.accounts.users import (
+    add_user,
+    disable_user,
+    login,
+    remove_user,
+    set_password,
+    sso_failed,
+    sso_login,
+    users,
+)
 
 __all__ = [
     "ROLES",
@@ -19,6 +28,7 @@ __all__ = [
     "disable_user",
     "login",
     "open_session",
+    "remove_user",
     "revoke_token",
     "session_principal",
     "set_password",

@@ -29,6 +29,12 @@ class Principal:
     id: int
     name: str
     role: str
+    owner: str | None = None  # a token's account (None: a site token, made from the shell)
+
+    @property
+    def account(self) -> str | None:
+        """The dashboard account this caller answers to: the user, or the token's owner."""
+        return self.name if self.kind == "user" else self.owner
 
     @property
     def actor(self) -> str:
@@ -44,6 +50,10 @@ def check_role(role: str) -> str:
     if role not in ROLES:
         raise UserError(f"unknown role {role!r}: use one of {', '.join(ROLES)}")
     return role
+
+
+def rank(role: str) -> int:
+    return ROLES.index(check_role(role))
 
 
 def check_name(name: str, what: str) -> str:

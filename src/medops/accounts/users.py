@@ -1,8 +1,24 @@
-"""Dashboard users: Argon2 password hashes (pwdlib), sign-in with rate limiting, disabling, and
-sign-in through single sign-on (the role mapped from the identity provider's claims)."""
+"""Dashboard users: Argon2 password hashes (pwdlib), sign-in with rate limiting, disabling and
+removing, and sign-in through single sign-on (the role mapped from the identity provider's claims).
+
+Sign-in limits are counted in the store (every server process shares them) per account *and*
+client address, with backoff, so that guessing from one address never locks the account out at
+another: 5 failures of an account from one address, then each further try from that address
+waits 1, 2, 4, 8, then 15 minutes after the last failure. An address the account has not signed
+in from in the last 30 days is also refused while the account has more than 5 failures in 15
+minutes from anywhere (guessing from many addresses); an address it has signed in from is not.
+Any address is refused after 20 failures in 15 minutes, whatever the names.
+
+A failed sign-in never records what was typed as the name unless it names an account: the
+trail gets that account (``user:<name>``, ``user_id``), or ``user:unknown`` with a keyed hash of
+what was typed (``name_hmac``: HMAC-SHA256 under ``MEDOPS_AUDIT_KEY``, else under a random
+secret kept in the store), so a password typed into the name field or a patient's name never
+stays in the append-only trail."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import secrets
 from datetime import timedelta
 from typing import Any
@@ -10,7 +26,8 @@ from typing import Any
 from pwdlib import PasswordHash
 
 from medops.accounts.roles import AuthError, Principal, check_name, check_role
-from medops.audit import record
+from medops.accounts.tokens import revoke_owned
+from medops.audit import audit_key, record, refused
 from medops.errors import UserError
 from medops.store import accounts as rows
 from medops.store.repository import Store
@@ -19,8 +36,12 @@ from medops.store.schema import User, utcnow
 MIN_PASSWORD_LENGTH = 10
 # Sign-in rate limits, counted in the store so that every server process shares them.
 LOCK_WINDOW = timedelta(minutes=15)
-MAX_FAILURES_PER_NAME = 5
-MAX_FAILURES_PER_CLIENT = 20
+MAX_FAILURES_PER_ADDRESS = 5  # of one account from one client address, before the backoff
+FIRST_BACKOFF = timedelta(minutes=1)  # doubled at each further failure, at most LOCK_WINDOW
+MAX_FAILURES_PER_NAME = 5  # of one account from anywhere, for addresses it has not signed in from
+TRUSTED_FOR = timedelta(days=30)  # an address the account signed in from stays exempt from that limit
+MAX_FAILURES_PER_CLIENT = 20  # from one address, whatever the names
+UNKNOWN = "unknown"  # the name kept for a sign-in whose name is no account
 
 _hasher = PasswordHash.recommended()  # Argon2id with the library's recommended cost
 # Verified against when the name is unknown, so a wrong name takes as long as a wrong password.
@@ -81,7 +102,17 @@ def disable_user(store: Store, name: str, *, actor: str) -> None:
     user = _existing(store, name)
     rows.update_user(store, user.id, disabled=True)
     rows.end_user_sessions(store, user.id)
-    record(store, "user.disabled", f"user:{name}", {}, actor=actor)
+    revoked = revoke_owned(store, user, "owner disabled", actor=actor)
+    record(store, "user.disabled", f"user:{name}", {"tokens_revoked": revoked}, actor=actor)
+
+
+def remove_user(store: Store, name: str, *, actor: str) -> None:
+    """Remove an account: its tokens are revoked, its sessions end and the account is deleted;
+    audited as ``user.removed``. What it did stays in the audit trail (by ``user:<name>``)."""
+    user = _existing(store, name)
+    revoked = revoke_owned(store, user, "owner removed", actor=actor)
+    rows.delete_user(store, user.id)
+    record(store, "user.removed", f"user:{name}", {"role": user.role, "tokens_revoked": revoked}, actor=actor)
 
 
 def set_password(store: Store, name: str, password: str, *, actor: str) -> None:
@@ -90,34 +121,74 @@ def set_password(store: Store, name: str, password: str, *, actor: str) -> None:
     new_hash = _hasher.hash(_check_password(password))
     rows.update_user(store, user.id, password_hash=new_hash, password_changed_at=utcnow())
     rows.end_user_sessions(store, user.id)
-    record(store, "user.password_changed", f"user:{name}", {}, actor=actor)
+    revoked = revoke_owned(store, user, "owner's password changed", actor=actor)
+    record(store, "user.password_changed", f"user:{name}", {"tokens_revoked": revoked}, actor=actor)
 
 
-def _failed(store: Store, name: str, client: str, reason: str) -> None:
-    details = {"client": client, "reason": reason}
-    record(store, "user.login_failed", f"user:{name}", details, actor=f"client:{client}")
+def name_hmac(store: Store, typed: str) -> str:
+    """A keyed hash of a typed name that is no account: the same typo reads the same, and
+    nobody without the key can test guesses against it."""
+    key = audit_key() or rows.site_secret(store, "sign-in names")
+    return hmac.new(key, b"medops sign-in name\0" + typed.encode(), hashlib.sha256).hexdigest()
+
+
+def _failed(store: Store, user: User | None, typed: str, client: str, reason: str) -> None:
+    details: dict[str, Any] = {"client": client, "reason": reason}
+    if user is not None:
+        details["user_id"] = user.id
+        target = f"user:{user.name}"
+    else:
+        details["name_hmac"] = name_hmac(store, typed)
+        target = f"user:{UNKNOWN}"
+    refused(store, "user.login_failed", target, details, actor=f"client:{client}", reason=reason)
+
+
+def _locked_for(store: Store, user: User | None, client: str) -> timedelta | None:
+    """How long this client must wait before trying this account again (None: it may try now).
+    The attempt being made is already counted as a failure (and dropped again when refused
+    here); a successful sign-in from the client clears its count for the account."""
+    now = utcnow()
+    since = now - LOCK_WINDOW
+    if rows.failures_since(store, since, client=client) > MAX_FAILURES_PER_CLIENT:
+        return LOCK_WINDOW
+    name = user.name if user is not None else UNKNOWN
+    succeeded = rows.last_success(store, name=name, client=client) if user is not None else None
+    times = rows.failure_times(store, max(since, succeeded) if succeeded else since, name=name, client=client)
+    if len(times) > MAX_FAILURES_PER_ADDRESS:
+        backoff = min(FIRST_BACKOFF * 2 ** (len(times) - MAX_FAILURES_PER_ADDRESS - 1), LOCK_WINDOW)
+        wait = times[1] + backoff - now  # times[0] is this attempt
+        if wait > timedelta(0):
+            return wait
+    trusted = succeeded is not None and succeeded >= now - TRUSTED_FOR
+    if user is not None and not trusted and rows.failures_since(store, since, name=name) > MAX_FAILURES_PER_NAME:
+        return LOCK_WINDOW
+    return None
+
+
+def _minutes(wait: timedelta) -> str:
+    minutes = max(1, -(-int(wait.total_seconds()) // 60))
+    return f"{minutes} minute{'s' if minutes > 1 else ''}"
 
 
 def login(store: Store, name: str, password: str, *, client: str) -> Principal:
     """Check a name and password. Refused (AuthError 401, the same message whatever was wrong)
-    for an unknown name, a wrong password or a disabled account; 429 after too many failures
-    for this name or from this client in the last 15 minutes. Each attempt is audited."""
+    for an unknown name, a wrong password or a disabled account; 429 while this client is locked
+    out of this account (see the module's docstring). Each refusal is audited, aggregated per
+    client and minute (``medops.audit.refused``); never with what was typed as the name."""
     name = name[:100]
-    since = utcnow() - LOCK_WINDOW
+    user = rows.user(store, name)
     # Counted as a failure before the (slow) password check and counted with the others after it:
     # of attempts sent at once, only the first few by insertion are checked, however many arrive.
-    attempt = rows.add_attempt(store, name=name, client=client, succeeded=False)
-    if (
-        rows.failures_since(store, since, name=name) > MAX_FAILURES_PER_NAME
-        or rows.failures_since(store, since, client=client) > MAX_FAILURES_PER_CLIENT
-    ):
-        _failed(store, name, client, "rate limited")
-        raise AuthError("too many failed sign-ins: try again in 15 minutes", status=429)
-    user = rows.user(store, name)
+    attempt = rows.add_attempt(store, name=user.name if user else UNKNOWN, client=client, succeeded=False)
+    wait = _locked_for(store, user, client)
+    if wait is not None:
+        rows.delete_attempt(store, attempt)  # no password was checked: waiting it out is enough
+        _failed(store, user, name, client, "rate limited")
+        raise AuthError(f"too many failed sign-ins: try again in {_minutes(wait)}", status=429)
     matched = _hasher.verify(password, user.password_hash if user is not None else _DUMMY_HASH)
     if user is None or not matched or user.disabled:
         reason = "unknown user" if user is None else ("wrong password" if not matched else "account disabled")
-        _failed(store, name, client, reason)
+        _failed(store, user, name, client, reason)
         raise AuthError(REFUSED)
     rows.attempt_succeeded(store, attempt)
     rows.update_user(store, user.id, last_login_at=utcnow())

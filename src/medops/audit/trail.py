@@ -14,7 +14,7 @@ import getpass
 import json
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -49,8 +49,14 @@ ACTIONS = {
     "token.created": "an API token was issued (its id, name and role; never the token)",
     "token.revoked": "an API token was revoked",
     "token.used": "an API request authenticated with a token (the route)",
-    "token.refused": "an API request with an unknown or revoked token (route, client, why; never the token)",
+    "token.refused": "API requests with an unknown or revoked token, one event per client, token, reason and minute "
+    "(the first route, client, why, count; never the token)",
+    "user.removed": "a dashboard user was removed (their tokens revoked, their sessions ended; their history stays)",
+    "audit.unkeyed_before": "the site declared that the unkeyed events before a sequence number predate its audit key",
 }
+DECLARATION = "audit.unkeyed_before"
+# Called with (store, event) after each event is appended (e.g. the anchor written after a gate).
+AFTER_RECORD: list[Callable[[Store, dict[str, Any]], None]] = []
 
 
 def actor(token_id: str | None = None) -> str:
@@ -78,7 +84,22 @@ def record(
 ) -> dict[str, Any]:
     """Append one event (keyed when ``MEDOPS_AUDIT_KEY`` is set) and return it as stored."""
     who = actor if actor is not None else _current_actor()
-    return rows.append(store, actor=who, action=action, target=target, details=details or {}, key=audit_key())
+    event = rows.append(store, actor=who, action=action, target=target, details=details or {}, key=audit_key())
+    for hook in AFTER_RECORD:
+        hook(store, event)
+    return event
+
+
+def refused(store: Store, action: str, target: str, details: dict[str, Any], *, actor: str, reason: str) -> None:
+    """Count a refusal (a bogus token, a failed sign-in) in its minute's tally: each (action, actor,
+    target, reason) becomes one event a minute, with the count and the first refusal's details,
+    so refusals sent by anyone without credentials cannot flood the trail."""
+    rows.tally(store, actor=actor, action=action, target=target, details=details, bucket=(reason,), key=audit_key())
+
+
+def flush(store: Store, *, everything: bool = False) -> int:
+    """Append the refusal tallies of the minutes that have passed (``everything``: this one's too)."""
+    return rows.flush(store, key=audit_key(), everything=everything)
 
 
 @dataclass
@@ -91,6 +112,8 @@ class Verification:
     head_hash: str | None
     broken_seq: int | None = None
     reason: str | None = None
+    unkeyed_before: int | None = None  # unkeyed events before this seq were declared to predate the key
+    anchors: int = 0  # anchors checked (``--anchors``)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -104,16 +127,45 @@ class Verification:
         return f"audit trail intact: {self.events} events{keyed}; last event {self.head_seq}, hash {self.head_hash}"
 
 
-def verify_events(events: Iterable[dict[str, Any]], key: bytes | None) -> Verification:
+def _declared_bound(events: Iterable[dict[str, Any]], key: bytes) -> int | None:
+    """The highest ``unkeyed_before`` of the declarations keyed with ``key`` whose own hash holds
+    (a declaration written without the key counts for nothing)."""
+    our_key_id, bound = rows.key_id(key), None
+    for event in events:
+        if event["action"] == DECLARATION and event["key_id"] == our_key_id:
+            value = event["details"].get("unkeyed_before")
+            if isinstance(value, int) and rows.event_hash(event, key) == event["hash"]:
+                bound = value if bound is None else max(bound, value)
+    return bound
+
+
+def verify_events(
+    events: Iterable[dict[str, Any]],
+    key: bytes | None,
+    *,
+    unkeyed_before: int | None = None,
+    declarations: Iterable[dict[str, Any]] | None = None,
+) -> Verification:
     """Recompute the chain in order; stop at the first event whose sequence number, details
-    hash, previous hash or own hash does not match (edited, deleted or reordered)."""
+    hash, previous hash or own hash does not match (edited, deleted or reordered). With a key,
+    an unkeyed event counts only when a keyed declaration (``audit.unkeyed_before`` among
+    ``declarations``, by default the events themselves; or ``unkeyed_before`` given here) says it
+    predates the key, and no keyed event comes before it."""
     expected, prev_hash, count, keyed, unverified = 1, rows.GENESIS, 0, 0, 0
     head: dict[str, Any] | None = None
     keyed_seen = False
     our_key_id = rows.key_id(key) if key is not None else None
+    bound = None
+    if key is not None:
+        if declarations is None:
+            events = declarations = list(events)
+        declared = _declared_bound(declarations, key)
+        bound = max((b for b in (declared, unkeyed_before) if b is not None), default=None)
 
     def broken(seq: int, reason: str) -> Verification:
-        return Verification(False, count, keyed, unverified, head and head["seq"], head and head["hash"], seq, reason)
+        return Verification(
+            False, count, keyed, unverified, head and head["seq"], head and head["hash"], seq, reason, bound
+        )
 
     for event in events:
         seq = event["seq"]
@@ -141,17 +193,79 @@ def verify_events(events: Iterable[dict[str, Any]], key: bytes | None) -> Verifi
         else:
             if key is not None and keyed_seen:
                 return broken(seq, "it is not keyed although an earlier event is (the chain was rewritten)")
+            if key is not None and (bound is None or seq >= bound):
+                return broken(
+                    seq,
+                    "it is not keyed and no keyed declaration says it predates the key (the chain may have been "
+                    "rewritten without the key; if the site recorded it before setting the key, declare it with "
+                    "medops audit verify --unkeyed-before SEQ)",
+                )
             if rows.event_hash(event, None) != event["hash"]:
                 return broken(seq, "its fields were changed after it was recorded (the hash does not match)")
         prev_hash, expected, count, head = event["hash"], expected + 1, count + 1, event
-    return Verification(True, count, keyed, unverified, head and head["seq"], head and head["hash"])
+    return Verification(
+        True, count, keyed, unverified, head and head["seq"], head and head["hash"], unkeyed_before=bound
+    )
 
 
-def verify(store: Store, key: bytes | None = None, *, use_env_key: bool = True) -> Verification:
-    """Verify the store's whole chain (with ``MEDOPS_AUDIT_KEY`` unless ``key`` is given)."""
+def verify(
+    store: Store,
+    key: bytes | None = None,
+    *,
+    use_env_key: bool = True,
+    anchors: list[dict[str, Any]] | None = None,
+) -> Verification:
+    """Verify the store's whole chain (with ``MEDOPS_AUDIT_KEY`` unless ``key`` is given), then
+    that it is as long as, and agrees with, every anchor given (``medops.audit.anchors.read``)."""
     if key is None and use_env_key:
         key = audit_key()
-    return verify_events(rows.events(store), key)
+    declarations = rows.events(store, action=DECLARATION) if key is not None else None
+    result = verify_events(rows.events(store), key, declarations=declarations)
+    if result.intact and anchors:
+        wanted = {anchor["seq"] for anchor in anchors}
+        return check_anchors(result, {e["seq"]: e for e in rows.events(store) if e["seq"] in wanted}, anchors)
+    return result
+
+
+def check_anchors(
+    result: Verification, by_seq: dict[int, dict[str, Any]], anchors: list[dict[str, Any]]
+) -> Verification:
+    """The first anchor the intact trail ``result`` is shorter than or disagrees with, as broken."""
+    for anchor in anchors:
+        name = f"anchor {anchor['where']} (event {anchor['seq']}, written {anchor['time']})"
+        event = by_seq.get(anchor["seq"])
+        if anchor["seq"] > (result.head_seq or 0):
+            reason = (
+                f"the trail ends at event {result.head_seq or 0} but {name} saw it reach event {anchor['seq']}: "
+                "its newest events were deleted (truncated)"
+            )
+        elif anchor["seq"] and (event is None or event["hash"] != anchor["hash"]):
+            reason = f"event {anchor['seq']} is not the one {name} saw (its hash differs): the trail was rewritten"
+        else:
+            continue
+        result.intact, result.broken_seq, result.reason = False, anchor["seq"], reason
+        break
+    result.anchors = len(anchors)
+    return result
+
+
+def declare_unkeyed_before(store: Store, seq: int, *, actor: str | None = None) -> Verification:
+    """Record, keyed, that the unkeyed events before ``seq`` predate the key (``medops audit
+    verify --unkeyed-before SEQ``), once the chain verifies with that declaration."""
+    key = audit_key()
+    if key is None:
+        raise UserError(f"--unkeyed-before needs {KEY_ENV}: the declaration is recorded keyed with it")
+    found = list(rows.events(store))
+    head = found[-1]["seq"] if found else 0
+    if not 1 <= seq <= head + 1:
+        raise UserError(
+            f"--unkeyed-before {seq}: use a sequence number from 1 to {head + 1} (the trail has {head} events)"
+        )
+    result = verify_events(found, key, unkeyed_before=seq)
+    if not result.intact:
+        return result
+    record(store, DECLARATION, "audit", {"unkeyed_before": seq, "head_seq": head or None}, actor=actor)
+    return verify(store, key)
 
 
 def events(store: Store, last: int | None = None) -> list[dict[str, Any]]:

@@ -70,9 +70,17 @@ def users_list(db: str = DB_OPTION, as_json: bool = JSON_OPTION) -> None:
 
 @users_app.command("disable")
 def users_disable(name: str = typer.Argument(...), db: str = DB_OPTION) -> None:
-    """Disable a user: they can no longer sign in, and their open sessions end."""
+    """Disable a user: they can no longer sign in, their open sessions end, the tokens they own are revoked."""
     api.disable_user(api.open_store(db), name, actor=actor())
     out.print(f"user {escape(name)} disabled")
+
+
+@users_app.command("remove")
+def users_remove(name: str = typer.Argument(...), db: str = DB_OPTION) -> None:
+    """Remove a user: their tokens are revoked and their sessions end; what they did stays in the
+    audit trail."""
+    api.remove_user(api.open_store(db), name, actor=actor())
+    out.print(f"user {escape(name)} removed")
 
 
 @users_app.command("passwd")
@@ -81,7 +89,7 @@ def users_passwd(
     password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from standard input."),
     db: str = DB_OPTION,
 ) -> None:
-    """Set a user's password (their open sessions end)."""
+    """Set a user's password (their open sessions end and the tokens they own are revoked)."""
     store = api.open_store(db)
     api.set_password(store, name, _password(password_stdin), actor=actor())
     out.print(f"password of {escape(name)} changed")
@@ -91,11 +99,15 @@ def users_passwd(
 def tokens_create(
     name: str = typer.Option(..., "--name", help="What the token is for (unique), e.g. ci-gate."),
     role: str = typer.Option(..., "--role", help=ROLE_HELP),
+    user: str = typer.Option(None, "--user", help="The token acts for this user (role at most theirs)."),
+    owner: str = typer.Option(None, "--owner", help="A service token owned by this admin."),
     db: str = DB_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Issue a token and print it once: only its hash is kept. Send it as ``Authorization: Bearer``."""
-    token, _ = api.create_token(api.open_store(db), name, role, actor=actor())
+    """Issue a token and print it once: only its hash is kept. Send it as ``Authorization: Bearer``.
+    A token for --user or owned by --owner is revoked when that account is disabled, removed or
+    changes password; without either it is the site's (revoked only by ``medops tokens revoke``)."""
+    token, _ = api.create_token(api.open_store(db), name, role, actor=actor(), user=user, owner=owner)
     if as_json:
         print(json.dumps({"token": token}))
     else:
@@ -111,7 +123,7 @@ def tokens_list(db: str = DB_OPTION, as_json: bool = JSON_OPTION) -> None:
     elif not found:
         out.print("no tokens yet: medops tokens create --name NAME --role viewer")
     else:
-        _table(found, ["id", "name", "role", "created_at", "created_by", "last_used_at", "revoked_at"])
+        _table(found, ["id", "name", "role", "kind", "owner", "created_at", "created_by", "last_used_at", "revoked_at"])
 
 
 @tokens_app.command("revoke")

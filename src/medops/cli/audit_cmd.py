@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from medops.audit import trail
+from medops.audit import anchors, trail
 from medops.cli.console import err, out
 from medops.cli.options import DB_OPTION, JSON_OPTION
 from medops.errors import UserError
@@ -29,7 +29,9 @@ def list_cmd(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """The recorded events, oldest first: time, actor, action, target, details."""
-    found = trail.events(Store.open(db), last=limit)
+    store = Store.open(db)
+    trail.flush(store)  # refusal tallies of the minutes that have passed
+    found = trail.events(store, last=limit)
     if as_json:
         print(json.dumps(found, ensure_ascii=False))
         return
@@ -52,10 +54,35 @@ def list_cmd(
 
 
 @app.command("verify")
-def verify_cmd(db: str = DB_OPTION, as_json: bool = JSON_OPTION) -> None:
+def verify_cmd(
+    unkeyed_before: int = typer.Option(
+        None,
+        "--unkeyed-before",
+        min=1,
+        help="Declare (recorded, keyed) that the unkeyed events before SEQ were recorded before the site set "
+        "MEDOPS_AUDIT_KEY; without it, a keyed check refuses every unkeyed event.",
+    ),
+    anchor_file: Path = typer.Option(
+        None, "--anchors", help="A file of anchors (medops audit anchor): fail when the trail is shorter or differs."
+    ),
+    db: str = DB_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
     """Recompute every hash in order: exit 0 when the chain is intact, 1 naming the first event that
-    was edited, deleted or reordered, 2 when keyed events cannot be checked (MEDOPS_AUDIT_KEY unset)."""
-    result = trail.verify(Store.open(db))
+    was edited, deleted or reordered (or the anchor it fails), 2 when keyed events cannot be checked
+    (MEDOPS_AUDIT_KEY unset)."""
+    found_anchors = anchors.read(anchor_file) if anchor_file is not None else None
+    store = Store.open(db)
+    trail.flush(store)
+    if unkeyed_before is not None:
+        declared = trail.declare_unkeyed_before(store, unkeyed_before)
+        if not declared.intact:
+            if as_json:
+                print(json.dumps(declared.to_dict(), ensure_ascii=False))
+            else:
+                out.print(f"[red]{escape(declared.describe())}[/] (nothing declared)")
+            raise typer.Exit(1)
+    result = trail.verify(store, anchors=found_anchors)
     if as_json:
         print(json.dumps(result.to_dict(), ensure_ascii=False))
     if not result.intact:
@@ -68,7 +95,28 @@ def verify_cmd(db: str = DB_OPTION, as_json: bool = JSON_OPTION) -> None:
             "to the store's audit key to verify them"
         )
     if not as_json:
-        out.print(escape(result.describe()))
+        checked = f"; {result.anchors} anchors agree" if result.anchors else ""
+        out.print(escape(result.describe() + checked))
+
+
+@app.command("anchor")
+def anchor_cmd(
+    to: list[str] = typer.Option(
+        None,
+        "--to",
+        help="Where to write the head: a file (appended), syslog[:ADDRESS], or an http(s):// webhook. "
+        f"Repeatable; default {anchors.SINKS_ENV} (comma-separated).",
+    ),
+    db: str = DB_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Write the trail's head (seq, hash, time, key id) outside the database, for verify --anchors.
+    Run it on a schedule (docs/PRIVACY.md); medops also writes one after every gate decision."""
+    found = anchors.anchor(Store.open(db), list(to) if to else None)
+    if as_json:
+        print(json.dumps(found, ensure_ascii=False))
+    else:
+        out.print(f"anchored event {found['seq']}, hash {found['hash']}")
 
 
 @app.command("export")
@@ -77,5 +125,7 @@ def export_cmd(
     db: str = DB_OPTION,
 ) -> None:
     """Write the whole chain as JSONL, verifiable offline (docs/PRIVACY.md, "The audit trail")."""
-    count = trail.export(Store.open(db), output)
+    store = Store.open(db)
+    trail.flush(store)
+    count = trail.export(store, output)
     err.print(f"wrote {count} audit events to {output}")

@@ -3,15 +3,16 @@ attempts. Policy (hashing, roles, rate limits, auditing) lives in ``medops.accou
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from medops.errors import UserError
 from medops.store.repository import Store
-from medops.store.schema import ApiToken, LoginAttempt, User, WebSession, utcnow
+from medops.store.schema import ApiToken, LoginAttempt, SiteSecret, User, WebSession, utcnow
 
 
 def _insert(store: Store, model: type, values: dict[str, Any], what: str) -> int:
@@ -46,6 +47,13 @@ def update_user(store: Store, user_id: int, **values: Any) -> None:
         s.execute(update(User).where(User.id == user_id).values(**values))
 
 
+def delete_user(store: Store, user_id: int) -> None:
+    """Delete an account row (its sessions go with it)."""
+    with store.session() as s:
+        s.execute(delete(WebSession).where(WebSession.user_id == user_id))
+        s.execute(delete(User).where(User.id == user_id))
+
+
 def insert_token(store: Store, **values: Any) -> int:
     return _insert(store, ApiToken, values, "a token named")
 
@@ -68,6 +76,13 @@ def tokens(store: Store) -> list[ApiToken]:
 def update_token(store: Store, token_id: int, **values: Any) -> None:
     with store.session() as s:
         s.execute(update(ApiToken).where(ApiToken.id == token_id).values(**values))
+
+
+def live_tokens_of(store: Store, owner_id: int) -> list[ApiToken]:
+    """The tokens an account owns that are not revoked."""
+    with store.session() as s:
+        query = select(ApiToken).where(ApiToken.owner_id == owner_id, ApiToken.revoked_at.is_(None))
+        return list(s.scalars(query.order_by(ApiToken.id)))
 
 
 def insert_session(store: Store, *, session_sha256: str, user_id: int) -> int:
@@ -102,13 +117,18 @@ def add_attempt(store: Store, *, name: str, client: str, succeeded: bool) -> int
         return s.execute(insert(LoginAttempt).values(**values).returning(LoginAttempt.id)).scalar_one()
 
 
+def delete_attempt(store: Store, attempt_id: int) -> None:
+    with store.session() as s:
+        s.execute(delete(LoginAttempt).where(LoginAttempt.id == attempt_id))
+
+
 def attempt_succeeded(store: Store, attempt_id: int) -> None:
     with store.session() as s:
         s.execute(update(LoginAttempt).where(LoginAttempt.id == attempt_id).values(succeeded=True))
 
 
 def failures_since(store: Store, since: datetime, *, name: str | None = None, client: str | None = None) -> int:
-    """Failed sign-ins since ``since`` for one name or from one client."""
+    """Failed sign-ins since ``since`` for one account name, from one client, or both."""
     query = select(func.count()).select_from(LoginAttempt).where(LoginAttempt.at >= since, ~LoginAttempt.succeeded)
     if name is not None:
         query = query.where(LoginAttempt.name == name)
@@ -116,3 +136,37 @@ def failures_since(store: Store, since: datetime, *, name: str | None = None, cl
         query = query.where(LoginAttempt.client == client)
     with store.session() as s:
         return s.execute(query).scalar_one()
+
+
+def failure_times(store: Store, since: datetime, *, name: str, client: str) -> list[datetime]:
+    """When the sign-ins of one account from one client failed after ``since``, newest first."""
+    query = select(LoginAttempt.at).where(
+        LoginAttempt.at > since, ~LoginAttempt.succeeded, LoginAttempt.name == name, LoginAttempt.client == client
+    )
+    with store.session() as s:
+        return list(s.scalars(query.order_by(LoginAttempt.id.desc())))
+
+
+def last_success(store: Store, *, name: str, client: str) -> datetime | None:
+    """When the account last signed in successfully from this client (None: never)."""
+    query = select(func.max(LoginAttempt.at)).where(
+        LoginAttempt.succeeded, LoginAttempt.name == name, LoginAttempt.client == client
+    )
+    with store.session() as s:
+        found = s.execute(query).scalar_one()
+    return found if found is None or found.tzinfo else found.replace(tzinfo=utcnow().tzinfo)
+
+
+def site_secret(store: Store, name: str) -> bytes:
+    """A random secret made once per store under ``name`` (read back by every process)."""
+    with store.session() as s:
+        found = s.get(SiteSecret, name)
+        if found is not None:
+            return bytes.fromhex(found.value)
+    try:
+        with store.session() as s:
+            s.execute(insert(SiteSecret).values(name=name, value=secrets.token_hex(32)))
+    except IntegrityError:  # another process made it first
+        pass
+    with store.session() as s:
+        return bytes.fromhex(s.get(SiteSecret, name).value)

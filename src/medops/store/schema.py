@@ -288,6 +288,10 @@ class ApiToken(Base):
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
     revoked_by: Mapped[str | None] = mapped_column(String(200))
+    # migration 0012: the account the token belongs to (None: made from the shell, owned by the site);
+    # "user": acts for that account (role capped by its role), "service": owned by an admin
+    owner_id: Mapped[int | None]
+    kind: Mapped[str] = mapped_column(String(20), default="service")
 
 
 class WebSession(Base):
@@ -311,3 +315,30 @@ class LoginAttempt(Base):
     name: Mapped[str] = mapped_column(String(100))
     client: Mapped[str] = mapped_column(String(100))
     succeeded: Mapped[bool] = mapped_column(Boolean)
+
+
+class AuditTally(Base):
+    """Refusals of one kind from one source within one minute (migration 0012): the first is an
+    audit event at once, the others are counted here and appended as one event with their count
+    once the minute has passed, so that a burst of bogus credentials cannot flood the chain."""
+
+    __tablename__ = "audit_tallies"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    bucket: Mapped[str] = mapped_column(String(700), unique=True)  # action, actor, target, reason, minute
+    minute: Mapped[str] = mapped_column(String(17), index=True)  # e.g. 2025-05-07T06:14Z
+    action: Mapped[str] = mapped_column(String(100))
+    actor: Mapped[str] = mapped_column(String(200))
+    target: Mapped[str] = mapped_column(String(500))
+    details: Mapped[dict[str, Any]]  # the first refusal's details (that one is in the trail already)
+    count: Mapped[int]  # refusals after the first
+    first_at: Mapped[str | None] = mapped_column(String(32))  # of those
+    last_at: Mapped[str | None] = mapped_column(String(32))
+
+
+class SiteSecret(Base):
+    """A random secret made once per store (migration 0012): keys the hash of an unknown user
+    name typed at a failed sign-in when no ``MEDOPS_AUDIT_KEY`` is set."""
+
+    __tablename__ = "site_secrets"
+    name: Mapped[str] = mapped_column(String(50), primary_key=True)
+    value: Mapped[str] = mapped_column(String(128))

@@ -315,7 +315,9 @@ def create_token(
     found: Caller = Depends(admin),
 ) -> Response:
     check_csrf(found, csrf)
-    token, row = api.create_token(store_of(request), name.strip(), role, actor=found.principal.actor)
+    # owned by whoever made it: revoked when that account is disabled, removed or changes password
+    owner = found.principal.account
+    token, row = api.create_token(store_of(request), name.strip(), role, actor=found.principal.actor, owner=owner)
     return _accounts_page(request, new_token=token, token_name=row.get("name"))  # shown once, never stored
 
 
