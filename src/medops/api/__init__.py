@@ -54,10 +54,12 @@ from medops.api.dashboard import (
 )
 from medops.api.runs import (
     Rule,
+    RunNotice,
     RunOutcome,
     StoreRef,
     Verdict,
     compare,
+    config_notes,
     evaluate,
     exam_config,
     export,
@@ -78,6 +80,7 @@ __all__ = [
     "AuthError",
     "Principal",
     "Rule",
+    "RunNotice",
     "RunOutcome",
     "StoreRef",
     "Verdict",
@@ -92,6 +95,7 @@ __all__ = [
     "close_session",
     "compare",
     "compare_detail",
+    "config_notes",
     "create_token",
     "datasets",
     "disable_user",
