@@ -1,10 +1,10 @@
-"""Precision and recall of the answer-extraction cascade on the table in tests/grading/test_extract.py.
+"""Precision and recall of the answer-extraction cascade on the table in tests/scoring/test_extract.py.
 
 python benchmarks/extraction_quality.py [--extract PATH] [--no-options]
 
 Precision: of the completions read as some letter, the share read as the expected letter.
 Recall: of the completions that name one option, the share read as that option.
-``--extract`` scores another version of grading/extract.py (e.g. one taken from git history);
+``--extract`` scores another version of scoring/extract.py (e.g. one taken from git history);
 ``--no-options`` reads without option texts, as the rewards did before options travelled in the rows.
 """
 
@@ -47,11 +47,11 @@ def score(rows, extract, use_options: bool = True) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--extract", type=Path, help="another grading/extract.py to score")
+    parser.add_argument("--extract", type=Path, help="another scoring/extract.py to score")
     parser.add_argument("--no-options", action="store_true", help="read without option texts")
     args = parser.parse_args()
     sys.path.insert(0, str(TESTS))
-    table = _load("extraction_table", TESTS / "grading" / "test_extract.py")
+    table = _load("extraction_table", TESTS / "scoring" / "test_extract.py")
     extract = _load("other_extract", args.extract).extract_choice if args.extract else table.extract_choice
     rows = [(text, expected, table.QUESTIONS[question]) for text, expected, question in table.TABLE]
     korean = [row for row in rows if re.search("[가-힣]", row[0])]

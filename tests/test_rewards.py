@@ -9,10 +9,10 @@ import json
 import pytest
 
 from conftest import write_jsonl
-from grading.test_extract import QUESTIONS, TABLE
 from medops.datasets.mcqa import load_mcqa
-from medops.grading.extract import extract_choice
 from medops.rewards import accuracy_reward, compute_score
+from medops.scoring.extract import extract_choice
+from scoring.test_extract import QUESTIONS, TABLE
 
 pytest.importorskip("datasets")
 pytest.importorskip("pyarrow")

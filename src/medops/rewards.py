@@ -27,7 +27,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from medops.grading.extract import extract_choice
+from medops.scoring.extract import extract_choice
 
 _BOXED = re.compile(r"\\boxed\s*\{")
 _R1 = re.compile(r"^\s*<think>.*?</think>\s*<answer>.*?</answer>\s*$", re.DOTALL)

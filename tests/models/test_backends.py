@@ -17,10 +17,10 @@ from medops.errors import UserError
 from medops.evaluation.config import HealthBenchConfig, McqaConfig
 from medops.evaluation.run import run_healthbench
 from medops.grading.templates import default_template
-from medops.models.backends import BACKENDS, Capabilities, backends_with, create_model, register
+from medops.models.backends import BACKENDS, Capabilities, backends_with, register
 from medops.models.openai_chat import RetryPolicy
 from medops.models.pricing import Price, price_for, priced
-from medops.models.spec import ModelSpec, parse_model_spec
+from medops.models.spec import ModelSpec, create_model, parse_model_spec
 from medops.store.repository import Store
 
 OLD_GRADER = {  # a grader as runs stored it before ModelSpec and SpecConfig were one

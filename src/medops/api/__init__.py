@@ -45,10 +45,12 @@ from medops.api.monitoring import acknowledge_alert, alerts, monitoring
 from medops.api.run_pages import compare_detail, datasets, gate_history, run_detail, runs_filtered
 from medops.api.runs import (
     Rule,
+    RunNotice,
     RunOutcome,
     StoreRef,
     Verdict,
     compare,
+    config_notes,
     evaluate,
     exam_config,
     export,
@@ -69,6 +71,7 @@ __all__ = [
     "AuthError",
     "Principal",
     "Rule",
+    "RunNotice",
     "RunOutcome",
     "StoreRef",
     "Verdict",
@@ -83,6 +86,7 @@ __all__ = [
     "close_session",
     "compare",
     "compare_detail",
+    "config_notes",
     "create_token",
     "datasets",
     "disable_user",

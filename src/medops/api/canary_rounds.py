@@ -13,7 +13,7 @@ from medops.audit import AuditSubscriber
 from medops.datasets.hub import HUB_EXAMS
 from medops.datasets.registry import BUILTIN_DATASETS, PACKAGED_DATASETS
 from medops.errors import UserError
-from medops.models.spec import parse_model_spec
+from medops.models.targets import canary_target
 from medops.monitor.canary import canary_config, run_canary
 
 BASE_URLS_ENV = "MEDOPS_CANARY_BASE_URLS"  # comma-separated
@@ -49,15 +49,18 @@ def check_canary(chosen: dict[str, Any]) -> dict[str, Any]:
     (``MEDOPS_CANARY_BASE_URLS``, ``MEDOPS_MODEL_BASE_URL``, ``MEDOPS_GRADER_BASE_URL``), since the
     server's API key goes wherever the base URL points; models are HTTP endpoints, never in
     process. See docs/DASHBOARD.md."""
+    # the model is the canary target the round evaluates; the grader is an endpoint of the same kind
     for role in ("model", "grader"):
         spec = chosen.get(role)
-        if spec and parse_model_spec(spec, what=role).capabilities.in_process:
+        if not spec:
+            continue
+        target = canary_target(spec, chosen.get(f"{role}_base_url"), source=f"{role} base URL")
+        if target.spec(what=role).capabilities.in_process:
             raise UserError(
                 f"{role} '{spec}': canary rounds from the dashboard call HTTP endpoints only "
                 "(in-process models: medops monitor canary)"
             )
-        url = chosen.get(f"{role}_base_url")
-        if url and url.strip().rstrip("/") not in _allowed_base_urls():
+        if target.endpoint_key and target.endpoint_key not in _allowed_base_urls():
             raise UserError(
                 f"{role} base URL: not one this server is configured for "
                 f"({BASE_URLS_ENV}, MEDOPS_MODEL_BASE_URL, MEDOPS_GRADER_BASE_URL)"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from medops.evaluation.run import evaluate as _evaluate
 from medops.evaluation.settings import exam_config as _exam_config
 from medops.evaluation.settings import healthbench_config as _healthbench_config
 from medops.evaluation.subscribers import run_subscribers
+from medops.evaluation.variants import VARIANTS
 from medops.events import EventBus
 from medops.ops.compare import compare_runs
 from medops.ops.gate import Rule, Verdict, evaluate_gate, load_policy
@@ -23,6 +25,14 @@ from medops.reports.report import build_report
 from medops.store.repository import Store, effective_status
 
 StoreRef = str | Path | Store | None
+Notice = Callable[[str], None]
+
+DEMO_GRADER = "local:smollm2"
+
+
+class RunNotice(UserWarning):
+    """What a user should know about a run (its settings, why it is stopping): every front shows it.
+    ``evaluate`` and ``resume`` hand each to ``on_notice``, or warn with this class without one."""
 
 
 def open_store(db: StoreRef = None) -> Store:
@@ -30,20 +40,57 @@ def open_store(db: StoreRef = None) -> Store:
     return db if isinstance(db, Store) else Store.open(str(db) if db is not None else None)
 
 
-def healthbench_config(**options: Any) -> HealthBenchConfig:
+def healthbench_config(*, explicit: Collection[str] | None = None, **options: Any) -> HealthBenchConfig:
     """Settings of a HealthBench-format run; keywords are the CLI's flags in snake case
-    (``model_base_url=`` for ``--model-base-url``), each given one counting as explicit."""
-    return _healthbench_config(options, explicit=options.keys())
+    (``model_base_url=`` for ``--model-base-url``). ``explicit``: the options the user chose, which a
+    ``preset`` never overrides (default: every option given)."""
+    return _healthbench_config(options, explicit=options.keys() if explicit is None else explicit)
 
 
-def meta_eval_config(**options: Any) -> HealthBenchConfig:
+def meta_eval_config(*, explicit: Collection[str] | None = None, **options: Any) -> HealthBenchConfig:
     """Settings of a meta-evaluation (a grader against physicians)."""
-    return _healthbench_config(options, explicit=options.keys(), benchmark="meta-eval")
+    chosen = options.keys() if explicit is None else explicit
+    return _healthbench_config(options, explicit=chosen, benchmark="meta-eval")
 
 
 def exam_config(**options: Any) -> McqaConfig:
     """Settings of an exam run (``task=``, ``data=``, ``model=``, ``style=``, ...)."""
     return _exam_config(options)
+
+
+def config_notes(config: HealthBenchConfig | McqaConfig) -> list[str]:
+    """What a user should know before a run with these settings starts; ``evaluate`` emits them."""
+    if not isinstance(config, HealthBenchConfig):
+        return []
+    notes = []
+    if config.preset and config.grader_template_source == "medops-default":
+        notes.append(
+            f"note: --preset {config.preset} keeps medops's grader template; give "
+            "--grader-template FILE holding simple-evals' GRADER_TEMPLATE for the reference's grader "
+            "prompts byte for byte."
+        )
+    variant = VARIANTS.get(config.data)
+    if variant is not None and str(config.grader) != variant.grader:
+        notes.append(
+            f"note: the reference grades {variant.name} with {variant.grader} (reasoning effort "
+            f"{variant.grader_reasoning_effort}) and simple-evals' GRADER_TEMPLATE; scores from another grader are "
+            f"not comparable with published ones. Length adjustment: center {config.length_center} chars, "
+            f"{config.length_penalty} per 500 chars."
+        )
+    # a meta-evaluation measures the grader itself; everywhere else the grader judges a model
+    if str(config.grader) == DEMO_GRADER and config.benchmark != "meta-eval":
+        notes.append(
+            f"note: {DEMO_GRADER} is a 135M-parameter demo grader, not a valid judge: its "
+            "scores check the plumbing and say nothing about the model. Use a strong grader (or one you have "
+            "validated with `medops meta-eval`) for real evaluations."
+        )
+    return notes
+
+
+def _notifier(on_notice: Notice | None) -> Notice:
+    if on_notice is not None:
+        return on_notice
+    return lambda message: warnings.warn(message, RunNotice, stacklevel=2)
 
 
 def evaluate(
@@ -54,14 +101,19 @@ def evaluate(
     subscribers: Iterable[object] = (),
     phi_policy: str | None = None,
     on_progress: Callable[[Counters], None] | None = None,
+    on_notice: Notice | None = None,
 ) -> RunOutcome:
     """Run an evaluation to its end and record it. ``subscribers`` receive the run's events
     (``medops.events``): they may log, audit, or rewrite and refuse calls. Every run also gets the
     PHI guard (``phi_policy``: redact, block or allow for every endpoint; None: ``MEDOPS_PHI_POLICY``,
-    else redact external endpoints and allow internal ones) and the audit trail."""
+    else redact external endpoints and allow internal ones) and the audit trail. The settings'
+    notes (``config_notes``) and the run's notices go to ``on_notice``, else warn (``RunNotice``)."""
+    notify = _notifier(on_notice)
+    for note in config_notes(config):
+        notify(note)
     store = open_store(db)
     bus = EventBus(run_subscribers(store, subscribers, phi_policy=phi_policy))
-    return _evaluate(config, store, name=name, bus=bus, on_progress=on_progress)
+    return _evaluate(config, store, name=name, bus=bus, on_progress=on_progress, on_notice=notify)
 
 
 def resume(
@@ -72,17 +124,22 @@ def resume(
     subscribers: Iterable[object] = (),
     phi_policy: str | None = None,
     on_progress: Callable[[Counters], None] | None = None,
+    on_notice: Notice | None = None,
+    benchmarks: Collection[str] | None = None,
 ) -> RunOutcome:
     """Continue an interrupted or incomplete run: only the calls that failed or never ran are made
-    (the PHI policy is chosen anew, as for ``evaluate``)."""
+    (the PHI policy is chosen anew, as for ``evaluate``). ``benchmarks``: refuse a run of any other
+    benchmark (a command resumes only its own runs)."""
     store = open_store(db)
     return _evaluate(
         None,
         store,
         resume=run_ref,
+        kinds=tuple(benchmarks) if benchmarks is not None else None,
         budget_usd=budget_usd,
         bus=EventBus(run_subscribers(store, subscribers, phi_policy=phi_policy)),
         on_progress=on_progress,
+        on_notice=_notifier(on_notice),
     )
 
 

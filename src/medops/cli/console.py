@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 
 from rich.console import Console
+from rich.markup import escape
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False)
@@ -16,6 +17,11 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 def install_warning_printer() -> None:
     warnings.showwarning = _show_warning
+
+
+def print_notice(message: str) -> None:
+    """A note or notice ``medops.api`` emits about a run (its settings, why it is stopping)."""
+    err.print(f"[yellow]{escape(message)}[/]", soft_wrap=True)
 
 
 def trackers(store, mlflow_uri: str | None, phi_policy: str | None = None) -> list:

@@ -16,7 +16,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from medops.cli.console import close_run, err, trackers
+from medops import api
+from medops.cli.console import close_run, err, print_notice, trackers
 from medops.cli.options import (
     BATCH_SIZE_OPTION,
     BUDGET_OPTION,
@@ -37,16 +38,12 @@ from medops.cli.options import (
 from medops.cli.show import show_outcome
 from medops.evaluation.config import HealthBenchConfig
 from medops.evaluation.engine import Counters
-from medops.evaluation.run import run_healthbench
-from medops.evaluation.settings import HEALTHBENCH_DEFAULTS, healthbench_config
-from medops.evaluation.variants import VARIANTS
-from medops.events import EventBus
-from medops.store.repository import Store
+from medops.evaluation.settings import HEALTHBENCH_DEFAULTS
 
 app = typer.Typer(help="Run an evaluation and record it in the store.", no_args_is_help=True)
 
 
-DEFAULT_LOCAL_MODEL = DEMO_GRADER = "local:smollm2"
+DEFAULT_LOCAL_MODEL = "local:smollm2"
 
 
 class VerdictMode(str, Enum):
@@ -154,28 +151,10 @@ def healthbench(
     preset: Preset = typer.Option(None, "--preset", help=PRESET_HELP),
 ) -> None:
     """Score a model on a HealthBench-format rubric set (one grader call per criterion)."""
-    store = Store.open(db)
-    config = None if resume is not None else healthbench_config(_options(locals()), explicit=_explicit(ctx))
-    _preset_note(config)
-    variant = VARIANTS.get(config.data) if config is not None else None
-    if variant is not None and config is not None and str(config.grader) != variant.grader:
-        err.print(
-            f"[bold yellow]note:[/] the reference grades {variant.name} with {variant.grader} (reasoning effort "
-            f"{variant.grader_reasoning_effort}) and simple-evals' GRADER_TEMPLATE; scores from another grader are "
-            f"not comparable with published ones. Length adjustment: center {config.length_center} chars, "
-            f"{config.length_penalty} per 500 chars.",
-            soft_wrap=True,
-        )
-    if config is not None and str(config.grader) == DEMO_GRADER:
-        err.print(
-            f"[bold yellow]note:[/] {DEMO_GRADER} is a 135M-parameter demo grader, not a valid judge: its "
-            "scores check the plumbing and say nothing about the model. Use a strong grader (or one you have "
-            "validated with `medops meta-eval`) for real evaluations.",
-            soft_wrap=True,
-        )
+    config = None if resume is not None else api.healthbench_config(explicit=_explicit(ctx), **_options(locals()))
     _execute(
         config,
-        store,
+        db,
         name=name,
         resume=resume,
         as_json=as_json,
@@ -187,7 +166,7 @@ def healthbench(
 
 def _execute(
     config: HealthBenchConfig | None,
-    store: Store,
+    db: str | None,
     *,
     name: str | None,
     resume: str | None,
@@ -196,19 +175,25 @@ def _execute(
     mlflow_uri: str | None = None,
     phi_policy: str | None = None,
 ) -> None:
-    """Run (or resume), print the summary, and exit 0 / 130 (interrupted) / 2 (failed)."""
+    """Run (or resume) through ``medops.api``, print its notes and the summary, and exit 0 / 130
+    (interrupted) / 2 (failed)."""
+    store = api.open_store(db)
     subscribers = trackers(store, mlflow_uri, phi_policy)
     with _progress(enabled=not as_json) as update:
-        outcome = run_healthbench(
-            config,
-            store,
-            name=name,
-            resume=resume,
-            on_progress=update,  # type: ignore[arg-type]
-            on_notice=lambda m: err.print(f"[yellow]{m}[/]"),
-            budget_usd=budget_usd if resume is not None else None,
-            bus=EventBus(subscribers),
-        )
+        if config is not None:
+            outcome = api.evaluate(
+                config, db=store, name=name, subscribers=subscribers, on_progress=update, on_notice=print_notice
+            )
+        else:
+            outcome = api.resume(
+                str(resume),
+                db=store,
+                budget_usd=budget_usd,
+                subscribers=subscribers,
+                on_progress=update,
+                on_notice=print_notice,
+                benchmarks=("healthbench", "meta-eval"),
+            )
     show_outcome(store, outcome, as_json)
     close_run(outcome, subscribers)
 
@@ -252,16 +237,10 @@ def meta_eval(
     preset: Preset = typer.Option(None, "--preset", help=PRESET_HELP),
 ) -> None:
     """Measure how well a grader agrees with physicians (HealthBench meta-evaluation)."""
-    store = Store.open(db)
-    config = (
-        None
-        if resume is not None
-        else healthbench_config(_options(locals()), explicit=_explicit(ctx), benchmark="meta-eval")
-    )
-    _preset_note(config)
+    config = None if resume is not None else api.meta_eval_config(explicit=_explicit(ctx), **_options(locals()))
     _execute(
         config,
-        store,
+        db,
         name=name,
         resume=resume,
         as_json=as_json,
@@ -269,16 +248,6 @@ def meta_eval(
         mlflow_uri=mlflow_uri,
         phi_policy=phi_policy,
     )
-
-
-def _preset_note(config: HealthBenchConfig | None) -> None:
-    if config is not None and config.preset and config.grader_template_source == "medops-default":
-        err.print(
-            f"[bold yellow]note:[/] --preset {config.preset} keeps medops's grader template; give "
-            "--grader-template FILE holding simple-evals' GRADER_TEMPLATE for the reference's grader "
-            "prompts byte for byte.",
-            soft_wrap=True,
-        )
 
 
 def _explicit(ctx: typer.Context) -> set[str]:

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import typer
 
-from medops.cli.console import close_run, err, out, trackers
+from medops import api
+from medops.cli.console import close_run, out, print_notice, trackers
 from medops.cli.options import (
     BATCH_SIZE_OPTION,
     BUDGET_OPTION,
@@ -32,12 +33,9 @@ from medops.cli.show import show_outcome
 from medops.datasets.mcqa import TASKS, load_mcqa
 from medops.datasets.registry import resolve
 from medops.errors import UserError
-from medops.evaluation.run import run_mcqa
-from medops.evaluation.settings import EXAM_DEFAULTS, exam_config
-from medops.events import EventBus
+from medops.evaluation.settings import EXAM_DEFAULTS
 from medops.prompts.mcqa import STYLES, default_language
 from medops.prompts.training_rows import training_row
-from medops.store.repository import Store
 
 Task = Enum("Task", {t: t for t in TASKS}, type=str)  # type: ignore[misc]
 Style = Enum("Style", {s: s for s in STYLES}, type=str)  # type: ignore[misc]
@@ -93,20 +91,22 @@ def eval_mcqa(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Score a model on exam questions; the answer is read by the same rule medops.rewards uses."""
-    store = Store.open(db)
     given = locals()  # not inside the comprehension: that has its own locals()
     options = {k: (v.value if isinstance(v, Enum) else v) for k, v in given.items() if k in EXAM_DEFAULTS}
-    config = exam_config(options) if resume is None else None
+    config = api.exam_config(**options) if resume is None else None
+    store = api.open_store(db)
     subscribers = trackers(store, mlflow_uri, phi_policy)
-    outcome = run_mcqa(
-        config,
-        store,
-        name=name,
-        resume=resume,
-        on_notice=lambda m: err.print(f"[yellow]{m}[/]"),
-        budget_usd=budget_usd if resume is not None else None,
-        bus=EventBus(subscribers),
-    )
+    if config is not None:
+        outcome = api.evaluate(config, db=store, name=name, subscribers=subscribers, on_notice=print_notice)
+    else:
+        outcome = api.resume(
+            resume,
+            db=store,
+            budget_usd=budget_usd,
+            subscribers=subscribers,
+            on_notice=print_notice,
+            benchmarks=("mcqa",),
+        )
     show_outcome(store, outcome, as_json)
     close_run(outcome, subscribers)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -69,20 +68,17 @@ def gateway(
     import uvicorn
 
     from medops.models.spec import mask_url_credentials
+    from medops.models.targets import gateway_targets
     from medops.monitor.gateway import Gateway
     from medops.monitor.recorder import Recorder
     from medops.monitor.routing import Routing
 
-    if candidate and shadow:
-        raise UserError("--candidate and --shadow are two ways to try a candidate: choose one")
-    for option, url in (("--upstream", upstream), ("--candidate", candidate), ("--shadow", shadow)):
-        if url and not re.match(r"^https?://", url):
-            raise UserError(f"{option} must be an http(s) URL, not '{url}'")
+    targets = gateway_targets(upstream, candidate=candidate, shadow=shadow, upstream_key_env=upstream_key_env)
     policy = _policy(phi_policy)
     api_key = _key(api_key_env, "--api-key-env")
-    upstream_key = _key(upstream_key_env, "--upstream-key-env")
+    upstream_key = targets["production"].api_key("--upstream-key-env")
     recorder = Recorder(db, policy=policy, queue_size=queue_size)
-    routing = Routing(candidate=candidate, split=split if candidate else 0.0, seed=seed, shadow=shadow)
+    routing = Routing.for_targets(targets, split=split, seed=seed)
     proxy = Gateway(
         upstream,
         recorder=recorder,

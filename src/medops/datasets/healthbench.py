@@ -9,10 +9,11 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictFloat,
@@ -118,6 +119,80 @@ class RubricDataset:
         return len(self.examples)
 
 
+# HealthBench Professional rows (the mapping: datasets/healthbench_professional.py).
+# The reference's example_tags, in its order (None values skipped).
+TAG_FIELDS = ("use_case", "type", "difficulty", "specialty")
+
+
+class Conversation(_Frozen):
+    messages: list[Message] = Field(min_length=1)
+
+
+def _finite_number(value: Any) -> int | float:
+    # int stays int (the grader sees "[5] ..." as the reference renders it); "5", true, NaN refused
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"points must be a number, got {type(value).__name__}")
+    if not math.isfinite(value):
+        raise ValueError("points must be a finite number")
+    return value
+
+
+class ProfessionalRubricItem(_Frozen):
+    criterion_text: NonEmptyStr
+    points: Annotated[int | float, BeforeValidator(_finite_number)]
+
+
+class ProfessionalRow(_Frozen):
+    id: NonEmptyStr
+    conversation: Conversation
+    rubric_items: list[ProfessionalRubricItem] = Field(min_length=1)
+    use_case: NonEmptyStr | None = None
+    type: NonEmptyStr | None = None
+    difficulty: NonEmptyStr | None = None
+    specialty: NonEmptyStr | None = None
+    physician_response: str | None = None
+    canary_string: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _same_format(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "conversation" not in data and "prompt" in data and "rubrics" in data:
+            raise ValueError("a HealthBench-format row (prompt, rubrics) in a HealthBench Professional file")
+        return data
+
+    @field_validator("rubric_items")
+    @classmethod
+    def _scorable(cls, items: list[ProfessionalRubricItem]) -> list[ProfessionalRubricItem]:
+        if not any(item.points > 0 for item in items):
+            raise ValueError("no criterion has positive points, so the example cannot be scored")
+        return items
+
+    def example_tags(self) -> list[str]:
+        return [f"{name}:{value}" for name in TAG_FIELDS if (value := getattr(self, name)) is not None]
+
+    def to_example(self) -> Example:
+        ideal = None
+        if self.physician_response:
+            ideal = IdealCompletions(ideal_completion=self.physician_response)
+        return Example(
+            prompt=list(self.conversation.messages),
+            prompt_id=self.id,
+            rubrics=[RubricItem(criterion=i.criterion_text, points=i.points, tags=[]) for i in self.rubric_items],
+            example_tags=self.example_tags(),
+            ideal_completions_data=ideal,
+        )
+
+
+def is_professional_row(obj: Any) -> bool:
+    """A Professional row carries ``conversation`` and ``rubric_items`` (HealthBench: ``prompt``, ``rubrics``)."""
+    return isinstance(obj, dict) and "conversation" in obj and "rubric_items" in obj
+
+
+def example_from_row(obj: dict) -> Example:
+    """Validate one Professional row and map it; raises pydantic's ValidationError on a bad row."""
+    return ProfessionalRow.model_validate(obj).to_example()
+
+
 class DuplicatePromptIdWarning(UserWarning):
     pass
 
@@ -126,7 +201,8 @@ def load_rubric_dataset(path: str | Path, name: str | None = None) -> RubricData
     """Read and validate every row; the first bad row stops the load with file:line and field.
 
     A HealthBench Professional file (rows with ``conversation`` and ``rubric_items``) is
-    recognised by its first row and mapped (``healthbench_professional``)."""
+    recognised by its first row and mapped (``ProfessionalRow``, described in
+    ``healthbench_professional``)."""
     data = read_bytes(path)
     examples: list[Example] = []
     parse: Callable[[dict], Example] | None = None
@@ -134,8 +210,6 @@ def load_rubric_dataset(path: str | Path, name: str | None = None) -> RubricData
         if not isinstance(obj, dict):
             raise DataError(path, line, None, f"expected a JSON object, got {type(obj).__name__}")
         if parse is None:  # the first row decides the file's format: HealthBench or Professional
-            from medops.datasets.healthbench_professional import example_from_row, is_professional_row
-
             parse = example_from_row if is_professional_row(obj) else Example.model_validate
         try:
             examples.append(parse(obj))

@@ -6,8 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from medops.models.base import SamplingParams
-from medops.models.openai_chat import RetryPolicy
+from medops.models.base import RetryPolicy, SamplingParams
 from medops.models.spec import ModelSpec
 
 

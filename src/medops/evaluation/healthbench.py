@@ -42,8 +42,8 @@ from medops.evaluation.records import (
 from medops.evaluation.summaries import healthbench_json, print_healthbench_summary
 from medops.grading.grader import CriterionGrade, GraderSettings, RubricGrader
 from medops.grading.templates import default_group_template, render_conversation
-from medops.models.backends import create_model
 from medops.models.base import ChatModel, Completion, Messages, StopRequested
+from medops.models.spec import create_model
 from medops.scoring.healthbench import (
     LENGTH_ADJUSTED,
     OVERALL,

@@ -31,10 +31,11 @@ from medops.evaluation.records import (
     modality,
 )
 from medops.evaluation.summaries import exam_json, print_exam_summary
-from medops.grading.extract import extract_choice
-from medops.models.backends import backends_with, create_model
+from medops.models.backends import backends_with
 from medops.models.base import ChatModel, Completion, SamplingParams, StopRequested
+from medops.models.spec import create_model
 from medops.prompts.mcqa import ANSWER_PREFIX, build_messages
+from medops.scoring.extract import extract_choice
 from medops.scoring.mcqa import summarize_answers
 from medops.store import queries
 from medops.store.repository import RESPONSES, Store, response_row

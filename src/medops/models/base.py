@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import functools
 import json
+import random
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any, Protocol
-
-if TYPE_CHECKING:
-    from medops.models.backends import Capabilities
+from typing import Any, Protocol
 
 Messages = list[dict[str, str]]
 
@@ -75,6 +73,31 @@ class Completion:
     @property
     def ok(self) -> bool:
         return self.error is None and self.text is not None
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend's models can do; every question about a backend is one of these."""
+
+    in_process: bool = False  # weights live in this process: one copy can serve the model and grader roles
+    logprobs: bool = False  # an API returns token logprobs (``top_logprobs``)
+    choice_scoring: bool = False  # scores given continuations in process (``SamplingParams.score_choices``)
+    priced: bool = False  # calls cost money by the price table; otherwise free unless a price is given
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How every backend retries a call: tries, backoff, and how long one attempt may take."""
+
+    max_tries: int = 6
+    base_delay_s: float = 1.0
+    max_delay_s: float = 60.0
+    timeout_s: float = 120.0
+
+    def backoff(self, attempt: int) -> float:
+        """Exponential backoff with jitter: attempt 1 waits ~base, then doubles, capped."""
+        ceiling = min(self.max_delay_s, self.base_delay_s * 2 ** (attempt - 1))
+        return random.uniform(ceiling / 2, ceiling)
 
 
 class StopRequested(Exception):

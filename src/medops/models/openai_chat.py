@@ -21,33 +21,18 @@ import asyncio
 import email.utils
 import json
 import os
-import random
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from medops.errors import UserError
-from medops.models.base import Completion, FatalModelError, Messages, SamplingParams
+from medops.models.base import Completion, FatalModelError, Messages, RetryPolicy, SamplingParams
 from medops.models.limiter import shared_limiter
 from medops.models.spec import ModelSpec, mask_url_credentials, split_url_credentials, unmask_base_url
 
 _RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 _FATAL_STATUS = {401, 403, 404}
 TRANSPORTS = ("aiohttp", "sdk", "azure")
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    max_tries: int = 6
-    base_delay_s: float = 1.0
-    max_delay_s: float = 60.0
-    timeout_s: float = 120.0
-
-    def backoff(self, attempt: int) -> float:
-        """Exponential backoff with jitter: attempt 1 waits ~base, then doubles, capped."""
-        ceiling = min(self.max_delay_s, self.base_delay_s * 2 ** (attempt - 1))
-        return random.uniform(ceiling / 2, ceiling)
 
 
 def retry_after_seconds(headers: Mapping[str, str] | None) -> float | None:

@@ -8,13 +8,19 @@ masked wherever the URL is stored, shown or logged (``mask_url_credentials``).
 from __future__ import annotations
 
 import base64
+import importlib
 import os
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_serializer
 
 from medops.errors import UserError
-from medops.models.backends import BACKENDS, Capabilities, backend_for
+from medops.models.backends import BACKENDS, backend_for
+from medops.models.base import Capabilities, RetryPolicy
+
+if TYPE_CHECKING:
+    from medops.models.base import ChatModel
 
 MASK = "***"
 
@@ -108,3 +114,10 @@ def unmask_base_url(url: str, role: str) -> str:
         f"{role}: base URL {url} carried credentials, which medops never stores; "
         f"to resume, set {variable} to the full URL"
     )
+
+
+def create_model(spec: ModelSpec, *, role: str, concurrency: int, retry: RetryPolicy, batch_size: int = 8) -> ChatModel:
+    """Build the model a spec names; its backend's module is imported only now."""
+    module, _, function = backend_for(spec.backend).create.partition(":")
+    create = getattr(importlib.import_module(module), function)
+    return create(spec, role=role, concurrency=concurrency, retry=retry, batch_size=batch_size)

@@ -23,6 +23,7 @@ from medops.evaluation.run import evaluate
 from medops.evaluation.settings import exam_config, healthbench_config
 from medops.evaluation.subscribers import run_subscribers
 from medops.events import EventBus
+from medops.models.targets import canary_target
 from medops.ops.compare import compare_runs
 from medops.store.repository import COMPLETED, Store, effective_status
 from medops.store.schema import MonitorScore, Run
@@ -101,8 +102,10 @@ def canary_config(
     seed: int = 0,
     run_options: dict[str, Any] | None = None,
 ) -> Any:
-    """The run settings of one round: an exam when ``task`` is given, else a rubric set (``grader`` needed)."""
-    common = {"data": data, "model": model, "model_base_url": model_base_url, "model_api_key_env": model_api_key_env}
+    """The run settings of one round: an exam when ``task`` is given, else a rubric set (``grader`` needed).
+    The model is the canary target (``models.targets``) the round evaluates."""
+    target = canary_target(model, model_base_url, model_api_key_env)
+    common = {"data": data, **target.model_options()}
     if task is not None:
         return exam_config({**common, "task": task, "seed": seed, **(run_options or {})})
     if not grader:

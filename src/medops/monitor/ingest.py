@@ -29,9 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from medops.errors import UserError
+from medops.models.targets import ARMS  # the arms traffic is recorded under, one per deployment role
 from medops.monitor.recorder import apply_phi
-
-ARMS = ("primary", "candidate", "shadow")
 
 
 class BadRecord(ValueError):

@@ -35,6 +35,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from medops.errors import UserError
+from medops.models.targets import arm_name
 from medops.monitor.windows import parse_duration
 from medops.ops.gate import read_policy
 
@@ -71,6 +72,11 @@ ALLOWED_TESTS: dict[str, tuple[str | None, ...]] = {
     "embedding": ("mmd",),
     "score": (None, "cusum"),
 }
+
+
+def _arm_field(value: str | None) -> str | None:
+    """A deployment target's role (production, candidate, shadow) or its recorded arm name."""
+    return arm_name(value) if value is not None else None
 
 
 def _duration_field(value: str | None) -> str | None:
@@ -125,13 +131,14 @@ class MonitorRule(BaseModel):
     tag: str = "all"  # score series: which tag (all, department:ER, arm:candidate, ...)
     department: str | None = None  # exchange metrics: only this department's traffic
     application: str | None = None
-    arm: str | None = None  # default: the policy's arm
+    arm: str | None = None  # default: the policy's arm (a target's role or arm: models.targets)
     window: str | None = None  # overrides the policy's window / reference / cooldown for this rule
     reference: str | None = None
     cooldown: str | None = None
     severity: Literal["info", "warning", "critical"] = "warning"
 
     _durations = field_validator("window", "reference", "cooldown")(_duration_field)
+    _arm = field_validator("arm")(_arm_field)
 
     @model_validator(mode="after")
     def _consistent(self) -> MonitorRule:
@@ -236,13 +243,14 @@ class MonitorPolicy(BaseModel):
     window: str = "1h"
     reference: str = "7d"
     cooldown: str = "1h"
-    arm: str | None = "primary"  # exchange metrics watch this arm (null: every arm)
+    arm: str | None = "primary"  # exchange metrics watch this arm (null: every arm); production = primary
     min_samples: int = Field(default=20, ge=1)
     embedding_model: str | None = None  # local:smollm2 or hf:<directory>, for prompt_embedding rules
     webhooks: list[Webhook] = []
     rules: list[MonitorRule] = Field(min_length=1)
 
     _durations = field_validator("window", "reference", "cooldown")(_duration_field)
+    _arm = field_validator("arm")(_arm_field)
 
     @model_validator(mode="after")
     def _unique(self) -> MonitorPolicy:

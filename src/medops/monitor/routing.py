@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from medops.models.targets import Target
 
 CONVERSATION_HEADER = "x-medops-conversation"
 
@@ -51,6 +54,17 @@ class Routing:
     split: float = 0.0  # share of conversations it answers
     seed: int = 0
     shadow: str | None = None  # base URL that gets a copy of every request
+
+    @classmethod
+    def for_targets(cls, targets: Mapping[str, Target], *, split: float = 0.0, seed: int = 0) -> Routing:
+        """The routing of a deployment's targets by role (``models.targets.gateway_targets``)."""
+        candidate, shadow = targets.get("candidate"), targets.get("shadow")
+        return cls(
+            candidate=candidate.endpoint if candidate else None,
+            split=split if candidate else 0.0,
+            seed=seed,
+            shadow=shadow.endpoint if shadow else None,
+        )
 
     def arm(self, key: str) -> str:
         """``candidate`` or ``primary`` for a conversation key."""

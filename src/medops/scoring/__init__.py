@@ -1,1 +1,1 @@
-"""Scoring: pure functions from verdicts to numbers. No I/O, no models."""
+"""Scoring: pure functions from verdicts and answers to numbers (and the answer rule, extract.py). No I/O, no models."""

@@ -22,7 +22,7 @@ Nothing found gives ``Extraction(None, None)``; either way an unparsed answer sc
 Every result names its rule (boxed, answer_tag, answer_is, answer_colon, korean_answer,
 option_is_correct, choose, option_text, bare_letter, leading_letter; hedge when unparsed), so a
 report can show why an answer was read the way it was. The table of realistic completions in
-tests/test_extract.py pins the behaviour; benchmarks/extraction_quality.py scores it.
+tests/scoring/test_extract.py pins the behaviour; benchmarks/extraction_quality.py scores it.
 """
 
 from __future__ import annotations

@@ -12,8 +12,8 @@ import time
 
 import pytest
 
-from medops.grading.extract import extract_choice
 from medops.rewards import accuracy_reward, compute_score, make_reward, well_formed
+from medops.scoring.extract import extract_choice
 
 # The questions the completions answer; option texts are answers too.
 QUESTIONS = {
