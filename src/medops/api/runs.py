@@ -11,6 +11,7 @@ from medops.audit import record
 from medops.evaluation.config import HealthBenchConfig, McqaConfig
 from medops.evaluation.engine import Counters
 from medops.evaluation.lifecycle import RunOutcome
+from medops.evaluation.registry import benchmark_for
 from medops.evaluation.results import export_rows, run_document
 from medops.evaluation.run import evaluate as _evaluate
 from medops.evaluation.settings import exam_config as _exam_config
@@ -77,8 +78,7 @@ def config_notes(config: HealthBenchConfig | McqaConfig) -> list[str]:
             f"not comparable with published ones. Length adjustment: center {config.length_center} chars, "
             f"{config.length_penalty} per 500 chars."
         )
-    # a meta-evaluation measures the grader itself; everywhere else the grader judges a model
-    if str(config.grader) == DEMO_GRADER and config.benchmark != "meta-eval":
+    if str(config.grader) == DEMO_GRADER and not benchmark_for(config).measures_grader:
         notes.append(
             f"note: {DEMO_GRADER} is a 135M-parameter demo grader, not a valid judge: its "
             "scores check the plumbing and say nothing about the model. Use a strong grader (or one you have "

@@ -65,6 +65,8 @@ class Benchmark(ABC, Generic[C, D]):
     name: ClassVar[str]  # the runs.benchmark value
     command: ClassVar[str]  # the command that runs it, for resume hints
     config_type: ClassVar[type[RunSettings]]
+    # the run measures its grader (against physicians) rather than a model: no "demo grader" note
+    measures_grader: ClassVar[bool] = False
     # what views show of its runs, as data (evaluation.records): no view knows a benchmark
     headline: ClassVar[Headline]  # "N examples, X excluded ..."
     export: ClassVar[ExportSpec]  # medops export's rows and columns

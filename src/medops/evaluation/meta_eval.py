@@ -66,6 +66,7 @@ class MetaEval(Benchmark[HealthBenchConfig, MetaEvalData]):
     name = "meta-eval"
     command = "medops meta-eval"
     config_type = HealthBenchConfig
+    measures_grader = True
     headline = RUBRIC_HEADLINE
     export = CRITERION_EXPORT  # the rubric pipeline's rows: one per physician-labelled criterion
     views = ()  # its scores are agreement blocks, not per-sample: the summary shows them
