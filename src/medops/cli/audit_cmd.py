@@ -29,7 +29,7 @@ def list_cmd(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """The recorded events, oldest first: time, actor, action, target, details."""
-    found = trail.events(Store.open(db), last=limit)
+    found = trail.events(Store.open(db, create=False), last=limit)
     if as_json:
         print(json.dumps(found, ensure_ascii=False))
         return
@@ -55,7 +55,7 @@ def list_cmd(
 def verify_cmd(db: str = DB_OPTION, as_json: bool = JSON_OPTION) -> None:
     """Recompute every hash in order: exit 0 when the chain is intact, 1 naming the first event that
     was edited, deleted or reordered, 2 when keyed events cannot be checked (MEDOPS_AUDIT_KEY unset)."""
-    result = trail.verify(Store.open(db))
+    result = trail.verify(Store.open(db, create=False))
     if as_json:
         print(json.dumps(result.to_dict(), ensure_ascii=False))
     if not result.intact:
@@ -77,5 +77,5 @@ def export_cmd(
     db: str = DB_OPTION,
 ) -> None:
     """Write the whole chain as JSONL, verifiable offline (docs/PRIVACY.md, "The audit trail")."""
-    count = trail.export(Store.open(db), output)
+    count = trail.export(Store.open(db, create=False), output)
     err.print(f"wrote {count} audit events to {output}")

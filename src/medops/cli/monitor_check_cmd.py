@@ -88,7 +88,7 @@ def check_cmd(
     rules = load_monitor_policy(policy)
     interval = parse_duration(every).total_seconds() if every else None
     since_at = parse_since(since)
-    store = Store.open(db)
+    store = Store.open(db, create=False)
     status = 0
     try:
         while True:
@@ -127,7 +127,7 @@ def drift_cmd(
 ) -> None:
     """The drift table: every exchange metric of the window against the reference (no alerts)."""
     table_doc = drift_table(
-        Store.open(db),
+        Store.open(db, create=False),
         window=parse_duration(window),
         reference=parse_duration(reference),
         arm=None if arm == "all" else arm,
@@ -172,7 +172,7 @@ def alerts_cmd(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Alert history, newest first: what fired, when, and where it was delivered."""
-    rows = alert_history(Store.open(db), since=parse_since(since), limit=limit)
+    rows = alert_history(Store.open(db, create=False), since=parse_since(since), limit=limit)
     records = [
         {
             "id": a.id,

@@ -150,7 +150,7 @@ def traffic(
     from medops.store.repository import Store
 
     start = parse_since(since)
-    store = Store.open(db)
+    store = Store.open(db, create=False)
     total = count_exchanges(store, since=start)
     newest = exchanges(store, since=start, limit=limit, newest_first=True) if limit else []
     if as_json:

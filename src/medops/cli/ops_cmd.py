@@ -29,7 +29,7 @@ def compare(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Paired comparison: difference, 95% paired-bootstrap interval, p-value, Holm-adjusted significance."""
-    report = compare_runs(Store.open(db), run_a, run_b, allow_partial=allow_partial, seed=seed)
+    report = compare_runs(Store.open(db, create=False), run_a, run_b, allow_partial=allow_partial, seed=seed)
     if as_json:
         print(json.dumps(report, ensure_ascii=False))
         return
@@ -91,7 +91,7 @@ def gate(
     )
     if not rules:
         raise UserError("no rules: give --policy FILE or --min / --max-drop / --max-ungraded-share")
-    verdicts = api.gate(run, rules, db=Store.open(db), baseline=baseline, seed=seed)
+    verdicts = api.gate(run, rules, db=Store.open(db, create=False), baseline=baseline, seed=seed)
     if junit:
         write_junit(junit, run, verdicts)
     passed = all(v.passed for v in verdicts)

@@ -31,7 +31,7 @@ def report(
     db: str = DB_OPTION,
 ) -> None:
     """A report of a run: one self-contained HTML file, or Markdown."""
-    text = api.report(run, db=Store.open(db), vs=vs, fmt=fmt.value, destination=output)
+    text = api.report(run, db=Store.open(db, create=False), vs=vs, fmt=fmt.value, destination=output)
     if output is None:
         sys.stdout.write(text)
         return
