@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from conftest import example, write_jsonl
+from conftest import REPO, example, write_jsonl
 from medops.scoring.paired import holm
 from medops.store.repository import Store
 from medops.store.schema import Run
@@ -448,3 +448,28 @@ def test_gate_max_drop_corrects_only_across_gated_metrics(cli, server, tmp_path)
     # Alone in its family, the overall rule's Holm p is its own p.
     alone = cli.run("gate", "candidate", "--max-drop", "overall_score=0.02", "--baseline", "baseline", "--json")
     assert alone.returncode == 1 and "over 1 max_drop metric, significant" in alone.json()["rules"][1]["detail"]
+
+
+def test_unpriced_models_fail_a_cost_rule_unless_the_policy_lets_them_pass(cli, two_runs, tmp_path):
+    """The grader here (openai:fake-grader, like a self-hosted vLLM model) has no price."""
+    strict = tmp_path / "strict.yaml"
+    strict.write_text("rules:\n  - {max_cost_usd: 1}\n")
+    failed = cli.run("gate", "candidate", "--policy", str(strict), "--json").json()["rules"][-1]
+    assert not failed["passed"] and "no price for openai:fake-grader" in failed["detail"]
+    assert "MEDOPS_PRICES=FILE" in failed["detail"] and "unpriced: pass" in failed["detail"]
+    assert "--prices" not in failed["detail"]  # no such flag
+    lenient = tmp_path / "lenient.yaml"
+    lenient.write_text("rules:\n  - {max_cost_usd: 1, unpriced: pass}\n")
+    passed = cli.run("gate", "candidate", "--policy", str(lenient), "--json", check=True).json()["rules"][-1]
+    assert passed == {
+        "rule": "cost <= $1 (unpriced models pass)",
+        "passed": True,
+        "detail": "$0.0000 for priced models; unpriced, passed by the policy: openai:fake-grader",
+    }
+    # The documented CI policy: a self-hosted candidate passes its cost rule, said so.
+    docs = cli.run("gate", "candidate", "--policy", str(REPO / "docs" / "ci" / "gate.yaml"), "--baseline", "baseline")
+    assert "PASS cost <= $50 (unpriced models pass)" in docs.stdout
+    misplaced = tmp_path / "misplaced.yaml"
+    misplaced.write_text("rules:\n  - {metric: overall_score, min: 0.5, unpriced: pass}\n")
+    refused = cli.run("gate", "candidate", "--policy", str(misplaced))
+    assert refused.returncode == 2 and "misplaced.yaml: rules.0: unpriced applies to a max_cost_usd rule only" in refused.stderr
