@@ -154,8 +154,11 @@ def _failed_calls(summary: dict[str, Any]) -> str:
         for role, usage in (summary.get("usage") or {}).items()
         if isinstance(usage, dict) and usage.get("failed")
     )
-    return f"{summary['n_failed_calls']} of {summary['n_calls_recorded']} calls failed for good" + (
-        f" ({by_role})" if by_role else ""
+    causes = ", ".join(f"{cause} {n}" for cause, n in (summary.get("failed_by_cause") or {}).items())
+    return (
+        f"{summary['n_failed_calls']} of {summary['n_calls_recorded']} calls failed for good"
+        + (f" ({by_role})" if by_role else "")
+        + (f", by cause: {causes}" if causes else "")
     )
 
 
