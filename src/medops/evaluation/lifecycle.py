@@ -122,7 +122,7 @@ def run_benchmark(
     pipeline.bus = bus
     budget = budget_usd if budget_usd is not None else config.budget_usd
     _attach_budget(pipeline, budget, benchmark.models(config), _spent(store, run_id) if resume else 0.0)
-    bus.publish(RunStarted(run_id, benchmark.name, config.record(), resume is not None))
+    bus.publish(RunStarted(run_id, benchmark.name, config.record(), resume is not None, len(jobs)))
     resume_command = f"{benchmark.command} --resume {run_id}"
     status, message, seconds = execute(pipeline, jobs, writer, resume_command, on_notice)
     summary = benchmark.score(store, run_id, config, data, jobs)
