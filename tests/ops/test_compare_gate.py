@@ -473,3 +473,29 @@ def test_unpriced_models_fail_a_cost_rule_unless_the_policy_lets_them_pass(cli, 
     misplaced.write_text("rules:\n  - {metric: overall_score, min: 0.5, unpriced: pass}\n")
     refused = cli.run("gate", "candidate", "--policy", str(misplaced))
     assert refused.returncode == 2 and "misplaced.yaml: rules.0: unpriced applies to a max_cost_usd rule only" in refused.stderr
+
+
+def test_compare_through_a_pipe_keeps_names_and_intervals_whole_in_the_columns_order(cli, two_runs):
+    """At 80 columns (a pipe, a CI log) nothing is cut; the title names baseline then candidate,
+    as the columns do; the pair is called baseline / candidate everywhere."""
+    report = cli.run("compare", "baseline", "candidate", "--json", check=True).json()
+    text = cli.run("compare", "baseline", "candidate", env={"COLUMNS": "80"}, check=True).stdout
+    assert "…" not in text
+    title, header = text.splitlines()[0], text.splitlines()[1]
+    a, b = report["run_a"], report["run_b"]
+    assert title.startswith(f"baseline run {a['run_id']} ({a['model']}), candidate run {b['run_id']} ({b['model']})")
+    assert header.index("baseline") < header.index("candidate") < header.index("change")
+    rows = {line.split()[0]: line for line in text.splitlines()[3:] if line.strip() and line.split()[0] in report["metrics"]}
+    assert set(rows) == set(report["metrics"])  # every metric name whole, on its own row
+    for name, r in report["metrics"].items():
+        assert f"{r['ci95_low']:+.3f}..{r['ci95_high']:+.3f}" in rows[name]
+    assert "change = candidate - baseline" in text
+    # report: --baseline names the pair as gate does; --vs still works
+    via_baseline = cli.run("report", "candidate", "--baseline", "baseline", "--format", "md", check=True).stdout
+    via_vs = cli.run("report", "candidate", "--vs", "baseline", "--format", "md", check=True).stdout
+    assert via_baseline == via_vs and "baseline" in via_baseline
+    # runs list sorts as /api/runs and the dashboard do: newest first
+    listed = cli.run("runs", "list", "--json", check=True).json()
+    assert [r["name"] for r in listed] == ["candidate", "baseline"]
+    table = cli.run("runs", "list", check=True).stdout
+    assert table.index("candidate") < table.index("baseline")

@@ -14,7 +14,9 @@ from rich.console import Console
 from medops.errors import UserError
 from medops.events import AfterCall, BeforeCall, JobDone, RunEnded, RunStarted
 
-out = Console(highlight=False, soft_wrap=True)
+# Through a pipe or into a file, tables take the width they need: Rich would otherwise cut metric
+# names and intervals at 80 columns (or COLUMNS) with an ellipsis.
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 100_000)
 err = Console(stderr=True, highlight=False)
 
 

@@ -20,8 +20,8 @@ app = typer.Typer(help="Inspect recorded runs.", no_args_is_help=True)
 
 @app.command("list")
 def list_runs(db: str = DB_OPTION, as_json: bool = JSON_OPTION) -> None:
-    """Every run in the store, oldest first."""
-    records = api.runs(Store.open(db, create=False))
+    """Every run in the store, newest first (as the dashboard and /api/runs list them)."""
+    records = list(reversed(api.runs(Store.open(db, create=False))))
     if as_json:
         print(json.dumps(records, ensure_ascii=False))
         return

@@ -61,7 +61,7 @@ def print_healthbench_summary(console: Console, run: Run, dataset: Dataset, summ
     metrics: dict[str, dict[str, float]] = summary.get("metrics", {})
     title = f"run {run.id}{f' ({run.name})' if run.name else ''}: {run.model} graded by {run.grader} on {dataset.name}"
     table = Table(title=escape(title), title_justify="left", show_edge=False)
-    table.add_column("metric")
+    table.add_column("metric", no_wrap=True)
     table.add_column("mean", justify="right")
     table.add_column("± bootstrap std", justify="right")
     table.add_column("n", justify="right")
