@@ -77,7 +77,7 @@ def test_file_placed_by_hand_is_described_not_fetched(cli, tmp_path):
 
 
 def test_a_different_file_under_the_official_name_is_refused(cli, mirror, tmp_path, server):
-    url, body, requests = mirror
+    url, _, requests = mirror
     env = {"MEDOPS_DATA_MIRROR": url}
     cli.run("data", "pull", "healthbench", env=env, check=True)
     cached = tmp_path / "cache" / "2025-05-07-06-14-12_oss_eval.jsonl"

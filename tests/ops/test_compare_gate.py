@@ -472,7 +472,8 @@ def test_unpriced_models_fail_a_cost_rule_unless_the_policy_lets_them_pass(cli, 
     misplaced = tmp_path / "misplaced.yaml"
     misplaced.write_text("rules:\n  - {metric: overall_score, min: 0.5, unpriced: pass}\n")
     refused = cli.run("gate", "candidate", "--policy", str(misplaced))
-    assert refused.returncode == 2 and "misplaced.yaml: rules.0: unpriced applies to a max_cost_usd rule only" in refused.stderr
+    assert refused.returncode == 2
+    assert "misplaced.yaml: rules.0: unpriced applies to a max_cost_usd rule only" in refused.stderr
 
 
 def test_compare_through_a_pipe_keeps_names_and_intervals_whole_in_the_columns_order(cli, two_runs):
@@ -485,7 +486,8 @@ def test_compare_through_a_pipe_keeps_names_and_intervals_whole_in_the_columns_o
     a, b = report["run_a"], report["run_b"]
     assert title.startswith(f"baseline run {a['run_id']} ({a['model']}), candidate run {b['run_id']} ({b['model']})")
     assert header.index("baseline") < header.index("candidate") < header.index("change")
-    rows = {line.split()[0]: line for line in text.splitlines()[3:] if line.strip() and line.split()[0] in report["metrics"]}
+    lines = [line for line in text.splitlines()[3:] if line.strip()]
+    rows = {line.split()[0]: line for line in lines if line.split()[0] in report["metrics"]}
     assert set(rows) == set(report["metrics"])  # every metric name whole, on its own row
     for name, r in report["metrics"].items():
         assert f"{r['ci95_low']:+.3f}..{r['ci95_high']:+.3f}" in rows[name]

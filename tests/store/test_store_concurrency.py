@@ -125,7 +125,8 @@ def test_parallel_processes_on_a_new_store_all_succeed(store_url, tmp_path, proc
 def test_parallel_cli_commands_on_a_new_store(cli, store_url):
     """The reported case through the CLI: several commands that write started together on a new store
     (commands that only read refuse a missing store: see below)."""
-    started = [cli_popen(cli, "tokens", "create", "--name", f"ci-{i}", "--role", "viewer", "--db", store_url, "--json") for i in range(4)]
+    create = ("tokens", "create", "--role", "viewer", "--db", store_url, "--json", "--name")
+    started = [cli_popen(cli, *create, f"ci-{i}") for i in range(4)]
     outcomes = [(p.wait(timeout=120), *p.communicate()) for p in started]
     assert [(rc, err) for rc, _, err in outcomes] == [(0, "")] * 4
     assert versions(store_url) == [HEAD]

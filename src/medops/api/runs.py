@@ -122,7 +122,8 @@ def compare(
     metrics: Collection[str] | None = None,
 ) -> dict[str, Any]:
     """The paired comparison of two runs (what ``medops compare --json`` prints)."""
-    return compare_runs(open_store(db, create=False), baseline, candidate, allow_partial=allow_partial, seed=seed, metrics=metrics)
+    store = open_store(db, create=False)
+    return compare_runs(store, baseline, candidate, allow_partial=allow_partial, seed=seed, metrics=metrics)
 
 
 def gate(
