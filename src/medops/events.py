@@ -3,7 +3,7 @@
 Cross-cutting features (MLflow logging, the PHI guard, the audit trail, monitoring) subscribe
 here instead of editing the pipelines. A subscriber is any object with some of these methods::
 
-    on_run_started(RunStarted)    on_run_ended(RunEnded)
+    on_run_started(RunStarted)    on_run_ended(RunEnded)       on_job_done(JobDone)
     before_call(BeforeCall)       after_call(AfterCall)       on_row_written(RowWritten)
 
 ``before_call`` may rewrite ``event.messages`` (what is sent, cached and stored as sent) or
@@ -28,6 +28,14 @@ class RunStarted:
     benchmark: str
     config: dict[str, Any]
     resumed: bool
+    jobs: int = 0  # the jobs the run will go through (a resumed run's include those already done)
+
+
+@dataclass(frozen=True)
+class JobDone:
+    """One job of the run (an item and repeat, with all its calls) finished; progress counts these."""
+
+    run_id: int | None
 
 
 @dataclass(frozen=True)
@@ -76,6 +84,7 @@ class RowWritten:
 _HOOKS = {
     RunStarted: "on_run_started",
     RunEnded: "on_run_ended",
+    JobDone: "on_job_done",
     BeforeCall: "before_call",
     AfterCall: "after_call",
     RowWritten: "on_row_written",

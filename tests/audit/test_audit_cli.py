@@ -114,6 +114,9 @@ def test_keyed_trail_needs_its_key(cli):
 
 
 def test_list_export_and_usage_errors(cli, tmp_path):
+    missing = cli.run("audit", "verify")  # a reader: a missing store is an error, not "no events yet"
+    assert missing.returncode == 2 and f"no medops store at {cli.db}" in missing.stderr and not cli.db.exists()
+    Store.open(str(cli.db)).engine.dispose()  # a writer creates the store
     empty = cli.run("audit", "verify")
     assert empty.returncode == 0 and "no events yet" in empty.stdout
     seed_events(cli, 4)

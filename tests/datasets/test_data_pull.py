@@ -74,3 +74,33 @@ def test_file_placed_by_hand_is_described_not_fetched(cli, tmp_path):
         "data", "pull", "healthbench-consensus", env={"MEDOPS_DATA_MIRROR": "http://127.0.0.1:9/x"}, check=True
     )
     assert "already cached" in result.stdout and hashlib.sha256(placed.read_bytes()).hexdigest() in result.stdout
+
+
+def test_a_different_file_under_the_official_name_is_refused(cli, mirror, tmp_path, server):
+    url, _, requests = mirror
+    env = {"MEDOPS_DATA_MIRROR": url}
+    cli.run("data", "pull", "healthbench", env=env, check=True)
+    cached = tmp_path / "cache" / "2025-05-07-06-14-12_oss_eval.jsonl"
+    write_jsonl(cached, [example("other", [("swapped in {met}", 1, [])])])  # copied over the pulled file
+    for result in (
+        cli.run("data", "pull", "healthbench", env=env),
+        cli.run(*cli.eval_args(server, "healthbench"), "--json"),
+    ):
+        assert result.returncode == 2 and result.stdout == "" and "Traceback" not in result.stderr
+        assert f"{cached} is not the file pulled as 'healthbench'" in result.stderr
+        assert "`medops data pull healthbench` again" in result.stderr
+    assert len(requests) == 1 and "swapped in" in cached.read_text()  # neither re-fetched nor overwritten
+
+
+def test_offline_exam_pull_names_the_exact_path_and_takes_the_file_placed_there(cli, tmp_path):
+    pytest.importorskip("datasets")
+    target = tmp_path / "cache" / "exams" / "medqa.jsonl"
+    offline = cli.run("data", "pull", "medqa", env={"HF_HUB_OFFLINE": "1"})
+    assert offline.returncode == 2 and "put the converted JSONL" in offline.stderr and str(target) in offline.stderr
+    target.parent.mkdir(parents=True)
+    placed = write_jsonl(target, [{"question": "Q?", "options": {"A": "a", "B": "b"}, "answer_idx": "A"}])
+    again = cli.run("data", "pull", "medqa", env={"HF_HUB_OFFLINE": "1"}, check=True)
+    assert "already cached" in again.stdout and hashlib.sha256(placed.read_bytes()).hexdigest() in again.stdout
+    placed.write_text(placed.read_text() + placed.read_text())  # changed after it was recorded
+    changed = cli.run("data", "pull", "medqa", env={"HF_HUB_OFFLINE": "1"})
+    assert changed.returncode == 2 and "is not the file pulled as 'medqa'" in changed.stderr

@@ -168,3 +168,27 @@ def test_exam_run_with_a_failed_call_is_incomplete_not_a_smaller_denominator(cli
     assert resumed.returncode == 0, resumed.stderr
     assert resumed.json()["status"] == "completed" and resumed.json()["score"] == 1.0
     assert resumed.json()["n_examples"] == 4
+
+
+def test_failed_calls_are_counted_by_cause_in_the_summary_runs_show_and_the_gate(cli, server, tmp_path):
+    """A grader whose host does not resolve and a request the PHI policy blocks: the closing line,
+    `runs show` (table and JSON) and the gate say which cause failed how many calls."""
+    data = write_jsonl(
+        tmp_path / "set.jsonl",
+        [
+            example("p1", [("Advises rest {met}", 5, AX), ("Asks about duration {unmet}", 3, AX)]),
+            example("p2", [("Advises fluids {met}", 4, AX)], text="My resident number is 800101-1234567."),
+        ],
+    )
+    args = ["eval", "healthbench", "--data", str(data), "--model", "openai:fake-model", "--grader", "openai:g"]
+    args += ["--model-base-url", server.base_url, "--grader-base-url", "http://medops-test.invalid/v1"]
+    first = cli.run(*args, "--max-tries", "1", "--phi-policy", "block", "--name", "r")
+    assert first.returncode == 3, first.stderr
+    notice = [line for line in first.stderr.splitlines() if "failed for good" in line]
+    assert len(notice) == 1 and "by cause: DNS error 2, PHI block 1" in notice[0], first.stderr
+    shown = cli.run("runs", "show", "r", check=True).stdout
+    assert "by cause: DNS error 2, PHI block 1" in shown
+    document = cli.run("runs", "show", "r", "--json", check=True).json()
+    assert document["failed_by_cause"] == {"DNS error": 2, "PHI block": 1}
+    gate = cli.run("gate", "r", "--min", "overall_score=0", "--json").json()["rules"][0]
+    assert "calls failed for good (model 1, grader 2), by cause: DNS error 2, PHI block 1" in gate["detail"]

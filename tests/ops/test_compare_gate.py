@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from conftest import example, write_jsonl
+from conftest import REPO, example, write_jsonl
 from medops.scoring.paired import holm
 from medops.store.repository import Store
 from medops.store.schema import Run
@@ -448,3 +448,56 @@ def test_gate_max_drop_corrects_only_across_gated_metrics(cli, server, tmp_path)
     # Alone in its family, the overall rule's Holm p is its own p.
     alone = cli.run("gate", "candidate", "--max-drop", "overall_score=0.02", "--baseline", "baseline", "--json")
     assert alone.returncode == 1 and "over 1 max_drop metric, significant" in alone.json()["rules"][1]["detail"]
+
+
+def test_unpriced_models_fail_a_cost_rule_unless_the_policy_lets_them_pass(cli, two_runs, tmp_path):
+    """The grader here (openai:fake-grader, like a self-hosted vLLM model) has no price."""
+    strict = tmp_path / "strict.yaml"
+    strict.write_text("rules:\n  - {max_cost_usd: 1}\n")
+    failed = cli.run("gate", "candidate", "--policy", str(strict), "--json").json()["rules"][-1]
+    assert not failed["passed"] and "no price for openai:fake-grader" in failed["detail"]
+    assert "MEDOPS_PRICES=FILE" in failed["detail"] and "unpriced: pass" in failed["detail"]
+    assert "--prices" not in failed["detail"]  # no such flag
+    lenient = tmp_path / "lenient.yaml"
+    lenient.write_text("rules:\n  - {max_cost_usd: 1, unpriced: pass}\n")
+    passed = cli.run("gate", "candidate", "--policy", str(lenient), "--json", check=True).json()["rules"][-1]
+    assert passed == {
+        "rule": "cost <= $1 (unpriced models pass)",
+        "passed": True,
+        "detail": "$0.0000 for priced models; unpriced, passed by the policy: openai:fake-grader",
+    }
+    # The documented CI policy: a self-hosted candidate passes its cost rule, said so.
+    docs = cli.run("gate", "candidate", "--policy", str(REPO / "docs" / "ci" / "gate.yaml"), "--baseline", "baseline")
+    assert "PASS cost <= $50 (unpriced models pass)" in docs.stdout
+    misplaced = tmp_path / "misplaced.yaml"
+    misplaced.write_text("rules:\n  - {metric: overall_score, min: 0.5, unpriced: pass}\n")
+    refused = cli.run("gate", "candidate", "--policy", str(misplaced))
+    assert refused.returncode == 2
+    assert "misplaced.yaml: rules.0: unpriced applies to a max_cost_usd rule only" in refused.stderr
+
+
+def test_compare_through_a_pipe_keeps_names_and_intervals_whole_in_the_columns_order(cli, two_runs):
+    """At 80 columns (a pipe, a CI log) nothing is cut; the title names baseline then candidate,
+    as the columns do; the pair is called baseline / candidate everywhere."""
+    report = cli.run("compare", "baseline", "candidate", "--json", check=True).json()
+    text = cli.run("compare", "baseline", "candidate", env={"COLUMNS": "80"}, check=True).stdout
+    assert "…" not in text
+    title, header = text.splitlines()[0], text.splitlines()[1]
+    a, b = report["run_a"], report["run_b"]
+    assert title.startswith(f"baseline run {a['run_id']} ({a['model']}), candidate run {b['run_id']} ({b['model']})")
+    assert header.index("baseline") < header.index("candidate") < header.index("change")
+    lines = [line for line in text.splitlines()[3:] if line.strip()]
+    rows = {line.split()[0]: line for line in lines if line.split()[0] in report["metrics"]}
+    assert set(rows) == set(report["metrics"])  # every metric name whole, on its own row
+    for name, r in report["metrics"].items():
+        assert f"{r['ci95_low']:+.3f}..{r['ci95_high']:+.3f}" in rows[name]
+    assert "change = candidate - baseline" in text
+    # report: --baseline names the pair as gate does; --vs still works
+    via_baseline = cli.run("report", "candidate", "--baseline", "baseline", "--format", "md", check=True).stdout
+    via_vs = cli.run("report", "candidate", "--vs", "baseline", "--format", "md", check=True).stdout
+    assert via_baseline == via_vs and "baseline" in via_baseline
+    # runs list sorts as /api/runs and the dashboard do: newest first
+    listed = cli.run("runs", "list", "--json", check=True).json()
+    assert [r["name"] for r in listed] == ["candidate", "baseline"]
+    table = cli.run("runs", "list", check=True).stdout
+    assert table.index("candidate") < table.index("baseline")

@@ -117,3 +117,17 @@ def test_bad_input_is_one_line_exit_2(cli, tmp_path):
     ok = write_jsonl(tmp_path / "ok.jsonl", [{"text": "hi"}])
     result = cli.run("phi", "scan", str(ok), env={"MEDOPS_PHI_CONFIG": str(config)})
     assert result.returncode == 2 and "phi.yaml" in result.stderr and "mrn_patterns[0]" in result.stderr
+
+
+def test_redact_refuses_to_overwrite_an_existing_output_without_force(cli, tmp_path):
+    src = tmp_path / "note.txt"
+    src.write_text("Call 010-1234-5678 today.\n", encoding="utf-8")
+    out = tmp_path / "kept.txt"
+    out.write_text("someone's earlier work\n", encoding="utf-8")
+    refused = cli.run("phi", "redact", str(src), "-o", str(out))
+    assert refused.returncode == 2 and refused.stdout == "" and len(refused.stderr.strip().splitlines()) == 1
+    assert f"{out} exists; give --force" in refused.stderr
+    assert out.read_text(encoding="utf-8") == "someone's earlier work\n"
+    forced = cli.run("phi", "redact", str(src), "-o", str(out), "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert "010-1234-5678" not in out.read_text(encoding="utf-8") and "[PHONE_NUMBER_1]" in out.read_text("utf-8")

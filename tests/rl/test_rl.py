@@ -175,9 +175,12 @@ def test_difficulty_profiling_and_before_after_against_the_loopback_server(cli, 
         "3",
         "-o",
         str(tmp_path / "narrow"),
-        check=True,
-    ).json()
-    assert narrow["kept"] == 0  # default band drops items always or never solved
+    )
+    # the default band drops items always or never solved: here all of them, so nothing is written
+    error = narrow.stderr.strip().splitlines()[-1]  # after the line saying how it asks
+    assert narrow.returncode == 2 and narrow.stdout == "" and error.startswith("error: ")
+    assert "kept 0 of 6 items" in error and "4 always solved, 2 never solved" in error
+    assert not (tmp_path / "narrow").exists()
 
     rubric = write_jsonl(
         tmp_path / "hb.jsonl",

@@ -123,11 +123,15 @@ def test_parallel_processes_on_a_new_store_all_succeed(store_url, tmp_path, proc
 
 
 def test_parallel_cli_commands_on_a_new_store(cli, store_url):
-    """The reported case through the CLI: several commands started together on a new store."""
-    started = [cli_popen(cli, "runs", "list", "--db", store_url, "--json") for _ in range(4)]
+    """The reported case through the CLI: several commands that write started together on a new store
+    (commands that only read refuse a missing store: see below)."""
+    create = ("tokens", "create", "--role", "viewer", "--db", store_url, "--json", "--name")
+    started = [cli_popen(cli, *create, f"ci-{i}") for i in range(4)]
     outcomes = [(p.wait(timeout=120), *p.communicate()) for p in started]
-    assert [(rc, out.strip(), err) for rc, out, err in outcomes] == [(0, "[]", "")] * 4
+    assert [(rc, err) for rc, _, err in outcomes] == [(0, "")] * 4
     assert versions(store_url) == [HEAD]
+    listed = cli.run("tokens", "list", "--db", store_url, "--json", check=True).json()
+    assert sorted(t["name"] for t in listed) == [f"ci-{i}" for i in range(4)]
 
 
 def cli_popen(cli, *args: str) -> subprocess.Popen:
@@ -158,7 +162,7 @@ def test_another_applications_database_is_refused_without_a_write(cli, store_url
 
 
 def test_a_store_from_a_newer_medops_is_refused_without_a_write(cli, store_url):
-    cli.run("runs", "list", "--db", store_url, check=True)
+    cli.run("tokens", "create", "--name", "ci", "--role", "viewer", "--db", store_url, check=True)
     execute(store_url, "UPDATE alembic_version SET version_num = '0099'")
     before = snapshot(store_url)
     assert_refused(cli.run("runs", "list", "--db", store_url), "newer medops (revision 0099)", "upgrade medops")
@@ -202,9 +206,41 @@ def test_an_empty_or_missing_file_is_a_new_store(cli, tmp_path):
     empty = tmp_path / "empty.db"
     empty.touch()
     for path in (empty, tmp_path / "missing.db"):
-        assert cli.run("runs", "list", "--db", str(path), "--json", check=True).stdout.strip() == "[]"
+        cli.run("tokens", "create", "--name", "ci", "--role", "viewer", "--db", str(path), "--json", check=True)
         with sqlite3.connect(path) as connection:
             assert connection.execute("SELECT version_num FROM alembic_version").fetchall() == [(HEAD,)]
+
+
+READERS = [
+    ("runs", "list"),
+    ("audit", "verify"),
+    ("report", "1"),
+    ("export", "1"),
+    ("gate", "1", "--min", "overall_score=0.5"),
+    ("monitor", "traffic"),
+    ("tokens", "list"),
+    ("serve", "--port", "0"),
+]
+
+
+@pytest.mark.parametrize("command", READERS, ids=lambda c: "-".join(c[:2]))
+def test_a_command_that_reads_never_creates_a_store(cli, tmp_path, command):
+    """A mistyped --db is exit 2 naming the path, and nothing appears there."""
+    missing = tmp_path / "MISTYPED.db"
+    assert_refused(cli.run(*command, "--db", str(missing), timeout=60), f"no medops store at {missing}")
+    assert not any(p.name.startswith("MISTYPED") for p in tmp_path.iterdir())
+
+
+def test_a_reader_leaves_an_empty_file_empty(cli, tmp_path):
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    assert_refused(cli.run("runs", "list", "--db", str(empty)), f"no medops store at {empty}")
+    assert empty.stat().st_size == 0
+
+
+def test_a_reader_refuses_an_empty_postgres_schema(cli, store_url):
+    assert_refused(cli.run("runs", "list", "--db", store_url), "no medops store at")
+    assert table_names(store_url) == set()
 
 
 def test_an_up_to_date_store_is_opened_without_a_write(tmp_path):

@@ -36,9 +36,10 @@ class RunNotice(UserWarning):
     ``evaluate`` and ``resume`` hand each to ``on_notice``, or warn with this class without one."""
 
 
-def open_store(db: StoreRef = None) -> Store:
-    """An open store: ``db`` as a path or URL (``MEDOPS_DB`` or ``./medops.db`` when None)."""
-    return db if isinstance(db, Store) else Store.open(str(db) if db is not None else None)
+def open_store(db: StoreRef = None, *, create: bool = True) -> Store:
+    """An open store: ``db`` as a path or URL (``MEDOPS_DB`` or ``./medops.db`` when None);
+    ``create=False`` (every reader below): a missing store is a UserError, never created."""
+    return db if isinstance(db, Store) else Store.open(str(db) if db is not None else None, create=create)
 
 
 def healthbench_config(*, explicit: Collection[str] | None = None, **options: Any) -> HealthBenchConfig:
@@ -159,13 +160,13 @@ def runs(db: StoreRef = None) -> list[dict[str, Any]]:
             "created_at": run.created_at.isoformat(),
             "wall_seconds": run.wall_seconds,
         }
-        for run, dataset in open_store(db).list_runs()
+        for run, dataset in open_store(db, create=False).list_runs()
     ]
 
 
 def run(run_ref: str, *, db: StoreRef = None) -> dict[str, Any]:
     """One run's document (what ``medops runs show --json`` prints)."""
-    return run_document(open_store(db), run_ref)
+    return run_document(open_store(db, create=False), run_ref)
 
 
 def compare(
@@ -178,7 +179,8 @@ def compare(
     metrics: Collection[str] | None = None,
 ) -> dict[str, Any]:
     """The paired comparison of two runs (what ``medops compare --json`` prints)."""
-    return compare_runs(open_store(db), baseline, candidate, allow_partial=allow_partial, seed=seed, metrics=metrics)
+    store = open_store(db, create=False)
+    return compare_runs(store, baseline, candidate, allow_partial=allow_partial, seed=seed, metrics=metrics)
 
 
 def gate(
@@ -193,7 +195,7 @@ def gate(
     """The gate's verdicts, the ``complete`` rule first; ``rules`` is a list or a policy YAML file.
     The gate passes when every verdict passed. The decision (each rule and its outcome) goes to
     the audit trail, by ``actor`` (``medops.audit.actor()``: the OS user unless a token id is given)."""
-    store = open_store(db)
+    store = open_store(db, create=False)
     chosen = load_policy(Path(rules)) if isinstance(rules, str | Path) else rules
     verdicts = evaluate_gate(store, run_ref, chosen, baseline=baseline, seed=seed)
     run_id = store.find_run(run_ref).id
@@ -219,7 +221,7 @@ def report(
 ) -> str:
     """A self-contained HTML report (or Markdown with ``fmt="md"``), read from the store only.
     Recorded in the audit trail (``destination``: the file it is written to, by name only)."""
-    store = open_store(db)
+    store = open_store(db, create=False)
     text = build_report(store, run_ref, vs=vs, fmt=fmt)
     run_id = store.find_run(run_ref).id
     details = {
@@ -243,7 +245,7 @@ def export(
 ) -> list[dict[str, Any]] | str:
     """A run's rows (a criterion or an exam answer each); as JSONL or CSV text when ``fmt`` is given.
     Recorded in the audit trail (``destination``: the file it is written to, by name only)."""
-    store = open_store(db)
+    store = open_store(db, create=False)
     rows = export_rows(store, run_ref)
     run_id = store.find_run(run_ref).id
     details = {

@@ -59,7 +59,7 @@ def users_add(
 @users_app.command("list")
 def users_list(db: str = DB_OPTION, as_json: bool = JSON_OPTION) -> None:
     """Every user: role, disabled, created, last sign-in."""
-    found = api.users(api.open_store(db))
+    found = api.users(api.open_store(db, create=False))
     if as_json:
         print(json.dumps(found, ensure_ascii=False))
     elif not found:
@@ -71,7 +71,7 @@ def users_list(db: str = DB_OPTION, as_json: bool = JSON_OPTION) -> None:
 @users_app.command("disable")
 def users_disable(name: str = typer.Argument(...), db: str = DB_OPTION) -> None:
     """Disable a user: they can no longer sign in, their open sessions end, the tokens they own are revoked."""
-    api.disable_user(api.open_store(db), name, actor=actor())
+    api.disable_user(api.open_store(db, create=False), name, actor=actor())
     out.print(f"user {escape(name)} disabled")
 
 
@@ -79,7 +79,7 @@ def users_disable(name: str = typer.Argument(...), db: str = DB_OPTION) -> None:
 def users_remove(name: str = typer.Argument(...), db: str = DB_OPTION) -> None:
     """Remove a user: their tokens are revoked and their sessions end; what they did stays in the
     audit trail."""
-    api.remove_user(api.open_store(db), name, actor=actor())
+    api.remove_user(api.open_store(db, create=False), name, actor=actor())
     out.print(f"user {escape(name)} removed")
 
 
@@ -117,7 +117,7 @@ def tokens_create(
 @tokens_app.command("list")
 def tokens_list(db: str = DB_OPTION, as_json: bool = JSON_OPTION) -> None:
     """Every token issued (never the token itself): role, created, last used, revoked."""
-    found = api.tokens(api.open_store(db))
+    found = api.tokens(api.open_store(db, create=False))
     if as_json:
         print(json.dumps(found, ensure_ascii=False))
     elif not found:
@@ -129,5 +129,5 @@ def tokens_list(db: str = DB_OPTION, as_json: bool = JSON_OPTION) -> None:
 @tokens_app.command("revoke")
 def tokens_revoke(name: str = typer.Argument(..., help="The token's name."), db: str = DB_OPTION) -> None:
     """Revoke a token: it is refused from the next request on."""
-    api.revoke_token(api.open_store(db), name, actor=actor())
+    api.revoke_token(api.open_store(db, create=False), name, actor=actor())
     out.print(f"token {escape(name)} revoked")

@@ -29,7 +29,7 @@ def list_cmd(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """The recorded events, oldest first: time, actor, action, target, details."""
-    store = Store.open(db)
+    store = Store.open(db, create=False)
     trail.flush(store)  # refusal tallies of the minutes that have passed
     found = trail.events(store, last=limit)
     if as_json:
@@ -72,7 +72,7 @@ def verify_cmd(
     was edited, deleted or reordered (or the anchor it fails), 2 when keyed events cannot be checked
     (MEDOPS_AUDIT_KEY unset)."""
     found_anchors = anchors.read(anchor_file) if anchor_file is not None else None
-    store = Store.open(db)
+    store = Store.open(db, create=False)
     trail.flush(store)
     if unkeyed_before is not None:
         declared = trail.declare_unkeyed_before(store, unkeyed_before)
@@ -112,7 +112,7 @@ def anchor_cmd(
 ) -> None:
     """Write the trail's head (seq, hash, time, key id) outside the database, for verify --anchors.
     Run it on a schedule (docs/PRIVACY.md); medops also writes one after every gate decision."""
-    found = anchors.anchor(Store.open(db), list(to) if to else None)
+    found = anchors.anchor(Store.open(db, create=False), list(to) if to else None)
     if as_json:
         print(json.dumps(found, ensure_ascii=False))
     else:
@@ -125,7 +125,7 @@ def export_cmd(
     db: str = DB_OPTION,
 ) -> None:
     """Write the whole chain as JSONL, verifiable offline (docs/PRIVACY.md, "The audit trail")."""
-    store = Store.open(db)
+    store = Store.open(db, create=False)
     trail.flush(store)
     count = trail.export(store, output)
     err.print(f"wrote {count} audit events to {output}")

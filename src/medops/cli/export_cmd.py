@@ -28,7 +28,7 @@ def export(
 ) -> None:
     """Export a run: one row per criterion (example_index, prompt_id, criterion, points, tags, criteria_met, ...)
     or per exam answer (item_id, gold, predicted, rule, correct, ...)."""
-    text = api.export(run_ref, db=Store.open(db), fmt=fmt.value, destination=output)
+    text = api.export(run_ref, db=Store.open(db, create=False), fmt=fmt.value, destination=output)
     if output is None:
         sys.stdout.write(text)
         return

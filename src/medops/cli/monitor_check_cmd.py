@@ -22,7 +22,7 @@ from medops.cli.monitor_cmd import app
 from medops.cli.options import DB_OPTION, JSON_OPTION
 from medops.monitor.alerts import FAILED, FIRED, SKIPPED, SUPPRESSED, CheckResult, Finding, check
 from medops.monitor.drift import drift_table, iso
-from medops.monitor.policy import load_monitor_policy
+from medops.monitor.policy import MonitorPolicy, load_monitor_policy
 from medops.monitor.windows import parse_duration, parse_since
 from medops.store.alerts import alerts as alert_history
 from medops.store.repository import Store
@@ -36,7 +36,15 @@ def _delivery_text(finding: Finding) -> str:
     return "; ".join(parts) or "no webhooks"
 
 
-def _print_round(result: CheckResult) -> None:
+def arms_counted(policy: MonitorPolicy) -> str:
+    """Which arms the policy's exchange rules count (rules may name their own ``arm``)."""
+    own = sorted({r.arm for r in policy.rules if r.arm is not None})
+    base = f"arm {policy.arm}" if policy.arm is not None else "every arm (primary, candidate, shadow)"
+    return base + (f"; rules naming their own: {', '.join(own)}" if own else "")
+
+
+def _print_round(result: CheckResult, policy: MonitorPolicy) -> None:
+    out.print(f"exchange rules count {arms_counted(policy)} (the policy's `arm`; `monitor traffic` counts every arm)")
     for f in result.findings:
         if f.outcome == FIRED:
             mark = "[red]FIRED[/]     "
@@ -88,7 +96,9 @@ def check_cmd(
     rules = load_monitor_policy(policy)
     interval = parse_duration(every).total_seconds() if every else None
     since_at = parse_since(since)
-    store = Store.open(db)
+    for webhook in rules.webhooks:  # an unset URL variable is a usage error before the store is read
+        webhook.resolved_url()
+    store = Store.open(db, create=False)
     status = 0
     try:
         while True:
@@ -96,9 +106,10 @@ def check_cmd(
             result = check(store, rules, since=since_at)
             status = 1 if result.fired else 0
             if as_json:
-                print(json.dumps({"checked_at": iso(datetime.now(timezone.utc)), **result.to_dict()}), flush=True)
+                checked = {"checked_at": iso(datetime.now(timezone.utc)), "arms": arms_counted(rules)}
+                print(json.dumps({**checked, **result.to_dict()}), flush=True)
             else:
-                _print_round(result)
+                _print_round(result, rules)
             _warn_failed_deliveries(result)
             if interval is None:
                 break
@@ -127,7 +138,7 @@ def drift_cmd(
 ) -> None:
     """The drift table: every exchange metric of the window against the reference (no alerts)."""
     table_doc = drift_table(
-        Store.open(db),
+        Store.open(db, create=False),
         window=parse_duration(window),
         reference=parse_duration(reference),
         arm=None if arm == "all" else arm,
@@ -172,7 +183,7 @@ def alerts_cmd(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Alert history, newest first: what fired, when, and where it was delivered."""
-    rows = alert_history(Store.open(db), since=parse_since(since), limit=limit)
+    rows = alert_history(Store.open(db, create=False), since=parse_since(since), limit=limit)
     records = [
         {
             "id": a.id,

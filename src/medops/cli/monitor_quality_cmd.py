@@ -268,7 +268,7 @@ def compare(
     from medops.store.repository import Store
 
     start, end = window_bounds(since)
-    report = compare_arms(Store.open(db), start=start, end=end, seed=seed)
+    report = compare_arms(Store.open(db, create=False), start=start, end=end, seed=seed)
     if as_json:
         print(json.dumps(report, ensure_ascii=False))
         return

@@ -145,20 +145,30 @@ def traffic(
     db: str = DB_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """What the gateway recorded (and what was ingested): how many exchanges, and the newest ones."""
-    from medops.store.exchanges import count_exchanges, exchanges
+    """What the gateway recorded (and what was ingested): how many exchanges of every arm (primary,
+    candidate, shadow copies; `monitor check` counts the arm its policy names), and the newest ones."""
+    from medops.store.exchanges import count_by_arm, count_exchanges, exchanges
     from medops.store.repository import Store
 
     start = parse_since(since)
-    store = Store.open(db)
+    store = Store.open(db, create=False)
     total = count_exchanges(store, since=start)
+    by_arm = count_by_arm(store, since=start)
     newest = exchanges(store, since=start, limit=limit, newest_first=True) if limit else []
     if as_json:
-        document = {"since": start.isoformat(), "n_exchanges": total, "exchanges": [_exchange_dict(e) for e in newest]}
+        document = {
+            "since": start.isoformat(),
+            "n_exchanges": total,
+            "arms": "all",
+            "n_by_arm": by_arm,
+            "exchanges": [_exchange_dict(e) for e in newest],
+        }
         print(json.dumps(document, ensure_ascii=False, default=str))
         return
+    arms = ", ".join(f"{arm} {n}" for arm, n in by_arm.items())
     out.print(
-        f"{total} exchanges since {start:%Y-%m-%d %H:%M:%S} UTC" + (f"; the newest {len(newest)}:" if newest else "")
+        f"{total} exchanges of every arm{f' ({arms})' if arms else ''} since {start:%Y-%m-%d %H:%M:%S} UTC"
+        + (f"; the newest {len(newest)}:" if newest else "")
     )
     if not newest:
         return

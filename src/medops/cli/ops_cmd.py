@@ -19,8 +19,8 @@ from medops.store.repository import Store
 
 
 def compare(
-    run_a: str = typer.Argument(..., metavar="RUN_A", help="The baseline run (id or name)."),
-    run_b: str = typer.Argument(..., metavar="RUN_B", help="The candidate run."),
+    run_a: str = typer.Argument(..., metavar="BASELINE", help="The baseline run (id or name)."),
+    run_b: str = typer.Argument(..., metavar="CANDIDATE", help="The candidate run."),
     allow_partial: bool = typer.Option(
         False, "--allow-partial", help="Pair runs made on different datasets on the items they share (by id)."
     ),
@@ -28,21 +28,25 @@ def compare(
     db: str = DB_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Paired comparison: difference, 95% paired-bootstrap interval, p-value, Holm-adjusted significance."""
-    report = compare_runs(Store.open(db), run_a, run_b, allow_partial=allow_partial, seed=seed)
+    """Paired comparison of a candidate with its baseline: change (candidate - baseline), 95%
+    paired-bootstrap interval, p-value, Holm-adjusted significance (JSON: run_a is the baseline)."""
+    report = compare_runs(Store.open(db, create=False), run_a, run_b, allow_partial=allow_partial, seed=seed)
     if as_json:
         print(json.dumps(report, ensure_ascii=False))
         return
     a, b = report["run_a"], report["run_b"]
     table = Table(
         title=escape(
-            f"run {b['run_id']} ({b['model']}) vs run {a['run_id']} ({a['model']}) on {report['n_shared']} shared items"
+            f"baseline run {a['run_id']} ({a['model']}), candidate run {b['run_id']} ({b['model']}): "
+            f"{report['n_shared']} shared items"
         ),
         title_justify="left",
         show_edge=False,
     )
-    for column in ("metric", "A", "B", "B - A", "95% CI", "p", "p (Holm)", "better/worse/same", ""):
-        table.add_column(column, justify="left" if column in ("metric", "") else "right")
+    for column in ("metric", "baseline", "candidate", "change", "95% CI", "p", "p (Holm)", "better/worse/same", ""):
+        table.add_column(
+            column, justify="left" if column in ("metric", "") else "right", no_wrap=column in ("metric", "95% CI")
+        )
     for name, r in report["metrics"].items():
         table.add_row(
             escape(name),
@@ -57,7 +61,7 @@ def compare(
         )
     out.print(table)
     test = next(iter(report["metrics"].values()))["test"] if report["metrics"] else "-"
-    out.print(f"test: {test}; significant = Holm-adjusted p < {report['alpha']}")
+    out.print(f"change = candidate - baseline; test: {test}; significant = Holm-adjusted p < {report['alpha']}")
 
 
 def gate(
@@ -91,7 +95,7 @@ def gate(
     )
     if not rules:
         raise UserError("no rules: give --policy FILE or --min / --max-drop / --max-ungraded-share")
-    verdicts = api.gate(run, rules, db=Store.open(db), baseline=baseline, seed=seed)
+    verdicts = api.gate(run, rules, db=Store.open(db, create=False), baseline=baseline, seed=seed)
     if junit:
         write_junit(junit, run, verdicts)
     passed = all(v.passed for v in verdicts)

@@ -55,6 +55,7 @@ def redact(
     src: Path = typer.Argument(..., metavar="IN", help="A .jsonl, .csv or text file.", show_default=False),
     output: Path = typer.Option(..., "-o", "--output", help="Where to write the redacted copy.", show_default=False),
     as_json: bool = typer.Option(False, "--json", help="Print the counts as JSON."),
+    force: bool = typer.Option(False, "--force", help="Overwrite OUT when it exists."),
 ) -> None:
     """Write a copy with PHI replaced by [TYPE_n] placeholders (consistent within a line / row / file)."""
     from medops.errors import UserError
@@ -62,6 +63,8 @@ def redact(
 
     if output.resolve() == src.resolve():
         raise UserError(f"{output}: the output must not be the input file")
+    if output.exists() and not force:
+        raise UserError(f"{output} exists; give --force to overwrite it")
     report = redact_file(src, output)
     if as_json:
         print(json.dumps(report, ensure_ascii=False))

@@ -22,8 +22,10 @@ class ReportFormat(str, Enum):
 
 
 def report(
-    run: str = typer.Argument(..., metavar="RUN", help="Run id or name."),
-    vs: str = typer.Option(None, "--vs", help="A baseline run: adds the paired comparison."),
+    run: str = typer.Argument(..., metavar="RUN", help="The candidate run (id or name)."),
+    baseline: str = typer.Option(
+        None, "--baseline", "--vs", help="The baseline run: adds the paired comparison (--vs: the same, older name)."
+    ),
     output: Path = typer.Option(None, "-o", "--output", help="File to write [default: stdout]."),
     fmt: ReportFormat = typer.Option(
         ReportFormat.html, "--format", help="html (self-contained page) or md (a summary for a pull-request comment)."
@@ -31,7 +33,7 @@ def report(
     db: str = DB_OPTION,
 ) -> None:
     """A report of a run: one self-contained HTML file, or Markdown."""
-    text = api.report(run, db=Store.open(db), vs=vs, fmt=fmt.value, destination=output)
+    text = api.report(run, db=Store.open(db, create=False), vs=baseline, fmt=fmt.value, destination=output)
     if output is None:
         sys.stdout.write(text)
         return

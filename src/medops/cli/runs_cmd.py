@@ -20,8 +20,8 @@ app = typer.Typer(help="Inspect recorded runs.", no_args_is_help=True)
 
 @app.command("list")
 def list_runs(db: str = DB_OPTION, as_json: bool = JSON_OPTION) -> None:
-    """Every run in the store, oldest first."""
-    records = api.runs(db)
+    """Every run in the store, newest first (as the dashboard and /api/runs list them)."""
+    records = list(reversed(api.runs(Store.open(db, create=False))))
     if as_json:
         print(json.dumps(records, ensure_ascii=False))
         return
@@ -51,7 +51,7 @@ def show_run(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """One run: status, configuration and every metric."""
-    store = Store.open(db)
+    store = Store.open(db, create=False)
     document = run_document(store, run_ref)
     kind = BENCHMARKS.get(document["benchmark"])
     if as_json or kind is None:

@@ -28,11 +28,13 @@ def serve(
     Single sign-on (OpenID Connect) when MEDOPS_OIDC_ISSUER is set: see docs/DASHBOARD.md."""
     import uvicorn
 
+    from medops.store.repository import Store
     from medops.web import create_app
     from medops.web.oidc import configure
 
     sso = configure()  # None without MEDOPS_OIDC_ISSUER; a bad configuration stops here (exit 2)
-    app = create_app(db, secure_cookies=secure_cookies, oidc=sso)
+    # a reader: a mistyped --db is an error, not an empty dashboard nobody can sign in to
+    app = create_app(Store.open(db, create=False), secure_cookies=secure_cookies, oidc=sso)
     err.print(f"medops dashboard on http://{host}:{port}/ (Ctrl-C stops)")
     if sso is not None:
         err.print(f"single sign-on through {sso.settings.issuer}")

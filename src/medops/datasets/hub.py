@@ -94,7 +94,7 @@ def exam_cache_path(name: str) -> Path:
     return exam_cache_dir() / f"{name}.jsonl"
 
 
-def _rows(exam: HubExam) -> Iterator[dict[str, Any]]:
+def _rows(exam: HubExam, target: Path) -> Iterator[dict[str, Any]]:
     try:
         import datasets
     except ImportError:
@@ -110,25 +110,33 @@ def _rows(exam: HubExam) -> Iterator[dict[str, Any]]:
         except Exception as exc:  # the library raises many kinds for "not reachable / not found"
             raise UserError(
                 f"could not load {exam.repo} ({config or 'default'}) from the hub: {str(exc).splitlines()[0]}; "
-                "offline, place the converted file by hand or pass the file with --data PATH"
+                f"offline, put the converted JSONL (one {{question, options, answer_idx}} per line) at {target} "
+                "and pull again, or pass the file with --data PATH"
             ) from None
         yield from rows
 
 
 def pull_exam(name: str) -> tuple[Path, int, str, bool]:
     """Fetch and convert once; returns (path, size, sha256, downloaded)."""
+    from medops.datasets.registry import check_recorded  # registry imports this module
+
     target = exam_cache_path(name)
     record = target.with_name(target.name + ".medops.json")
-    if target.is_file() and record.is_file():
-        facts = json.loads(record.read_text())
+    facts = check_recorded(name, target)
+    if facts is not None:
         return target, facts["size_bytes"], facts["sha256"], False
     exam = HUB_EXAMS[name]
-    lines = [json.dumps(exam.convert(row), ensure_ascii=False) + "\n" for row in _rows(exam)]
-    data = "".join(lines).encode("utf-8")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".part")
-    partial.write_bytes(data)
-    os.replace(partial, target)
+    downloaded = not target.is_file()
+    if downloaded:
+        lines = [json.dumps(exam.convert(row), ensure_ascii=False) + "\n" for row in _rows(exam, target)]
+        data = "".join(lines).encode("utf-8")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(target.name + ".part")
+        partial.write_bytes(data)
+        os.replace(partial, target)
+    else:  # placed by hand: described, not fetched again
+        data = target.read_bytes()
+        lines = [line for line in data.decode("utf-8", errors="replace").split("\n") if line.strip()]
     sha = hashlib.sha256(data).hexdigest()
     record.write_text(
         json.dumps(
@@ -144,4 +152,4 @@ def pull_exam(name: str) -> tuple[Path, int, str, bool]:
             indent=2,
         )
     )
-    return target, len(data), sha, True
+    return target, len(data), sha, downloaded

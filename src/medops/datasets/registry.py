@@ -108,6 +108,26 @@ def _manual_placement_hint(entry: BuiltinDataset) -> str:
     )
 
 
+def check_recorded(name: str, path: Path) -> dict | None:
+    """The cache record of ``path`` (None: no record), after checking the file still has the
+    sha256 recorded when it was pulled: a file copied over it under the same name is refused,
+    never taken for the dataset ``name``."""
+    record = _read_record(path)
+    if record is None:
+        return None
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    if digest.hexdigest() != record.get("sha256"):
+        raise UserError(
+            f"{path} is not the file pulled as '{name}' (sha256 {digest.hexdigest()[:12]}..., recorded "
+            f"{str(record.get('sha256'))[:12]}... in {path.name}.medops.json); delete both files and run "
+            f"`medops data pull {name}` again, or pass your file with --data PATH"
+        )
+    return record
+
+
 def resolve(name_or_path: str) -> tuple[str, Path]:
     """Return ``(dataset_name, local_path)`` for a packaged or built-in name, or a file path."""
     if name_or_path in PACKAGED_DATASETS:
@@ -117,8 +137,10 @@ def resolve(name_or_path: str) -> tuple[str, Path]:
         if not path.is_file():
             raise UserError(
                 f"exam set '{name_or_path}' is not in the local cache; run `medops data pull "
-                f"{name_or_path}` (needs the hub), or pass the file with --data PATH"
+                f"{name_or_path}` (needs the hub), or offline put the converted JSONL at {path}, "
+                "or pass the file with --data PATH"
             )
+        check_recorded(name_or_path, path)
         return name_or_path, path
     if name_or_path in BUILTIN_DATASETS:
         path = cached_path(name_or_path)
@@ -128,6 +150,7 @@ def resolve(name_or_path: str) -> tuple[str, Path]:
                 f"dataset '{name_or_path}' is not in the local cache; run `medops data pull "
                 f"{name_or_path}`, or offline: {_manual_placement_hint(entry)}"
             )
+        check_recorded(name_or_path, path)
         return name_or_path, path
     path = Path(name_or_path)
     if not path.exists():
@@ -157,7 +180,7 @@ def pull(name: str, on_progress: Callable[[int, int | None], None] | None = None
     if name not in BUILTIN_DATASETS:
         raise UserError(f"unknown dataset '{name}'; known: {', '.join(BUILTIN_DATASETS)}")
     entry, target = BUILTIN_DATASETS[name], cached_path(name)
-    record = _read_record(target)
+    record = check_recorded(name, target)
     if record is not None:
         return PulledFile(name, target, record["size_bytes"], record["sha256"], downloaded=False)
     if target.is_file():  # placed by hand: describe it, do not fetch it again

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from medops.events import AfterCall, BeforeCall, EventBus
+from medops.events import AfterCall, BeforeCall, EventBus, JobDone
 from medops.models.base import ChatModel, Completion, Messages, SamplingParams, StopRequested
 from medops.models.cache import request_key
 from medops.models.pricing import BudgetMeter
@@ -91,6 +91,8 @@ class JobRunner:
                 self.counters.jobs_done += 1
                 if self.on_progress:
                     self.on_progress(self.counters)
+                if self.bus.wants(JobDone):
+                    self.bus.publish(JobDone(self.run_id))
 
         tasks = [asyncio.create_task(worker()) for _ in range(min(len(jobs), max(1, self.concurrency)))]
         try:

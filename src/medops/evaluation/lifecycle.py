@@ -8,9 +8,11 @@ its job plan, so everything read back later (export, report, compare, gate) need
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -120,7 +122,7 @@ def run_benchmark(
     pipeline.bus = bus
     budget = budget_usd if budget_usd is not None else config.budget_usd
     _attach_budget(pipeline, budget, benchmark.models(config), _spent(store, run_id) if resume else 0.0)
-    bus.publish(RunStarted(run_id, benchmark.name, config.record(), resume is not None))
+    bus.publish(RunStarted(run_id, benchmark.name, config.record(), resume is not None, len(jobs)))
     resume_command = f"{benchmark.command} --resume {run_id}"
     status, message, seconds = execute(pipeline, jobs, writer, resume_command, on_notice)
     summary = benchmark.score(store, run_id, config, data, jobs)
@@ -199,10 +201,13 @@ def finish(
     exit_code = {COMPLETED: 0, INTERRUPTED: 130, FAILED: 2}[status]
     failed = summary.get("n_failed_calls", 0)
     if failed:
+        summary["failed_by_cause"] = failure_causes(queries.failed_call_errors(store, run_id))
         by_role = ", ".join(f"{role}: {u['failed']}" for role, u in summary.get("usage", {}).items() if u["failed"])
+        causes = ", ".join(f"{cause} {n}" for cause, n in summary["failed_by_cause"].items())
         plural = failed != 1
         note = (
-            f"{failed} call{'s' if plural else ''} failed for good ({by_role}) and {'are' if plural else 'is'} left "
+            f"{failed} call{'s' if plural else ''} failed for good ({by_role}), by cause: {causes}, and "
+            f"{'are' if plural else 'is'} left "
             f"out of the score; retry {'them' if plural else 'it'} with `{resume_command}`"
         )
         if status == COMPLETED:
@@ -214,6 +219,40 @@ def finish(
         run_id, status, wall_seconds=wall, summary=summary, error=message if status in (FAILED, INCOMPLETE) else None
     )
     return RunOutcome(run_id, status, summary, message, exit_code)
+
+
+# Why a call failed for good, from its stored error: the first pattern that matches names the cause.
+_CAUSES = (
+    (r"PHI in the request", "PHI block"),
+    (r"PHI detection is unavailable", "PHI detection unavailable"),
+    (r"refused before sending", "refused before sending"),
+    (
+        r"Name or service not known|nodename nor servname|name resolution|getaddrinfo|No address associated"
+        r"|Could not resolve|Name does not resolve",
+        "DNS error",
+    ),
+    (r"[Cc]onnection refused|Connect call failed", "connection refused"),
+    (r"connection error", "connection error"),
+    (r"timed out", "timeout"),
+    (r"HTTP (\d{3})", r"HTTP \1"),
+    (r"no message content", "no content in the reply"),
+    (r"unreadable response body", "unreadable response"),
+    (r"unreadable grader reply", "unreadable grader reply"),
+    (r"no single verdict", "no verdict in a grouped reply"),
+)
+
+
+def failure_cause(error: str) -> str:
+    """``"DNS error"``, ``"PHI block"``, ``"HTTP 503"``, ...: a failed call's cause, for counting."""
+    for pattern, cause in _CAUSES:
+        if found := re.search(pattern, error):
+            return found.expand(cause)
+    return error.removeprefix("grader call failed: ").split(":")[0].strip()[:60] or "unknown"
+
+
+def failure_causes(errors: list[str]) -> dict[str, int]:
+    """Failed calls counted by cause, the most frequent first."""
+    return dict(Counter(failure_cause(e) for e in errors).most_common())
 
 
 async def _drive(pipeline: JobRunner, jobs: list[Job], on_notice: Callable[[str], None] | None) -> None:

@@ -35,6 +35,7 @@ def healthbench_json(run: Run, dataset: Dataset, config: HealthBenchConfig, summ
         "n_excluded_examples": summary.get("n_excluded_examples", 0),
         "n_ungraded_criteria": summary.get("n_ungraded_criteria", 0),
         "n_failed_calls": summary.get("n_failed_calls", 0),
+        "failed_by_cause": summary.get("failed_by_cause", {}),
         "metrics": summary.get("metrics", {}),
         "usage": summary.get("usage", {}),
         "phi": summary.get("phi"),
@@ -60,7 +61,7 @@ def print_healthbench_summary(console: Console, run: Run, dataset: Dataset, summ
     metrics: dict[str, dict[str, float]] = summary.get("metrics", {})
     title = f"run {run.id}{f' ({run.name})' if run.name else ''}: {run.model} graded by {run.grader} on {dataset.name}"
     table = Table(title=escape(title), title_justify="left", show_edge=False)
-    table.add_column("metric")
+    table.add_column("metric", no_wrap=True)
     table.add_column("mean", justify="right")
     table.add_column("± bootstrap std", justify="right")
     table.add_column("n", justify="right")
@@ -96,6 +97,7 @@ def meta_eval_json(run: Run, dataset: Dataset, summary: dict[str, Any]) -> dict[
         "n_rows": summary.get("n_examples", 0),
         "n_ungraded": summary.get("n_ungraded_criteria", 0),
         "n_failed_calls": summary.get("n_failed_calls", 0),
+        "failed_by_cause": summary.get("failed_by_cause", {}),
         "agreement": summary.get("agreement", {}),
         "usage": summary.get("usage", {}),
         "phi": summary.get("phi"),
@@ -160,6 +162,7 @@ def exam_json(run: Run, dataset: Dataset, summary: dict[str, Any]) -> dict[str, 
         "unparsed_rate": summary.get("unparsed_rate"),
         "n_excluded_examples": summary.get("n_excluded_examples", 0),
         "n_failed_calls": summary.get("n_failed_calls", 0),
+        "failed_by_cause": summary.get("failed_by_cause", {}),
         "n_truncated": summary.get("n_truncated", 0),
         "skipped_items": summary.get("skipped_items", {}),
         "rules": summary.get("rules", {}),

@@ -110,7 +110,10 @@ class Webhook(BaseModel):
             return self.url
         value = os.environ.get(self.url_env or "", "").strip()
         if not value:
-            raise UserError(f"webhook {self.name}: environment variable {self.url_env} is not set")
+            raise UserError(
+                f"webhook {self.name}: environment variable {self.url_env} is not set; set it to the webhook's "
+                "URL, or remove the webhook from the policy (alerts are still recorded: `medops monitor alerts`)"
+            )
         if not value.startswith(("http://", "https://")):
             raise UserError(f"webhook {self.name}: {self.url_env} must hold an http:// or https:// URL")
         return value

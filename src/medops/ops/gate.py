@@ -6,7 +6,7 @@ Policy YAML::
       - {metric: overall_score, min: 0.45}
       - {metric: "theme:emergency_referrals", min: 0.6}
       - {max_ungraded_share: 0.02}
-      - {max_cost_usd: 50}
+      - {max_cost_usd: 50, unpriced: pass}        # self-hosted models without a price pass, named
       - {metric: overall_score, max_drop: 0.02}   # against --baseline; only a significant drop counts
       - {max_failed_call_share: 0.01}             # lets an `incomplete` run through the `complete` rule
 
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 from xml.etree import ElementTree
 
 import yaml
@@ -43,6 +43,9 @@ class Rule(BaseModel):
     max_drop: float | None = Field(default=None, ge=0)
     max_ungraded_share: float | None = Field(default=None, ge=0, le=1)
     max_cost_usd: float | None = Field(default=None, ge=0)
+    # with max_cost_usd: what a model without a price does to the rule (a self-hosted model has
+    # none): fail it (the default: a cost is never guessed) or pass it, named in the detail
+    unpriced: Literal["fail", "pass"] | None = None
     # not a rule of its own: it relaxes the `complete` rule for `incomplete` runs
     max_failed_call_share: float | None = Field(default=None, ge=0, le=1)
 
@@ -53,6 +56,8 @@ class Rule(BaseModel):
             raise ValueError(f"each rule sets exactly one of {', '.join(RULE_KINDS)}")
         if kinds[0] in ("min", "max_drop") and not self.metric:
             raise ValueError(f"a {kinds[0]} rule needs a metric")
+        if self.unpriced is not None and kinds[0] != "max_cost_usd":
+            raise ValueError("unpriced applies to a max_cost_usd rule only")
         return self
 
     def describe(self) -> str:
@@ -64,7 +69,7 @@ class Rule(BaseModel):
             return f"ungraded share <= {self.max_ungraded_share:g}"
         if self.max_failed_call_share is not None:
             return f"failed-call share <= {self.max_failed_call_share:g}"
-        return f"cost <= ${self.max_cost_usd:g}"
+        return f"cost <= ${self.max_cost_usd:g}" + (" (unpriced models pass)" if self.unpriced == "pass" else "")
 
 
 RULE_KINDS = ("min", "max_drop", "max_ungraded_share", "max_cost_usd", "max_failed_call_share")
@@ -149,8 +154,11 @@ def _failed_calls(summary: dict[str, Any]) -> str:
         for role, usage in (summary.get("usage") or {}).items()
         if isinstance(usage, dict) and usage.get("failed")
     )
-    return f"{summary['n_failed_calls']} of {summary['n_calls_recorded']} calls failed for good" + (
-        f" ({by_role})" if by_role else ""
+    causes = ", ".join(f"{cause} {n}" for cause, n in (summary.get("failed_by_cause") or {}).items())
+    return (
+        f"{summary['n_failed_calls']} of {summary['n_calls_recorded']} calls failed for good"
+        + (f" ({by_role})" if by_role else "")
+        + (f", by cause: {causes}" if causes else "")
     )
 
 
@@ -248,17 +256,14 @@ def evaluate_gate(
             verdicts.append(Verdict(name, share <= rule.max_ungraded_share, f"{share:.4f} ({detail})"))
         else:
             cost = run_cost(run, load_prices())
-            if cost["unpriced"]:
-                verdicts.append(
-                    Verdict(
-                        name,
-                        False,
-                        f"no price for {', '.join(cost['unpriced'])} (add it to a "
-                        "price table: --prices / MEDOPS_PRICES)",
-                    )
-                )
+            unpriced = ", ".join(cost["unpriced"])
+            if unpriced and rule.unpriced != "pass":
+                hint = "price it in a table named by MEDOPS_PRICES=FILE, or let it pass with `unpriced: pass`"
+                verdicts.append(Verdict(name, False, f"no price for {unpriced} ({hint})"))
             else:
-                verdicts.append(Verdict(name, cost["total_usd"] <= rule.max_cost_usd, f"${cost['total_usd']:.4f}"))
+                passed = cost["total_usd"] <= rule.max_cost_usd
+                note = f" for priced models; unpriced, passed by the policy: {unpriced}" if unpriced else ""
+                verdicts.append(Verdict(name, passed, f"${cost['total_usd']:.4f}{note}"))
     return verdicts
 
 

@@ -147,6 +147,15 @@ def filter_by_difficulty(
         )
         if keep:
             kept.append(row)
+    if not kept:  # an empty training set would only fail later, in `rl train`
+        too_long = sum(max_chars is not None and p["chars"] > max_chars for p in profile)
+        raise UserError(
+            f"{train_file}: kept 0 of {len(rows)} items in the pass-rate band [{low:g}, {high:g}] "
+            f"({sum(p['pass_rate'] == 1 for p in profile)} always solved, "
+            f"{sum(p['pass_rate'] == 0 for p in profile)} never solved"
+            + (f", {too_long} longer than --max-chars" if too_long else "")
+            + f"); widen --keep-band; nothing written to {out_dir}"
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "difficulty.jsonl").write_text("".join(json.dumps(p) + "\n" for p in profile), encoding="utf-8")
     data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept).encode("utf-8")

@@ -76,7 +76,10 @@ def head_revision() -> str:
 _OPENED_HERE: set[Path] = set()
 
 
-def open_engine(db: str | None) -> Engine:
+def open_engine(db: str | None, *, create: bool = True) -> Engine:
+    """The store at ``db``, migrated to the latest schema. ``create=False`` is how every command
+    that only reads opens it (audit verify, runs, report, export, gate, serve, monitor checks):
+    a missing or empty store is then a UserError naming it, never a new store created by a typo."""
     url = database_url(db)
     try:
         engine = create_engine(url, pool_pre_ping=not url.startswith("sqlite"))
@@ -93,7 +96,7 @@ def open_engine(db: str | None) -> Engine:
                 raise UserError(f"cannot use database {describe(url)}: folder {parent} does not exist")
         event.listen(engine, "connect", _sqlite_pragmas)
     try:
-        _migrate(engine, where, sqlite_file)
+        _migrate(engine, where, sqlite_file, create)
     except OperationalError as exc:
         raise UserError(f"cannot open database {describe(url)}: {exc.orig}") from None
     except DatabaseError as exc:
@@ -103,12 +106,16 @@ def open_engine(db: str | None) -> Engine:
     return engine
 
 
-def _migrate(engine: Engine, where: str, sqlite_file: Path | None) -> None:
-    """Bring the store to the latest schema; a no-op (and no write) when it already is."""
+def _migrate(engine: Engine, where: str, sqlite_file: Path | None, create: bool = True) -> None:
+    """Bring the store to the latest schema; a no-op (and no write) when it already is. Without
+    ``create``, a database with no medops schema yet is refused instead of initialised."""
     config = _alembic_config()
     scripts = ScriptDirectory.from_config(config)
     head = scripts.get_current_head()
-    if _revision_before_writing(engine, scripts, where, sqlite_file) == head:
+    revision = _revision_before_writing(engine, scripts, where, sqlite_file)
+    if revision is None and not create:
+        raise UserError(f"no medops store at {where}; give --db (or MEDOPS_DB) an existing store")
+    if revision == head:
         return
     with exclusive_transaction(engine, _PG_LOCK_KEY) as connection:
         if _medops_revision(connection, scripts, where) == head:  # another process got there first

@@ -61,3 +61,12 @@ def count_exchanges(store: Store, *, since: datetime | None = None, until: datet
         query = query.where(Exchange.created_at < until)
     with store.session() as s:
         return int(s.scalar(query) or 0)
+
+
+def count_by_arm(store: Store, *, since: datetime | None = None) -> dict[str, int]:
+    """Exchanges since ``since`` per arm (primary, candidate, shadow), the arms present only."""
+    query = select(Exchange.arm, func.count()).group_by(Exchange.arm).order_by(Exchange.arm)
+    if since is not None:
+        query = query.where(Exchange.created_at >= since)
+    with store.session() as s:
+        return {arm: int(n) for arm, n in s.execute(query)}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 
 from medops.store.repository import Store
 from medops.store.schema import Answer, Grade, ItemSet, ItemSetMember, Response, StoredItem
@@ -102,3 +102,20 @@ def call_notes(store: Store, run_id: int) -> list[dict[str, Any]]:
             *s.scalars(select(Grade.notes).where(Grade.run_id == run_id, Grade.notes.is_not(None))),
         ]
     return [row for row in rows if row]
+
+
+def failed_call_errors(store: Store, run_id: int) -> list[str]:
+    """Why each call of a run that ended in a final failure failed: the model call's error, or
+    the criterion's ungraded reason (the same outcomes ``Store.usage`` counts as failed)."""
+    with store.session() as s:
+        model = s.execute(
+            select(Response.error).where(
+                Response.run_id == run_id,
+                Response.source == "model",
+                or_(Response.error.is_not(None), Response.text.is_(None)),
+            )
+        ).all()
+        grader = s.execute(
+            select(Grade.ungraded_reason).where(Grade.run_id == run_id, Grade.criteria_met.is_(None))
+        ).all()
+    return [error or "no answer" for (error,) in [*model, *grader]]

@@ -70,8 +70,9 @@ class Store:
         self._cache_sql = ""
 
     @classmethod
-    def open(cls, db: str | None) -> Store:
-        return cls(open_engine(db))
+    def open(cls, db: str | None, *, create: bool = True) -> Store:
+        """The store at ``db``; readers pass ``create=False`` so a mistyped path is an error."""
+        return cls(open_engine(db, create=create))
 
     @contextmanager
     def session(self) -> Iterator[Session]:
