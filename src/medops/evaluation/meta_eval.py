@@ -21,7 +21,7 @@ from medops.errors import UserError
 from medops.evaluation.config import HealthBenchConfig
 from medops.evaluation.contract import Benchmark, ItemResults, RunContext, call_accounting, check_recorded
 from medops.evaluation.engine import Job, JobRunner
-from medops.evaluation.healthbench import build_pipeline, criterion_rows
+from medops.evaluation.healthbench import build_judges, build_pipeline, criterion_rows
 from medops.evaluation.summaries import meta_eval_json, print_meta_eval_summary
 from medops.scoring.agreement import (
     calibration,
@@ -91,7 +91,8 @@ class MetaEval(Benchmark[HealthBenchConfig, MetaEvalData]):
         return {"model": "given", "grader": str(config.grader)}
 
     def pipeline(self, context: RunContext[HealthBenchConfig, MetaEvalData]) -> JobRunner:
-        return build_pipeline(context, context.data.dataset, context.data.given)
+        judges = build_judges(context.config)  # the graders being measured against the physicians
+        return build_pipeline(context, context.data.dataset, context.data.given, None, judges)
 
     def score(
         self, store: Store, run_id: int, config: HealthBenchConfig, data: MetaEvalData, jobs: list[Job]
