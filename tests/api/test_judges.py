@@ -74,7 +74,11 @@ def test_two_judges_each_store_a_verdict_and_the_score_follows_the_reducer(endpo
     asked = [call.model for call in endpoint.server.log if "grader" in call.model]
     assert sorted(asked) == ["fake-grader-a"] * 4 + ["fake-grader-b"] * 4
     rows = api.export(str(outcome.run_id), db=db)  # readers see the aggregated verdict, one row per criterion
-    expected = {"majority": [True, False, False, False], "any": [True, True, True, False], "all": [True, False, False, False]}
+    expected = {
+        "majority": [True, False, False, False],
+        "any": [True, True, True, False],
+        "all": [True, False, False, False],
+    }
     assert [r["criteria_met"] for r in rows] == expected[jury]
     assert api.run(str(outcome.run_id), db=db)["score"] == pytest.approx(score)
 

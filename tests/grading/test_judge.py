@@ -11,7 +11,9 @@ from medops.models.base import SamplingParams
 
 
 def settings(**extra) -> GraderSettings:
-    return GraderSettings(template="<<conversation>> <<rubric_item>>", group_template="g", params=SamplingParams(), **extra)
+    return GraderSettings(
+        template="<<conversation>> <<rubric_item>>", group_template="g", params=SamplingParams(), **extra
+    )
 
 
 def votes(*said: bool | None, p: list[float | None] | None = None) -> list[Verdict]:
@@ -23,7 +25,8 @@ def votes(*said: bool | None, p: list[float | None] | None = None) -> list[Verdi
 
 
 @pytest.mark.parametrize(
-    ("kind", "extra"), [(TextJudge, {}), (LogprobJudge, {"verdict": "logprob"}), (GroupedJudge, {"criteria_per_call": 4})]
+    ("kind", "extra"),
+    [(TextJudge, {}), (LogprobJudge, {"verdict": "logprob"}), (GroupedJudge, {"criteria_per_call": 4})],
 )
 def test_each_grader_mode_is_a_criterion_judge_with_a_stable_name(kind, extra):
     judge = make_judge(settings(**extra), None, "openai:gpt-4.1")
