@@ -30,6 +30,7 @@ from medops.grading.judge import Criterion, CriterionJudge, Verdict
 from medops.models.backends import create_model
 from medops.models.base import ChatModel, Completion, Messages, StopRequested
 from medops.models.spec import ModelSpec
+from medops.scoring.agreement import fleiss_kappa
 from medops.scoring.healthbench import (
     LENGTH_ADJUSTED,
     OVERALL,
@@ -289,11 +290,17 @@ def build_pipeline(
 
 # scoring, from the store ------------------------------------------------------------------
 def job_metrics(
-    store: Store, run_id: int, dataset: RubricDataset, config: HealthBenchConfig, jobs: list[Job]
+    store: Store,
+    run_id: int,
+    dataset: RubricDataset,
+    config: HealthBenchConfig,
+    jobs: list[Job],
+    judge: str | None = None,
 ) -> tuple[dict[Job, dict[str, float]], int, int]:
-    """Metric values of every fully graded job, and how many jobs / criteria were left out."""
+    """Metric values of every fully graded job, and how many jobs / criteria were left out; by
+    the criteria's verdicts, or by one juror's (``judge``)."""
     responses = queries.response_texts(store, run_id)
-    verdicts = queries.verdicts(store, run_id)
+    verdicts = queries.verdicts(store, run_id, judge)
     per_job: dict[Job, dict[str, float]] = {}
     excluded = ungraded = 0
     for job in jobs:
@@ -334,6 +341,46 @@ def score_run(
         "n_ungraded_criteria": ungraded,
         "metrics": {name: summary.to_dict() for name, summary in summaries.items()},
         **call_accounting(store, run_id),
+        **jury_summary(store, run_id, dataset, config, jobs),
+    }
+
+
+def jury_summary(
+    store: Store, run_id: int, dataset: RubricDataset, config: HealthBenchConfig, jobs: list[Job]
+) -> dict[str, Any]:
+    """``jury`` for a run with several graders: each juror's own score (as if it graded alone)
+    and the jurors' agreement (Fleiss' kappa over the criteria every juror graded); nothing for one."""
+    judging = store.find_run(str(run_id)).judges
+    if not judging or len(judging["judges"]) < 2:
+        return {}
+    jurors = []
+    for judge in judging["judges"]:
+        per_job, excluded, ungraded = job_metrics(store, run_id, dataset, config, jobs, judge["name"])
+        overall = aggregate(list(per_job.values()), config.seed).get(OVERALL)
+        jurors.append(
+            {
+                "judge": judge["name"],
+                "score": overall.mean if overall else None,
+                "bootstrap_std": overall.bootstrap_std if overall else None,
+                "n_examples": len(per_job),
+                "n_excluded_examples": excluded,
+                "n_ungraded_criteria": ungraded,
+            }
+        )
+    names = [judge["name"] for judge in judging["judges"]]
+    said = [
+        [by_judge[name].criteria_met for name in names]
+        for by_judge in queries.judge_grades(store, run_id).values()
+        if all(name in by_judge and by_judge[name].criteria_met is not None for name in names)
+    ]
+    counts = [[sum(bool(m) for m in row), sum(not m for m in row)] for row in said]
+    return {
+        "jury": {
+            "reducer": judging["reducer"],
+            "jurors": jurors,
+            "fleiss_kappa": fleiss_kappa(counts),
+            "n_criteria_compared": len(counts),
+        }
     }
 
 

@@ -199,6 +199,8 @@ def healthbench_config(
 
 def _each(value: Any, n: int, what: str) -> list[Any]:
     """One value for every grader, or one per grader (a list as long as the graders)."""
+    if isinstance(value, (list, tuple)) and len(value) <= 1:
+        value = value[0] if value else None  # a repeatable flag given once, or not at all
     if isinstance(value, (list, tuple)):
         if len(value) != n:
             raise UserError(f"{what} is given {len(value)} times for {n} graders: give it once, or once per grader")

@@ -78,15 +78,17 @@ def judge_grades(store: Store, run_id: int) -> dict[tuple[int, int, int], dict[s
     return found
 
 
-def verdicts(store: Store, run_id: int) -> dict[Key, dict[int, bool | None]]:
-    """(example_index, repeat) -> criterion_index -> met; the scoring hot path, so columns only."""
+def verdicts(store: Store, run_id: int, judge: str | None = None) -> dict[Key, dict[int, bool | None]]:
+    """(example_index, repeat) -> criterion_index -> met (the aggregated verdict, or ``judge``'s
+    own); the scoring hot path, so columns only."""
     found: dict[Key, dict[int, bool | None]] = {}
     with store.session() as s:
-        jury = _jury(s, run_id)
+        jury = _jury(s, run_id) if judge is None else None
+        where = [Grade.run_id == run_id] + ([Grade.judge == judge] if judge is not None else [])
         rows = s.execute(
             select(
                 Grade.example_index, Grade.repeat, Grade.criterion_index, Grade.criteria_met, Grade.judge, Grade.p_met
-            ).where(Grade.run_id == run_id)
+            ).where(*where)
         ).all()
     if jury is None:
         for index, repeat, criterion, met, _, _ in rows:
