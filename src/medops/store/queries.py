@@ -21,6 +21,16 @@ def responses(store: Store, run_id: int) -> dict[Key, Response]:
         return {(r.example_index, r.repeat): r for r in s.scalars(select(Response).where(Response.run_id == run_id))}
 
 
+@dataclass(frozen=True)
+class _Row:
+    """The columns of a grade the aggregation reads."""
+
+    criteria_met: bool | None
+    p_met: float | None
+    explanation: str | None = None
+    ungraded_reason: str | None = None
+
+
 def _jury(s: Any, run_id: int) -> tuple[str, list[str]] | None:
     """(reducer, juror names) when the run has several judges; None when its rows are one judge's."""
     judges = s.scalar(select(Run.judges).where(Run.id == run_id))
@@ -102,14 +112,6 @@ def verdicts(store: Store, run_id: int, judge: str | None = None) -> dict[Key, d
     for (index, repeat, criterion), v in _aggregate(jury, by_key):
         found.setdefault((index, repeat), {})[criterion] = v.met
     return found
-
-
-@dataclass(frozen=True)
-class _Row:
-    criteria_met: bool | None
-    p_met: float | None
-    explanation: str | None = None
-    ungraded_reason: str | None = None
 
 
 def response_texts(store: Store, run_id: int) -> dict[Key, str | None]:
