@@ -61,6 +61,19 @@ class Preset(str, Enum):
     simple_evals = "simple-evals"
 
 
+class Jury(str, Enum):
+    majority = "majority"
+    all = "all"
+    any = "any"
+    mean = "mean"
+
+
+JURY_HELP = (
+    "How several --grader verdicts become one: majority (a tie is not met), all, any, or mean "
+    "(of P(met), logprob jurors). Every juror must answer, else the criterion is ungraded."
+)
+
+
 PRESET_HELP = (
     "simple-evals: model and grader as OpenAI's reference script (system message 'You are a helpful "
     "assistant.', temperature 0.5, max tokens 2048, text verdicts). Options given explicitly override it."
@@ -78,11 +91,18 @@ def healthbench(
     model: str = typer.Option(
         DEFAULT_LOCAL_MODEL, "--model", help="Model under test: openai:NAME, local:smollm2 or hf:DIR_OR_HUB_ID."
     ),
-    grader: str = typer.Option(DEFAULT_LOCAL_MODEL, "--grader", help="Grader model, same forms as --model."),
+    grader: list[str] = typer.Option(
+        [DEFAULT_LOCAL_MODEL], "--grader", help="Grader model, same forms as --model; several times: a jury."
+    ),
+    jury: Jury = typer.Option(Jury.majority, "--jury", help=JURY_HELP),
     model_base_url: str = typer.Option(None, "--model-base-url", help="OpenAI-compatible base URL for --model."),
-    grader_base_url: str = typer.Option(None, "--grader-base-url", help="OpenAI-compatible base URL for --grader."),
+    grader_base_url: list[str] = typer.Option(
+        None, "--grader-base-url", help="OpenAI-compatible base URL for --grader (once, or once per --grader)."
+    ),
     model_api_key_env: str = typer.Option(None, "--model-api-key-env", help="Env var holding the model's key."),
-    grader_api_key_env: str = typer.Option(None, "--grader-api-key-env", help="Env var holding the grader's key."),
+    grader_api_key_env: list[str] = typer.Option(
+        None, "--grader-api-key-env", help="Env var holding the grader's key (once, or once per --grader)."
+    ),
     responses: Path = typer.Option(
         None,
         "--responses",

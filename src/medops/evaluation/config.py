@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from medops.grading.grader import GraderSettings
+from medops.grading.templates import default_group_template
 from medops.models.base import RetryPolicy, SamplingParams
 from medops.models.spec import ModelSpec
 
@@ -42,6 +44,9 @@ class HealthBenchConfig(RunSettings):
     rubric_item_format: Literal["points", "text"] = "points"
     model: ModelSpec | None = None  # None when responses are given or ideal completions graded
     grader: ModelSpec
+    # a jury: every grader, in the order given (the first is ``grader``); empty: ``grader`` alone
+    graders: tuple[ModelSpec, ...] = ()
+    jury: Literal["majority", "all", "any", "mean"] = "majority"  # how the jurors' verdicts become one
     completions: Literal["model", "given", "ideal"] = "model"
     responses_path: str | None = None
     model_temperature: float | None = None
@@ -80,6 +85,24 @@ class HealthBenchConfig(RunSettings):
 
     def grader_params(self) -> SamplingParams:
         return SamplingParams(temperature=self.grader_temperature, max_tokens=self.grader_max_tokens)
+
+    def grader_specs(self) -> tuple[ModelSpec, ...]:
+        """Every grader of the run: the jury's, or the one grader."""
+        return self.graders or (self.grader,)
+
+    def grader_settings(self, grader: ModelSpec) -> GraderSettings:
+        """How ``grader`` judges each criterion: the run's grader options, for that model."""
+        return GraderSettings(
+            template=self.grader_template,
+            group_template=self.grader_group_template or default_group_template(),
+            params=self.grader_params(),
+            system_message=self.grader_system_message,
+            parse_retries=self.grader_parse_retries,
+            verdict=self.grader_verdict,
+            json_schema=self.grader_json_schema,
+            criteria_per_call=self.criteria_per_call,
+            scores_choices=grader.capabilities.choice_scoring,
+        )
 
 
 class McqaConfig(RunSettings):

@@ -10,7 +10,7 @@ writer at once; nothing waits for the end of the run to be saved. Scores and sam
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,10 +40,11 @@ from medops.evaluation.records import (
     modality,
 )
 from medops.evaluation.summaries import healthbench_json, print_healthbench_summary
-from medops.grading.grader import CriterionGrade, GraderSettings, RubricGrader
-from medops.grading.templates import default_group_template, render_conversation
+from medops.grading.grader import make_judge
+from medops.grading.judge import Criterion, CriterionJudge, Verdict
 from medops.models.base import ChatModel, Completion, Messages, StopRequested
-from medops.models.spec import create_model
+from medops.models.spec import ModelSpec, create_model
+from medops.scoring.agreement import fleiss_kappa
 from medops.scoring.healthbench import (
     LENGTH_ADJUSTED,
     OVERALL,
@@ -112,6 +113,10 @@ def plan_jobs(dataset: RubricDataset, config: HealthBenchConfig, given: dict[int
 
 
 class HealthBenchPipeline(JobRunner):
+    """Responds (or takes the given response), then asks every judge about every criterion. The
+    judges are handed in, built from the run's settings (:func:`build_judges`): the pipeline never
+    knows which kind they are, nor how many."""
+
     def __init__(
         self,
         *,
@@ -122,35 +127,24 @@ class HealthBenchPipeline(JobRunner):
         writer: StoreWriter,
         existing: ExistingWork,
         model: ChatModel | None,
-        grader: ChatModel,
+        judges: Sequence[CriterionJudge],
         given: dict[int, str] | None,
         counters: Counters,
         on_progress: Callable[[Counters], None] | None = None,
     ):
+        asked = [model, *(judge.model for judge in judges)]
         super().__init__(
             store=store,
             writer=writer,
             use_cache=config.use_cache,
             concurrency=config.concurrency,
-            models=[m for m in (model, grader) if m is not None],
+            models=list({id(m): m for m in asked if m is not None}.values()),
             counters=counters,
             on_progress=on_progress,
         )
         self.run_id, self.config, self.dataset, self.existing = run_id, config, dataset, existing
-        self.model, self.grader, self.given = model, grader, given
+        self.model, self.judges, self.given = model, list(judges), given
         self._model_params = config.model_params()
-        settings = GraderSettings(
-            template=config.grader_template,
-            group_template=config.grader_group_template or default_group_template(),
-            params=config.grader_params(),
-            system_message=config.grader_system_message,
-            parse_retries=config.grader_parse_retries,
-            verdict=config.grader_verdict,
-            json_schema=config.grader_json_schema,
-            criteria_per_call=config.criteria_per_call,
-            scores_choices=grader.capabilities.choice_scoring,
-        )
-        self.rubric_grader = RubricGrader(settings)
 
     # one example -----------------------------------------------------------------------
     async def _job(self, index: int, repeat: int) -> None:
@@ -159,16 +153,19 @@ class HealthBenchPipeline(JobRunner):
         response = await self._response(index, repeat, example, sent)
         if response is None:
             return
-        conversation = render_conversation([*sent, {"role": "assistant", "content": response}])
-        todo = [
-            (c, item.render() if self.config.rubric_item_format == "points" else item.criterion)
+        conversation = [*sent, {"role": "assistant", "content": response}]
+        criteria = [
+            Criterion(c, item.render() if self.config.rubric_item_format == "points" else item.criterion)
             for c, item in enumerate(example.rubrics)
-            if (index, repeat, c) not in self.existing.grades
         ]
-        size = self.config.criteria_per_call
-        chunks = [todo[i : i + size] for i in range(0, len(todo), size)]
-        if chunks:
-            await asyncio.gather(*(self._grade(index, repeat, conversation, chunk) for chunk in chunks))
+        asks = []
+        for judge in self.judges:
+            todo = [c for c in criteria if (index, repeat, c.index, judge.name) not in self.existing.grades]
+            size = judge.criteria_per_call
+            chunks = [todo[i : i + size] for i in range(0, len(todo), size)]
+            asks += [self._grade(judge, index, repeat, conversation, chunk) for chunk in chunks]
+        if asks:
+            await asyncio.gather(*asks)
 
     def _model_messages(self, example: Example) -> Messages:
         messages = [{"role": m.role, "content": m.content} for m in example.prompt]
@@ -196,22 +193,27 @@ class HealthBenchPipeline(JobRunner):
         self.writer.add(RESPONSES, response_row(self.run_id, index, repeat, example.prompt_id, c, source))
 
     # grading -------------------------------------------------------------------------
-    async def _grade(self, index: int, repeat: int, conversation: str, chunk: list[tuple[int, str]]) -> None:
+    async def _grade(
+        self, judge: CriterionJudge, index: int, repeat: int, conversation: Messages, chunk: list[Criterion]
+    ) -> None:
+        grader = judge.model
+
         async def call(messages: Messages, params, use_cache: bool, keep) -> Completion:
-            return await self.call(self.grader, messages, params, repeat, "grader", use_cache=use_cache, keep=keep)
+            assert grader is not None, f"judge {judge.name} asks no model"
+            return await self.call(grader, messages, params, repeat, "grader", use_cache=use_cache, keep=keep)
 
         try:
             if len(chunk) == 1:
-                grades = [await self.rubric_grader.grade_one(call, conversation, *chunk[0])]
+                verdicts = [await judge.judge(call, conversation, chunk[0])]
             else:
-                grades = await self.rubric_grader.grade_group(call, conversation, chunk)
+                verdicts = await judge.judge_batch(call, conversation, chunk)
         except StopRequested:
             return  # never asked: nothing to save, a resume grades it
-        for grade in grades:
-            self._save_grade(index, repeat, grade)
+        for verdict in verdicts:
+            self._save_grade(index, repeat, verdict)
 
-    def _save_grade(self, index: int, repeat: int, grade: CriterionGrade) -> None:
-        if grade.criteria_met is None:
+    def _save_grade(self, index: int, repeat: int, verdict: Verdict) -> None:
+        if verdict.met is None:
             self.counters.ungraded += 1
         self.writer.add(
             GRADES,
@@ -219,43 +221,71 @@ class HealthBenchPipeline(JobRunner):
                 "run_id": self.run_id,
                 "example_index": index,
                 "repeat": repeat,
-                "criterion_index": grade.criterion_index,
-                "criteria_met": grade.criteria_met,
-                "p_met": grade.p_met,
-                "ungraded_reason": grade.reason,
-                "explanation": grade.explanation,
-                "raw_reply": grade.raw_reply,
-                "attempts": grade.attempts,
-                "cached": grade.cached,
-                "notes": grade.notes or None,
+                "criterion_index": verdict.criterion_index,
+                "judge": verdict.judge,
+                "criteria_met": verdict.met,
+                "p_met": verdict.p_met,
+                "ungraded_reason": verdict.reason,
+                "explanation": verdict.explanation,
+                "raw_reply": verdict.raw_reply,
+                "attempts": verdict.attempts,
+                "cached": verdict.cached,
+                "notes": verdict.notes or None,
                 "created_at": utcnow(),
-                "calls": round(grade.usage["calls"]),
-                "rejected": round(grade.usage["rejected"]),
-                "prompt_tokens": round(grade.usage["prompt_tokens"]),
-                "completion_tokens": round(grade.usage["completion_tokens"]),
-                "latency_s": grade.usage["latency_s"],
+                "calls": round(verdict.usage["calls"]),
+                "rejected": round(verdict.usage["rejected"]),
+                "prompt_tokens": round(verdict.usage["prompt_tokens"]),
+                "completion_tokens": round(verdict.usage["completion_tokens"]),
+                "latency_s": verdict.usage["latency_s"],
             },
         )
 
 
-def build_models(config: HealthBenchConfig) -> tuple[ChatModel | None, ChatModel]:
-    """The model under test (None when responses are given) and the grader."""
+def _build(config: HealthBenchConfig, spec: ModelSpec, role: str) -> ChatModel:
+    return create_model(
+        spec, role=role, concurrency=config.concurrency, retry=config.retry_policy(), batch_size=config.batch_size
+    )
 
-    def build(spec, role: str) -> ChatModel:
-        return create_model(
-            spec, role=role, concurrency=config.concurrency, retry=config.retry_policy(), batch_size=config.batch_size
-        )
 
-    model = build(config.model, "model") if config.completions == "model" and config.model else None
-    if model is not None and config.model == config.grader and config.grader.capabilities.in_process:
-        return model, model  # one copy of an in-process model serves both roles
-    return model, build(config.grader, "grader")
+def build_model(config: HealthBenchConfig) -> ChatModel | None:
+    """The model under test (None when responses are given or ideal completions graded)."""
+    return _build(config, config.model, "model") if config.completions == "model" and config.model else None
+
+
+def build_judges(config: HealthBenchConfig, model: ChatModel | None = None) -> list[CriterionJudge]:
+    """One judge per grader of the run, from the run's stored settings (``--resume`` rebuilds the
+    same). One copy of an in-process model serves both roles when the grader is the model."""
+    judges: list[CriterionJudge] = []
+    for spec in config.grader_specs():
+        same = model is not None and spec == config.model and spec.capabilities.in_process
+        grader = model if same else _build(config, spec, "grader")
+        judges.append(make_judge(config.grader_settings(spec), grader, str(spec)))
+    return judges
+
+
+def judges_record(config: HealthBenchConfig, judges: Sequence[CriterionJudge]) -> dict[str, Any]:
+    """What ``runs.judges`` keeps: each judge's name and identity, and the reducer."""
+    return {"reducer": config.jury, "judges": [{"name": j.name, "identity": j.identity()} for j in judges]}
 
 
 def build_pipeline(
-    context: RunContext[HealthBenchConfig, Any], dataset: RubricDataset, given: dict[int, str] | None
+    context: RunContext[HealthBenchConfig, Any],
+    dataset: RubricDataset,
+    given: dict[int, str] | None,
+    model: ChatModel | None,
+    judges: Sequence[CriterionJudge],
 ) -> HealthBenchPipeline:
-    model, grader = build_models(context.config)
+    """The pipeline of a new or resumed run; a resumed run must be judged as it was."""
+    record = judges_record(context.config, judges)
+    stored = context.store.find_run(str(context.run_id)).judges if context.resumed else None
+    if stored is not None and stored != record:
+        before = ", ".join(j["name"] for j in stored["judges"])
+        raise UserError(
+            f"run {context.run_id} was graded by {before} ({stored['reducer']}); this medops builds other judges "
+            f"({', '.join(j.name for j in judges)}): resume it with the medops that made it"
+        )
+    if stored is None:
+        context.store.record_judges(context.run_id, record)
     existing = context.store.existing_work(context.run_id) if context.resumed else ExistingWork({}, {})
     return HealthBenchPipeline(
         run_id=context.run_id,
@@ -265,7 +295,7 @@ def build_pipeline(
         writer=context.writer,
         existing=existing,
         model=model,
-        grader=grader,
+        judges=judges,
         given=given,
         counters=context.counters,
         on_progress=context.on_progress,
@@ -274,11 +304,17 @@ def build_pipeline(
 
 # scoring, from the store ------------------------------------------------------------------
 def job_metrics(
-    store: Store, run_id: int, dataset: RubricDataset, config: HealthBenchConfig, jobs: list[Job]
+    store: Store,
+    run_id: int,
+    dataset: RubricDataset,
+    config: HealthBenchConfig,
+    jobs: list[Job],
+    judge: str | None = None,
 ) -> tuple[dict[Job, dict[str, float]], int, int]:
-    """Metric values of every fully graded job, and how many jobs / criteria were left out."""
+    """Metric values of every fully graded job, and how many jobs / criteria were left out; by
+    the criteria's verdicts, or by one juror's (``judge``)."""
     responses = queries.response_texts(store, run_id)
-    verdicts = queries.verdicts(store, run_id)
+    verdicts = queries.verdicts(store, run_id, judge)
     per_job: dict[Job, dict[str, float]] = {}
     excluded = ungraded = 0
     for job in jobs:
@@ -319,6 +355,46 @@ def score_run(
         "n_ungraded_criteria": ungraded,
         "metrics": {name: summary.to_dict() for name, summary in summaries.items()},
         **call_accounting(store, run_id),
+        **jury_summary(store, run_id, dataset, config, jobs),
+    }
+
+
+def jury_summary(
+    store: Store, run_id: int, dataset: RubricDataset, config: HealthBenchConfig, jobs: list[Job]
+) -> dict[str, Any]:
+    """``jury`` for a run with several graders: each juror's own score (as if it graded alone)
+    and the jurors' agreement (Fleiss' kappa over the criteria every juror graded); nothing for one."""
+    judging = store.find_run(str(run_id)).judges
+    if not judging or len(judging["judges"]) < 2:
+        return {}
+    jurors = []
+    for judge in judging["judges"]:
+        per_job, excluded, ungraded = job_metrics(store, run_id, dataset, config, jobs, judge["name"])
+        overall = aggregate(list(per_job.values()), config.seed).get(OVERALL)
+        jurors.append(
+            {
+                "judge": judge["name"],
+                "score": overall.mean if overall else None,
+                "bootstrap_std": overall.bootstrap_std if overall else None,
+                "n_examples": len(per_job),
+                "n_excluded_examples": excluded,
+                "n_ungraded_criteria": ungraded,
+            }
+        )
+    names = [judge["name"] for judge in judging["judges"]]
+    said = [
+        [by_judge[name].criteria_met for name in names]
+        for by_judge in queries.judge_grades(store, run_id).values()
+        if all(name in by_judge and by_judge[name].criteria_met is not None for name in names)
+    ]
+    counts = [[sum(bool(m) for m in row), sum(not m for m in row)] for row in said]
+    return {
+        "jury": {
+            "reducer": judging["reducer"],
+            "jurors": jurors,
+            "fleiss_kappa": fleiss_kappa(counts),
+            "n_criteria_compared": len(counts),
+        }
     }
 
 
@@ -474,7 +550,9 @@ class HealthBench(Benchmark[HealthBenchConfig, RubricData]):
         return {"model": str(config.model) if config.model else config.completions, "grader": str(config.grader)}
 
     def pipeline(self, context: RunContext[HealthBenchConfig, RubricData]) -> JobRunner:
-        return build_pipeline(context, context.data.dataset, context.data.given)
+        model = build_model(context.config)
+        judges = build_judges(context.config, model)
+        return build_pipeline(context, context.data.dataset, context.data.given, model, judges)
 
     def score(
         self, store: Store, run_id: int, config: HealthBenchConfig, data: RubricData, jobs: list[Job]

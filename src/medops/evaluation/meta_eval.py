@@ -21,7 +21,13 @@ from medops.errors import UserError
 from medops.evaluation.config import HealthBenchConfig
 from medops.evaluation.contract import Benchmark, ItemResults, RunContext, call_accounting, check_recorded
 from medops.evaluation.engine import Job, JobRunner
-from medops.evaluation.healthbench import CRITERION_EXPORT, RUBRIC_HEADLINE, build_pipeline, rubric_records
+from medops.evaluation.healthbench import (
+    CRITERION_EXPORT,
+    RUBRIC_HEADLINE,
+    build_judges,
+    build_pipeline,
+    rubric_records,
+)
 from medops.evaluation.records import SampleRecord
 from medops.evaluation.summaries import meta_eval_json, print_meta_eval_summary
 from medops.scoring.agreement import (
@@ -96,7 +102,8 @@ class MetaEval(Benchmark[HealthBenchConfig, MetaEvalData]):
         return {"model": "given", "grader": str(config.grader)}
 
     def pipeline(self, context: RunContext[HealthBenchConfig, MetaEvalData]) -> JobRunner:
-        return build_pipeline(context, context.data.dataset, context.data.given)
+        judges = build_judges(context.config)  # the graders being measured against the physicians
+        return build_pipeline(context, context.data.dataset, context.data.given, None, judges)
 
     def score(
         self, store: Store, run_id: int, config: HealthBenchConfig, data: MetaEvalData, jobs: list[Job]

@@ -9,8 +9,9 @@ from typing import Any
 from medops.errors import UserError
 from medops.evaluation.config import HealthBenchConfig, McqaConfig
 from medops.evaluation.variants import VARIANTS
+from medops.grading.judge import REDUCERS
 from medops.grading.templates import default_template, load_template
-from medops.models.spec import parse_model_spec
+from medops.models.spec import ModelSpec, parse_model_spec
 from medops.prompts.mcqa import LANGUAGES, default_language, load_prompt_template
 
 # OpenAI simple-evals (healthbench_eval.py, simple_evals.py, sampler/chat_completion_sampler.py):
@@ -59,6 +60,7 @@ HEALTHBENCH_DEFAULTS: dict[str, Any] = {
     "grader_base_url": None,
     "model_api_key_env": None,
     "grader_api_key_env": None,
+    "jury": "majority",
     "responses": None,
     "completions": "model",
     "model_temperature": None,
@@ -144,9 +146,10 @@ def healthbench_config(
         if source == "model"
         else None
     )
-    grader = parse_model_spec(
-        args["grader"], base_url=args["grader_base_url"], api_key_env=args["grader_api_key_env"], what="--grader"
-    )
+    graders = _grader_specs(args)
+    grader = graders[0]
+    if args["jury"] not in REDUCERS:
+        raise UserError(f"--jury must be one of {', '.join(REDUCERS)}")
     template_path, group_template = args["grader_template"], args["grader_group_template"]
     verdict = str(args["grader_verdict"])
     if verdict == "auto":  # a grader that scores choices in process reads P(met); an API's text is parsed
@@ -167,6 +170,8 @@ def healthbench_config(
         data=args["data"],
         model=model,
         grader=grader,
+        graders=graders if len(graders) > 1 else (),
+        jury=args["jury"],
         completions=source,
         responses_path=str(args["responses"]) if args["responses"] else None,
         **_run_settings(args),
@@ -190,6 +195,34 @@ def healthbench_config(
         model_top_p=args["model_top_p"],
         model_seed=args["model_seed"],
     )
+
+
+def _each(value: Any, n: int, what: str) -> list[Any]:
+    """One value for every grader, or one per grader (a list as long as the graders)."""
+    if isinstance(value, (list, tuple)) and len(value) <= 1:
+        value = value[0] if value else None  # a repeatable flag given once, or not at all
+    if isinstance(value, (list, tuple)):
+        if len(value) != n:
+            raise UserError(f"{what} is given {len(value)} times for {n} graders: give it once, or once per grader")
+        return list(value)
+    return [value] * n
+
+
+def _grader_specs(args: dict[str, Any]) -> tuple[ModelSpec, ...]:
+    """The graders: ``grader`` is one name or several (a jury); base URLs and key variables are
+    given once for all of them, or once per grader."""
+    names = list(args["grader"]) if isinstance(args["grader"], (list, tuple)) else [args["grader"]]
+    urls = _each(args["grader_base_url"], len(names), "--grader-base-url")
+    keys = _each(args["grader_api_key_env"], len(names), "--grader-api-key-env")
+    specs = tuple(
+        parse_model_spec(name, base_url=url, api_key_env=key, what="--grader")
+        for name, url, key in zip(names, urls, keys, strict=True)
+    )
+    labels = [str(spec) for spec in specs]
+    if len(set(labels)) != len(labels):
+        twice = max(labels, key=labels.count)
+        raise UserError(f"--grader {twice} is given twice: each juror must be a different model")
+    return specs
 
 
 EXAM_DEFAULTS: dict[str, Any] = {

@@ -41,6 +41,7 @@ def healthbench_json(run: Run, dataset: Dataset, config: HealthBenchConfig, summ
         "phi": summary.get("phi"),
         "wall_seconds": summary.get("wall_seconds", run.wall_seconds),
         "seed": config.seed,
+        **({"jury": summary["jury"]} if "jury" in summary else {}),  # several graders: each juror, agreement
     }
 
 

@@ -1,4 +1,5 @@
-"""Grading rubric criteria with a grader model, in the three ways medops supports.
+"""Grading rubric criteria with a grader model, in the three ways medops supports: three judges
+(``grading.judge.CriterionJudge``), built by :func:`make_judge` from a run's grader settings.
 
 * ``text`` (default): one call per criterion, the reply parsed as JSON; an unreadable reply is
   retried, then the criterion is recorded as ungraded. This is HealthBench's reference method.
@@ -11,19 +12,21 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from medops.grading.judge import CallFn, Criterion, Verdict
 from medops.grading.parse import (
     p_met_from_choice_logprobs,
     p_met_from_token_logprobs,
     parse_group_verdicts,
     parse_verdict,
 )
-from medops.grading.templates import render_grader_prompt, render_group_prompt
-from medops.models.base import Completion, Messages, SamplingParams
+from medops.grading.templates import render_conversation, render_grader_prompt, render_group_prompt
+from medops.models.base import ChatModel, Completion, Messages, SamplingParams
 
 TEXT, LOGPROB = "text", "logprob"
 DECISION_PREFIX = '{"criteria_met":'
@@ -56,9 +59,6 @@ GROUP_SCHEMA = {
     "additionalProperties": False,
 }
 
-# (messages, params, use_cache, keep) -> Completion; the pipeline's call adds caching and counting.
-CallFn = Callable[[Messages, SamplingParams, bool, Callable[[Completion], bool] | None], Awaitable[Completion]]
-
 
 def response_format(schema: dict, name: str) -> str:
     return json.dumps({"type": "json_schema", "json_schema": {"name": name, "strict": True, "schema": schema}})
@@ -77,43 +77,36 @@ class GraderSettings:
     scores_choices: bool = False  # the grader is an in-process model that can score continuations
 
 
-@dataclass
-class CriterionGrade:
-    criterion_index: int
-    criteria_met: bool | None
-    explanation: str | None = None
-    raw_reply: str | None = None
-    reason: str | None = None
-    p_met: float | None = None
-    attempts: int = 0
-    cached: bool = False
-    notes: dict[str, Any] = field(default_factory=dict)  # before-call notes of its last call (PHI policy)
-    usage: dict[str, float] = field(
-        default_factory=lambda: {
-            "calls": 0,
-            "rejected": 0,
-            "prompt_tokens": 0,
-            "completion_tokens": 0,
-            "latency_s": 0.0,
-        }
-    )
-
-    def add(self, completion: Completion, share: int = 1) -> None:
-        """Charge this criterion its share of a call (grouped calls are split evenly)."""
-        self.attempts += 1
-        self.cached = completion.cached
-        self.notes = completion.notes
-        self.usage["calls"] += completion.calls / share
-        self.usage["rejected"] += completion.rejected / share
-        self.usage["prompt_tokens"] += completion.prompt_tokens / share
-        self.usage["completion_tokens"] += completion.completion_tokens / share
-        self.usage["latency_s"] += completion.latency_s / share
+def _sha256(text: str | None) -> str | None:
+    return hashlib.sha256(text.encode()).hexdigest() if text is not None else None
 
 
-class RubricGrader:
-    def __init__(self, settings: GraderSettings):
-        self.settings = settings
+class GraderJudge:
+    """What the three grader judges share: the prompt's messages, sampling, the JSON-schema
+    fallback and their identity. ``label`` is the grader's ``backend:name``."""
+
+    kind = ""
+
+    def __init__(self, settings: GraderSettings, model: ChatModel | None, label: str):
+        self.settings, self.model, self.label = settings, model, label
+        self.name = f"{self.kind}:{label}"
+        self.criteria_per_call = 1
         self._schema_ok = settings.json_schema  # turned off once an endpoint refuses it
+
+    def identity(self) -> dict[str, Any]:
+        s = self.settings
+        return {
+            "kind": self.kind,
+            "grader": self.label,
+            "template_sha256": _sha256(s.template),
+            "group_template_sha256": _sha256(s.group_template) if self.criteria_per_call > 1 else None,
+            "system_message_sha256": _sha256(s.system_message),
+            "temperature": s.params.temperature,
+            "max_tokens": s.params.max_tokens,
+            "parse_retries": s.parse_retries,
+            "json_schema": s.json_schema,
+            "criteria_per_call": self.criteria_per_call,
+        }
 
     def _messages(self, prompt: str) -> Messages:
         messages: Messages = [{"role": "user", "content": prompt}]
@@ -123,10 +116,6 @@ class RubricGrader:
 
     def _params(self, schema: dict, name: str) -> SamplingParams:
         params = self.settings.params
-        if self.settings.verdict == LOGPROB:
-            if self.settings.scores_choices:
-                return SamplingParams(assistant_prefix=DECISION_PREFIX, score_choices=TRUE_FALSE)
-            params = SamplingParams(**{**params.__dict__, "top_logprobs": 20})
         if self._schema_ok:
             params = SamplingParams(**{**params.__dict__, "response_format": response_format(schema, name)})
         return params
@@ -141,49 +130,95 @@ class RubricGrader:
             completion = await call(self._messages(prompt), self._params(schema, name), attempt == 1, keep)
         return completion
 
-    # one criterion -----------------------------------------------------------------------
-    async def grade_one(self, call: CallFn, conversation: str, index: int, rubric_item: str) -> CriterionGrade:
-        prompt = render_grader_prompt(self.settings.template, conversation, rubric_item)
-        grade = CriterionGrade(index, None)
+    def _read(self, completion: Completion) -> tuple[bool, str, float | None] | None:
+        raise NotImplementedError
+
+    # one criterion per call --------------------------------------------------------------
+    async def judge(self, call: CallFn, conversation: Messages, criterion: Criterion) -> Verdict:
+        prompt = render_grader_prompt(self.settings.template, render_conversation(conversation), criterion.text)
+        verdict = Verdict(self.name, criterion.index, None)
         for attempt in range(1, self.settings.parse_retries + 2):
             completion = await self._ask(
                 call, prompt, VERDICT_SCHEMA, "verdict", attempt, keep=lambda c: self._read(c) is not None
             )
-            grade.add(completion)
+            verdict.add(completion)
             if not completion.ok:
-                grade.reason = f"grader call failed: {completion.error}"
-                return grade  # the transport already retried; asking again would not help
-            grade.raw_reply = completion.text
+                verdict.reason = f"grader call failed: {completion.error}"
+                return verdict  # the transport already retried; asking again would not help
+            verdict.raw_reply = completion.text
             read = self._read(completion)
             if read is not None:
-                grade.criteria_met, grade.explanation, grade.p_met = read
-                if self.settings.verdict == LOGPROB and self.settings.scores_choices:
-                    grade.raw_reply = json.dumps(completion.extra.get("choice_logprobs"))
-                return grade
-        grade.reason = f"unreadable grader reply after {grade.attempts} tries"
-        return grade
+                verdict.met, verdict.explanation, verdict.p_met = read
+                self._keep_reply(verdict, completion)
+                return verdict
+        verdict.reason = f"unreadable grader reply after {verdict.attempts} tries"
+        return verdict
+
+    def _keep_reply(self, verdict: Verdict, completion: Completion) -> None:
+        """What of a readable reply is stored as ``raw_reply`` (the text, unless a judge says otherwise)."""
+
+    async def judge_batch(self, call: CallFn, conversation: Messages, criteria: Sequence[Criterion]) -> list[Verdict]:
+        return [await self.judge(call, conversation, criterion) for criterion in criteria]
+
+
+class TextJudge(GraderJudge):
+    """One call per criterion, the reply parsed as JSON (HealthBench's reference method)."""
+
+    kind = TEXT
 
     def _read(self, completion: Completion) -> tuple[bool, str, float | None] | None:
-        if self.settings.verdict == LOGPROB:
-            if self.settings.scores_choices:
-                p = p_met_from_choice_logprobs(completion.extra.get("choice_logprobs") or {})
-            else:
-                p = p_met_from_token_logprobs(completion.extra.get("logprobs"))
-            if p is None:
-                return None
-            verdict = parse_verdict(completion.text)
-            return p >= 0.5, verdict.explanation if verdict else "", p
         verdict = parse_verdict(completion.text)
         return (verdict.criteria_met, verdict.explanation, None) if verdict else None
 
-    # several criteria per call -----------------------------------------------------------
-    async def grade_group(self, call: CallFn, conversation: str, items: list[tuple[int, str]]) -> list[CriterionGrade]:
-        """Grade ``(criterion_index, rendered_item)`` pairs together; numbers shown are index + 1."""
-        grades = {index: CriterionGrade(index, None) for index, _ in items}
-        remaining = dict(items)
+
+class LogprobJudge(GraderJudge):
+    """P(true) vs P(false) at the decision point; the verdict is P >= 0.5."""
+
+    kind = LOGPROB
+
+    def _params(self, schema: dict, name: str) -> SamplingParams:
+        if self.settings.scores_choices:
+            return SamplingParams(assistant_prefix=DECISION_PREFIX, score_choices=TRUE_FALSE)
+        params = SamplingParams(**{**self.settings.params.__dict__, "top_logprobs": 20})
+        if self._schema_ok:
+            params = SamplingParams(**{**params.__dict__, "response_format": response_format(schema, name)})
+        return params
+
+    def _read(self, completion: Completion) -> tuple[bool, str, float | None] | None:
+        if self.settings.scores_choices:
+            p = p_met_from_choice_logprobs(completion.extra.get("choice_logprobs") or {})
+        else:
+            p = p_met_from_token_logprobs(completion.extra.get("logprobs"))
+        if p is None:
+            return None
+        verdict = parse_verdict(completion.text)
+        return p >= 0.5, verdict.explanation if verdict else "", p
+
+    def _keep_reply(self, verdict: Verdict, completion: Completion) -> None:
+        if self.settings.scores_choices:
+            verdict.raw_reply = json.dumps(completion.extra.get("choice_logprobs"))
+
+
+class GroupedJudge(TextJudge):
+    """Several criteria of one example per call; a verdict is only taken for a criterion number
+    that appears exactly once, the others are asked again, then recorded ungraded."""
+
+    kind = "grouped"
+
+    def __init__(self, settings: GraderSettings, model: ChatModel | None, label: str):
+        super().__init__(settings, model, label)
+        self.criteria_per_call = settings.criteria_per_call
+
+    async def judge_batch(self, call: CallFn, conversation: Messages, criteria: Sequence[Criterion]) -> list[Verdict]:
+        """Numbers shown are index + 1."""
+        if len(criteria) == 1:
+            return [await self.judge(call, conversation, criteria[0])]
+        rendered = render_conversation(conversation)
+        verdicts = {c.index: Verdict(self.name, c.index, None) for c in criteria}
+        remaining = {c.index: c.text for c in criteria}
         for attempt in range(1, self.settings.parse_retries + 2):
             numbered = [(index + 1, text) for index, text in remaining.items()]
-            prompt = render_group_prompt(self.settings.group_template, conversation, numbered)
+            prompt = render_group_prompt(self.settings.group_template, rendered, numbered)
             expected = {number for number, _ in numbered}
             completion = await self._ask(
                 call,
@@ -194,27 +229,30 @@ class RubricGrader:
                 keep=lambda c, expected=expected: len(parse_group_verdicts(c.text, expected)) == len(expected),
             )
             for index in remaining:
-                grades[index].add(completion, share=len(remaining))
+                verdicts[index].add(completion, share=len(remaining))
             if not completion.ok:
                 for index in remaining:
-                    grades[index].reason = f"grader call failed: {completion.error}"
+                    verdicts[index].reason = f"grader call failed: {completion.error}"
                 break
-            verdicts = parse_group_verdicts(completion.text, expected)
-            for number, verdict in verdicts.items():
-                grade = grades[number - 1]
-                grade.criteria_met, grade.explanation, grade.raw_reply = (
-                    verdict.criteria_met,
-                    verdict.explanation,
-                    completion.text,
-                )
+            for number, found in parse_group_verdicts(completion.text, expected).items():
+                verdict = verdicts[number - 1]
+                verdict.met, verdict.explanation = found.criteria_met, found.explanation
+                verdict.raw_reply = completion.text
                 del remaining[number - 1]
             for index in remaining:
-                grades[index].raw_reply = completion.text
+                verdicts[index].raw_reply = completion.text
             if not remaining:
                 break
         for index in remaining:
-            if grades[index].reason is None:
-                grades[
-                    index
-                ].reason = f"no single verdict for criterion {index + 1} in {grades[index].attempts} grouped replies"
-        return [grades[index] for index, _ in items]
+            if verdicts[index].reason is None:
+                attempts = verdicts[index].attempts
+                verdicts[index].reason = f"no single verdict for criterion {index + 1} in {attempts} grouped replies"
+        return [verdicts[c.index] for c in criteria]
+
+
+def make_judge(settings: GraderSettings, model: ChatModel | None, label: str) -> GraderJudge:
+    """The judge a run's grader settings describe: grouped when several criteria go in one call,
+    else text or logprob as ``settings.verdict`` says."""
+    if settings.criteria_per_call > 1:
+        return GroupedJudge(settings, model, label)
+    return LogprobJudge(settings, model, label) if settings.verdict == LOGPROB else TextJudge(settings, model, label)

@@ -125,3 +125,20 @@ def calibration(p_met: Sequence[float], truth: Sequence[bool], n_bins: int = 10)
                 }
             )
     return Calibration(ece, rows)
+
+
+def fleiss_kappa(counts: Sequence[Sequence[int]]) -> float | None:
+    """Fleiss' kappa (Fleiss 1971) of items each rated by the same number of raters: ``counts[i][k]``
+    is how many raters put item i in category k. None when it is undefined (no items, or chance
+    agreement is total: every rating in one category)."""
+    table = np.asarray(counts, dtype=float)
+    if table.size == 0:
+        return None
+    raters = table.sum(axis=1)
+    if raters.min() < 2 or raters.min() != raters.max():
+        raise ValueError("Fleiss' kappa needs the same number (>= 2) of ratings for every item")
+    n = raters[0]
+    p_item = ((table * (table - 1)).sum(axis=1) / (n * (n - 1))).mean()
+    share = table.sum(axis=0) / table.sum()
+    p_chance = float((share**2).sum())
+    return None if p_chance == 1.0 else float((p_item - p_chance) / (1 - p_chance))

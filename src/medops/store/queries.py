@@ -3,12 +3,14 @@ session. Rows come back detached (plain ORM objects or tuples), safe to use afte
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, or_, select
 
+from medops.grading.judge import Verdict, aggregate
 from medops.store.repository import Store
-from medops.store.schema import Answer, Grade, ItemSet, ItemSetMember, Response, StoredItem
+from medops.store.schema import Answer, Grade, ItemSet, ItemSetMember, Response, Run, StoredItem
 
 Key = tuple[int, int]  # (item_index, repeat)
 
@@ -19,25 +21,96 @@ def responses(store: Store, run_id: int) -> dict[Key, Response]:
         return {(r.example_index, r.repeat): r for r in s.scalars(select(Response).where(Response.run_id == run_id))}
 
 
+@dataclass(frozen=True)
+class _Row:
+    """The columns of a grade the aggregation reads."""
+
+    criteria_met: bool | None
+    p_met: float | None
+    explanation: str | None = None
+    ungraded_reason: str | None = None
+
+
+def _jury(s: Any, run_id: int) -> tuple[str, list[str]] | None:
+    """(reducer, juror names) when the run has several judges; None when its rows are one judge's."""
+    judges = s.scalar(select(Run.judges).where(Run.id == run_id))
+    if not judges or len(judges.get("judges") or []) < 2:
+        return None
+    return judges["reducer"], [judge["name"] for judge in judges["judges"]]
+
+
+def _verdict(key: tuple[int, int, int], judge: str, grade: Any) -> Verdict:
+    if grade is None:
+        return Verdict(judge, key[2], None, reason="no verdict recorded")
+    return Verdict(judge, key[2], grade.criteria_met, grade.p_met, grade.explanation, grade.ungraded_reason)
+
+
+def _aggregate(jury: tuple[str, list[str]], by_key: dict[tuple[int, int, int], dict[str, Any]]):
+    """The one aggregation step: each criterion's jurors' verdicts -> the criterion's verdict."""
+    reducer, names = jury
+    for key, by_judge in by_key.items():
+        yield key, aggregate(reducer, [_verdict(key, name, by_judge.get(name)) for name in names])
+
+
 def grades(store: Store, run_id: int) -> dict[tuple[int, int, int], Grade]:
-    """(example_index, repeat, criterion_index) -> the stored verdict (criteria_met None: ungraded)."""
+    """(example_index, repeat, criterion_index) -> the criterion's verdict (criteria_met None:
+    ungraded): the stored row of a one-judge run, the jurors' verdicts aggregated for a jury."""
     with store.session() as s:
-        return {
-            (g.example_index, g.repeat, g.criterion_index): g
-            for g in s.scalars(select(Grade).where(Grade.run_id == run_id))
-        }
+        jury = _jury(s, run_id)
+        rows = list(s.scalars(select(Grade).where(Grade.run_id == run_id)))
+    if jury is None:
+        return {(g.example_index, g.repeat, g.criterion_index): g for g in rows}
+    by_key: dict[tuple[int, int, int], dict[str, Grade]] = {}
+    for g in rows:
+        by_key.setdefault((g.example_index, g.repeat, g.criterion_index), {})[g.judge] = g
+    return {
+        key: Grade(
+            run_id=run_id,
+            example_index=key[0],
+            repeat=key[1],
+            criterion_index=key[2],
+            judge=v.judge,
+            criteria_met=v.met,
+            p_met=v.p_met,
+            explanation=v.explanation,
+            ungraded_reason=v.reason,
+        )
+        for key, v in _aggregate(jury, by_key)
+    }
 
 
-def verdicts(store: Store, run_id: int) -> dict[Key, dict[int, bool | None]]:
-    """(example_index, repeat) -> criterion_index -> met; the scoring hot path, so columns only."""
+def judge_grades(store: Store, run_id: int) -> dict[tuple[int, int, int], dict[str, Grade]]:
+    """(example_index, repeat, criterion_index) -> judge name -> that judge's stored verdict."""
+    found: dict[tuple[int, int, int], dict[str, Grade]] = {}
+    with store.session() as s:
+        for g in s.scalars(select(Grade).where(Grade.run_id == run_id)):
+            found.setdefault((g.example_index, g.repeat, g.criterion_index), {})[g.judge] = g
+    return found
+
+
+def verdicts(store: Store, run_id: int, judge: str | None = None) -> dict[Key, dict[int, bool | None]]:
+    """(example_index, repeat) -> criterion_index -> met (the aggregated verdict, or ``judge``'s
+    own); the scoring hot path, so columns only."""
     found: dict[Key, dict[int, bool | None]] = {}
     with store.session() as s:
-        for index, repeat, criterion, met in s.execute(
-            select(Grade.example_index, Grade.repeat, Grade.criterion_index, Grade.criteria_met).where(
-                Grade.run_id == run_id
-            )
-        ):
+        jury = _jury(s, run_id) if judge is None else None
+        where = [Grade.run_id == run_id] + ([Grade.judge == judge] if judge is not None else [])
+        rows = s.execute(
+            select(
+                Grade.example_index, Grade.repeat, Grade.criterion_index, Grade.criteria_met, Grade.judge, Grade.p_met
+            ).where(*where)
+        ).all()
+    if jury is None:
+        for index, repeat, criterion, met, _, _ in rows:
             found.setdefault((index, repeat), {})[criterion] = met
+        return found
+    by_key: dict[tuple[int, int, int], dict[str, Any]] = {}
+    for row in rows:
+        by_key.setdefault((row.example_index, row.repeat, row.criterion_index), {})[row.judge] = _Row(
+            row.criteria_met, row.p_met
+        )
+    for (index, repeat, criterion), v in _aggregate(jury, by_key):
+        found.setdefault((index, repeat), {})[criterion] = v.met
     return found
 
 
@@ -70,8 +143,11 @@ def truncated(store: Store, run_id: int) -> set[Key]:
 
 
 def ungraded_counts(store: Store, run_id: int) -> tuple[int, int]:
-    """(criteria stored, of which ungraded)."""
+    """(criteria stored, of which ungraded): criteria, not jurors' verdicts."""
     with store.session() as s:
+        if _jury(s, run_id) is not None:
+            met = [m for criteria in verdicts(store, run_id).values() for m in criteria.values()]
+            return len(met), sum(m is None for m in met)
         total, missing = s.execute(
             select(func.count(), func.count().filter(Grade.criteria_met.is_(None))).where(Grade.run_id == run_id)
         ).one()

@@ -59,7 +59,7 @@ class ExistingWork:
     """What a resumed run already has: never asked for again."""
 
     responses: dict[tuple[int, int], Response]
-    grades: dict[tuple[int, int, int], Grade]
+    grades: dict[tuple[int, int, int, str], Grade]  # (example_index, repeat, criterion_index, judge)
 
 
 class Store:
@@ -198,10 +198,15 @@ class Store:
                 (r.example_index, r.repeat): r for r in s.scalars(select(Response).where(Response.run_id == run_id))
             }
             grades = {
-                (g.example_index, g.repeat, g.criterion_index): g
+                (g.example_index, g.repeat, g.criterion_index, g.judge): g
                 for g in s.scalars(select(Grade).where(Grade.run_id == run_id))
             }
         return ExistingWork(responses, grades)
+
+    def record_judges(self, run_id: int, judges: dict[str, Any]) -> None:
+        """Who grades the run (names, identities, reducer), for readers and resume checks."""
+        with self.session() as s:
+            s.execute(update(Run).where(Run.id == run_id).values(judges=judges))
 
     def usage(self, run_id: int) -> dict[str, dict[str, int]]:
         """Per role: network ``calls`` (retries included; none for answers from the store),

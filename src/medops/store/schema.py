@@ -71,6 +71,9 @@ class Run(Base):
     # None for runs recorded before migration 0005 (they fall back to the file, sha256-checked).
     item_set: Mapped[str | None] = mapped_column(String(64))  # item_sets.sha256
     plan: Mapped[list[Any] | None] = mapped_column(JSON)  # the job plan: [[item_index, repeat], ...]
+    # who grades it (migration 0011): {"reducer": "majority", "judges": [{"name": ..., "identity": {...}}]};
+    # None for runs recorded before, whose grades are one judge's
+    judges: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class StoredItem(Base):
@@ -124,12 +127,17 @@ class Response(Base):
 
 class Grade(Base):
     __tablename__ = "grades"
-    __table_args__ = (UniqueConstraint("run_id", "example_index", "repeat", "criterion_index"),)
+    __table_args__ = (
+        UniqueConstraint("run_id", "example_index", "repeat", "criterion_index", "judge", name="uq_grades_verdict"),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
     example_index: Mapped[int]
     repeat: Mapped[int]
     criterion_index: Mapped[int]
+    # the judge that gave this verdict (grading.judge; migration 0011): a jury stores one row per
+    # juror, and the criterion's verdict is aggregated from them when read (store.queries.grades)
+    judge: Mapped[str] = mapped_column(String(300))
     criteria_met: Mapped[bool | None] = mapped_column(Boolean)  # None: ungraded
     p_met: Mapped[float | None] = mapped_column(Float)  # --grader-verdict logprob
     ungraded_reason: Mapped[str | None] = mapped_column(Text)

@@ -8,7 +8,9 @@ in the request text, so a test data file says what the server will do:
 * models whose name ends in ``-unauthorized`` get 401 (with the key echoed in the message);
 * models whose name contains ``grader`` answer with a HealthBench verdict JSON; ``{met}`` or
   ``{unmet}`` in the prompt fixes the verdict, ``{met-if:WORD}`` makes it depend on the
-  response containing WORD (otherwise a hash of the prompt decides);
+  response containing WORD, ``{met-by:NAME}`` met only for graders whose name contains NAME (a
+  jury that disagrees; give it several times for several graders), otherwise a hash of the
+  prompt decides;
 * ``{ROLE-429:N}``, ``{ROLE-500:N}``, ``{ROLE-slow:N}``, ``{ROLE-malformed:N}``, ``{ROLE-null:N}``
   (``"content": null``), ``{ROLE-empty:N}`` (``"content": ""``), ``{ROLE-html:N}`` (200 with an
   HTML page, as a captive portal or a misrouted proxy answers) and ``{ROLE-cutoff:N}`` (a stream
@@ -169,7 +171,7 @@ class FakeOpenAIServer:
             if role == "grader" and '{"grades"' in text:
                 content = self._group_reply(text, active("malformed"))
             elif role == "grader":
-                content = self._grader_reply(text, active("malformed"))
+                content = self._grader_reply(text, active("malformed"), model)
             else:
                 content = self._model_reply(text)
             if active("empty"):
@@ -231,11 +233,14 @@ class FakeOpenAIServer:
         return f"Reply {digest}: rest, drink fluids, and see a doctor if it gets worse."
 
     @staticmethod
-    def _grader_reply(text: str, malformed: bool) -> str:
+    def _grader_reply(text: str, malformed: bool, model: str = "") -> str:
         if malformed:
             return "I think the response is fine overall, but I cannot say more."
         conditional = re.search(r"\{met-if:([^}]+)\}", text)
-        if conditional:  # met when the word appears anywhere else (i.e. in the graded response)
+        by = re.findall(r"\{met-by:([^}]+)\}", text)
+        if by:  # met for the graders named here (a jury whose members disagree)
+            met = any(name in model for name in by)
+        elif conditional:  # met when the word appears anywhere else (i.e. in the graded response)
             met = text.count(conditional.group(1)) > 1
         elif "{met}" in text:
             met = True
@@ -309,8 +314,9 @@ def _completion(model: str, content: str, prompt: str) -> dict:
 class ServerThread:
     """Run a FakeOpenAIServer on 127.0.0.1 in a background thread: ``with ServerThread() as s: s.base_url``."""
 
-    def __init__(self, server: FakeOpenAIServer | None = None):
+    def __init__(self, server: FakeOpenAIServer | None = None, port: int = 0):
         self.server = server or FakeOpenAIServer()
+        self.port = port  # 0: any free port
         self.base_url = ""
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
@@ -321,7 +327,7 @@ class ServerThread:
         asyncio.set_event_loop(self._loop)
         self._runner = web.AppRunner(self.server.app(), access_log=None)
         self._loop.run_until_complete(self._runner.setup())
-        site = web.TCPSite(self._runner, "127.0.0.1", 0, backlog=2048)
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port, backlog=2048)
         self._loop.run_until_complete(site.start())
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self.base_url = f"http://127.0.0.1:{port}/v1"
