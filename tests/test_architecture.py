@@ -20,7 +20,7 @@ ROOT = "medops"
 # Layers, low to high: a package may import its own layer and the layers below it, never above.
 # Packages on one layer may import one another (rule 1 still forbids cycles between them).
 LAYERS: list[set[str]] = [
-    {"medops", "medops.errors", "medops.paths"},  # the package root, errors, cache directories
+    {"medops", "medops.errors", "medops.paths", "medops.content"},  # root, errors, cache dirs, message parts
     {"medops.models"},  # one async chat interface, backends, pricing and run cost accounting
     {"medops.events"},  # typed run / call / row events and their bus (imports models.base only)
     {"medops.datasets"},  # files -> validated examples; built-in names and their download cache

@@ -13,6 +13,7 @@ from typing import Any
 from medops.api.runs import StoreRef, compare, open_store, runs
 from medops.audit import AuditSubscriber, record, verify
 from medops.audit.trail import events as trail_events
+from medops.content import map_text
 from medops.datasets.hub import HUB_EXAMS
 from medops.datasets.registry import BUILTIN_DATASETS, PACKAGED_DATASETS
 from medops.errors import NotFound, UserError
@@ -157,13 +158,7 @@ def _redactor() -> Any:
 
 
 def _redact_text(redactor: Any, value: Any) -> Any:
-    if isinstance(value, str) and value:
-        return redactor.redact(value)
-    if isinstance(value, list):  # multi-part message content
-        return [_redact_text(redactor, v) for v in value]
-    if isinstance(value, dict):
-        return {k: _redact_text(redactor, v) if k in ("text", "content") else v for k, v in value.items()}
-    return value
+    return map_text(value, redactor.redact)  # a string, or content parts (images kept: served by digest)
 
 
 def _redacted_example(example: dict[str, Any]) -> dict[str, Any]:

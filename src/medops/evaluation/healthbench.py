@@ -16,6 +16,7 @@ from typing import Any
 
 from rich.console import Console
 
+from medops.content import has_images, keyed
 from medops.datasets.healthbench import Example, RubricDataset, load_rubric_dataset, select_indices
 from medops.datasets.jsonl import FileFacts
 from medops.datasets.registry import resolve
@@ -27,7 +28,7 @@ from medops.evaluation.engine import Counters, Job, JobRunner
 from medops.evaluation.summaries import healthbench_json, print_healthbench_summary
 from medops.grading.grader import CriterionGrade, GraderSettings, RubricGrader
 from medops.grading.templates import default_group_template, render_conversation
-from medops.models.backends import create_model
+from medops.models.backends import backends_with, create_model
 from medops.models.base import ChatModel, Completion, Messages, StopRequested
 from medops.scoring.healthbench import (
     LENGTH_ADJUSTED,
@@ -374,7 +375,7 @@ def example_views(store: Store, run: Run, dataset: RubricDataset) -> list[dict[s
                 "repeat": repeat,
                 "prompt_id": example.prompt_id,
                 "tags": example.example_tags,
-                "prompt": [m.model_dump() for m in example.prompt],
+                "prompt": keyed([m.model_dump() for m in example.prompt]),  # images as sha256: (served by digest)
                 "response": response.text,
                 "error": response.error,
                 "criteria": criteria,
@@ -393,6 +394,17 @@ class HealthBench(Benchmark[HealthBenchConfig, RubricData]):
     name = "healthbench"
     command = "medops eval healthbench"
     config_type = HealthBenchConfig
+
+    def validate_data(self, config: HealthBenchConfig, data: RubricData) -> None:
+        """A model that takes no images is refused an image set before any call (by capability)."""
+        if config.completions != "model" or config.model is None or config.model.capabilities.images:
+            return
+        with_images = sum(1 for e in data.dataset.examples if has_images(m.model_dump() for m in e.prompt))
+        if with_images:
+            raise UserError(
+                f"{config.model} takes no images, and {with_images} item(s) of {data.name} have image parts; "
+                f"use a model that takes images ({', '.join(f'{b}:' for b in backends_with('images'))})"
+            )
 
     def load(self, config: HealthBenchConfig) -> RubricData:
         name, path = resolve(config.data)

@@ -28,6 +28,7 @@ class Capabilities:
     logprobs: bool = False  # an API returns token logprobs (``top_logprobs``)
     choice_scoring: bool = False  # scores given continuations in process (``SamplingParams.score_choices``)
     priced: bool = False  # calls cost money by the price table; otherwise free unless a price is given
+    images: bool = False  # takes image parts in messages (``medops.content``)
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,6 @@ def create_model(spec: ModelSpec, *, role: str, concurrency: int, retry: RetryPo
     return create(spec, role=role, concurrency=concurrency, retry=retry, batch_size=batch_size)
 
 
-register("openai", Capabilities(logprobs=True, priced=True), "medops.models.openai_chat:create")
+register("openai", Capabilities(logprobs=True, priced=True, images=True), "medops.models.openai_chat:create")
 register("local", Capabilities(in_process=True, choice_scoring=True), "medops.models.local_hf:create")
 register("hf", Capabilities(in_process=True, choice_scoring=True), "medops.models.local_hf:create")

@@ -7,10 +7,25 @@ import json
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Protocol
 
+from typing_extensions import Required, TypedDict
+
+from medops.content import Content
+
 if TYPE_CHECKING:
     from medops.models.backends import Capabilities
 
-Messages = list[dict[str, str]]
+
+class Message(TypedDict, total=False):
+    """One chat message; ``content`` is text or a list of parts (``medops.content``)."""
+
+    role: Required[str]
+    content: Content
+    name: str
+    tool_calls: list[dict[str, Any]]
+    tool_call_id: str
+
+
+Messages = list[Message]
 
 
 @dataclass(frozen=True)

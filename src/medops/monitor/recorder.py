@@ -37,27 +37,16 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
+from medops.content import map_messages
 from medops.monitor.metrics import GatewayMetrics
 
 DEFAULT_POLICY = "redact"
 _STOP = object()
 
 
-def _redact_content(content: Any, redactor: Any) -> Any:
-    """A message's content with its text redacted (a string, or OpenAI content parts)."""
-    if isinstance(content, str):
-        return redactor.redact(content) if content else content
-    if isinstance(content, list):
-        parts = []
-        for part in content:
-            if isinstance(part, dict) and isinstance(part.get("text"), str):
-                parts.append({**part, "text": redactor.redact(part["text"])})
-            elif isinstance(part, dict):  # images, audio, files: their payload is not stored
-                parts.append({"type": part.get("type"), "omitted": True})
-            else:
-                parts.append(part)
-        return parts
-    return content
+def _omitted(part: dict[str, Any]) -> dict[str, Any]:
+    """Images, audio, files cannot be redacted: under ``redact`` their payload is not stored."""
+    return {"type": part.get("type"), "omitted": True}
 
 
 def apply_phi(row: dict[str, Any], policy: str) -> dict[str, int]:
@@ -81,10 +70,7 @@ def apply_phi(row: dict[str, Any], policy: str) -> dict[str, int]:
     redactor = Redactor()
     messages = row.get("messages")
     if isinstance(messages, list):
-        row["messages"] = [
-            {**m, "content": _redact_content(m.get("content"), redactor)} if isinstance(m, dict) else m
-            for m in messages
-        ]
+        row["messages"] = map_messages(messages, redactor.redact, _omitted)
     if isinstance(row.get("response"), str) and row["response"]:
         row["response"] = redactor.redact(row["response"])
     counts = {kind: n for kind, n in sorted(redactor.counts.items()) if n}
