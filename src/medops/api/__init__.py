@@ -52,6 +52,7 @@ from medops.api.dashboard import (
     run_examples,
     runs_filtered,
 )
+from medops.api.images import run_image
 from medops.api.runs import (
     Rule,
     RunOutcome,
@@ -114,6 +115,7 @@ __all__ = [
     "run_detail",
     "run_example",
     "run_examples",
+    "run_image",
     "run_subscribers",
     "runs",
     "runs_filtered",

@@ -158,7 +158,12 @@ def _redactor() -> Any:
 
 
 def _redact_text(redactor: Any, value: Any) -> Any:
-    return map_text(value, redactor.redact)  # a string, or content parts (images kept: served by digest)
+    return map_text(value, redactor.redact, _withheld)  # a string, or content parts
+
+
+def _withheld(part: dict[str, Any]) -> dict[str, Any]:
+    """An image cannot be redacted: below admin it is not shown at all."""
+    return {"type": part.get("type"), "withheld": True}
 
 
 def _redacted_example(example: dict[str, Any]) -> dict[str, Any]:
