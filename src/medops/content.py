@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import json
 import re
 from collections.abc import Callable, Iterable, Iterator
 from typing import Annotated, Any, Literal
@@ -104,8 +105,8 @@ def map_message(message: Any, fn: Callable[[str], str], image: Callable[[dict[st
     out = dict(message)
     if "content" in out:
         out["content"] = map_text(out["content"], fn, image)
-    if isinstance(out.get("name"), str):
-        out["name"] = fn(out["name"])
+    if isinstance(out.get("name"), str) and out["name"]:
+        out["name"] = _map_name(out["name"], fn)
     if isinstance(out.get("tool_calls"), list):
         out["tool_calls"] = [_map_tool_call(call, fn) for call in out["tool_calls"]]
     if isinstance(out.get("function_call"), dict):
@@ -121,10 +122,47 @@ def _map_tool_call(call: Any, fn: Callable[[str], str]) -> Any:
 
 def _map_function(function: dict[str, Any], fn: Callable[[str], str]) -> dict[str, Any]:
     out = dict(function)
-    for key in ("name", "arguments"):
-        if isinstance(out.get(key), str) and out[key]:
-            out[key] = fn(out[key])
+    if isinstance(out.get("name"), str) and out["name"]:
+        out["name"] = _map_name(out["name"], fn)
+    if isinstance(out.get("arguments"), str) and out["arguments"]:
+        out["arguments"] = _map_arguments(out["arguments"], fn)
     return out
+
+
+def _map_name(name: str, fn: Callable[[str], str]) -> str:
+    """A message's or function's name (``John_Smith``): read with its separators as spaces; what
+    ``fn`` replaces comes back as a valid name (``[PERSON_1]`` -> ``PERSON_1``)."""
+    spaced = re.sub(r"[_-]+", " ", name)
+    out = fn(spaced)
+    return name if out == spaced else re.sub(r"[^A-Za-z0-9_-]+", "_", out).strip("_")
+
+
+def _map_arguments(arguments: str, fn: Callable[[str], str]) -> str:
+    """Tool-call arguments: a JSON value's strings each read with its key as context (``mrn:
+    88120034``, so identifiers that only their key names are found); other text as it is. Left
+    byte for byte as given when nothing changes."""
+    try:
+        value = json.loads(arguments)
+    except ValueError:
+        return fn(arguments)
+    if not isinstance(value, dict | list):
+        return fn(arguments)
+    mapped = _map_keyed(value, fn, None)
+    return arguments if mapped == value else json.dumps(mapped, ensure_ascii=False)
+
+
+def _map_keyed(value: Any, fn: Callable[[str], str], key: str | None) -> Any:
+    if isinstance(value, str):
+        if key is None or not value:
+            return fn(value) if value else value
+        prefix = f"{key}: "
+        out = fn(prefix + value)
+        return out[len(prefix) :] if out.startswith(prefix) else fn(value)
+    if isinstance(value, dict):
+        return {k: _map_keyed(v, fn, str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_map_keyed(v, fn, key) for v in value]
+    return value
 
 
 NON_TEXT_TYPES = frozenset({"image_url", "input_audio", "file", "image", "audio"})

@@ -56,9 +56,12 @@ def test_the_image_part_goes_on_the_wire_and_is_stored_once(cli, server, tmp_pat
     cached = " ".join(str(r) for r in db.execute("SELECT * FROM call_cache").fetchall())
     assert "base64" not in cached
 
-    # resume / readers rebuild the items from the store: the run reads back with its images
+    # readers rebuild the items from the store; exports name each example's images by digest
     shown = cli.run("runs", "show", "img", "--json", check=True).json()
     assert shown["metrics"]["overall_score"]["n_samples"] == 3
+    rows = [json.loads(line) for line in cli.run("export", "img", check=True).stdout.splitlines()]
+    assert [r["images"] for r in rows] == [[digest], [digest], []]
+    assert "base64" not in cli.run("export", "img", "--format", "csv", check=True).stdout
 
 
 def test_a_text_only_model_is_refused_an_image_set_before_any_call(cli, server, tmp_path):

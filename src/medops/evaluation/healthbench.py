@@ -16,7 +16,7 @@ from typing import Any
 
 from rich.console import Console
 
-from medops.content import has_images, keyed
+from medops.content import digests, has_images, keyed
 from medops.datasets.healthbench import Example, RubricDataset, load_rubric_dataset, select_indices
 from medops.datasets.jsonl import FileFacts
 from medops.datasets.registry import resolve
@@ -340,6 +340,11 @@ def criterion_rows(store: Store, run: Run, dataset: RubricDataset) -> list[dict[
                 "response": response.text if response else None,
             }
         )
+    # a set with images: each row names its example's images by sha256 (text-only exports unchanged)
+    images = [digests([m.model_dump() for m in e.prompt]) for e in dataset.examples]
+    if any(images):
+        for row in rows:
+            row["images"] = images[row["example_index"]]
     return rows
 
 

@@ -9,8 +9,11 @@ store is tried again a few seconds later; nothing is ever raised into a request.
 
 PHI policy (``--phi-policy``, ``MEDOPS_PHI_POLICY``; default ``redact``):
 
-* ``redact``: messages and answer are stored with every detected identifier replaced by a typed
-  placeholder (one ``Redactor`` per exchange, so ``[PERSON_1]`` is the same person in the
+* ``redact``: messages, answer and the answer's tool calls are stored with every detected
+  identifier replaced by a typed placeholder in every string the one walker reads
+  (``medops.content.map_message``: text parts, names, tool-call arguments, tool results; image
+  parts are not stored; the request's other fields, ``user`` included, are never stored)
+  (one ``Redactor`` per exchange, so ``[PERSON_1]`` is the same person in the
   question and the answer); the counts by type go to ``notes["phi"]`` and to
   ``medops_gateway_phi_entities_redacted_total``. If detection cannot run, no text is stored
   (fail closed) and ``notes["phi"]["unavailable"]`` says so.
@@ -37,7 +40,7 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
-from medops.content import map_messages
+from medops.content import map_message, map_messages
 from medops.monitor.metrics import GatewayMetrics
 
 DEFAULT_POLICY = "redact"
@@ -59,12 +62,14 @@ def apply_phi(row: dict[str, Any], policy: str) -> dict[str, int]:
     if policy == "block":
         row["messages"] = None
         row["response"] = None
+        row["response_tool_calls"] = None
         return {}
     from medops.privacy import Redactor, missing_components
 
     if missing_components() is not None:  # fail closed: no text without detection
         row["messages"] = None
         row["response"] = None
+        row["response_tool_calls"] = None
         note["unavailable"] = True
         return {}
     redactor = Redactor()
@@ -73,6 +78,9 @@ def apply_phi(row: dict[str, Any], policy: str) -> dict[str, int]:
         row["messages"] = map_messages(messages, redactor.redact, _omitted)
     if isinstance(row.get("response"), str) and row["response"]:
         row["response"] = redactor.redact(row["response"])
+    if row.get("response_tool_calls"):  # the answer's tool calls, walked as an assistant message's
+        answered = map_message({"tool_calls": row["response_tool_calls"]}, redactor.redact)
+        row["response_tool_calls"] = answered["tool_calls"]
     counts = {kind: n for kind, n in sorted(redactor.counts.items()) if n}
     note["entities"] = counts
     return counts

@@ -235,6 +235,9 @@ class Exchange(Base):
     finish_reason: Mapped[str | None] = mapped_column(String(40))
     messages: Mapped[list[Any] | None] = mapped_column(JSON)  # the request's messages, after the PHI policy
     response: Mapped[str | None] = mapped_column(Text)  # the answer's text, after the PHI policy
+    # the answer's tool calls (id, function name and arguments; streamed deltas joined), after the
+    # PHI policy (migration 0010)
+    response_tool_calls: Mapped[list[Any] | None] = mapped_column(JSON)
     notes: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # e.g. {"phi": {"policy": ..., "entities": {...}}}
 
 

@@ -1,4 +1,4 @@
-"""Image bytes stored once by sha256 (message content parts)
+"""Image bytes stored once by sha256 (message content parts); an exchange's answered tool calls
 
 Revision ID: 0010
 Revises: 0009
@@ -22,7 +22,11 @@ def upgrade() -> None:
         sa.Column("data", sa.LargeBinary(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     )
+    with op.batch_alter_table("exchanges") as batch:
+        batch.add_column(sa.Column("response_tool_calls", sa.JSON(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("exchanges") as batch:
+        batch.drop_column("response_tool_calls")
     op.drop_table("blobs")
