@@ -49,7 +49,7 @@ def test_the_walker_maps_text_parts_names_and_tool_arguments_and_leaves_images()
     assert out["content"][0] == {"type": "text", "text": "KIM HAS A RASH"}
     assert out["content"][1] == message["content"][1]  # the image is not text
     assert out["name"] == "KIM" and out["role"] == "user"
-    assert out["tool_calls"][0]["function"]["arguments"] == '{"WHO": "KIM"}'
+    assert out["tool_calls"][0]["function"]["arguments"] == '{"who": "KIM"}'  # keys are structure
     assert out["tool_calls"][0]["id"] == "c1"
     assert map_message(message, str.upper, lambda p: {"type": p["type"], "omitted": True})["content"][1] == {
         "type": "image_url",
@@ -125,3 +125,23 @@ def test_the_store_keeps_an_image_once_across_items_and_gives_it_back(tmp_path):
     _, _, by_digest = queries.item_set(store, sha, images=False)
     assert by_digest[0]["prompt"][0]["content"][1]["image_url"]["url"] == f"sha256:{hashlib.sha256(PNG).hexdigest()}"
     assert queries.blob(store, hashlib.sha256(PNG).hexdigest()) == ("image/png", PNG)
+
+
+def test_tool_call_arguments_are_read_with_their_keys_and_left_alone_when_nothing_changes():
+    def fn(text: str) -> str:
+        return text.replace("mrn: 123", "mrn: [MRN_1]")
+
+    call = {"role": "assistant", "tool_calls": [{"function": {"name": "f", "arguments": '{"mrn": "123"}'}}]}
+    assert json.loads(map_message(call, fn)["tool_calls"][0]["function"]["arguments"]) == {"mrn": "[MRN_1]"}
+    compact = {"role": "assistant", "tool_calls": [{"function": {"name": "f", "arguments": '{"x":"1"}'}}]}
+    assert map_message(compact, fn) == compact  # byte for byte: the cache key and the request stay
+    row = {"messages": [call]}
+    assert "[MRN_1]" in map_strings(row, fn)["messages"][0]["tool_calls"][0]["function"]["arguments"]
+
+
+def test_a_message_name_is_read_as_words_and_stays_a_valid_name():
+    out = map_message(
+        {"role": "user", "name": "John_Smith", "content": "hi"}, lambda t: t.replace("John Smith", "[PERSON_1]")
+    )
+    assert out["name"] == "PERSON_1"
+    assert map_message({"role": "user", "name": "triage_bot"}, str)["name"] == "triage_bot"

@@ -175,15 +175,22 @@ def is_non_text_part(value: Any) -> bool:
 
 def map_strings(value: Any, fn: Callable[[str], str], image: Callable[[dict[str, Any]], Any] | None = None) -> Any:
     """Every string in any JSON value (a data file's row) through ``fn``; a non-text part goes
-    through ``image`` (kept when None), so base64 payloads are never read as text."""
+    through ``image`` (kept when None), so base64 payloads are never read as text. Tool-call
+    ``arguments`` are read as ``map_message`` reads them (each value with its key as context)."""
+    return _map_strings(value, fn, image, None)
+
+
+def _map_strings(value: Any, fn: Callable[[str], str], image: Any, key: str | None) -> Any:
     if isinstance(value, str):
+        if key == "arguments" and value:
+            return _map_arguments(value, fn)
         return fn(value)
     if is_non_text_part(value):
         return image(value) if image is not None else value
     if isinstance(value, dict):
-        return {k: map_strings(v, fn, image) for k, v in value.items()}
+        return {k: _map_strings(v, fn, image, str(k)) for k, v in value.items()}
     if isinstance(value, list):
-        return [map_strings(v, fn, image) for v in value]
+        return [_map_strings(v, fn, image, None) for v in value]
     return value
 
 

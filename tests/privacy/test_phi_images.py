@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from medops.content import data_uri
@@ -9,6 +11,7 @@ from medops.events import BeforeCall
 from medops.models.base import SamplingParams
 from medops.monitor.recorder import apply_phi
 from medops.privacy import missing_components
+from medops.privacy.files import redact_file, scan_file
 from medops.privacy.guard import IMAGES_ENV, PhiGuard
 
 pytestmark = pytest.mark.skipif(missing_components() is not None, reason="PHI detection not installed")
@@ -82,3 +85,41 @@ def test_the_recorder_redacts_text_parts_and_omits_images_under_redact():
     assert "John Smith" not in text["text"] and "rash" in text["text"]
     assert image == {"type": "image_url", "omitted": True}
     assert "John Smith" not in row["response"] and counts
+
+
+def test_the_guard_redacts_names_tool_arguments_and_tool_results_before_a_call():
+    messages = [
+        {"role": "user", "name": "John_Smith", "content": "Patient John Smith has a fever."},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {"id": "c0", "type": "function", "function": {"name": "lookup", "arguments": '{"mrn": "88120034"}'}}
+            ],
+        },
+        {"role": "tool", "tool_call_id": "c0", "content": "John Smith, phone 010-1234-5678"},
+    ]
+    event = BeforeCall(None, "model", "openai:gpt-4.1", EXTERNAL, messages, SamplingParams())
+    PhiGuard("redact").before_call(event)
+    sent = json.dumps(event.messages, ensure_ascii=False)
+    assert event.refused is None
+    for value in ("John", "88120034", "010-1234-5678"):
+        assert value not in sent, value
+    assert event.messages[2]["tool_call_id"] == "c0" and "fever" in sent
+
+
+def test_phi_redact_of_a_file_keeps_image_parts_and_redacts_tool_arguments(tmp_path):
+    row = {
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "Patient John Smith has this rash."}, IMAGE]},
+            {"role": "assistant", "tool_calls": [{"function": {"name": "f", "arguments": '{"mrn": "88120034"}'}}]},
+        ]
+    }
+    src = tmp_path / "in.jsonl"
+    src.write_text(json.dumps(row) + "\n")
+    redact_file(src, tmp_path / "out.jsonl")
+    out = json.loads((tmp_path / "out.jsonl").read_text())
+    assert out["messages"][0]["content"][1] == IMAGE  # never read as text, never corrupted
+    assert "John Smith" not in out["messages"][0]["content"][0]["text"]
+    assert "88120034" not in out["messages"][1]["tool_calls"][0]["function"]["arguments"]
+    assert not any(f["field"].endswith("url") for f in scan_file(src)["findings"])
