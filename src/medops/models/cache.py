@@ -18,9 +18,14 @@ def request_key(identity: dict[str, Any], messages: Messages, params: SamplingPa
     on its base64 text or the path it was read from; text-only messages key as they always did.
     """
     payload = json.dumps(
-        [identity, params.identity(), keyed(messages), sample],
+        [identity, params.identity(), keyed(messages) if _has_parts(messages) else messages, sample],
         ensure_ascii=False,
         separators=(",", ":"),
         sort_keys=True,
     )
     return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _has_parts(messages: Messages) -> bool:
+    """Whether any content is a list of parts (the hot path skips the walk for text)."""
+    return any(isinstance(m.get("content"), list) for m in messages)
