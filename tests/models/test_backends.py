@@ -34,7 +34,7 @@ OLD_GRADER = {  # a grader as runs stored it before ModelSpec and SpecConfig wer
 
 def test_every_backend_declares_what_it_can_do_and_how_to_build_it():
     assert {name: b.capabilities for name, b in BACKENDS.items()} == {
-        "openai": Capabilities(logprobs=True, priced=True),
+        "openai": Capabilities(logprobs=True, priced=True, images=True),
         "local": Capabilities(in_process=True, choice_scoring=True),
         "hf": Capabilities(in_process=True, choice_scoring=True),
     }

@@ -41,6 +41,7 @@ from medops.accounts import (
 from medops.api.audit import audit_events
 from medops.api.canary_rounds import canary, check_canary
 from medops.api.examples import run_example, run_examples, text_of
+from medops.api.images import run_image
 from medops.api.monitoring import acknowledge_alert, alerts, monitoring
 from medops.api.run_pages import compare_detail, datasets, gate_history, run_detail, runs_filtered
 from medops.api.runs import (
@@ -110,6 +111,7 @@ __all__ = [
     "run_detail",
     "run_example",
     "run_examples",
+    "run_image",
     "run_subscribers",
     "runs",
     "runs_filtered",

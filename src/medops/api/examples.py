@@ -35,15 +35,6 @@ def _redactor() -> Any:
         return _Hidden()
 
 
-def _redactor() -> Any:
-    from medops.privacy import PhiUnavailable, Redactor, missing_components
-
-    try:
-        return _Hidden() if missing_components() else Redactor()
-    except PhiUnavailable:
-        return _Hidden()
-
-
 # A finished run's records never change (a resume sets finished_at anew), so the pages of a large
 # run are built from its rows once, not on every click: a few runs per server process.
 _RECORDS_CACHE: OrderedDict[tuple, list[SampleRecord]] = OrderedDict()
@@ -79,8 +70,13 @@ def _shown(record: SampleRecord, view: Samples | None, redact: bool) -> dict[str
     """A record as plain data, its texts with PHI replaced by consistent placeholders (one Redactor
     per record) when ``redact``."""
     if redact:
-        record = record.map_text(_redactor().redact)
+        record = record.map_text(_redactor().redact, _withheld)
     return {**record.as_dict(f.key for f in (view.flags if view else ())), "redacted": redact}
+
+
+def _withheld(part: dict[str, Any]) -> dict[str, Any]:
+    """An image cannot be redacted: below admin it is not shown at all."""
+    return {"type": part.get("type"), "withheld": True}
 
 
 def _view_data(view: Samples | None) -> dict[str, Any] | None:

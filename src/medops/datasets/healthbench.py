@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import mimetypes
 import random
 import warnings
 from collections import Counter
@@ -23,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from medops.content import Content, data_uri, decode_data_uri
 from medops.datasets.jsonl import (
     FileFacts,
     describe_validation_error,
@@ -44,7 +46,7 @@ ROLES = ("system", "developer", "user", "assistant")
 
 class Message(_Frozen):
     role: str
-    content: str
+    content: Content  # text, or parts: an image's url is a data: URI or a path relative to the file
 
     @field_validator("role")
     @classmethod
@@ -212,9 +214,10 @@ def load_rubric_dataset(path: str | Path, name: str | None = None) -> RubricData
         if parse is None:  # the first row decides the file's format: HealthBench or Professional
             parse = example_from_row if is_professional_row(obj) else Example.model_validate
         try:
-            examples.append(parse(obj))
+            example = parse(obj)
         except ValidationError as exc:
             raise describe_validation_error(path, line, exc) from None
+        examples.append(_with_images_read(example, Path(path), line))
     if not examples:
         raise DataError(path, None, None, "contains no examples")
     repeated = [pid for pid, count in Counter(e.prompt_id for e in examples).items() if count > 1]
@@ -226,6 +229,45 @@ def load_rubric_dataset(path: str | Path, name: str | None = None) -> RubricData
             stacklevel=2,
         )
     return RubricDataset(name or Path(path).stem, file_facts(path, data), tuple(examples))
+
+
+def _with_images_read(example: Example, path: Path, line: int) -> Example:
+    """Each image part whose url is a path, read (relative to the data file) into a data: URI."""
+    if all(isinstance(m.content, str) for m in example.prompt):
+        return example
+    prompt = []
+    for i, message in enumerate(example.prompt):
+        content = message.content
+        if not isinstance(content, str):
+            content = [
+                _read_image(part, path, line, f"prompt.{i}.content.{j}.image_url.url")
+                if part["type"] == "image_url"
+                else part
+                for j, part in enumerate(content)
+            ]
+        prompt.append(Message(role=message.role, content=content))
+    return example.model_copy(update={"prompt": prompt})
+
+
+def _read_image(part: dict, path: Path, line: int, field: str) -> dict:
+    url = part["image_url"]["url"]
+    if url.startswith("data:"):
+        if decode_data_uri(url) is None:
+            raise DataError(path, line, field, "not a base64 data: URI")
+        return part
+    if "://" in url:
+        raise DataError(path, line, field, f"image {url!r}: only data: URIs and paths relative to the file are read")
+    image = path.parent / url
+    media_type = mimetypes.guess_type(image.name)[0]
+    if media_type is None or not media_type.startswith("image/"):
+        raise DataError(path, line, field, f"image {url!r}: not an image file name (.png, .jpg, ...)")
+    try:
+        data = image.read_bytes()
+    except FileNotFoundError:
+        raise DataError(path, line, field, f"image {url!r}: no such file ({image})") from None
+    except OSError as exc:
+        raise DataError(path, line, field, f"image {url!r}: cannot read {image}: {exc.strerror or exc}") from None
+    return {**part, "image_url": {**part["image_url"], "url": data_uri(data, media_type)}}
 
 
 def select_indices(n_available: int, limit: int | None, seed: int) -> list[int]:

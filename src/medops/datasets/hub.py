@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from medops.datasets.cache_records import check_recorded
 from medops.datasets.mcqa import LETTERS, MMLU_MEDICAL_SUBJECTS
 from medops.errors import UserError
 from medops.paths import exam_cache_dir
@@ -118,8 +119,6 @@ def _rows(exam: HubExam, target: Path) -> Iterator[dict[str, Any]]:
 
 def pull_exam(name: str) -> tuple[Path, int, str, bool]:
     """Fetch and convert once; returns (path, size, sha256, downloaded)."""
-    from medops.datasets.registry import check_recorded  # registry imports this module
-
     target = exam_cache_path(name)
     record = target.with_name(target.name + ".medops.json")
     facts = check_recorded(name, target)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import httpx
 
+from medops.datasets.cache_records import check_recorded
 from medops.datasets.hub import HUB_EXAMS, exam_cache_path
 from medops.errors import UserError
 from medops.models.spec import MASK, mask_url_credentials, split_url_credentials
@@ -108,26 +109,6 @@ def _manual_placement_hint(entry: BuiltinDataset) -> str:
     )
 
 
-def check_recorded(name: str, path: Path) -> dict | None:
-    """The cache record of ``path`` (None: no record), after checking the file still has the
-    sha256 recorded when it was pulled: a file copied over it under the same name is refused,
-    never taken for the dataset ``name``."""
-    record = _read_record(path)
-    if record is None:
-        return None
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    if digest.hexdigest() != record.get("sha256"):
-        raise UserError(
-            f"{path} is not the file pulled as '{name}' (sha256 {digest.hexdigest()[:12]}..., recorded "
-            f"{str(record.get('sha256'))[:12]}... in {path.name}.medops.json); delete both files and run "
-            f"`medops data pull {name}` again, or pass your file with --data PATH"
-        )
-    return record
-
-
 def resolve(name_or_path: str) -> tuple[str, Path]:
     """Return ``(dataset_name, local_path)`` for a packaged or built-in name, or a file path."""
     if name_or_path in PACKAGED_DATASETS:
@@ -166,13 +147,6 @@ class PulledFile:
     size_bytes: int
     sha256: str
     downloaded: bool
-
-
-def _read_record(path: Path) -> dict | None:
-    record = path.with_name(path.name + ".medops.json")
-    if record.is_file() and path.is_file():
-        return json.loads(record.read_text())
-    return None
 
 
 def pull(name: str, on_progress: Callable[[int, int | None], None] | None = None) -> PulledFile:

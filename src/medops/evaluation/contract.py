@@ -76,6 +76,10 @@ class Benchmark(ABC, Generic[C, D]):
     def validate(self, config: C) -> None:
         """Refuse settings that cannot run (a one-line UserError), before anything is stored."""
 
+    def validate_data(self, config: C, data: D) -> None:
+        """Refuse loaded data the settings cannot run (e.g. images for a text-only model), before
+        anything is stored or called."""
+
     # data ---------------------------------------------------------------------------
     @abstractmethod
     def load(self, config: C) -> D:

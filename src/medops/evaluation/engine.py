@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from medops.content import estimated_chars
 from medops.events import AfterCall, BeforeCall, EventBus, JobDone
 from medops.models.base import ChatModel, Completion, Messages, SamplingParams, StopRequested
 from medops.models.cache import request_key
@@ -146,7 +147,7 @@ class JobRunner:
         if self.budget is None or role not in self.budget.prices:  # unpriced roles (in-process) cost nothing
             completion = await model.complete(messages, params)
         else:
-            chars = sum(len(m.get("content") or "") for m in messages)
+            chars = estimated_chars(messages)  # text, plus a fixed estimate per image part
             projected = self.budget.admit(role, chars, params.max_tokens)
             if projected is None:
                 self.stop(f"the budget of ${self.budget.budget_usd:g} is reached (${self.budget.spent_usd:.4f} spent)")

@@ -16,6 +16,7 @@ from typing import Any
 
 from rich.console import Console
 
+from medops.content import has_images, keyed
 from medops.datasets.healthbench import Example, RubricDataset, load_rubric_dataset, select_indices
 from medops.datasets.jsonl import FileFacts
 from medops.datasets.registry import resolve
@@ -42,6 +43,7 @@ from medops.evaluation.records import (
 from medops.evaluation.summaries import healthbench_json, print_healthbench_summary
 from medops.grading.grader import make_judge
 from medops.grading.judge import Criterion, CriterionJudge, Verdict
+from medops.models.backends import backends_with
 from medops.models.base import ChatModel, Completion, Messages, StopRequested
 from medops.models.spec import ModelSpec, create_model
 from medops.scoring.agreement import fleiss_kappa
@@ -434,7 +436,8 @@ def rubric_records(store: Store, run: Run, dataset: RubricDataset) -> list[Sampl
                     recorded=grade is not None or failed,
                 )
             )
-        messages = tuple(Message(m.role, m.content) for m in example.prompt)
+        # images by digest (served from the store's blobs), never as base64 in a view or an export
+        messages = tuple(Message(m["role"], m["content"]) for m in keyed([m.model_dump() for m in example.prompt]))
         flags = {
             "failed": any(a.points > 0 and a.value is False for a in assessments),
             "negative_met": any(a.points < 0 and a.value for a in assessments),
@@ -516,6 +519,17 @@ class HealthBench(Benchmark[HealthBenchConfig, RubricData]):
         Histogram("Example scores (unclipped)", score="score", unless=("ungraded",)),
         Samples("Examples", flags=RUBRIC_FLAGS, score="score"),
     )
+
+    def validate_data(self, config: HealthBenchConfig, data: RubricData) -> None:
+        """A model that takes no images is refused an image set before any call (by capability)."""
+        if config.completions != "model" or config.model is None or config.model.capabilities.images:
+            return
+        with_images = sum(1 for e in data.dataset.examples if has_images(m.model_dump() for m in e.prompt))
+        if with_images:
+            raise UserError(
+                f"{config.model} takes no images, and {with_images} item(s) of {data.name} have image parts; "
+                f"use a model that takes images ({', '.join(f'{b}:' for b in backends_with('images'))})"
+            )
 
     def load(self, config: HealthBenchConfig) -> RubricData:
         name, path = resolve(config.data)

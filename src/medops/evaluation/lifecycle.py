@@ -89,6 +89,7 @@ def run_benchmark(
     else:
         benchmark.validate(config)
         data = benchmark.load(config)
+        benchmark.validate_data(config, data)
         jobs = benchmark.plan(config, data)
         if not jobs:
             source = getattr(config, "completions", "model")

@@ -13,27 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-# A message's content: text, or a list of OpenAI-style parts ({"type": "text", "text": ...},
-# {"type": "image_url", ...}); views read it through text_of / map_text, never as a str.
-Content = str | list[dict[str, Any]] | None
-
-
-def text_of(content: Content) -> str:
-    """The text of a message's content (text parts joined by a blank line; other parts left out)."""
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    return "\n\n".join(str(p.get("text") or "") for p in content if isinstance(p, dict) and p.get("type") == "text")
-
-
-def map_text(content: Content, fn: Callable[[str], str]) -> Content:
-    """The same content with ``fn`` applied to every text (a string, or each text part)."""
-    if content is None or content == "":
-        return content
-    if isinstance(content, str):
-        return fn(content)
-    return [{**p, "text": fn(p["text"])} if p.get("type") == "text" and p.get("text") else p for p in content]
+from medops.content import Content, digests, map_text, text_of
 
 
 def modality(messages: Iterable[Message]) -> str:
@@ -87,7 +67,7 @@ class SampleRecord:
     repeat: int
     item_id: str
     input: tuple[Message, ...]
-    output: Content  # the model's (or given) response; None when the call failed
+    output: Content | None  # the model's (or given) response; None when the call failed
     error: str | None = None  # why there is no output
     finish_reason: str | None = None
     choices: dict[str, str] = field(default_factory=dict)  # an exam's options, by letter
@@ -104,12 +84,15 @@ class SampleRecord:
         users = [m for m in self.input if m.role == "user"]
         return users[-1].text if users else ""
 
-    def map_text(self, fn: Callable[[str], str]) -> SampleRecord:
-        """The record with ``fn`` applied to every text a person or model wrote (PHI redaction)."""
+    def map_text(
+        self, fn: Callable[[str], str], image: Callable[[dict[str, Any]], Any] | None = None
+    ) -> SampleRecord:
+        """The record with ``fn`` applied to every text a person or model wrote (PHI redaction), and
+        each image part replaced by ``image(part)`` when given (an image cannot be redacted)."""
         return replace(
             self,
-            input=tuple(Message(m.role, map_text(m.content, fn)) for m in self.input),
-            output=map_text(self.output, fn),
+            input=tuple(Message(m.role, map_text(m.content, fn, image)) for m in self.input),
+            output=map_text(self.output, fn, image),
             error=_maybe(fn, self.error),
             choices={k: fn(v) if v else v for k, v in self.choices.items()},
             assessments=tuple(a.map_text(fn) for a in self.assessments),
@@ -257,15 +240,22 @@ class ExportSpec:
     order: tuple[str, ...] = ("index", "repeat")
 
     def rows(self, records: Iterable[SampleRecord]) -> list[dict[str, Any]]:
+        """The rows; a set with images adds ``images`` (each row's image digests, never bytes), so
+        text-only exports keep their columns."""
         ordered = sorted(records, key=lambda r: tuple(getattr(r, f) for f in self.order))
-        if self.per == "assessment":
-            return [
-                {c.key: _value(r, a, i, c.source) for c in self.columns}
-                for r in ordered
-                for i, a in enumerate(r.assessments)
-                if a.recorded
-            ]
-        return [{c.key: _value(r, None, 0, c.source) for c in self.columns} for r in ordered]
+        images = {id(r): digests([m.content for m in r.input]) for r in ordered}
+        with_images = any(images.values())
+        rows = []
+        for r in ordered:
+            units = (
+                [(i, a) for i, a in enumerate(r.assessments) if a.recorded] if self.per == "assessment" else [(0, None)]
+            )
+            for i, a in units:
+                row = {c.key: _value(r, a, i, c.source) for c in self.columns}
+                if with_images:
+                    row["images"] = images[id(r)]
+                rows.append(row)
+        return rows
 
 
 def _value(record: SampleRecord, assessment: Assessment | None, position: int, source: str) -> Any:

@@ -9,9 +9,12 @@ implementation's prompts byte for byte.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
+from medops.content import text_of
 from medops.errors import UserError
 
 CONVERSATION, RUBRIC_ITEM = "<<conversation>>", "<<rubric_item>>"
@@ -33,9 +36,10 @@ def load_template(path: str | Path, placeholders: tuple[str, ...] = ("<<conversa
     return text
 
 
-def render_conversation(messages: list[dict[str, str]]) -> str:
-    """``role: content`` blocks joined by a blank line, as the reference renders them."""
-    return "\n\n".join(f"{m['role']}: {m['content']}" for m in messages)
+def render_conversation(messages: Sequence[Mapping[str, Any]]) -> str:
+    """``role: content`` blocks joined by a blank line, as the reference renders them (a turn's
+    text parts joined by newlines: ``content.text_of``)."""
+    return "\n\n".join(f"{m['role']}: {text_of(m['content'])}" for m in messages)
 
 
 def render_grader_prompt(template: str, conversation: str, rubric_item: str) -> str:

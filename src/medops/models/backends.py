@@ -43,6 +43,6 @@ def backends_with(capability: str) -> list[str]:
     return [name for name, b in BACKENDS.items() if getattr(b.capabilities, capability)]
 
 
-register("openai", Capabilities(logprobs=True, priced=True), "medops.models.openai_chat:create")
+register("openai", Capabilities(logprobs=True, priced=True, images=True), "medops.models.openai_chat:create")
 register("local", Capabilities(in_process=True, choice_scoring=True), "medops.models.local_hf:create")
 register("hf", Capabilities(in_process=True, choice_scoring=True), "medops.models.local_hf:create")

@@ -8,7 +8,22 @@ import random
 from dataclasses import dataclass, field, fields
 from typing import Any, Protocol
 
-Messages = list[dict[str, str]]
+from typing_extensions import Required, TypedDict
+
+from medops.content import Content
+
+
+class Message(TypedDict, total=False):
+    """One chat message; ``content`` is text or a list of parts (``medops.content``)."""
+
+    role: Required[str]
+    content: Content
+    name: str
+    tool_calls: list[dict[str, Any]]
+    tool_call_id: str
+
+
+Messages = list[Message]
 
 
 @dataclass(frozen=True)
@@ -83,6 +98,7 @@ class Capabilities:
     logprobs: bool = False  # an API returns token logprobs (``top_logprobs``)
     choice_scoring: bool = False  # scores given continuations in process (``SamplingParams.score_choices``)
     priced: bool = False  # calls cost money by the price table; otherwise free unless a price is given
+    images: bool = False  # takes image parts in messages (``medops.content``)
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from medops.content import non_text_parts, text_of
 from medops.errors import UserError
 from medops.models.base import Completion, Messages, SamplingParams, StopRequested
 from medops.models.spec import ModelSpec
@@ -250,7 +251,7 @@ class LocalChatModel:
         ``params.assistant_prefix`` in ``extra["choice_logprobs"]`` (no sampling, nothing to parse)."""
         kind = "score" if params.score_choices else "generate"
         future = asyncio.get_running_loop().create_future()
-        return await self._submit(_Request(kind, messages, params, future))
+        return await self._submit(_Request(kind, _to_text(self.label, messages), params, future))
 
     async def _submit(self, request: _Request) -> Completion:
         if self._stopped:
@@ -424,3 +425,18 @@ def create(spec: ModelSpec, *, role: str, concurrency: int, retry: RetryPolicy, 
     """The ``local`` and ``hf`` backends (medops.models.backends): micro-batched in process, so
     ``batch_size`` bounds the work, not ``concurrency``, and nothing is retried."""
     return LocalChatModel(spec, role=role, batch_size=batch_size)
+
+
+def _to_text(label: str, messages: Messages) -> Messages:
+    """Messages as chat templates take them (string content). A part this backend cannot read (an
+    image) is refused, never dropped: a model answering without the image would look like a result."""
+    out: Messages = []
+    for message in messages:
+        content = message.get("content")
+        if isinstance(content, list):
+            if skipped := non_text_parts(content):
+                kinds = ", ".join(sorted({str(p.get("type")) for p in skipped}))
+                raise UserError(f"{label} takes text only; the request holds {len(skipped)} {kinds} part(s)")
+            message = {**message, "content": text_of(content)}
+        out.append(message)
+    return out

@@ -196,6 +196,7 @@ class OpenAIChatModel:
                 f"{self.label}: choice scoring and assistant prefixes need an in-process model (local:, hf:)"
             )
         started = time.perf_counter()
+        # content parts (images as data: URIs) go on the wire as they are: the OpenAI chat format
         body = {"model": self.spec.name, "messages": messages, **params.to_request()}
         last_error = "no attempt made"
         rejected = 0  # 429s: attempts the endpoint refused, so not calls

@@ -53,6 +53,7 @@ from typing import Any
 
 import numpy as np
 
+from medops.content import text_of
 from medops.monitor.policy import CATEGORICAL, EMBEDDING, NUMERIC, POINTS, RATES
 from medops.monitor.windows import as_utc
 from medops.store.exchanges import exchanges as read_exchanges
@@ -85,21 +86,12 @@ _REFUSAL = re.compile("|".join(f"(?:{p})" for p in REFUSAL_PATTERNS), re.IGNOREC
 _HANGUL = re.compile(r"[\uac00-\ud7a3\u1100-\u11ff\u3130-\u318f]")
 _LATIN = re.compile(r"[A-Za-z\u00c0-\u024f]")
 
-def _content_text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):  # OpenAI content parts
-        return "".join(p.get("text", "") for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
-    return ""
-
 
 def user_text(messages: Any) -> str | None:
     """The user turns' text, joined by newlines (None when the request's messages were not stored)."""
     if not isinstance(messages, list):
         return None
-    return "\n".join(
-        _content_text(m.get("content")) for m in messages if isinstance(m, dict) and m.get("role") == "user"
-    )
+    return "\n".join(text_of(m.get("content")) for m in messages if isinstance(m, dict) and m.get("role") == "user")
 
 
 def language_of(text: str) -> str | None:

@@ -169,11 +169,14 @@ def read_answer(ex: Exchange) -> dict[str, Any]:
         choice = (answer.get("choices") or [{}])[0] or {}
         message = choice.get("message") or {}
         found["response"] = message.get("content") if isinstance(message.get("content"), str) else None
+        if isinstance(message.get("tool_calls"), list):
+            found["tool_calls"] = message["tool_calls"]
         found["finish_reason"] = choice.get("finish_reason")
         usage = answer.get("usage") or {}
         found["response_model"] = answer.get("model")
     else:
         parts: list[str] = []
+        calls: dict[int, dict[str, Any]] = {}  # streamed tool calls, by index, their deltas joined
         usage = {}
         finish = None
         model = None
@@ -185,7 +188,9 @@ def read_answer(ex: Exchange) -> dict[str, Any]:
             for choice in event.get("choices") or ():
                 if not isinstance(choice, dict) or choice.get("index", 0) != 0:
                     continue
-                content = (choice.get("delta") or {}).get("content")
+                delta = choice.get("delta") or {}
+                _join_tool_call_deltas(calls, delta.get("tool_calls"))
+                content = delta.get("content")
                 if isinstance(content, str) and content:
                     if ex.ttft_s is None:
                         arrived = next((t for size, t in ex.chunks if size >= end), ex.chunks[-1][1])
@@ -193,6 +198,8 @@ def read_answer(ex: Exchange) -> dict[str, Any]:
                     parts.append(content)
                 finish = choice.get("finish_reason") or finish
         found["response"] = "".join(parts)
+        if calls:
+            found["tool_calls"] = [calls[i] for i in sorted(calls)]
         found["finish_reason"] = finish
         found["response_model"] = model
         if finish is None or not done:
@@ -202,6 +209,21 @@ def read_answer(ex: Exchange) -> dict[str, Any]:
         found["prompt_tokens"] = usage.get("prompt_tokens")
         found["completion_tokens"] = usage.get("completion_tokens")
     return found
+
+
+def _join_tool_call_deltas(calls: dict[int, dict[str, Any]], deltas: Any) -> None:
+    """Add one chunk's tool-call deltas: the id and name arrive once, the arguments in pieces."""
+    for delta in deltas if isinstance(deltas, list) else ():
+        if not isinstance(delta, dict):
+            continue
+        index = delta.get("index", 0) if isinstance(delta.get("index"), int) else 0
+        call = calls.setdefault(index, {"type": "function", "function": {"name": "", "arguments": ""}})
+        if isinstance(delta.get("id"), str):
+            call["id"] = delta["id"]
+        function = delta.get("function") if isinstance(delta.get("function"), dict) else {}
+        for key in ("name", "arguments"):
+            if isinstance(function.get(key), str):
+                call["function"][key] += function[key]
 
 
 class Gateway:
@@ -628,6 +650,7 @@ def exchange_row(ex: Exchange, metrics: GatewayMetrics) -> dict[str, Any]:
         "finish_reason": _text(found.get("finish_reason"), 40),
         "messages": messages if isinstance(messages, list) else None,
         "response": found.get("response"),
+        "response_tool_calls": found.get("tool_calls"),
     }
 
 

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
+from medops.content import text_of
 from medops.datasets.healthbench import ROLES, RubricItem
 from medops.datasets.jsonl import describe_validation_error, iter_json_lines, read_bytes
 from medops.errors import DataError, UserError
@@ -96,16 +97,6 @@ def rubric_sets(path: str | Path | None = None) -> dict[str, list[RubricItem]]:
 
 
 # exchanges -> conversations ---------------------------------------------------------------
-def _text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):  # OpenAI content parts: keep the text ones
-        return "\n".join(
-            str(part.get("text", "")) for part in content if isinstance(part, dict) and part.get("type") == "text"
-        )
-    return ""
-
-
 def conversation(exchange: Exchange) -> list[dict[str, str]] | None:
     """The stored request as rubric-set messages, or None when there is nothing to grade (no
     stored messages or answer, as under a blocking PHI policy, or no user turn)."""
@@ -115,7 +106,7 @@ def conversation(exchange: Exchange) -> list[dict[str, str]] | None:
     for message in exchange.messages:
         if not isinstance(message, dict) or message.get("role") not in ROLES:
             continue  # tool results and unknown roles are not part of the conversation graded
-        text = _text(message.get("content"))
+        text = text_of(message.get("content"))
         if text.strip():
             messages.append({"role": str(message["role"]), "content": text})
     if not any(m["role"] == "user" for m in messages):

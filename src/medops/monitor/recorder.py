@@ -10,8 +10,11 @@ store is tried again a few seconds later; nothing is ever raised into a request.
 
 PHI policy (``--phi-policy``, ``MEDOPS_PHI_POLICY``; default ``redact``):
 
-* ``redact``: messages and answer are stored with every detected identifier replaced by a typed
-  placeholder (one ``Redactor`` per exchange, so ``[PERSON_1]`` is the same person in the
+* ``redact``: messages, answer and the answer's tool calls are stored with every detected
+  identifier replaced by a typed placeholder in every string the one walker reads
+  (``medops.content.map_message``: text parts, names, tool-call arguments, tool results; image
+  parts are not stored; the request's other fields, ``user`` included, are never stored)
+  (one ``Redactor`` per exchange, so ``[PERSON_1]`` is the same person in the
   question and the answer); the counts by type go to ``notes["phi"]`` and to
   ``medops_gateway_phi_entities_redacted_total``. If detection cannot run, no text is stored
   (fail closed) and ``notes["phi"]["unavailable"]`` says so.
@@ -45,6 +48,7 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
+from medops.content import map_message, map_messages
 from medops.monitor.metrics import GatewayMetrics
 
 DEFAULT_POLICY = "redact"
@@ -57,21 +61,9 @@ MAX_QUEUED_MB = 256.0
 _STOP = object()
 
 
-def _redact_content(content: Any, redactor: Any) -> Any:
-    """A message's content with its text redacted (a string, or OpenAI content parts)."""
-    if isinstance(content, str):
-        return redactor.redact(content) if content else content
-    if isinstance(content, list):
-        parts = []
-        for part in content:
-            if isinstance(part, dict) and isinstance(part.get("text"), str):
-                parts.append({**part, "text": redactor.redact(part["text"])})
-            elif isinstance(part, dict):  # images, audio, files: their payload is not stored
-                parts.append({"type": part.get("type"), "omitted": True})
-            else:
-                parts.append(part)
-        return parts
-    return content
+def _omitted(part: dict[str, Any]) -> dict[str, Any]:
+    """Images, audio, files cannot be redacted: under ``redact`` their payload is not stored."""
+    return {"type": part.get("type"), "omitted": True}
 
 
 def apply_phi(row: dict[str, Any], policy: str) -> dict[str, int]:
@@ -84,23 +76,25 @@ def apply_phi(row: dict[str, Any], policy: str) -> dict[str, int]:
     if policy == "block":
         row["messages"] = None
         row["response"] = None
+        row["response_tool_calls"] = None
         return {}
     from medops.privacy import Redactor, missing_components
 
     if missing_components() is not None:  # fail closed: no text without detection
         row["messages"] = None
         row["response"] = None
+        row["response_tool_calls"] = None
         note["unavailable"] = True
         return {}
     redactor = Redactor()
     messages = row.get("messages")
     if isinstance(messages, list):
-        row["messages"] = [
-            {**m, "content": _redact_content(m.get("content"), redactor)} if isinstance(m, dict) else m
-            for m in messages
-        ]
+        row["messages"] = map_messages(messages, redactor.redact, _omitted)
     if isinstance(row.get("response"), str) and row["response"]:
         row["response"] = redactor.redact(row["response"])
+    if row.get("response_tool_calls"):  # the answer's tool calls, walked as an assistant message's
+        answered = map_message({"tool_calls": row["response_tool_calls"]}, redactor.redact)
+        row["response_tool_calls"] = answered["tool_calls"]
     counts = {kind: n for kind, n in sorted(redactor.counts.items()) if n}
     note["entities"] = counts
     return counts

@@ -13,24 +13,22 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from medops.content import digests, text_of
 from medops.models.targets import Target
 
 CONVERSATION_HEADER = "x-medops-conversation"
 
 
 def first_user_text(payload: dict[str, Any]) -> str:
-    """The first user message's content as text (content parts joined), or ``""``."""
+    """The first user message's text (and its images' digests), or ``""``."""
     for message in payload.get("messages") or ():
         if isinstance(message, dict) and message.get("role") == "user":
-            content = message.get("content")
-            if isinstance(content, str):
-                return content
-            return json.dumps(content, sort_keys=True, ensure_ascii=False)
+            content = message.get("content")  # images by digest, so two pictures are two conversations
+            return "\n".join([text_of(content), *digests(content)])
     return ""
 
 

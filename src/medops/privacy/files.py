@@ -1,8 +1,9 @@
 """Scan and redact files: JSONL (every string value), CSV (every cell) and plain text.
 
 The format follows the file name: ``.jsonl`` / ``.ndjson``, ``.csv`` / ``.tsv``, anything else is
-text. One ``Redactor`` per JSONL line or CSV row (a conversation), one per text file. Values are
-never returned unless asked for (``show=True``).
+text. JSONL strings are walked by ``medops.content`` (image and other non-text parts are kept
+as they are, never read as text). One ``Redactor`` per JSONL line or CSV row (a conversation),
+one per text file. Values are never returned unless asked for (``show=True``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from medops.content import iter_strings, map_strings
 from medops.errors import DataError, UserError
 from medops.privacy.engine import detect
 from medops.privacy.redact import Redactor
@@ -52,17 +54,6 @@ def _jsonl_rows(path: Path, text: str) -> Iterator[tuple[int, Any]]:
             raise DataError(path, number, None, f"not valid JSON ({exc.msg}, column {exc.colno})") from None
 
 
-def _strings(value: Any, where: str = "") -> Iterator[tuple[str, str]]:
-    if isinstance(value, str):
-        yield where, value
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield from _strings(item, f"{where}.{key}" if where else str(key))
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            yield from _strings(item, f"{where}[{i}]")
-
-
 def _csv_rows(path: Path, text: str) -> tuple[csv.Dialect | type[csv.Dialect], list[tuple[int, list[str]]]]:
     dialect: csv.Dialect | type[csv.Dialect] = csv.excel_tab if path.suffix.lower() == ".tsv" else csv.excel
     reader = csv.reader(io.StringIO(text, newline=""), dialect)
@@ -96,7 +87,7 @@ def scan_file(path: str | Path, *, show: bool = False) -> dict[str, Any]:
     if fmt == "jsonl":
         for number, row in _jsonl_rows(path, text):
             lines = number
-            for field, value in _strings(row):
+            for field, value in iter_strings(row):
                 add(number, field, value)
     elif fmt == "csv":
         _, rows = _csv_rows(path, text)
@@ -121,16 +112,6 @@ def scan_file(path: str | Path, *, show: bool = False) -> dict[str, Any]:
     }
 
 
-def _redact_value(value: Any, redactor: Redactor) -> Any:
-    if isinstance(value, str):
-        return redactor.redact(value)
-    if isinstance(value, dict):
-        return {k: _redact_value(v, redactor) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_redact_value(v, redactor) for v in value]
-    return value
-
-
 def redact_file(src: str | Path, dst: str | Path) -> dict[str, Any]:
     """Write a redacted copy of ``src`` to ``dst``; returns counts by type (no values)."""
     src, dst = Path(src), Path(dst)
@@ -143,11 +124,11 @@ def redact_file(src: str | Path, dst: str | Path) -> dict[str, Any]:
             redactor = Redactor()
             if isinstance(row, dict) and isinstance(row.get("text"), str):
                 redacted_text, entities = redactor.redact_entities(row["text"])
-                rest = {k: _redact_value(v, redactor) for k, v in row.items() if k not in ("text", "entities")}
+                rest = {k: map_strings(v, redactor.redact) for k, v in row.items() if k not in ("text", "entities")}
                 row = {k: redacted_text if k == "text" else rest[k] for k in row if k != "entities"}
                 row["entities"] = [{"type": e.type, "start": e.start, "end": e.end} for e in entities]
             else:
-                row = _redact_value(row, redactor)
+                row = map_strings(row, redactor.redact)
             counts.update(redactor.counts)
             out_lines.append(json.dumps(row, ensure_ascii=False) + "\n")
         output = "".join(out_lines)

@@ -11,6 +11,11 @@ What was done is noted on the call (``notes["phi"]``: the policy, the endpoint c
 number of entities of each type) and stored with the call's row; never the values. The cache
 keys on what was actually sent. Detection that cannot run fails closed: a call that the
 policy would have to inspect is refused with one line naming what to install.
+
+Image parts (and any other non-text part) cannot be redacted: ``block`` refuses a request that
+holds one; ``redact`` sends it only where the site has set ``MEDOPS_PHI_IMAGES_LEAVE=allow``
+(otherwise refused, naming the setting); ``allow`` sends it. Text parts, names and tool-call
+arguments are redacted like any text (``medops.content.map_messages``, the one walker).
 """
 
 from __future__ import annotations
@@ -20,12 +25,36 @@ import os
 from typing import Any
 from urllib.parse import urlsplit
 
+from medops.content import image_parts, map_messages
 from medops.errors import UserError
 from medops.events import BeforeCall
 
 POLICIES = ("redact", "block", "allow")
 POLICY_ENV = "MEDOPS_PHI_POLICY"
 INTERNAL_HOSTS_ENV = "MEDOPS_INTERNAL_HOSTS"
+IMAGES_ENV = "MEDOPS_PHI_IMAGES_LEAVE"  # "allow": under redact, image parts may be sent (they cannot be redacted)
+
+
+def images_may_leave() -> bool:
+    """Whether the site lets image parts leave under ``redact`` (``MEDOPS_PHI_IMAGES_LEAVE``)."""
+    value = os.environ.get(IMAGES_ENV, "").strip().lower()
+    if value not in ("", "allow", "refuse"):
+        raise UserError(f"{IMAGES_ENV} must be allow or refuse, not '{value}'")
+    return value == "allow"
+
+
+def refuse_images(policy: str, n_images: int) -> str | None:
+    """Why ``n_images`` image parts may not be sent under ``policy``, or None when they may."""
+    if n_images == 0 or policy == "allow":
+        return None
+    if policy == "block":
+        return f"{n_images} image part(s) in the request cannot be checked for PHI and --phi-policy block"
+    if images_may_leave():
+        return None
+    return (
+        f"{n_images} image part(s) in the request cannot be redacted; --phi-policy redact sends images only "
+        f"where the site sets {IMAGES_ENV}=allow"
+    )
 
 
 def chosen_policy(flag: str | None) -> str | None:
@@ -77,6 +106,7 @@ class PhiGuard:
     def __init__(self, policy: str | None = None):
         self.policy = chosen_policy(policy)
         self._declared = internal_hosts()
+        images_may_leave()  # a misspelt setting is refused when the run starts, not on the first image
 
     def before_call(self, event: BeforeCall) -> None:
         internal = is_internal(event.endpoint, event.in_process, self._declared)
@@ -85,6 +115,12 @@ class PhiGuard:
         event.notes["phi"] = note
         if policy == "allow":
             return
+        n_images = sum(1 for _ in image_parts(event.messages))
+        if n_images:
+            note["images"] = n_images
+        if (why := refuse_images(policy, n_images)) is not None:
+            event.refuse(why)
+            return
         from medops.privacy import Redactor, missing_components
 
         missing = missing_components()
@@ -92,7 +128,7 @@ class PhiGuard:
             event.refuse(f"PHI detection is unavailable ({missing}); or choose --phi-policy allow")
             return
         redactor = Redactor()
-        redacted = [{**m, "content": redactor.redact(m["content"])} if m.get("content") else m for m in event.messages]
+        redacted = map_messages(event.messages, redactor.redact)
         counts = {kind: n for kind, n in sorted(redactor.counts.items()) if n}
         note["entities"] = counts
         if policy == "block":

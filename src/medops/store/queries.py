@@ -3,14 +3,17 @@ session. Rows come back detached (plain ORM objects or tuples), safe to use afte
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, or_, select
 
+from medops.content import digests, unkeyed
+from medops.errors import NotFound, UserError
 from medops.grading.judge import Verdict, aggregate
 from medops.store.repository import Store
-from medops.store.schema import Answer, Grade, ItemSet, ItemSetMember, Response, Run, StoredItem
+from medops.store.schema import Answer, Blob, Grade, ItemSet, ItemSetMember, Response, Run, StoredItem
 
 Key = tuple[int, int]  # (item_index, repeat)
 
@@ -154,8 +157,12 @@ def ungraded_counts(store: Store, run_id: int) -> tuple[int, int]:
     return int(total), int(missing)
 
 
-def item_set(store: Store, sha256: str) -> tuple[str, dict[str, Any], list[dict[str, Any]]] | None:
-    """A stored item set: (kind, meta, item records in order), or None when the store lacks it."""
+def item_set(
+    store: Store, sha256: str, *, images: bool = True
+) -> tuple[str, dict[str, Any], list[dict[str, Any]]] | None:
+    """A stored item set: (kind, meta, item records in order), or None when the store lacks it.
+    Images come back as ``data:`` URIs read from ``blobs``; with ``images=False`` as the
+    ``sha256:<hex>`` the items carry."""
     with store.session() as s:
         found = s.get(ItemSet, sha256)
         if found is None:
@@ -166,7 +173,26 @@ def item_set(store: Store, sha256: str) -> tuple[str, dict[str, Any], list[dict[
             .where(ItemSetMember.set_sha256 == sha256)
             .order_by(ItemSetMember.position)
         ).all()
-        return found.kind, dict(found.meta), [row[0] for row in rows]
+        records = [row[0] for row in rows]
+        if images and digests(records):
+            records = unkeyed(records, functools.cache(lambda sha: _blob(s, sha)))
+        return found.kind, dict(found.meta), records
+
+
+def _blob(session: Any, sha256: str) -> tuple[str, bytes]:
+    row = session.get(Blob, sha256)
+    if row is None:
+        raise UserError(f"the store lacks image sha256:{sha256} that an item refers to")
+    return row.media_type, row.data
+
+
+def blob(store: Store, sha256: str) -> tuple[str, bytes]:
+    """An image's (media type, bytes) by digest; NotFound when the store has no such image."""
+    with store.session() as s:
+        row = s.get(Blob, sha256)
+        if row is None:
+            raise NotFound(f"no image sha256:{sha256}")
+        return row.media_type, row.data
 
 
 def call_notes(store: Store, run_id: int) -> list[dict[str, Any]]:

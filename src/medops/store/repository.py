@@ -15,12 +15,14 @@ from sqlalchemy import Engine, case, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from medops import __version__
+from medops.content import keyed
 from medops.datasets.jsonl import FileFacts
 from medops.errors import NotFound, UserError
 from medops.events import EventBus
 from medops.models.base import Completion
 from medops.store.database import open_engine
 from medops.store.schema import (
+    Blob,
     CachedCall,
     Dataset,
     Grade,
@@ -129,12 +131,29 @@ class Store:
 
     def save_item_set(self, kind: str, meta: dict[str, Any], records: list[dict[str, Any]]) -> str:
         """Store a loaded dataset's items once, by content; returns the set's sha256. Idempotent and
-        safe when several processes save the same set at once."""
+        safe when several processes save the same set at once. Images are kept once, by digest
+        (``blobs``); the items carry ``sha256:<hex>`` in their place."""
+        blobs: dict[str, tuple[str, bytes]] = {}
+        records = [keyed(record, blobs) for record in records]
         hashes = [content_sha256(record) for record in records]
         set_sha = content_sha256({"kind": kind, "meta": meta, "items": hashes})
         with self.session() as s:
             if s.get(ItemSet, set_sha) is not None:
                 return set_sha
+            if blobs:
+                s.execute(
+                    _insert_ignoring_duplicates(s, Blob),
+                    [
+                        {
+                            "sha256": sha,
+                            "media_type": media,
+                            "size_bytes": len(data),
+                            "data": data,
+                            "created_at": utcnow(),
+                        }
+                        for sha, (media, data) in blobs.items()
+                    ],
+                )
             known = set()
             for start in range(0, len(hashes), 500):
                 chunk = hashes[start : start + 500]

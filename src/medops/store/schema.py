@@ -11,6 +11,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -82,6 +83,18 @@ class StoredItem(Base):
     __tablename__ = "items"
     sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
     content: Mapped[dict[str, Any]]
+
+
+class Blob(Base):
+    """Image bytes, stored once by their sha256: items and exports carry ``sha256:<hex>`` instead
+    (``medops.content.keyed``), however many items or runs show the image (migration 0010)."""
+
+    __tablename__ = "blobs"
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    media_type: Mapped[str] = mapped_column(String(100))
+    size_bytes: Mapped[int]
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class ItemSet(Base):
@@ -230,6 +243,9 @@ class Exchange(Base):
     finish_reason: Mapped[str | None] = mapped_column(String(40))
     messages: Mapped[list[Any] | None] = mapped_column(JSON)  # the request's messages, after the PHI policy
     response: Mapped[str | None] = mapped_column(Text)  # the answer's text, after the PHI policy
+    # the answer's tool calls (id, function name and arguments; streamed deltas joined), after the
+    # PHI policy (migration 0010)
+    response_tool_calls: Mapped[list[Any] | None] = mapped_column(JSON)
     notes: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # e.g. {"phi": {"policy": ..., "entities": {...}}}
 
 

@@ -179,6 +179,8 @@ class FakeOpenAIServer:
             body = _completion(model, content, text)
             if active("null"):
                 body["choices"][0]["message"]["content"] = None
+            if role == "model" and payload.get("tools"):  # call the first tool with the last user turn
+                body["choices"][0] |= {"message": _tool_call_message(payload), "finish_reason": "tool_calls"}
             if payload.get("logprobs") and role == "grader":
                 body["choices"][0]["logprobs"] = _verdict_logprobs(content, text)
             if payload.get("stream"):
@@ -206,6 +208,14 @@ class FakeOpenAIServer:
             return f"data: {json.dumps(chunk)}\n\n".encode()
 
         await response.write(event({"role": "assistant", "content": ""}))
+        for i, call in enumerate(body["choices"][0]["message"].get("tool_calls") or ()):
+            # id and name first, then the arguments in pieces, as OpenAI streams a tool call
+            first = {"index": i, "id": call["id"], "type": "function", "function": {"name": call["function"]["name"]}}
+            await response.write(event({"tool_calls": [first]}))
+            arguments = call["function"]["arguments"]
+            for start in range(0, len(arguments), 7):
+                piece = {"index": i, "function": {"arguments": arguments[start : start + 7]}}
+                await response.write(event({"tool_calls": [piece]}))
         words = re.findall(r"\S+\s*", content or "") if content else []
         for word in words:
             if delay:
@@ -294,6 +304,17 @@ def _verdict_logprobs(content: str, prompt: str) -> dict:
             {"token": tail[len(value) :], "logprob": 0.0, "top_logprobs": []},
         ]
     }
+
+
+def _tool_call_message(payload: dict) -> dict:
+    """An assistant message calling the request's first tool with the last user turn as ``query``."""
+    tool = payload["tools"][0]
+    name = (tool.get("function") or {}).get("name", "tool") if isinstance(tool, dict) else "tool"
+    users = [m for m in payload.get("messages", []) if isinstance(m, dict) and m.get("role") == "user"]
+    query = users[-1].get("content") if users else ""
+    arguments = json.dumps({"query": query}, ensure_ascii=False)
+    call = {"id": "call_fake_1", "type": "function", "function": {"name": name, "arguments": arguments}}
+    return {"role": "assistant", "content": None, "tool_calls": [call]}
 
 
 def _completion(model: str, content: str, prompt: str) -> dict:

@@ -169,6 +169,13 @@ def example(request: Request, ref: str, index: int, repeat: int = 0, found: Call
     return render(request, "example.j2", active="runs", run=document, e=shown)
 
 
+@router.get("/runs/{ref}/images/{sha256}")
+def image(request: Request, ref: str, sha256: str, found: Caller = Depends(admin)) -> Response:
+    """An image of the run's items, from the store (admin: an image cannot be redacted)."""
+    media_type, data = api.run_image(ref, sha256, db=store_of(request))
+    return Response(data, media_type=media_type, headers={"Cache-Control": "private, max-age=3600"})
+
+
 @router.get("/compare")
 def compare(request: Request, baseline: str = "", candidate: str = "", found: Caller = Depends(viewer)) -> Response:
     store = store_of(request)

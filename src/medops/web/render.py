@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from medops import __version__
-from medops.api import text_of
+from medops.content import text_of
 
 DASH = "\u2013"  # an en dash for a missing value
 
@@ -72,7 +72,7 @@ ENV = Environment(
     lstrip_blocks=True,
     undefined=StrictUndefined,
 )
-ENV.filters.update(num=_num, signed=_signed, when=_when, plain=_plain, text=text_of)
+ENV.filters.update(num=_num, signed=_signed, when=_when, plain=_plain, text=text_of, text_of=text_of)
 
 
 def render(request: Request, template: str, *, status: int = 200, **context: Any) -> HTMLResponse:

@@ -1,7 +1,7 @@
 """A judge per grade: each verdict is stored with the judge that gave it; runs keep their judges
 
 Revision ID: 0011
-Revises: 0009
+Revises: 0010
 
 ``grades.judge`` joins the unique key (run, example, repeat, criterion, judge), so a run graded by
 several judges keeps every juror's verdict. Rows recorded before get the name their run's one
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0011"
-down_revision = "0009"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
