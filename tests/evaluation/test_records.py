@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+
+from medops.content import digests
 from medops.evaluation.records import (
     Assessment,
     Column,
@@ -39,9 +43,9 @@ def record(**changes) -> SampleRecord:
 
 def test_content_is_read_through_a_text_view_strings_and_parts_alike():
     assert text_of("plain") == "plain" and text_of(None) == ""
-    assert text_of(PARTS) == "John has a rash\n\nwhat is it?"
+    assert text_of(PARTS) == "John has a rash\nwhat is it?"
     r = record()
-    assert r.prompt_text == "John has a rash\n\nwhat is it?"
+    assert r.prompt_text == "John has a rash\nwhat is it?"
     assert modality(r.input) == "image" and modality((Message("user", "text only"),)) == "text"
 
 
@@ -62,15 +66,19 @@ def test_export_rows_follow_the_declared_columns_and_skip_what_was_never_asked()
         columns=(Column("i", "index"), Column("c", "a.position"), Column("met", "a.value"), Column("why", "a.reason")),
     )
     later, earlier = record(), record(index=5, repeat=0)
+    image = digests(PARTS)  # a set with images: every row also names its record's images, by digest
+    assert image == [hashlib.sha256(base64.b64decode("AAAA")).hexdigest()]
     assert per_criterion.rows([later, earlier]) == [
-        {"i": 5, "c": 0, "met": True, "why": None},
-        {"i": 2, "c": 0, "met": True, "why": None},
+        {"i": 5, "c": 0, "met": True, "why": None, "images": image},
+        {"i": 2, "c": 0, "met": True, "why": None, "images": image},
     ]
+    text_only = record(input=(Message("user", "John has a rash"),))
+    assert per_criterion.rows([text_only]) == [{"i": 2, "c": 0, "met": True, "why": None}]
     per_record = ExportSpec(
         columns=(Column("id", "item_id"), Column("read", "first.answer"), Column("q", "prompt_text"))
     )
     assert per_record.rows([record(assessments=())]) == [
-        {"id": "p2", "read": None, "q": "John has a rash\n\nwhat is it?"}
+        {"id": "p2", "read": None, "q": "John has a rash\nwhat is it?", "images": image}
     ]
 
 

@@ -17,6 +17,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from medops import api
 from medops.cli.console import err, out
 from medops.cli.monitor_cmd import app
 from medops.cli.options import DB_OPTION, JSON_OPTION
@@ -24,7 +25,6 @@ from medops.monitor.alerts import FAILED, FIRED, SKIPPED, SUPPRESSED, CheckResul
 from medops.monitor.drift import drift_table, iso
 from medops.monitor.policy import MonitorPolicy, load_monitor_policy
 from medops.monitor.windows import parse_duration, parse_since
-from medops.store.alerts import alerts as alert_history
 from medops.store.repository import Store
 
 
@@ -183,22 +183,7 @@ def alerts_cmd(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Alert history, newest first: what fired, when, and where it was delivered."""
-    rows = alert_history(Store.open(db, create=False), since=parse_since(since), limit=limit)
-    records = [
-        {
-            "id": a.id,
-            "created_at": iso(a.created_at),
-            "rule": a.rule,
-            "key": a.key,
-            "severity": a.severity,
-            "message": a.message,
-            "details": a.details,
-            "deliveries": a.deliveries or [],
-            "acknowledged_at": iso(a.acknowledged_at) if a.acknowledged_at else None,
-            "acknowledged_by": a.acknowledged_by,
-        }
-        for a in rows
-    ]
+    records = api.alerts(db=Store.open(db, create=False), since=parse_since(since), limit=limit)
     if as_json:
         print(json.dumps(records, ensure_ascii=False))
         return
