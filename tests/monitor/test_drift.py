@@ -196,11 +196,18 @@ def test_drift_table_sees_korean_long_prompts_and_refusals(tmp_path):
 # --- the policy ----------------------------------------------------------------------------
 
 
-def test_example_policy_loads():
-    policy = load_monitor_policy(REPO / "docs" / "monitor.yaml")
-    assert policy.window == "1h" and policy.reference == "7d" and len(policy.webhooks) == 2
+def test_example_policy_loads(tmp_path):
+    example = REPO / "docs" / "monitor.yaml"
+    policy = load_monitor_policy(example)  # usable as it is: no webhook variables to set first
+    assert policy.window == "1h" and policy.reference == "7d" and policy.webhooks == []
     keys = [rule.key for rule in policy.rules]
     assert "min_exchanges|all" in keys and "er-refusals|department=ER" in keys
+    # its commented webhooks block, uncommented as the comment says, loads both webhooks
+    text = example.read_text(encoding="utf-8")
+    block = text[text.index("# webhooks:") :].split("\n\n")[0]
+    uncommented = text.replace(block, "\n".join(line[2:] for line in block.splitlines()))
+    (tmp_path / "monitor.yaml").write_text(uncommented, encoding="utf-8")
+    assert [w.name for w in load_monitor_policy(tmp_path / "monitor.yaml").webhooks] == ["oncall", "slack"]
 
 
 @pytest.mark.parametrize(

@@ -440,6 +440,8 @@ def test_grpo_on_cpu_then_evaluate_the_adapter_as_trained(cli, tmp_path):
         "1",
         "--max-tokens",
         "1",
+        "--keep-band",  # k=1 gives pass rates of 0 or 1 only: keep every item, so a set is written
+        "0,1",
         "-o",
         str(tmp_path / "profiled"),
         check=True,

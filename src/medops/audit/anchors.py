@@ -105,12 +105,18 @@ def write(anchor: dict[str, Any], sinks: list[str]) -> None:
         raise UserError(f"audit anchor (event {anchor['seq']}) not written to " + "; ".join(failures))
 
 
-def anchor(store: Store, sinks: list[str] | None = None) -> dict[str, Any]:
-    """Write the trail's head to ``sinks`` (default ``MEDOPS_AUDIT_ANCHORS``), after appending the
-    refusal tallies of the minutes that have passed; returns the anchor."""
+def chosen_sinks(sinks: list[str] | None) -> list[str]:
+    """``sinks``, else those of ``MEDOPS_AUDIT_ANCHORS``; none at all is a one-line error."""
     sinks = sinks if sinks is not None else sinks_from_env()
     if not sinks:
         raise UserError(f"no anchor sink: give --to FILE|syslog|URL or set {SINKS_ENV}")
+    return sinks
+
+
+def anchor(store: Store, sinks: list[str] | None = None) -> dict[str, Any]:
+    """Write the trail's head to ``sinks`` (default ``MEDOPS_AUDIT_ANCHORS``), after appending the
+    refusal tallies of the minutes that have passed; returns the anchor."""
+    sinks = chosen_sinks(sinks)
     trail.flush(store)
     found = head(store)
     write(found, sinks)

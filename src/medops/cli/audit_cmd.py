@@ -112,7 +112,8 @@ def anchor_cmd(
 ) -> None:
     """Write the trail's head (seq, hash, time, key id) outside the database, for verify --anchors.
     Run it on a schedule (docs/PRIVACY.md); medops also writes one after every gate decision."""
-    found = anchors.anchor(Store.open(db, create=False), list(to) if to else None)
+    sinks = anchors.chosen_sinks(list(to) if to else None)  # a missing sink is said before the store is read
+    found = anchors.anchor(Store.open(db, create=False), sinks)
     if as_json:
         print(json.dumps(found, ensure_ascii=False))
     else:
