@@ -7,6 +7,8 @@ import json
 import sqlite3
 from collections import Counter
 
+import krippendorff
+import numpy as np
 import pytest
 
 from conftest import example, write_jsonl
@@ -122,6 +124,16 @@ def test_review_workflow_from_the_command_line(cli, server, jury_run, tmp_path):
         "dr-b": {"n_labels": 3, "n_examples_done": 0, "share": 0.25},
     }
     assert status["progress"]["n_examples_complete"] == 0
+    # dr-a and dr-b both labelled (0,0) T/T, (0,1) F/T, (1,0) T/F: by hand, agreement 1/3 and
+    # kappa (1/3 - 5/9) / (1 - 5/9) = -0.5; Krippendorff's alpha as the package computes it
+    physicians = status["agreement"]["physicians"]
+    assert physicians["percent_agreement"]["value"] == pytest.approx(1 / 3)
+    assert physicians["cohen_kappa"]["value"] == pytest.approx(-0.5)
+    a_row = [1.0, 0.0, 1.0] + [float(c == 0) for c in range(3)] * 3
+    b_row = [1.0, 1.0, 0.0] + [np.nan] * 9
+    expected = krippendorff.alpha(reliability_data=[a_row, b_row], level_of_measurement="nominal")
+    assert physicians["krippendorff_alpha"]["value"] == pytest.approx(expected)
+    assert status["agreement"]["grader"]["overall"]["n_criteria"] == 12
 
     exported = tmp_path / "labels.jsonl"
     cli.run("review", "export", "ward", "-o", str(exported), check=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,43 +12,13 @@ from medops.audit import record
 from medops.errors import UserError
 from medops.evaluation.records import SampleRecord
 from medops.evaluation.results import sample_records
+from medops.review.agreement import agreement
+from medops.review.items import Criterion, Labels, ReviewItem
 from medops.review.labels_file import read_labels
 from medops.review.sampling import Candidate, choose
 from medops.store import queries, reviews
 from medops.store.repository import Store
 from medops.store.schema import ReviewSet
-
-
-@dataclass(frozen=True)
-class Criterion:
-    criterion: str
-    points: float
-    tags: tuple[str, ...]
-    grader: bool | None  # the run's verdict (a jury's aggregate)
-    p_met: float | None
-    jurors: dict[str, bool | None]  # each judge's own verdict
-
-
-@dataclass(frozen=True)
-class ReviewItem:
-    """One example of a set, as stored: everything a reviewer needs, without the run."""
-
-    position: int
-    example_index: int
-    repeat: int
-    prompt_id: str
-    conversation: list[dict[str, Any]]
-    response: str
-    criteria: tuple[Criterion, ...]
-    metadata: dict[str, Any]
-
-    @property
-    def theme(self) -> str | None:
-        return self.metadata.get("theme")
-
-    @property
-    def language(self) -> str | None:
-        return self.metadata.get("language")
 
 
 def _is_rubric(records: list[SampleRecord]) -> bool:
@@ -179,9 +148,6 @@ def items(store: Store, review_set: ReviewSet) -> list[ReviewItem]:
     ]
 
 
-Labels = dict[tuple[int, int], dict[str, bool]]  # (position, criterion_index) -> reviewer -> met
-
-
 def labels(store: Store, review_set: ReviewSet) -> Labels:
     found: Labels = defaultdict(dict)
     for label in reviews.labels(store, review_set.id):
@@ -263,4 +229,8 @@ def status(store: Store, name: str) -> dict[str, Any]:
     examples = items(store, review_set)
     given = labels(store, review_set)
     n_labels = sum(len(by) for by in given.values())
-    return {**summary(review_set, n_labels), "progress": progress(review_set, examples, given)}
+    return {
+        **summary(review_set, n_labels),
+        "progress": progress(review_set, examples, given),
+        "agreement": agreement(examples, given, seed=review_set.seed),
+    }
