@@ -134,6 +134,8 @@ def test_review_workflow_from_the_command_line(cli, server, jury_run, tmp_path):
     expected = krippendorff.alpha(reliability_data=[a_row, b_row], level_of_measurement="nominal")
     assert physicians["krippendorff_alpha"]["value"] == pytest.approx(expected)
     assert status["agreement"]["grader"]["overall"]["n_criteria"] == 12
+    shown = cli.run("review", "status", "ward", check=True).stdout
+    assert "physicians cohen kappa: -0.500" in shown and "grader vs majority macro-F1" in shown
 
     exported = tmp_path / "labels.jsonl"
     cli.run("review", "export", "ward", "-o", str(exported), check=True)

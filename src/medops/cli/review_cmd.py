@@ -83,6 +83,16 @@ def status(name: str = typer.Argument(..., metavar="NAME"), db: str = DB_OPTION,
     )
     for reviewer, p in document["progress"]["reviewers"].items():
         out.print(f"  {escape(reviewer)}: {p['n_labels']} labels ({p['share']:.0%}), {p['n_examples_done']} examples")
+    for measure, v in document["agreement"]["physicians"].items():
+        if v["value"] is not None:
+            interval = f" (95% CI {v['ci_low']:.3f}..{v['ci_high']:.3f})" if v["ci_low"] is not None else ""
+            out.print(f"  physicians {measure.replace('_', ' ')}: {v['value']:.3f}{interval}")
+    overall = document["agreement"]["grader"]["overall"]
+    for key, label in (("grader_vs_majority_macro_f1", "macro-F1"), ("grader_vs_majority_cohen_kappa", "kappa")):
+        if overall[key] is not None:
+            baseline = overall["physicians_leave_one_out"][key.rsplit("majority_", 1)[1]]
+            shown = "-" if baseline is None else f"{baseline:.3f}"
+            out.print(f"  grader vs majority {label}: {overall[key]:.3f} (physicians leave-one-out: {shown})")
 
 
 @app.command("export")

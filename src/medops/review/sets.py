@@ -18,16 +18,16 @@ from medops.review.labels_file import read_labels
 from medops.review.sampling import Candidate, choose
 from medops.store import queries, reviews
 from medops.store.repository import Store
-from medops.store.schema import ReviewSet
+from medops.store.schema import ReviewSet, Run
 
 
 def _is_rubric(records: list[SampleRecord]) -> bool:
     return bool(records) and all(a.points is not None for r in records for a in r.assessments)
 
 
-def _juror_names(store: Store, run_id: int, grader: str | None) -> list[str]:
-    judges = store.find_run(str(run_id)).judges or {}
-    return [j["name"] for j in judges.get("judges") or []] or [grader or "grader"]
+def _juror_names(run: Run) -> list[str]:
+    """The run's judges by name (one judge for runs recorded before judges were stored)."""
+    return [j["name"] for j in (run.judges or {}).get("judges") or []] or [run.grader or "grader"]
 
 
 def create(
@@ -50,7 +50,7 @@ def create(
     records = [r for r in sample_records(store, run) if r.output is not None and r.error is None]
     if not _is_rubric(records):
         raise UserError(f"run {run.id} has no answered rubric examples to review (review sets sample rubric runs)")
-    names = _juror_names(store, run.id, run.grader)
+    names = _juror_names(run)
     by_judge = queries.judge_grades(store, run.id)
     jurors: dict[tuple[int, int], list[dict[str, bool | None]]] = {}
     for r in records:
