@@ -104,6 +104,11 @@ def test_physician_agreement_equals_an_independent_computation():
         interval = physicians[measure]
         assert interval["ci_low"] <= interval["value"] <= interval["ci_high"] and interval["n_bootstrap"] > 900
 
+    # one value only among the criteria labelled twice: alpha is undefined, never NaN
+    one = {k: {r: v for r, v in by.items() if r != "C"} for k, by in given.items()}
+    one = {k: (by if k == (0, 0) else {"A": by["A"]}) for k, by in one.items()}
+    assert agreement(examples, one)["physicians"]["krippendorff_alpha"]["value"] is None
+
     two = {k: {r: v for r, v in by.items() if r != "C"} for k, by in given.items()}
     assert agreement(examples, two)["physicians"]["cohen_kappa"]["value"] == pytest.approx(kappa_by_table(A, B))
 

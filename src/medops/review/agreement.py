@@ -80,14 +80,12 @@ def fleiss(chosen: Sequence[Unit], reviewers: Sequence[str]) -> float | None:
 
 
 def krippendorff_alpha(chosen: Sequence[Unit], reviewers: Sequence[str]) -> float | None:
-    """Nominal alpha over every criterion, missing labels allowed (the ``krippendorff`` package)."""
-    data = np.array([[float(u.labels[r]) if r in u.labels else np.nan for u in chosen] for r in reviewers])
-    pairable = sum(len(u.labels) >= 2 for u in chosen)
-    if len(reviewers) < 2 or not pairable:
+    """Nominal alpha over every criterion, missing labels allowed (the ``krippendorff`` package);
+    None when undefined (fewer than two reviewers, or one value only among criteria labelled twice)."""
+    pairable = [u for u in chosen if len(u.labels) >= 2]
+    if len(reviewers) < 2 or len({v for u in pairable for v in u.labels.values()}) < 2:
         return None
-    values = data[~np.isnan(data)]
-    if values.min() == values.max():  # one value only: alpha is undefined
-        return None
+    data = np.array([[float(u.labels[r]) if r in u.labels else np.nan for u in pairable] for r in reviewers])
     return float(krippendorff.alpha(reliability_data=data, level_of_measurement="nominal"))
 
 
