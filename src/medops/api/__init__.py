@@ -43,6 +43,7 @@ from medops.api.canary_rounds import canary, check_canary
 from medops.api.examples import run_example, run_examples, text_of
 from medops.api.images import run_image
 from medops.api.monitoring import acknowledge_alert, alerts, monitoring
+from medops.api.review import create_review_set, export_review, import_review_labels, review_sets, review_status
 from medops.api.run_pages import compare_detail, datasets, gate_history, run_detail, runs_filtered
 from medops.api.runs import (
     Rule,
@@ -88,15 +89,18 @@ __all__ = [
     "compare",
     "compare_detail",
     "config_notes",
+    "create_review_set",
     "create_token",
     "datasets",
     "disable_user",
     "evaluate",
     "exam_config",
     "export",
+    "export_review",
     "gate",
     "gate_history",
     "healthbench_config",
+    "import_review_labels",
     "load_policy",
     "login",
     "meta_eval_config",
@@ -106,6 +110,8 @@ __all__ = [
     "remove_user",
     "report",
     "resume",
+    "review_sets",
+    "review_status",
     "revoke_token",
     "run",
     "run_detail",

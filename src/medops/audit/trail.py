@@ -52,6 +52,9 @@ ACTIONS = {
     "token.refused": "API requests with an unknown or revoked token, one event per client, token, reason and minute "
     "(the first route, client, why, count; never the token)",
     "user.removed": "a dashboard user was removed (their tokens revoked, their sessions ended; their history stays)",
+    "review.create": "a review set was sampled from a run (run id, strategy, seed, reviewers, examples, criteria)",
+    "review.labels": "a reviewer's labels were stored in a review set (reviewer, label count, file name, source)",
+    "review.export": "a review set's labels were exported (row count, file name)",
     "audit.unkeyed_before": "the site declared that the unkeyed events before a sequence number predate its audit key",
 }
 DECLARATION = "audit.unkeyed_before"

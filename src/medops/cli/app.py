@@ -22,6 +22,7 @@ from medops.cli import (
     ops_cmd,
     phi_cmd,
     report_cmd,
+    review_cmd,
     rl_cmd,
     runs_cmd,
     serve_cmd,
@@ -43,6 +44,7 @@ app.add_typer(rl_cmd.app, name="rl")
 app.add_typer(phi_cmd.app, name="phi")
 app.add_typer(audit_cmd.app, name="audit")
 app.add_typer(monitor_cmd.app, name="monitor")
+app.add_typer(review_cmd.app, name="review")
 app.add_typer(accounts_cmd.users_app, name="users")
 app.add_typer(accounts_cmd.tokens_app, name="tokens")
 app.command("export")(export_cmd.export)

@@ -12,7 +12,6 @@ from medops import api
 from medops.cli.console import out
 from medops.cli.options import DB_OPTION, JSON_OPTION
 from medops.evaluation.registry import BENCHMARKS
-from medops.evaluation.results import run_document
 from medops.store.repository import Store
 
 app = typer.Typer(help="Inspect recorded runs.", no_args_is_help=True)
@@ -52,7 +51,7 @@ def show_run(
 ) -> None:
     """One run: status, configuration and every metric."""
     store = Store.open(db, create=False)
-    document = run_document(store, run_ref)
+    document = api.run(run_ref, db=store)
     kind = BENCHMARKS.get(document["benchmark"])
     if as_json or kind is None:
         print(json.dumps(document, ensure_ascii=False, indent=None if as_json else 2))

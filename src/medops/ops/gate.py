@@ -29,11 +29,14 @@ from medops.errors import UserError
 from medops.evaluation.registry import BENCHMARKS, benchmark
 from medops.models.pricing import load_prices, run_cost
 from medops.ops.compare import ALPHA, compare_runs
+from medops.review.calibrated import calibrated
 from medops.scoring.paired import holm
 from medops.store.repository import COMPLETED, FAILED, INCOMPLETE, INTERRUPTED, RUNNING, Store, effective_status
 from medops.store.schema import Run
 
 COMPLETE = "complete"  # the rule's name in the output and in JUnit: a contract for CI
+# the physician-anchored score (medops.review.calibrated): a `min` rule tests its interval's lower bound
+CALIBRATED_SCORE = "calibrated_score"
 
 
 class Rule(BaseModel):
@@ -61,6 +64,8 @@ class Rule(BaseModel):
         return self
 
     def describe(self) -> str:
+        if self.min is not None and self.metric == CALIBRATED_SCORE:
+            return f"{self.metric} 95% lower bound >= {self.min:g}"
         if self.min is not None:
             return f"{self.metric} >= {self.min:g}"
         if self.max_drop is not None:
@@ -201,6 +206,19 @@ def completeness_verdict(runs: list[tuple[str, Run]], allowed_share: float | Non
     return Verdict(COMPLETE, all(ok for ok, _ in results), "; ".join(detail for _, detail in results))
 
 
+def _calibrated_verdict(store: Store, run: Run, name: str, minimum: float) -> Verdict:
+    """The physician-anchored score passes when its 95% interval's lower bound is >= ``minimum``."""
+    found = calibrated(store, run)
+    if found is None:
+        return Verdict(name, False, "the run has no physician labels of two or more examples (medops review)")
+    return Verdict(
+        name,
+        found["ci_low"] >= minimum,
+        f"lower bound {found['ci_low']:.4f} of {found['score']:.4f} "
+        f"(95% CI {found['ci_low']:.4f}..{found['ci_high']:.4f}, {found['method']}, n_labels={found['n_labels']})",
+    )
+
+
 def evaluate_gate(
     store: Store, ref: str, rules: list[Rule], *, baseline: str | None = None, seed: int = 0
 ) -> list[Verdict]:
@@ -223,7 +241,9 @@ def evaluate_gate(
         name = rule.describe()
         if rule.max_failed_call_share is not None:
             continue  # folded into the `complete` verdict above
-        if rule.min is not None:
+        if rule.min is not None and rule.metric == CALIBRATED_SCORE:
+            verdicts.append(_calibrated_verdict(store, run, name, rule.min))
+        elif rule.min is not None:
             stats = metrics.get(rule.metric)
             if stats is None:
                 verdicts.append(Verdict(name, False, f"the run has no metric {rule.metric}"))

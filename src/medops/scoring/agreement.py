@@ -142,3 +142,17 @@ def fleiss_kappa(counts: Sequence[Sequence[int]]) -> float | None:
     share = table.sum(axis=0) / table.sum()
     p_chance = float((share**2).sum())
     return None if p_chance == 1.0 else float((p_item - p_chance) / (1 - p_chance))
+
+
+def cohen_kappa(a: Sequence[bool], b: Sequence[bool]) -> float | None:
+    """Cohen's kappa of two raters' binary labels of the same items; None when undefined (no items,
+    or chance agreement is total)."""
+    n = len(a)
+    if n != len(b):
+        raise ValueError("Cohen's kappa needs two label lists of the same length")
+    if n == 0:
+        return None
+    observed = sum(x == y for x, y in zip(a, b, strict=True)) / n
+    pa, pb = sum(a) / n, sum(b) / n
+    chance = pa * pb + (1 - pa) * (1 - pb)
+    return None if chance == 1.0 else (observed - chance) / (1 - chance)

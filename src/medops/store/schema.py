@@ -366,3 +366,51 @@ class SiteSecret(Base):
     __tablename__ = "site_secrets"
     name: Mapped[str] = mapped_column(String(50), primary_key=True)
     value: Mapped[str] = mapped_column(String(128))
+
+
+class ReviewSet(Base):
+    """A sample of a recorded rubric run for physicians to label (medops.review, migration 0013).
+    Self-contained: its examples keep their conversation, response and criteria, so the set stays
+    usable whatever happens to the run."""
+
+    __tablename__ = "review_sets"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    # the run it was sampled from (no foreign key: the set outlives the run)
+    run_id: Mapped[int] = mapped_column(index=True)
+    strategy: Mapped[str] = mapped_column(String(20))
+    seed: Mapped[int]
+    reviewers: Mapped[int]  # how many reviewers should label each example
+    n_examples: Mapped[int]
+    n_criteria: Mapped[int]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ReviewExample(Base):
+    """One sampled example: ``content`` holds ``conversation``, ``response``, ``criteria`` (each with
+    its points, tags and the run's verdicts: the aggregate and each juror's) and ``metadata``."""
+
+    __tablename__ = "review_examples"
+    __table_args__ = (UniqueConstraint("set_id", "position"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    set_id: Mapped[int] = mapped_column(ForeignKey("review_sets.id", ondelete="CASCADE"))
+    position: Mapped[int]  # the example's index in the set (what labels refer to)
+    example_index: Mapped[int]  # its index in the run
+    repeat: Mapped[int]
+    prompt_id: Mapped[str] = mapped_column(String(200))
+    content: Mapped[dict[str, Any]]
+
+
+class ReviewLabel(Base):
+    """One reviewer's label of one criterion of one example of a set."""
+
+    __tablename__ = "review_labels"
+    __table_args__ = (UniqueConstraint("set_id", "position", "criterion_index", "reviewer", name="uq_review_label"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    set_id: Mapped[int] = mapped_column(ForeignKey("review_sets.id", ondelete="CASCADE"))
+    position: Mapped[int]
+    criterion_index: Mapped[int]
+    reviewer: Mapped[str] = mapped_column(String(200))
+    met: Mapped[bool] = mapped_column(Boolean)
+    source: Mapped[str] = mapped_column(String(20))  # import | dashboard
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
