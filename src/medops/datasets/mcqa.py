@@ -12,6 +12,11 @@ Layouts are recognised by their fields, row by row:
 * official PubMedQA: ``ori_pqal.json`` with ``test_ground_truth.json`` beside it.
 
 CSV files take the generic layout's columns.
+
+The question layouts (all but KMLE sheets and chat samples) may carry ``images``: a list of paths
+relative to the data file (or ``data:`` URIs), read by ``datasets.images`` (checked, resized,
+DICOM rendered); in CSV the ``images`` cell holds the paths separated by ``;`` (or a JSON list).
+An item's images are content parts in ``MCQItem.images`` and follow the question in the prompt.
 """
 
 from __future__ import annotations
@@ -21,10 +26,12 @@ import io
 import json
 import re
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from medops.content import ImagePart
+from medops.datasets.images import image_part
 from medops.datasets.jsonl import FileFacts, file_facts, iter_json_lines, read_bytes
 from medops.errors import DataError, UserError
 
@@ -49,10 +56,24 @@ class MCQItem:
     options: dict[str, str]  # letter -> option text, in order
     answer: str  # the gold letter
     tags: dict[str, str] = field(default_factory=dict)  # breakdowns: subject, profession, year, ...
+    images: tuple[ImagePart, ...] = ()  # image parts (data: URIs), shown after the question
 
     @property
     def letters(self) -> str:
         return "".join(self.options)
+
+    def record(self) -> dict[str, Any]:
+        """What the store keeps of the item (a text item without an ``images`` key, as before)."""
+        out: dict[str, Any] = {"id": self.id, "question": self.question, "options": dict(self.options)}
+        out.update(answer=self.answer, tags=dict(self.tags))
+        if self.images:
+            out["images"] = [dict(part) for part in self.images]
+        return out
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> MCQItem:
+        images = tuple(record.get("images") or ())
+        return cls(**{**record, "images": images})
 
 
 @dataclass(frozen=True)
@@ -65,6 +86,18 @@ class MCQSet:
 
     def __len__(self) -> int:
         return len(self.items)
+
+    @property
+    def n_with_images(self) -> int:
+        return sum(1 for item in self.items if item.images)
+
+    def without_images(self) -> MCQSet:
+        """The text items only; the others counted as skipped (``needs_image``)."""
+        n = self.n_with_images
+        if not n:
+            return self
+        skipped = {**self.skipped, "needs_image": self.skipped.get("needs_image", 0) + n}
+        return replace(self, items=tuple(item for item in self.items if not item.images), skipped=skipped)
 
 
 class _Skip(Exception):
@@ -209,6 +242,35 @@ def _pubmedqa_official(path: Path, data: bytes) -> list[MCQItem]:
     return items
 
 
+def _image_refs(row: dict[str, Any], suffix: str) -> list[str]:
+    """The ``images`` a row names: a list of strings (JSONL), or a ``;``-separated cell (CSV)."""
+    value = row.get("images")
+    if value is None or value == "":
+        return []
+    if isinstance(value, str) and suffix in (".csv", ".xlsx"):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"images: not a JSON list ({exc.msg})") from None
+        else:
+            return [ref.strip() for ref in text.split(";") if ref.strip()]
+    if not isinstance(value, list) or not all(isinstance(ref, str) and ref.strip() for ref in value):
+        raise ValueError("images must be a list of paths relative to the data file")
+    return value
+
+
+def _with_images(item: MCQItem, row: dict[str, Any], path: Path, line: int) -> MCQItem:
+    refs = _image_refs(row, path.suffix.lower())
+    if not refs:
+        return item
+    if "Question" in row or "messages" in row:
+        raise ValueError("images: this layout does not take an images field")
+    parts = tuple(image_part(ref, data_file=path, line=line, field=f"images.{k}") for k, ref in enumerate(refs))
+    return replace(item, images=parts)
+
+
 def load_mcqa(task: str, path: str | Path, name: str | None = None) -> MCQSet:
     if task not in TASKS:
         raise UserError(f"unknown task '{task}'; known: {', '.join(TASKS)}")
@@ -223,7 +285,7 @@ def load_mcqa(task: str, path: str | Path, name: str | None = None) -> MCQSet:
             if not isinstance(row, dict):
                 raise DataError(path, line, None, "expected an object per row")
             try:
-                item = _row_to_item(row, task, len(items) + sum(skipped.values()))
+                item = _with_images(_row_to_item(row, task, len(items) + sum(skipped.values())), row, path, line)
             except _Skip as skip:
                 skipped[str(skip)] += 1
                 continue

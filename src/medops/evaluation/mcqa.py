@@ -4,7 +4,7 @@ ask each item, read the chosen letter with the shared rule set, score accuracy."
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from rich.console import Console
@@ -220,7 +220,9 @@ def exam_records(store: Store, run: Run, exam: MCQSet) -> list[SampleRecord]:
             assessments = (read,)
             flags |= {"wrong"} if not answer.correct else set()
             flags |= {"unparsed"} if answer.rule is None else set()
-        messages = (Message("user", item.question),)
+        messages = (
+            Message("user", [{"type": "text", "text": item.question}, *item.images] if item.images else item.question),
+        )
         records.append(
             SampleRecord(
                 index=job[0],
@@ -276,17 +278,29 @@ class Exam(Benchmark[McqaConfig, ExamData]):
             backends = ", ".join(f"{name}:" for name in backends_with("choice_scoring"))
             raise UserError(f"--scoring loglikelihood needs an in-process model ({backends}); use --scoring generate")
 
+    def validate_data(self, config: McqaConfig, data: ExamData) -> None:
+        """A model that takes no images is refused an exam with image items before any call,
+        unless ``--skip-images`` asked for the text items only (by capability, never by name)."""
+        with_images = data.exam.n_with_images + sum(1 for shot in data.shots if shot.images)
+        if with_images and not config.model.capabilities.images:
+            backends = ", ".join(f"{b}:" for b in backends_with("images"))
+            raise UserError(
+                f"{config.model} takes no images, and {with_images} item(s) of {data.name} have images; "
+                f"use a model that takes images ({backends}), or --skip-images to score the text items only"
+            )
+
     def load(self, config: McqaConfig) -> ExamData:
         name, path = resolve(config.data)
-        return ExamData(load_mcqa(config.task, path, name), load_shots(config))
+        exam = load_mcqa(config.task, path, name)
+        return ExamData(exam.without_images() if config.skip_images else exam, load_shots(config))
 
     def to_records(self, data: ExamData) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         meta = {"task": data.exam.task, "skipped": data.exam.skipped}
-        return meta, [asdict(item) for item in data.exam.items]
+        return meta, [item.record() for item in data.exam.items]
 
     def from_records(self, dataset: Dataset, meta: dict[str, Any], records: list[dict[str, Any]]) -> ExamData:
         facts = FileFacts(dataset.path, dataset.sha256, dataset.size_bytes)
-        items = tuple(MCQItem(**record) for record in records)
+        items = tuple(MCQItem.from_record(record) for record in records)
         return ExamData(MCQSet(dataset.name, meta["task"], facts, items, dict(meta["skipped"])))
 
     def load_recorded(self, run: Run, dataset: Dataset, config: McqaConfig) -> ExamData:
