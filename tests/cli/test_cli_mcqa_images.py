@@ -125,3 +125,13 @@ def test_training_exports_refuse_image_items_in_one_line(cli, tmp_path):
     assert result.returncode == 2 and not out.exists()
     line = result.stderr.strip()
     assert "\n" not in line and "item rash has images" in line and "--format trl" in line
+
+
+def test_accuracy_is_broken_down_by_modality_in_an_exam_with_images(cli, server, tmp_path):
+    data = image_exam(tmp_path)
+    args = exam_args(data, "openai:fake-model", "--model-base-url", server.base_url, "--json")
+    metrics = cli.run(*args, check=True).json()["metrics"]
+    assert metrics["modality:image"]["n_samples"] == 4 and metrics["modality:image"]["mean"] == 3 / 4
+    assert metrics["modality:text"]["n_samples"] == 2 and metrics["modality:text"]["mean"] == 1.0
+    table = cli.run(*args[:-1], check=True).stdout
+    assert "modality:image" in table and "modality:text" in table

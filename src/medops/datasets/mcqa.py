@@ -27,6 +27,7 @@ import json
 import re
 from collections import Counter
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +88,7 @@ class MCQSet:
     def __len__(self) -> int:
         return len(self.items)
 
-    @property
+    @cached_property
     def n_with_images(self) -> int:
         return sum(1 for item in self.items if item.images)
 

@@ -168,6 +168,14 @@ def load_shots(config: McqaConfig) -> tuple[MCQItem, ...]:
     return tuple(pool.items[: config.shots])
 
 
+def breakdown_tags(exam: MCQSet, item: MCQItem) -> dict[str, str]:
+    """What an item's accuracy is broken down by: its tags, and ``modality`` (text or image) in
+    an exam that has image items (a text-only exam's breakdowns stay as they were)."""
+    if not exam.n_with_images:
+        return item.tags
+    return {**item.tags, "modality": "image" if item.images else "text"}
+
+
 def score_exam_run(store: Store, run_id: int, exam: MCQSet, jobs: list[Job], seed: int) -> dict:
     answers = queries.answers(store, run_id)
     truncated = queries.truncated(store, run_id)
@@ -175,7 +183,7 @@ def score_exam_run(store: Store, run_id: int, exam: MCQSet, jobs: list[Job], see
     for job in jobs:
         answer = answers.get(job)
         if answer is not None:
-            records.append((answer.correct, answer.predicted is not None, exam.items[job[0]].tags))
+            records.append((answer.correct, answer.predicted is not None, breakdown_tags(exam, exam.items[job[0]])))
     summary = summarize_answers(records, seed)
     summary.update(
         {
@@ -350,7 +358,7 @@ class Exam(Benchmark[McqaConfig, ExamData]):
         for job, answer in queries.answers(store, run.id).items():
             if job in planned:
                 value = 1.0 if answer.correct else 0.0
-                tags = data.exam.items[job[0]].tags
+                tags = breakdown_tags(data.exam, data.exam.items[job[0]])
                 values[job] = {"accuracy": value, **{f"{k}:{v}": value for k, v in tags.items() if v}}
         return ItemResults(True, values, [item.id for item in data.exam.items])
 
