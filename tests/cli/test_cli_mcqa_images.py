@@ -135,3 +135,21 @@ def test_accuracy_is_broken_down_by_modality_in_an_exam_with_images(cli, server,
     assert metrics["modality:text"]["n_samples"] == 2 and metrics["modality:text"]["mean"] == 1.0
     table = cli.run(*args[:-1], check=True).stdout
     assert "modality:image" in table and "modality:text" in table
+
+
+def test_a_kmle_sheet_with_its_image_folder_sends_the_folders_images(cli, server, tmp_path):
+    five = "① 가\n② 나\n③ 다\n④ 라\n⑤ 마"
+    rows = [
+        {"class": 1, "Q_no": 1, "Question": "조치는?", "Followings": five, "Answer": 4, "Image": 0},
+        {"class": 1, "Q_no": 2, "Question": "CT(사진1)이다.", "Followings": five, "Answer": 2, "Image": 1},
+    ]
+    sheet = write_jsonl(tmp_path / "2021.jsonl", rows)
+    (tmp_path / "2021_images").mkdir()
+    (tmp_path / "2021_images" / "1-2-1.png").write_bytes(png("red"))
+    refused = cli.run("eval", "mcqa", "--task", "kmle", "--data", str(sheet), "--model", "local:smollm2")
+    assert refused.returncode == 2 and "1 item(s)" in refused.stderr and "--skip-images" in refused.stderr
+    args = ["eval", "mcqa", "--task", "kmle", "--data", str(sheet), "--model", "openai:fake-model"]
+    summary = cli.run(*args, "--model-base-url", server.base_url, "--json", check=True).json()
+    assert summary["n_examples"] == 2 and summary["skipped_items"] == {}
+    sent = [c.messages[-1]["content"] for c in server.server.log if isinstance(c.messages[-1]["content"], list)]
+    assert len(sent) == 1 and sent_images(sent[0]) == [("data:image/png;base64", png("red"))]

@@ -8,7 +8,12 @@ Layouts are recognised by their fields, row by row:
 * KorMedMCQA and the generic layout: ``question``, ``A``..``E`` (or ``options``), ``answer``
   as a letter or a 1-based number;
 * KorMedMCQA chat samples: ``messages`` with ``[문제]``/``[선택지]`` and ``meta.gold``;
-* KMLE exam sheets (.jsonl or .xlsx): ``Question``, ``Followings`` ("① ..."), ``Answer``;
+* KMLE exam sheets (.jsonl or .xlsx): ``Question``, ``Followings`` ("① ..."), ``Answer``; the
+  ``Image`` column counts a question's images. They are read from a folder beside the sheet named
+  after it (``2021.xlsx`` -> ``2021_images/``), one file per image: ``<class>-<Q_no>-<k>.<ext>``
+  (``k`` from 1; ``.png``, ``.jpg``, ``.jpeg``, ``.webp`` or ``.dcm``), e.g. ``2021_images/1-18-1.png``.
+  Without the folder, questions with images are skipped and counted (``needs_image``); with it,
+  every question whose images are not all there is reported at once;
 * official PubMedQA: ``ori_pqal.json`` with ``test_ground_truth.json`` beside it.
 
 CSV files take the generic layout's columns.
@@ -129,11 +134,24 @@ def _options_from_mapping(value: Any) -> dict[str, str]:
     return options
 
 
-def _row_to_item(row: dict[str, Any], task: str, position: int) -> MCQItem:
-    """One row of any supported layout; ValueError names what is wrong, _Skip what is out of scope."""
+def _is_kmle(row: dict[str, Any]) -> bool:
+    return "Question" in row and "Followings" in row
+
+
+def _kmle_image_count(row: dict[str, Any]) -> int:
+    text = str(row.get("Image") or 0).strip() or "0"
+    try:
+        return int(float(text))
+    except ValueError:
+        raise ValueError(f"Image {row.get('Image')!r} is not a count of images") from None
+
+
+def _row_to_item(row: dict[str, Any], task: str, position: int, *, kmle_images: bool = False) -> MCQItem:
+    """One row of any supported layout; ValueError names what is wrong, _Skip what is out of scope.
+    ``kmle_images``: the sheet's image folder exists, so KMLE questions with images are kept."""
     tags: dict[str, str] = {}
-    if "Question" in row and "Followings" in row:  # KMLE exam sheet
-        if int(str(row.get("Image") or 0) or 0) > 0:
+    if _is_kmle(row):  # KMLE exam sheet
+        if _kmle_image_count(row) > 0 and not kmle_images:
             raise _Skip("needs_image")
         parts = [p.strip() for p in re.split(f"[{CIRCLED}]", str(row["Followings"])) if p.strip()]
         options = {LETTERS[i]: p for i, p in enumerate(parts)}
@@ -262,7 +280,65 @@ def _image_refs(row: dict[str, Any], suffix: str) -> list[str]:
     return value
 
 
-def _with_images(item: MCQItem, row: dict[str, Any], path: Path, line: int) -> MCQItem:
+KMLE_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".dcm")
+
+
+def kmle_image_folder(sheet: Path) -> Path:
+    """Where a KMLE sheet's images are: ``<sheet stem>_images/`` beside it."""
+    return sheet.with_name(f"{sheet.stem}_images")
+
+
+class _KmleImages:
+    """A KMLE sheet's image folder: finds ``<class>-<Q_no>-<k>.<ext>`` and collects what is missing."""
+
+    def __init__(self, sheet: Path):
+        self.sheet, self.folder = sheet, kmle_image_folder(sheet)
+        self.exists = self.folder.is_dir()
+        self.missing: list[str] = []  # "line 19 (1-18-2)" per question lacking images
+
+    @cached_property
+    def files(self) -> dict[str, list[Path]]:
+        """Image files by stem (``1-18-1``), listed once, when the first question asks."""
+        found: dict[str, list[Path]] = {}
+        for file in sorted(self.folder.iterdir()):
+            if file.is_file() and file.suffix.lower() in KMLE_IMAGE_SUFFIXES:
+                found.setdefault(file.stem, []).append(file)
+        return found
+
+    def parts(self, row: dict[str, Any], line: int) -> tuple[ImagePart, ...] | None:
+        """The question's images, or None (recorded as missing) when any is not in the folder."""
+        stems = [f"{row.get('class', '')}-{row.get('Q_no', '')}-{k}" for k in range(1, _kmle_image_count(row) + 1)]
+        lacking = [stem for stem in stems if stem not in self.files]
+        if lacking:
+            self.missing.append(f"line {line} ({', '.join(lacking)})")
+            return None
+        parts = []
+        for k, stem in enumerate(stems, start=1):
+            found = self.files[stem]
+            if len(found) > 1:
+                names = " and ".join(f.name for f in found)
+                raise DataError(self.sheet, line, f"Image.{k}", f"image {stem}: both {names} exist; keep one")
+            ref = f"{self.folder.name}/{found[0].name}"
+            parts.append(image_part(ref, data_file=self.sheet, line=line, field=f"Image.{k}"))
+        return tuple(parts)
+
+    def check(self) -> None:
+        if self.missing:
+            raise DataError(
+                self.sheet,
+                None,
+                "Image",
+                f"{len(self.missing)} question(s) have images missing from {self.folder} "
+                f"(expected <class>-<Q_no>-<k>{'|'.join(KMLE_IMAGE_SUFFIXES)}): {'; '.join(self.missing)}",
+            )
+
+
+def _with_images(item: MCQItem, row: dict[str, Any], path: Path, line: int, kmle: _KmleImages) -> MCQItem:
+    if _is_kmle(row) and kmle.exists and _kmle_image_count(row) > 0:
+        if "images" in row:
+            raise ValueError("images: a KMLE sheet's images come from its folder, not an images field")
+        parts = kmle.parts(row, line)
+        return replace(item, images=parts) if parts else item
     refs = _image_refs(row, path.suffix.lower())
     if not refs:
         return item
@@ -282,11 +358,14 @@ def load_mcqa(task: str, path: str | Path, name: str | None = None) -> MCQSet:
         items = _pubmedqa_official(path, data)
     else:
         items = []
+        kmle = _KmleImages(path)
         for line, row in _rows(path, data):
             if not isinstance(row, dict):
                 raise DataError(path, line, None, "expected an object per row")
             try:
-                item = _with_images(_row_to_item(row, task, len(items) + sum(skipped.values())), row, path, line)
+                position = len(items) + sum(skipped.values())
+                item = _row_to_item(row, task, position, kmle_images=kmle.exists)
+                item = _with_images(item, row, path, line, kmle)
             except _Skip as skip:
                 skipped[str(skip)] += 1
                 continue
@@ -297,6 +376,7 @@ def load_mcqa(task: str, path: str | Path, name: str | None = None) -> MCQSet:
                 skipped["not_a_medical_subject"] += 1
                 continue
             items.append(item)
+        kmle.check()
     if not items:
         raise DataError(path, None, None, f"no scorable items ({dict(skipped) or 'empty file'})")
     return MCQSet(name or path.stem, task, file_facts(path, data), tuple(items), dict(skipped))
