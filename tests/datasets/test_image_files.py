@@ -207,3 +207,12 @@ def test_a_healthbench_file_reads_its_images_through_the_same_handling(tmp_path)
         DataError, match=r"set\.jsonl:1: prompt\.0\.content\.1\.image_url\.url: image 'ct\.dcm': empty file"
     ):
         load_rubric_dataset(tmp_path / "set.jsonl")
+
+
+def test_a_camera_jpeg_with_a_second_picture_inside_is_read_as_jpeg():
+    out = io.BytesIO()
+    first, second = Image.new("RGB", (1600, 900), "red"), Image.new("RGB", (160, 90), "blue")
+    first.save(out, format="MPO", save_all=True, append_images=[second])
+    assert Image.open(io.BytesIO(out.getvalue())).format == "MPO"
+    media, data = images.prepare(out.getvalue())
+    assert media == "image/jpeg" and opened(data).format == "JPEG" and opened(data).size == (1024, 576)

@@ -33,6 +33,7 @@ DEFAULT_MAX_SIDE = 1024
 MAX_SIDE_ENV = "MEDOPS_IMAGE_MAX_SIDE"
 MAX_PIXELS = 50_000_000
 PASS_THROUGH = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
+_AS_FORMAT = {"MPO": "JPEG"}  # a camera's JPEG with a second picture inside: Pillow names it MPO
 _DICOM_SUFFIXES = (".dcm", ".dicom")
 _DICOM_MEDIA = ("application/dicom",)
 
@@ -138,7 +139,8 @@ def _pass_through(data: bytes, side: int) -> tuple[str, bytes]:
     except OSError as exc:
         raise ImageError(f"unreadable image ({exc})") from None
     with image:
-        media_type = PASS_THROUGH.get(image.format or "")
+        fmt = _AS_FORMAT.get(image.format or "", image.format or "")
+        media_type = PASS_THROUGH.get(fmt)
         if media_type is None:
             raise ImageError(f"{image.format} images are not read: only PNG, JPEG, WebP and DICOM")
         _check_size(*image.size)
@@ -148,7 +150,6 @@ def _pass_through(data: bytes, side: int) -> tuple[str, bytes]:
             raise ImageError(f"unreadable {image.format} ({exc})") from None
         if max(image.size) <= side:
             return media_type, data
-        fmt = image.format
         image = ImageOps.exif_transpose(image)
         if image.mode == "P":
             image = image.convert("RGBA" if fmt != "JPEG" else "RGB")
