@@ -153,3 +153,22 @@ def test_a_kmle_sheet_with_its_image_folder_sends_the_folders_images(cli, server
     assert summary["n_examples"] == 2 and summary["skipped_items"] == {}
     sent = [c.messages[-1]["content"] for c in server.server.log if isinstance(c.messages[-1]["content"], list)]
     assert len(sent) == 1 and sent_images(sent[0]) == [("data:image/png;base64", png("red"))]
+
+
+def test_resume_sends_the_images_from_the_store(cli, server, tmp_path):
+    (tmp_path / "rash.png").write_bytes(png("red"))
+    options = {"A": "benign", "B": "malignant"}
+    rows = [
+        {"id": "img", "question": "Rash? {model-500:1} {model-answer:B}", **options, "answer": "B",
+         "images": ["rash.png"]},
+        {"id": "txt", "question": "Text? {model-answer:A}", **options, "answer": "A"},
+    ]  # fmt: skip
+    data = write_jsonl(tmp_path / "exam.jsonl", rows)
+    args = exam_args(data, "openai:fake-model", "--model-base-url", server.base_url, "--name", "r")
+    first = cli.run(*args, "--max-tries", "1")
+    assert first.returncode == 3, first.stderr
+    (tmp_path / "rash.png").unlink()  # the resumed run reads the image from the store, not the file
+    resumed = cli.run("eval", "mcqa", "--resume", "r", "--json", check=True).json()
+    assert resumed["n_examples"] == 2 and resumed["score"] == 1.0
+    last = server.server.log[-1].messages[-1]["content"]
+    assert sent_images(last) == [("data:image/png;base64", png("red"))]
