@@ -172,3 +172,12 @@ def test_resume_sends_the_images_from_the_store(cli, server, tmp_path):
     assert resumed["n_examples"] == 2 and resumed["score"] == 1.0
     last = server.server.log[-1].messages[-1]["content"]
     assert sent_images(last) == [("data:image/png;base64", png("red"))]
+
+
+def test_worked_examples_with_images_are_refused_on_a_text_only_model(cli, tmp_path):
+    data = image_exam(tmp_path)
+    args = exam_args(data, "local:smollm2", "--skip-images", "--shots", "1", "--fewshot-data", str(data))
+    result = cli.run(*args)
+    assert result.returncode == 2
+    line = result.stderr.strip()
+    assert "\n" not in line and "1 worked example(s) of --fewshot-data have images" in line

@@ -289,9 +289,17 @@ class Exam(Benchmark[McqaConfig, ExamData]):
     def validate_data(self, config: McqaConfig, data: ExamData) -> None:
         """A model that takes no images is refused an exam with image items before any call,
         unless ``--skip-images`` asked for the text items only (by capability, never by name)."""
-        with_images = data.exam.n_with_images + sum(1 for shot in data.shots if shot.images)
-        if with_images and not config.model.capabilities.images:
-            backends = ", ".join(f"{b}:" for b in backends_with("images"))
+        if config.model.capabilities.images:
+            return
+        backends = ", ".join(f"{b}:" for b in backends_with("images"))
+        shots = sum(1 for shot in data.shots if shot.images)
+        if shots:
+            raise UserError(
+                f"{config.model} takes no images, and {shots} worked example(s) of --fewshot-data have images; "
+                f"use a model that takes images ({backends}) or few-shot examples without images"
+            )
+        with_images = data.exam.n_with_images
+        if with_images:
             raise UserError(
                 f"{config.model} takes no images, and {with_images} item(s) of {data.name} have images; "
                 f"use a model that takes images ({backends}), or --skip-images to score the text items only"
