@@ -216,3 +216,13 @@ def test_a_camera_jpeg_with_a_second_picture_inside_is_read_as_jpeg():
     assert Image.open(io.BytesIO(out.getvalue())).format == "MPO"
     media, data = images.prepare(out.getvalue())
     assert media == "image/jpeg" and opened(data).format == "JPEG" and opened(data).size == (1024, 576)
+
+
+def test_a_large_jpeg_is_decoded_at_a_reduced_scale_and_still_resized_exactly():
+    out = io.BytesIO()
+    Image.new("RGB", (4096, 3072), "white").save(out, format="JPEG")
+    media, data = images.prepare(out.getvalue())
+    assert media == "image/jpeg" and opened(data).size == (1024, 768)
+    truncated = out.getvalue()[: len(out.getvalue()) // 2]
+    with pytest.raises(images.ImageError, match="unreadable JPEG"):
+        images.prepare(truncated)

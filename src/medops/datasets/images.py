@@ -144,11 +144,14 @@ def _pass_through(data: bytes, side: int) -> tuple[str, bytes]:
         if media_type is None:
             raise ImageError(f"{image.format} images are not read: only PNG, JPEG, WebP and DICOM")
         _check_size(*image.size)
+        fits = max(image.size) <= side
+        if not fits and fmt == "JPEG":  # decode at a reduced DCT scale, never below the target size
+            image.draft(image.mode, (side, side))
         try:
             image.load()  # a truncated or corrupt file fails here, not at the endpoint
         except (OSError, ValueError, SyntaxError) as exc:
             raise ImageError(f"unreadable {image.format} ({exc})") from None
-        if max(image.size) <= side:
+        if fits:
             return media_type, data
         image = ImageOps.exif_transpose(image)
         if image.mode == "P":
