@@ -4,12 +4,23 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 import sqlite3
 
+from PIL import Image
+
 from conftest import write_jsonl
 
-PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(64))  # what the file holds; nothing decodes it as a picture
+
+def _png() -> bytes:
+    """A real 2x2 PNG: images are decoded when a data file is read (datasets/images.py)."""
+    out = io.BytesIO()
+    Image.new("RGB", (2, 2), "red").save(out, format="PNG")
+    return out.getvalue()
+
+
+PNG = _png()  # small enough to pass through byte for byte
 
 
 def image_set(tmp_path, *, url: str = "images/rash.png"):

@@ -4,16 +4,26 @@ from the redacted view below admin, and only for the run's own images."""
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 
 import pytest
 from fastapi.testclient import TestClient
+from PIL import Image
 
 from medops import api
 from medops.testing.fake_openai import FakeBehaviour, FakeOpenAIServer, ServerThread
 from medops.web import create_app
 
-PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(32))
+
+def _png() -> bytes:
+    """A real 2x2 PNG: images are decoded when a data file is read (datasets/images.py)."""
+    out = io.BytesIO()
+    Image.new("RGB", (2, 2), "red").save(out, format="PNG")
+    return out.getvalue()
+
+
+PNG = _png()  # small enough to pass through byte for byte
 
 
 @pytest.fixture(scope="module")

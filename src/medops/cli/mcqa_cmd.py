@@ -80,6 +80,11 @@ def eval_mcqa(
     top_p: float = typer.Option(None, "--top-p"),
     model_seed: int = typer.Option(None, "--model-seed"),
     system_message: str = typer.Option(None, "--system-message"),
+    skip_images: bool = typer.Option(
+        False,
+        "--skip-images",
+        help="Skip the items that carry images (counted as needs_image): for a model that takes no images.",
+    ),
     batch_size: int = BATCH_SIZE_OPTION,
     no_cache: bool = NO_CACHE_OPTION,
     budget_usd: float = BUDGET_OPTION,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import mimetypes
 import random
 import warnings
 from collections import Counter
@@ -24,7 +23,8 @@ from pydantic import (
     model_validator,
 )
 
-from medops.content import Content, data_uri, decode_data_uri
+from medops.content import Content
+from medops.datasets.images import image_part
 from medops.datasets.jsonl import (
     FileFacts,
     describe_validation_error,
@@ -250,24 +250,9 @@ def _with_images_read(example: Example, path: Path, line: int) -> Example:
 
 
 def _read_image(part: dict, path: Path, line: int, field: str) -> dict:
-    url = part["image_url"]["url"]
-    if url.startswith("data:"):
-        if decode_data_uri(url) is None:
-            raise DataError(path, line, field, "not a base64 data: URI")
-        return part
-    if "://" in url:
-        raise DataError(path, line, field, f"image {url!r}: only data: URIs and paths relative to the file are read")
-    image = path.parent / url
-    media_type = mimetypes.guess_type(image.name)[0]
-    if media_type is None or not media_type.startswith("image/"):
-        raise DataError(path, line, field, f"image {url!r}: not an image file name (.png, .jpg, ...)")
-    try:
-        data = image.read_bytes()
-    except FileNotFoundError:
-        raise DataError(path, line, field, f"image {url!r}: no such file ({image})") from None
-    except OSError as exc:
-        raise DataError(path, line, field, f"image {url!r}: cannot read {image}: {exc.strerror or exc}") from None
-    return {**part, "image_url": {**part["image_url"], "url": data_uri(data, media_type)}}
+    """The part with its image read (``datasets.images``: checked, resized, DICOM rendered)."""
+    read = image_part(part["image_url"]["url"], data_file=path, line=line, field=field)
+    return {**part, "image_url": {**part["image_url"], "url": read["image_url"]["url"]}}
 
 
 def select_indices(n_available: int, limit: int | None, seed: int) -> list[int]:

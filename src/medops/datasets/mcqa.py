@@ -8,10 +8,20 @@ Layouts are recognised by their fields, row by row:
 * KorMedMCQA and the generic layout: ``question``, ``A``..``E`` (or ``options``), ``answer``
   as a letter or a 1-based number;
 * KorMedMCQA chat samples: ``messages`` with ``[문제]``/``[선택지]`` and ``meta.gold``;
-* KMLE exam sheets (.jsonl or .xlsx): ``Question``, ``Followings`` ("① ..."), ``Answer``;
+* KMLE exam sheets (.jsonl or .xlsx): ``Question``, ``Followings`` ("① ..."), ``Answer``; the
+  ``Image`` column counts a question's images. They are read from a folder beside the sheet named
+  after it (``2021.xlsx`` -> ``2021_images/``), one file per image: ``<class>-<Q_no>-<k>.<ext>``
+  (``k`` from 1; ``.png``, ``.jpg``, ``.jpeg``, ``.webp`` or ``.dcm``), e.g. ``2021_images/1-18-1.png``.
+  Without the folder, questions with images are skipped and counted (``needs_image``); with it,
+  every question whose images are not all there is reported at once;
 * official PubMedQA: ``ori_pqal.json`` with ``test_ground_truth.json`` beside it.
 
 CSV files take the generic layout's columns.
+
+The question layouts (all but KMLE sheets and chat samples) may carry ``images``: a list of paths
+relative to the data file (or ``data:`` URIs), read by ``datasets.images`` (checked, resized,
+DICOM rendered); in CSV the ``images`` cell holds the paths separated by ``;`` (or a JSON list).
+An item's images are content parts in ``MCQItem.images`` and follow the question in the prompt.
 """
 
 from __future__ import annotations
@@ -21,10 +31,13 @@ import io
 import json
 import re
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from medops.content import ImagePart
+from medops.datasets.images import image_part
 from medops.datasets.jsonl import FileFacts, file_facts, iter_json_lines, read_bytes
 from medops.errors import DataError, UserError
 
@@ -49,10 +62,24 @@ class MCQItem:
     options: dict[str, str]  # letter -> option text, in order
     answer: str  # the gold letter
     tags: dict[str, str] = field(default_factory=dict)  # breakdowns: subject, profession, year, ...
+    images: tuple[ImagePart, ...] = ()  # image parts (data: URIs), shown after the question
 
     @property
     def letters(self) -> str:
         return "".join(self.options)
+
+    def record(self) -> dict[str, Any]:
+        """What the store keeps of the item (a text item without an ``images`` key, as before)."""
+        out: dict[str, Any] = {"id": self.id, "question": self.question, "options": dict(self.options)}
+        out.update(answer=self.answer, tags=dict(self.tags))
+        if self.images:
+            out["images"] = [dict(part) for part in self.images]
+        return out
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> MCQItem:
+        images = tuple(record.get("images") or ())
+        return cls(**{**record, "images": images})
 
 
 @dataclass(frozen=True)
@@ -65,6 +92,18 @@ class MCQSet:
 
     def __len__(self) -> int:
         return len(self.items)
+
+    @cached_property
+    def n_with_images(self) -> int:
+        return sum(1 for item in self.items if item.images)
+
+    def without_images(self) -> MCQSet:
+        """The text items only; the others counted as skipped (``needs_image``)."""
+        n = self.n_with_images
+        if not n:
+            return self
+        skipped = {**self.skipped, "needs_image": self.skipped.get("needs_image", 0) + n}
+        return replace(self, items=tuple(item for item in self.items if not item.images), skipped=skipped)
 
 
 class _Skip(Exception):
@@ -95,11 +134,24 @@ def _options_from_mapping(value: Any) -> dict[str, str]:
     return options
 
 
-def _row_to_item(row: dict[str, Any], task: str, position: int) -> MCQItem:
-    """One row of any supported layout; ValueError names what is wrong, _Skip what is out of scope."""
+def _is_kmle(row: dict[str, Any]) -> bool:
+    return "Question" in row and "Followings" in row
+
+
+def _kmle_image_count(row: dict[str, Any]) -> int:
+    text = str(row.get("Image") or 0).strip() or "0"
+    try:
+        return int(float(text))
+    except ValueError:
+        raise ValueError(f"Image {row.get('Image')!r} is not a count of images") from None
+
+
+def _row_to_item(row: dict[str, Any], task: str, position: int, *, kmle_images: bool = False) -> MCQItem:
+    """One row of any supported layout; ValueError names what is wrong, _Skip what is out of scope.
+    ``kmle_images``: the sheet's image folder exists, so KMLE questions with images are kept."""
     tags: dict[str, str] = {}
-    if "Question" in row and "Followings" in row:  # KMLE exam sheet
-        if int(str(row.get("Image") or 0) or 0) > 0:
+    if _is_kmle(row):  # KMLE exam sheet
+        if _kmle_image_count(row) > 0 and not kmle_images:
             raise _Skip("needs_image")
         parts = [p.strip() for p in re.split(f"[{CIRCLED}]", str(row["Followings"])) if p.strip()]
         options = {LETTERS[i]: p for i, p in enumerate(parts)}
@@ -209,6 +261,93 @@ def _pubmedqa_official(path: Path, data: bytes) -> list[MCQItem]:
     return items
 
 
+def _image_refs(row: dict[str, Any], suffix: str) -> list[str]:
+    """The ``images`` a row names: a list of strings (JSONL), or a ``;``-separated cell (CSV)."""
+    value = row.get("images")
+    if value is None or value == "":
+        return []
+    if isinstance(value, str) and suffix in (".csv", ".xlsx"):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"images: not a JSON list ({exc.msg})") from None
+        else:
+            return [ref.strip() for ref in text.split(";") if ref.strip()]
+    if not isinstance(value, list) or not all(isinstance(ref, str) and ref.strip() for ref in value):
+        raise ValueError("images must be a list of paths relative to the data file")
+    return value
+
+
+KMLE_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".dcm")
+
+
+def kmle_image_folder(sheet: Path) -> Path:
+    """Where a KMLE sheet's images are: ``<sheet stem>_images/`` beside it."""
+    return sheet.with_name(f"{sheet.stem}_images")
+
+
+class _KmleImages:
+    """A KMLE sheet's image folder: finds ``<class>-<Q_no>-<k>.<ext>`` and collects what is missing."""
+
+    def __init__(self, sheet: Path):
+        self.sheet, self.folder = sheet, kmle_image_folder(sheet)
+        self.exists = self.folder.is_dir()
+        self.missing: list[str] = []  # "line 19 (1-18-2)" per question lacking images
+
+    @cached_property
+    def files(self) -> dict[str, list[Path]]:
+        """Image files by stem (``1-18-1``), listed once, when the first question asks."""
+        found: dict[str, list[Path]] = {}
+        for file in sorted(self.folder.iterdir()):
+            if file.is_file() and file.suffix.lower() in KMLE_IMAGE_SUFFIXES:
+                found.setdefault(file.stem, []).append(file)
+        return found
+
+    def parts(self, row: dict[str, Any], line: int) -> tuple[ImagePart, ...] | None:
+        """The question's images, or None (recorded as missing) when any is not in the folder."""
+        stems = [f"{row.get('class', '')}-{row.get('Q_no', '')}-{k}" for k in range(1, _kmle_image_count(row) + 1)]
+        lacking = [stem for stem in stems if stem not in self.files]
+        if lacking:
+            self.missing.append(f"line {line} ({', '.join(lacking)})")
+            return None
+        parts = []
+        for k, stem in enumerate(stems, start=1):
+            found = self.files[stem]
+            if len(found) > 1:
+                names = " and ".join(f.name for f in found)
+                raise DataError(self.sheet, line, f"Image.{k}", f"image {stem}: both {names} exist; keep one")
+            ref = f"{self.folder.name}/{found[0].name}"
+            parts.append(image_part(ref, data_file=self.sheet, line=line, field=f"Image.{k}"))
+        return tuple(parts)
+
+    def check(self) -> None:
+        if self.missing:
+            raise DataError(
+                self.sheet,
+                None,
+                "Image",
+                f"{len(self.missing)} question(s) have images missing from {self.folder} "
+                f"(expected <class>-<Q_no>-<k>{'|'.join(KMLE_IMAGE_SUFFIXES)}): {'; '.join(self.missing)}",
+            )
+
+
+def _with_images(item: MCQItem, row: dict[str, Any], path: Path, line: int, kmle: _KmleImages) -> MCQItem:
+    if _is_kmle(row) and kmle.exists and _kmle_image_count(row) > 0:
+        if "images" in row:
+            raise ValueError("images: a KMLE sheet's images come from its folder, not an images field")
+        parts = kmle.parts(row, line)
+        return replace(item, images=parts) if parts else item
+    refs = _image_refs(row, path.suffix.lower())
+    if not refs:
+        return item
+    if "Question" in row or "messages" in row:
+        raise ValueError("images: this layout does not take an images field")
+    parts = tuple(image_part(ref, data_file=path, line=line, field=f"images.{k}") for k, ref in enumerate(refs))
+    return replace(item, images=parts)
+
+
 def load_mcqa(task: str, path: str | Path, name: str | None = None) -> MCQSet:
     if task not in TASKS:
         raise UserError(f"unknown task '{task}'; known: {', '.join(TASKS)}")
@@ -219,11 +358,14 @@ def load_mcqa(task: str, path: str | Path, name: str | None = None) -> MCQSet:
         items = _pubmedqa_official(path, data)
     else:
         items = []
+        kmle = _KmleImages(path)
         for line, row in _rows(path, data):
             if not isinstance(row, dict):
                 raise DataError(path, line, None, "expected an object per row")
             try:
-                item = _row_to_item(row, task, len(items) + sum(skipped.values()))
+                position = len(items) + sum(skipped.values())
+                item = _row_to_item(row, task, position, kmle_images=kmle.exists)
+                item = _with_images(item, row, path, line, kmle)
             except _Skip as skip:
                 skipped[str(skip)] += 1
                 continue
@@ -234,6 +376,7 @@ def load_mcqa(task: str, path: str | Path, name: str | None = None) -> MCQSet:
                 skipped["not_a_medical_subject"] += 1
                 continue
             items.append(item)
+        kmle.check()
     if not items:
         raise DataError(path, None, None, f"no scorable items ({dict(skipped) or 'empty file'})")
     return MCQSet(name or path.stem, task, file_facts(path, data), tuple(items), dict(skipped))

@@ -122,6 +122,7 @@ class McqaConfig(RunSettings):
     top_p: float | None = None
     model_seed: int | None = None
     system_message: str | None = None
+    skip_images: bool = False  # items with images skipped and counted (a model that takes no images)
 
     def sampling(self) -> SamplingParams:
         return SamplingParams(

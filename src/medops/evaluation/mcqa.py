@@ -4,7 +4,7 @@ ask each item, read the chosen letter with the shared rule set, score accuracy."
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from rich.console import Console
@@ -168,6 +168,14 @@ def load_shots(config: McqaConfig) -> tuple[MCQItem, ...]:
     return tuple(pool.items[: config.shots])
 
 
+def breakdown_tags(exam: MCQSet, item: MCQItem) -> dict[str, str]:
+    """What an item's accuracy is broken down by: its tags, and ``modality`` (text or image) in
+    an exam that has image items (a text-only exam's breakdowns stay as they were)."""
+    if not exam.n_with_images:
+        return item.tags
+    return {**item.tags, "modality": "image" if item.images else "text"}
+
+
 def score_exam_run(store: Store, run_id: int, exam: MCQSet, jobs: list[Job], seed: int) -> dict:
     answers = queries.answers(store, run_id)
     truncated = queries.truncated(store, run_id)
@@ -175,7 +183,7 @@ def score_exam_run(store: Store, run_id: int, exam: MCQSet, jobs: list[Job], see
     for job in jobs:
         answer = answers.get(job)
         if answer is not None:
-            records.append((answer.correct, answer.predicted is not None, exam.items[job[0]].tags))
+            records.append((answer.correct, answer.predicted is not None, breakdown_tags(exam, exam.items[job[0]])))
     summary = summarize_answers(records, seed)
     summary.update(
         {
@@ -220,7 +228,9 @@ def exam_records(store: Store, run: Run, exam: MCQSet) -> list[SampleRecord]:
             assessments = (read,)
             flags |= {"wrong"} if not answer.correct else set()
             flags |= {"unparsed"} if answer.rule is None else set()
-        messages = (Message("user", item.question),)
+        messages = (
+            Message("user", [{"type": "text", "text": item.question}, *item.images] if item.images else item.question),
+        )
         records.append(
             SampleRecord(
                 index=job[0],
@@ -276,17 +286,37 @@ class Exam(Benchmark[McqaConfig, ExamData]):
             backends = ", ".join(f"{name}:" for name in backends_with("choice_scoring"))
             raise UserError(f"--scoring loglikelihood needs an in-process model ({backends}); use --scoring generate")
 
+    def validate_data(self, config: McqaConfig, data: ExamData) -> None:
+        """A model that takes no images is refused an exam with image items before any call,
+        unless ``--skip-images`` asked for the text items only (by capability, never by name)."""
+        if config.model.capabilities.images:
+            return
+        backends = ", ".join(f"{b}:" for b in backends_with("images"))
+        shots = sum(1 for shot in data.shots if shot.images)
+        if shots:
+            raise UserError(
+                f"{config.model} takes no images, and {shots} worked example(s) of --fewshot-data have images; "
+                f"use a model that takes images ({backends}) or few-shot examples without images"
+            )
+        with_images = data.exam.n_with_images
+        if with_images:
+            raise UserError(
+                f"{config.model} takes no images, and {with_images} item(s) of {data.name} have images; "
+                f"use a model that takes images ({backends}), or --skip-images to score the text items only"
+            )
+
     def load(self, config: McqaConfig) -> ExamData:
         name, path = resolve(config.data)
-        return ExamData(load_mcqa(config.task, path, name), load_shots(config))
+        exam = load_mcqa(config.task, path, name)
+        return ExamData(exam.without_images() if config.skip_images else exam, load_shots(config))
 
     def to_records(self, data: ExamData) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         meta = {"task": data.exam.task, "skipped": data.exam.skipped}
-        return meta, [asdict(item) for item in data.exam.items]
+        return meta, [item.record() for item in data.exam.items]
 
     def from_records(self, dataset: Dataset, meta: dict[str, Any], records: list[dict[str, Any]]) -> ExamData:
         facts = FileFacts(dataset.path, dataset.sha256, dataset.size_bytes)
-        items = tuple(MCQItem(**record) for record in records)
+        items = tuple(MCQItem.from_record(record) for record in records)
         return ExamData(MCQSet(dataset.name, meta["task"], facts, items, dict(meta["skipped"])))
 
     def load_recorded(self, run: Run, dataset: Dataset, config: McqaConfig) -> ExamData:
@@ -336,7 +366,7 @@ class Exam(Benchmark[McqaConfig, ExamData]):
         for job, answer in queries.answers(store, run.id).items():
             if job in planned:
                 value = 1.0 if answer.correct else 0.0
-                tags = data.exam.items[job[0]].tags
+                tags = breakdown_tags(data.exam, data.exam.items[job[0]])
                 values[job] = {"accuracy": value, **{f"{k}:{v}": value for k, v in tags.items() if v}}
         return ItemResults(True, values, [item.id for item in data.exam.items])
 

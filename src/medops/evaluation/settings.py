@@ -243,6 +243,7 @@ EXAM_DEFAULTS: dict[str, Any] = {
     "top_p": None,
     "model_seed": None,
     "system_message": None,
+    "skip_images": False,
 }
 
 
@@ -270,4 +271,5 @@ def exam_config(options: dict[str, Any]) -> McqaConfig:
         top_p=args["top_p"],
         model_seed=args["model_seed"],
         system_message=args["system_message"],
+        skip_images=bool(args["skip_images"]),
     )

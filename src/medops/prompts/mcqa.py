@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from medops.content import Content
 from medops.datasets.mcqa import KOREAN_TASKS, MCQItem
 from medops.errors import UserError
 from medops.models.base import Messages
@@ -75,6 +76,12 @@ def user_turn(item: MCQItem, style: str, language: str, template: str | None = N
     )
 
 
+def user_content(item: MCQItem, style: str, language: str, template: str | None = None) -> Content:
+    """The user turn: its text, followed by the item's images as content parts when it has any."""
+    text = user_turn(item, style, language, template)
+    return [{"type": "text", "text": text}, *item.images] if item.images else text
+
+
 def build_messages(
     item: MCQItem,
     *,
@@ -87,7 +94,7 @@ def build_messages(
     """The chat for one item: optional system message, worked examples, then the question."""
     messages: Messages = [{"role": "system", "content": system_message}] if system_message else []
     for shot in shots:
-        messages.append({"role": "user", "content": user_turn(shot, style, language, template)})
+        messages.append({"role": "user", "content": user_content(shot, style, language, template)})
         messages.append({"role": "assistant", "content": _SHOT_ANSWER[style].format(letter=shot.answer)})
-    messages.append({"role": "user", "content": user_turn(item, style, language, template)})
+    messages.append({"role": "user", "content": user_content(item, style, language, template)})
     return messages

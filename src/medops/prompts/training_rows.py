@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Literal
 
 from medops.datasets.mcqa import MCQItem
+from medops.errors import UserError
 from medops.prompts.mcqa import build_messages
 
 
@@ -24,6 +25,8 @@ def training_row(
     index: int | None = None,
 ) -> dict:
     """One item as a TRL row (flat columns) or a verl row (``extra_info``; ``index`` is its position)."""
+    if item.images:
+        raise UserError(f"item {item.id} has images, which --format {fmt} rows do not carry yet (text items only)")
     prompt = build_messages(item, style=style, language=language)
     if fmt == "trl":
         # TRL reads prompt/answer; question/options/answer_idx let `medops eval mcqa --task generic` read it too.

@@ -50,6 +50,8 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from medops.content import text_of
+
 _TOKEN = re.compile(r"\{(model|grader)-(429|500|slow|malformed|null|empty|html|cutoff):(\d+|all)\}")
 _GROUP_LINE = re.compile(r"^(\d+)\. (?:\[-?[\d.]+\] )?(.*)$", re.MULTILINE)
 _GROUP_FAULT = re.compile(r"\{grader-(drop|dup):(\d+|all)\}")
@@ -133,7 +135,7 @@ class FakeOpenAIServer:
     async def _serve(self, body: bytes, payload: dict, request: web.Request) -> web.Response:
         model = payload.get("model", "")
         role = "grader" if "grader" in model else "model"
-        text = "\n".join(str(m.get("content", "")) for m in payload.get("messages", []))
+        text = "\n".join(_read(m.get("content", "")) for m in payload.get("messages", []))
         key = hashlib.sha256(body).hexdigest()
         self.seen[key] += 1
         attempt = self.seen[key]
@@ -284,6 +286,11 @@ class FakeOpenAIServer:
             if active and fault.group(1) == "dup":
                 entries.append({**entry, "criteria_met": not met})
         return json.dumps({"grades": entries[::-1]})
+
+
+def _read(content: object) -> str:
+    """A message's text as the scripted replies read it: content parts by their text parts."""
+    return text_of(content) if isinstance(content, list) else str(content)
 
 
 def _verdict_logprobs(content: str, prompt: str) -> dict:
