@@ -9,6 +9,7 @@ from medops.api.runs import StoreRef, open_store
 from medops.audit import record
 from medops.reports.export import render_rows
 from medops.review import sets
+from medops.review.bias import set_bias
 from medops.store import reviews
 
 
@@ -36,8 +37,13 @@ def review_sets(db: StoreRef = None) -> list[dict[str, Any]]:
 
 
 def review_status(name: str, *, db: StoreRef = None) -> dict[str, Any]:
-    """A set's size, labels, progress per reviewer and agreement."""
-    return sets.status(open_store(db, create=False), name)
+    """A set's size, labels, progress per reviewer, agreement and ``bias`` (where the grader departs
+    from the physicians; None before any label)."""
+    store = open_store(db, create=False)
+    document = sets.status(store, name)
+    review_set = reviews.find_set(store, name)
+    document["bias"] = set_bias(sets.items(store, review_set), sets.labels(store, review_set), seed=review_set.seed)
+    return document
 
 
 def export_review(

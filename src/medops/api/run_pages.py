@@ -9,10 +9,10 @@ from typing import Any
 
 from medops.api.examples import run_records
 from medops.api.formatting import interval, iso, moment
-from medops.api.runs import StoreRef, compare, open_store, runs
+from medops.api.runs import StoreRef, compare, open_store, run, runs
 from medops.audit.trail import events as trail_events
 from medops.evaluation.records import Bars, Histogram
-from medops.evaluation.results import presentation, run_document
+from medops.evaluation.results import presentation
 from medops.reports.plots import bars, histogram
 from medops.store.repository import effective_status
 
@@ -56,9 +56,10 @@ def runs_filtered(
 def run_detail(run_ref: str, *, db: StoreRef = None) -> dict[str, Any]:
     """A run for the dashboard: its document (``run``), each metric with a 95% interval (Wilson
     for exam accuracies, mean ± 1.96 bootstrap std otherwise), the charts (SVG) its benchmark
-    declares, and ``unit``, what its items are called. The charts' text is escaped by the plot helpers."""
+    declares, and ``unit``, what its items are called. The charts' text is escaped by the plot helpers.
+    With physician labels, the document has ``calibrated`` and ``bias`` (``run``)."""
     store = open_store(db)
-    document = run_document(store, run_ref)
+    document = run(run_ref, db=store)
     metrics = []
     summary_metrics = document.get("metrics") or (document.get("summary") or {}).get("metrics") or {}
     for name, m in summary_metrics.items():
@@ -75,14 +76,14 @@ def run_detail(run_ref: str, *, db: StoreRef = None) -> dict[str, Any]:
                 "n": m.get("n_samples"),
             }
         )
-    run = store.find_run(run_ref)
-    found = presentation(run)
+    recorded = store.find_run(run_ref)
+    found = presentation(recorded)
     charts: list[str] = []
     for view in found.views:
         if isinstance(view, Bars):
             charts.append(bars(view.title, found.group(view.group).rows(summary_metrics)))
         elif isinstance(view, Histogram):
-            charts.append(histogram(view.title, view.values(run_records(store, run))))
+            charts.append(histogram(view.title, view.values(run_records(store, recorded))))
     return {"run": document, "metrics": metrics, "charts": [c for c in charts if c], "unit": found.headline.unit}
 
 

@@ -23,6 +23,7 @@ from medops.ops.compare import compare_runs
 from medops.ops.gate import Rule, Verdict, evaluate_gate, load_policy
 from medops.reports.export import render_rows
 from medops.reports.report import build_report
+from medops.review.bias import run_bias
 from medops.review.calibrated import calibrated
 from medops.store.repository import Store, effective_status
 
@@ -167,12 +168,17 @@ def runs(db: StoreRef = None) -> list[dict[str, Any]]:
 
 def run(run_ref: str, *, db: StoreRef = None) -> dict[str, Any]:
     """One run's document (what ``medops runs show --json`` prints); with physician labels of the run
-    (``medops review``), ``calibrated``: the physician-anchored score and its 95% interval."""
+    (``medops review``), ``calibrated``: the physician-anchored score and its 95% interval, and
+    ``bias``: where the grader departs from the physicians (``medops.review.bias``)."""
     store = open_store(db, create=False)
     document = run_document(store, run_ref)
-    anchored = calibrated(store, store.find_run(run_ref))
+    found = store.find_run(run_ref)
+    anchored = calibrated(store, found)
     if anchored is not None:
         document["calibrated"] = anchored
+    departures = run_bias(store, found)
+    if departures is not None:
+        document["bias"] = departures
     return document
 
 

@@ -23,6 +23,8 @@ from medops.evaluation.results import Presentation, presentation, sample_records
 from medops.models.pricing import load_prices, run_cost
 from medops.ops.compare import compare_runs
 from medops.reports.plots import bars, histogram
+from medops.review.bias import run_bias
+from medops.review.calibrated import calibrated
 from medops.store.repository import Store, effective_status
 
 FILTER_SCRIPT = """
@@ -47,6 +49,7 @@ def _environment(html: bool) -> Environment:
     escape = select_autoescape(default=html, default_for_string=html)
     env = Environment(autoescape=escape, trim_blocks=True, lstrip_blocks=True)
     env.filters["num"] = lambda v, d=3: "-" if v is None else f"{v:.{d}f}"
+    env.filters["signed"] = lambda v: "-" if v is None else f"{v:+.3f}"
     env.filters["text"] = text_of  # a message's content as text, whatever its parts
     return env
 
@@ -99,6 +102,8 @@ def build_report(store: Store, run_ref: str, *, vs: str | None = None, fmt: str 
         "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "cost": run_cost(run, load_prices()),
         "comparison": comparison,
+        "calibrated": calibrated(store, run),
+        "bias": run_bias(store, run),
         "plots": _plots(metrics, found, records) if fmt == "html" else [],
         "samples": _sample_lists(found, records) if fmt == "html" else [],
     }

@@ -122,7 +122,9 @@ def grader_measures(chosen: Sequence[Unit]) -> dict[str, Any]:
 
 
 # intervals -----------------------------------------------------------------------------------
-def _interval(chosen: Sequence[Unit], statistic: Callable[[Sequence[Unit]], float | None], seed: int) -> dict[str, Any]:
+def bootstrap_interval(
+    chosen: Sequence[Unit], statistic: Callable[[Sequence[Unit]], float | None], seed: int
+) -> dict[str, Any]:
     """The statistic, and its 95% percentile bootstrap interval over examples."""
     value = statistic(chosen)
     by_example: dict[int, list[Unit]] = {}
@@ -146,14 +148,14 @@ def agreement(examples: Sequence[ReviewItem], given: Labels, *, seed: int = 0) -
     reviewers = sorted({r for u in chosen for r in u.labels})
 
     def between(fn: Callable[[Sequence[Unit], Sequence[str]], float | None]) -> dict[str, Any]:
-        return _interval(chosen, lambda us: fn(us, reviewers), seed)
+        return bootstrap_interval(chosen, lambda us: fn(us, reviewers), seed)
 
     groups = sorted({g for u in chosen for g in u.groups})
     overall = grader_measures(chosen)
-    overall["grader_vs_majority_macro_f1_interval"] = _interval(
+    overall["grader_vs_majority_macro_f1_interval"] = bootstrap_interval(
         chosen, lambda us: grader_measures(us)["grader_vs_majority_macro_f1"], seed
     )
-    overall["grader_vs_majority_cohen_kappa_interval"] = _interval(
+    overall["grader_vs_majority_cohen_kappa_interval"] = bootstrap_interval(
         chosen, lambda us: grader_measures(us)["grader_vs_majority_cohen_kappa"], seed
     )
     return {
