@@ -1,6 +1,6 @@
 """One store for the dashboard tests: two rubric runs (the candidate's response carries a script
 and an onerror handler, its prompt a patient's name and phone number), an exam run, a gate
-decision, monitor scores and an alert; users and tokens of every role."""
+decision, monitor scores and an alert; a review set of the candidate run; users and tokens of every role."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ EVIL = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">'
 PATIENT = "John Smith"
 PHONE = "555-123-4567"
 PASSWORD = "correct horse battery staple"
-ROLES = ("viewer", "operator", "admin")
+ROLES = ("viewer", "reviewer", "operator", "admin")
 
 
 @dataclass
@@ -106,6 +106,7 @@ def build(tmp: Path, fake_base_url: str) -> Dashboard:
         message="online score 0.55 < 0.6",
         quiet_after=datetime(2000, 1, 1, tzinfo=timezone.utc),
     )
+    api.create_review_set("candidate", "dash-set", sample=3, reviewers=2, db=str(db), actor="os:test")
     dashboard = Dashboard(db, tmp)
     for role in ROLES:
         api.add_user(store, role[:3] + "-user", role, PASSWORD, actor="os:test")

@@ -17,7 +17,7 @@ from medops.testing.fake_openai import FakeBehaviour, FakeOpenAIServer, ServerTh
 from medops.web import create_app
 from medops.web.app import CSP
 
-RANK = {"viewer": 0, "operator": 1, "admin": 2}
+RANK = {"viewer": 0, "reviewer": 1, "operator": 2, "admin": 3}
 # (method, path, the least role it needs); every /api/ route must be here (checked below)
 API_ROUTES = [
     ("GET", "/api/me", "viewer"),
@@ -50,6 +50,11 @@ PAGES = [
     ("/gates", "viewer"),
     ("/monitoring", "viewer"),
     ("/datasets", "viewer"),
+    ("/reviews", "reviewer"),
+    ("/reviews/dash-set", "reviewer"),
+    ("/reviews/dash-set/queue", "reviewer"),
+    ("/reviews/dash-set/queue?position=1", "reviewer"),
+    ("/reviews/dash-set/adjudicate", "operator"),
     ("/audit", "admin"),
     ("/admin", "admin"),
 ]
@@ -117,7 +122,12 @@ def test_api_401_403_200(dash, method, path, least):
 def test_pages_redirect_to_login_403_or_200(dash, path, least):
     r = client(dash).get(path)
     assert r.status_code == 303 and r.headers["location"].startswith("/login?next=%2F")
-    for name, role in (("vie-user", "viewer"), ("ope-user", "operator"), ("adm-user", "admin")):
+    for name, role in (
+        ("vie-user", "viewer"),
+        ("rev-user", "reviewer"),
+        ("ope-user", "operator"),
+        ("adm-user", "admin"),
+    ):
         c, _csrf = signed_in(dash, name)
         r = c.get(path)
         expected = 200 if RANK[role] >= RANK[least] else 403
@@ -159,7 +169,8 @@ def test_examples_are_redacted_below_admin_and_unredacted_views_are_audited(dash
     e = client(dash, "admin").get("/api/runs/candidate/examples/0").json()
     assert PATIENT in e["prompt"][0]["content"] and e["redacted"] is False
     events = api.audit_events(db=str(dash.db), action="examples.viewed")["events"]
-    assert events and events[0]["actor"] == "token:3" and events[0]["details"]["examples"] == [[0, 0]]
+    # the admin token is the fourth (viewer, reviewer, operator, admin)
+    assert events and events[0]["actor"] == "token:4" and events[0]["details"]["examples"] == [[0, 0]]
 
 
 def test_sign_in_failures_csrf_rate_limit_and_sign_out(dash):
@@ -258,7 +269,7 @@ def test_an_operator_starts_a_canary_round_through_the_api(dash, monkeypatch):
     run = client(dash, "viewer").get(f"/api/runs/{job['run_id']}").json()["run"]
     assert run["model"] == "openai:fake-model" and run["n_examples"] == 2
     started = api.audit_events(db=dash.app.state.store, action="run.started")["events"]
-    assert started[0]["actor"] == "token:2" and started[0]["details"]["run_id"] == job["run_id"]
+    assert started[0]["actor"] == "token:3" and started[0]["details"]["run_id"] == job["run_id"]
     assert client(dash, "viewer").post("/api/canary", json=body).status_code == 403
 
 

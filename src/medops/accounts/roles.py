@@ -7,8 +7,9 @@ from dataclasses import dataclass
 
 from medops.errors import UserError
 
-# Ranked: each role may do everything the roles before it may.
-ROLES = ("viewer", "operator", "admin")
+# Ranked: each role may do everything the roles before it may. A reviewer (a physician) sees what
+# a viewer sees and labels review sets; operators and admins may label too, and adjudicate.
+ROLES = ("viewer", "reviewer", "operator", "admin")
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,99}")
 
 

@@ -43,7 +43,19 @@ from medops.api.canary_rounds import canary, check_canary
 from medops.api.examples import run_example, run_examples, text_of
 from medops.api.images import run_image
 from medops.api.monitoring import acknowledge_alert, alerts, monitoring
-from medops.api.review import create_review_set, export_review, import_review_labels, review_sets, review_status
+from medops.api.review import (
+    adjudicate_review,
+    create_review_set,
+    export_review,
+    import_review_labels,
+    label_review_example,
+    next_review_position,
+    review_disagreements,
+    review_queue_item,
+    review_sets,
+    review_status,
+    set_review_blinding,
+)
 from medops.api.run_pages import compare_detail, datasets, gate_history, run_detail, runs_filtered
 from medops.api.runs import (
     Rule,
@@ -80,6 +92,7 @@ __all__ = [
     "WebSession",
     "acknowledge_alert",
     "add_user",
+    "adjudicate_review",
     "alerts",
     "audit_events",
     "canary",
@@ -101,15 +114,19 @@ __all__ = [
     "gate_history",
     "healthbench_config",
     "import_review_labels",
+    "label_review_example",
     "load_policy",
     "login",
     "meta_eval_config",
     "monitoring",
+    "next_review_position",
     "open_session",
     "open_store",
     "remove_user",
     "report",
     "resume",
+    "review_disagreements",
+    "review_queue_item",
     "review_sets",
     "review_status",
     "revoke_token",
@@ -123,6 +140,7 @@ __all__ = [
     "runs_filtered",
     "session_principal",
     "set_password",
+    "set_review_blinding",
     "sso_failed",
     "sso_login",
     "text_of",

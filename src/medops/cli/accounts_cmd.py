@@ -17,7 +17,10 @@ from medops.errors import UserError
 
 users_app = typer.Typer(help="Dashboard users (see docs/DASHBOARD.md).", no_args_is_help=True)
 tokens_app = typer.Typer(help="API tokens for the dashboard's /api/ (see docs/DASHBOARD.md).", no_args_is_help=True)
-ROLE_HELP = "viewer (scores, redacted examples), operator (also alerts and canaries) or admin (everything)."
+ROLE_HELP = (
+    "viewer (scores, redacted examples), reviewer (also labels review sets), operator (also alerts, canaries,"
+    " adjudication) or admin (everything)."
+)
 
 
 def _password(from_stdin: bool) -> str:

@@ -125,6 +125,7 @@ def summary(review_set: ReviewSet, n_labels: int) -> dict[str, Any]:
         "n_examples": review_set.n_examples,
         "n_criteria": review_set.n_criteria,
         "n_labels": n_labels,
+        "blinded": review_set.blinded,
         "created_at": review_set.created_at.isoformat(),
     }
 
@@ -149,10 +150,112 @@ def items(store: Store, review_set: ReviewSet) -> list[ReviewItem]:
 
 
 def labels(store: Store, review_set: ReviewSet) -> Labels:
+    """Every met / not-met label; an ``unsure`` label (stored as met NULL) is left out, so that
+    agreement, progress and the export treat it as missing."""
     found: Labels = defaultdict(dict)
     for label in reviews.labels(store, review_set.id):
-        found[(label.position, label.criterion_index)][label.reviewer] = label.met
+        if label.met is not None:
+            found[(label.position, label.criterion_index)][label.reviewer] = label.met
     return dict(found)
+
+
+UNSURE = "unsure"
+CHOICES = {"met": True, "not_met": False, UNSURE: None}
+
+
+def reviewer_labels(store: Store, review_set: ReviewSet, reviewer: str) -> dict[tuple[int, int], dict[str, Any]]:
+    """One reviewer's labels, unsure ones included: (position, criterion) -> {choice, comment}."""
+    return {
+        (label.position, label.criterion_index): {
+            "choice": UNSURE if label.met is None else ("met" if label.met else "not_met"),
+            "comment": label.comment,
+        }
+        for label in reviews.labels(store, review_set.id)
+        if label.reviewer == reviewer
+    }
+
+
+def label_example(
+    store: Store,
+    name: str,
+    position: int,
+    reviewer: str,
+    choices: dict[int, str],
+    comments: dict[int, str] | None = None,
+    *,
+    actor: str | None = None,
+) -> dict[str, Any]:
+    """One reviewer's labels of one example (criterion index -> met | not_met | unsure), stored in
+    one transaction and audited as ``review.label`` (who, which item; never a text or comment)."""
+    review_set = reviews.find_set(store, name)
+    examples = {e.position: e for e in items(store, review_set)}
+    if position not in examples:
+        raise UserError(f"review set '{name}' has no example {position}")
+    n = len(examples[position].criteria)
+    for criterion, choice in choices.items():
+        if not 0 <= criterion < n:
+            raise UserError(f"example {position} of '{name}' has no criterion {criterion}")
+        if choice not in CHOICES:
+            raise UserError(f"criterion {criterion}: choose one of {', '.join(CHOICES)}, not {choice!r}")
+    rows = [(position, c, CHOICES[choice]) for c, choice in sorted(choices.items())]
+    reviews.save_labels(store, review_set.id, reviewer, rows, "dashboard", comments)
+    details = {"reviewer": reviewer, "position": position, "n_labels": len(rows), "source": "dashboard"}
+    record(store, "review.label", f"review:{name}", details, actor=actor)
+    return {"name": name, **details}
+
+
+def next_position(store: Store, review_set: ReviewSet, reviewer: str, after: int = -1) -> int | None:
+    """The first example after ``after`` (then from the start) this reviewer has not labelled fully."""
+    given = reviewer_labels(store, review_set, reviewer)
+    todo = [
+        e.position
+        for e in items(store, review_set)
+        if not all((e.position, c) in given for c in range(len(e.criteria)))
+    ]
+    return next((p for p in todo if p > after), todo[0] if todo else None)
+
+
+def disagreements(store: Store, review_set: ReviewSet) -> list[dict[str, Any]]:
+    """Criteria where the reviewers' met / not-met labels differ, each reviewer's label, the final
+    label if an operator set one."""
+    given = labels(store, review_set)
+    final = {(a.position, a.criterion_index): a for a in reviews.adjudications(store, review_set.id)}
+    rows = []
+    for e in items(store, review_set):
+        for c, criterion in enumerate(e.criteria):
+            by = given.get((e.position, c), {})
+            if len(set(by.values())) < 2:
+                continue
+            decided = final.get((e.position, c))
+            rows.append(
+                {
+                    "position": e.position,
+                    "criterion_index": c,
+                    "criterion": criterion.criterion,
+                    "points": criterion.points,
+                    "labels": dict(sorted(by.items())),
+                    "final": None if decided is None else {"met": decided.met, "by": decided.actor},
+                }
+            )
+    return rows
+
+
+def adjudicate(store: Store, name: str, position: int, criterion: int, met: bool, *, actor: str) -> dict[str, Any]:
+    """An operator's final label of a criterion, stored beside the reviewers' labels (audited)."""
+    review_set = reviews.find_set(store, name)
+    examples = {e.position: e for e in items(store, review_set)}
+    if position not in examples or not 0 <= criterion < len(examples[position].criteria):
+        raise UserError(f"review set '{name}' has no criterion {criterion} in example {position}")
+    reviews.save_adjudication(store, review_set.id, position, criterion, met, actor)
+    details = {"position": position, "criterion_index": criterion}
+    record(store, "review.adjudicate", f"review:{name}", details, actor=actor)
+    return {"name": name, **details, "met": met}
+
+
+def set_blinded(store: Store, name: str, blinded: bool, *, actor: str | None = None) -> None:
+    review_set = reviews.find_set(store, name)
+    reviews.set_blinded(store, review_set.id, blinded)
+    record(store, "review.blinding", f"review:{name}", {"blinded": blinded}, actor=actor)
 
 
 def progress(review_set: ReviewSet, examples: list[ReviewItem], given: Labels) -> dict[str, Any]:

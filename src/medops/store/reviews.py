@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 
 from medops.errors import NotFound, UserError
 from medops.store.repository import Store
-from medops.store.schema import ReviewExample, ReviewLabel, ReviewSet
+from medops.store.schema import ReviewAdjudication, ReviewExample, ReviewLabel, ReviewSet
 
 
 def create_set(store: Store, fields: dict[str, Any], examples: list[dict[str, Any]]) -> ReviewSet:
@@ -63,9 +63,18 @@ def labels(store: Store, set_id: int) -> list[ReviewLabel]:
         )
 
 
-def save_labels(store: Store, set_id: int, reviewer: str, rows: list[tuple[int, int, bool]], source: str) -> None:
-    """A reviewer's labels ``(position, criterion_index, met)`` in one transaction; a label the
-    reviewer gave before for the same criterion is replaced."""
+def save_labels(
+    store: Store,
+    set_id: int,
+    reviewer: str,
+    rows: list[tuple[int, int, bool | None]],
+    source: str,
+    comments: dict[int, str] | None = None,
+) -> None:
+    """A reviewer's labels ``(position, criterion_index, met)`` in one transaction (``met`` None:
+    unsure); a label the reviewer gave before for the same criterion is replaced. ``comments``:
+    criterion index -> the reviewer's note on it."""
+    comments = comments or {}
     with store.session() as s:
         for position, criterion, met in rows:
             s.execute(
@@ -84,5 +93,29 @@ def save_labels(store: Store, set_id: int, reviewer: str, rows: list[tuple[int, 
                     reviewer=reviewer,
                     met=met,
                     source=source,
+                    comment=comments.get(criterion) or None,
                 )
             )
+
+
+def set_blinded(store: Store, set_id: int, blinded: bool) -> None:
+    with store.session() as s:
+        s.get(ReviewSet, set_id).blinded = blinded
+
+
+def adjudications(store: Store, set_id: int) -> list[ReviewAdjudication]:
+    with store.session() as s:
+        return list(s.scalars(select(ReviewAdjudication).where(ReviewAdjudication.set_id == set_id)))
+
+
+def save_adjudication(store: Store, set_id: int, position: int, criterion: int, met: bool, actor: str) -> None:
+    """The final label of one criterion (replacing an earlier final label; reviewers' labels untouched)."""
+    with store.session() as s:
+        s.execute(
+            delete(ReviewAdjudication).where(
+                ReviewAdjudication.set_id == set_id,
+                ReviewAdjudication.position == position,
+                ReviewAdjudication.criterion_index == criterion,
+            )
+        )
+        s.add(ReviewAdjudication(set_id=set_id, position=position, criterion_index=criterion, met=met, actor=actor))

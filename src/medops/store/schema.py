@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -289,7 +290,7 @@ class User(Base):
     __tablename__ = "users"
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
-    role: Mapped[str] = mapped_column(String(20))  # viewer | operator | admin
+    role: Mapped[str] = mapped_column(String(20))  # viewer | reviewer | operator | admin
     password_hash: Mapped[str] = mapped_column(Text)
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -384,6 +385,8 @@ class ReviewSet(Base):
     n_examples: Mapped[int]
     n_criteria: Mapped[int]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # reviewers see neither the grader's verdicts nor each other's labels (migration 0014)
+    blinded: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
 
 
 class ReviewExample(Base):
@@ -411,6 +414,22 @@ class ReviewLabel(Base):
     position: Mapped[int]
     criterion_index: Mapped[int]
     reviewer: Mapped[str] = mapped_column(String(200))
-    met: Mapped[bool] = mapped_column(Boolean)
+    met: Mapped[bool | None] = mapped_column(Boolean, nullable=True)  # None: unsure (missing to agreement)
     source: Mapped[str] = mapped_column(String(20))  # import | dashboard
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    comment: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class ReviewAdjudication(Base):
+    """An operator's final label of one criterion where reviewers disagree: kept beside the
+    reviewers' own labels, never over them (migration 0014)."""
+
+    __tablename__ = "review_adjudications"
+    __table_args__ = (UniqueConstraint("set_id", "position", "criterion_index", name="uq_review_adjudication"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    set_id: Mapped[int] = mapped_column(ForeignKey("review_sets.id", ondelete="CASCADE"))
+    position: Mapped[int]
+    criterion_index: Mapped[int]
+    met: Mapped[bool] = mapped_column(Boolean)
+    actor: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

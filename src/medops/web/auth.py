@@ -95,6 +95,10 @@ def viewer(request: Request) -> Caller:
     return require(request, "viewer")
 
 
+def reviewer(request: Request) -> Caller:
+    return require(request, "reviewer")
+
+
 def operator(request: Request) -> Caller:
     return require(request, "operator")
 

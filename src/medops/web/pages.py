@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from medops import api
+from medops.errors import UserError
 from medops.web.auth import (
     LOGIN_CSRF_COOKIE,
     SESSION_COOKIE,
@@ -19,6 +21,7 @@ from medops.web.auth import (
     caller,
     check_csrf,
     operator,
+    reviewer,
     store_of,
     viewer,
 )
@@ -248,6 +251,88 @@ def start_canary(
     job = request.app.state.jobs.start(params, actor=found.principal.actor)
     job.started.wait(timeout=5)  # the run exists within moments: the page links to it
     return _back(f"/monitoring?job={job.id}#canary")
+
+
+# --- review sets: physicians label, operators adjudicate ------------------------------------
+
+
+def _reviewer_name(found: Caller) -> str:
+    """Whose labels these are: the signed-in account (a token: its owner, else the token)."""
+    return found.principal.account or found.principal.actor
+
+
+@router.get("/reviews")
+def review_sets(request: Request, found: Caller = Depends(reviewer)) -> Response:
+    return render(request, "reviews.j2", active="reviews", sets=api.review_sets(db=store_of(request)))
+
+
+@router.get("/reviews/{name}")
+def review_set(request: Request, name: str, found: Caller = Depends(reviewer)) -> Response:
+    doc = api.review_status(name, db=store_of(request))
+    mine = doc["progress"]["reviewers"].get(_reviewer_name(found))
+    return render(request, "review_set.j2", active="reviews", doc=doc, mine=mine)
+
+
+@router.get("/reviews/{name}/queue")
+def review_queue(
+    request: Request, name: str, position: int | None = None, found: Caller = Depends(reviewer)
+) -> Response:
+    p = found.principal
+    doc = api.review_queue_item(
+        name, _reviewer_name(found), position=position, db=store_of(request), redact=not p.can("admin")
+    )
+    return render(request, "review_queue.j2", active="reviews", doc=doc, choices=REVIEW_CHOICES)
+
+
+REVIEW_CHOICES = (("met", "Met", "1"), ("not_met", "Not met", "2"), ("unsure", "Unsure", "3"))
+
+
+@router.post("/reviews/{name}/queue/{position}")
+async def save_review_labels(request: Request, name: str, position: int, found: Caller = Depends(reviewer)) -> Response:
+    form = await request.form()
+    check_csrf(found, str(form.get("csrf", "")))
+    choices = {int(k[1:]): str(v) for k, v in form.items() if k[:1] == "c" and k[1:].isdigit() and v}
+    comments = {int(k[4:]): str(v).strip() for k, v in form.items() if k[:4] == "note" and k[4:].isdigit()}
+    if not choices:
+        raise UserError("choose met, not met or unsure for at least one criterion (keys 1, 2, 3)")
+    who = _reviewer_name(found)
+    store = store_of(request)
+    api.label_review_example(name, position, who, choices, comments, db=store, actor=found.principal.actor)
+    following = api.next_review_position(name, who, after=position, db=store)
+    target = f"/reviews/{quote(name, safe='')}/queue"
+    return _back(target if following is None else f"{target}?position={following}")
+
+
+@router.post("/reviews/{name}/blinding")
+def review_blinding(
+    request: Request, name: str, csrf: str = Form(""), blinded: str = Form(""), found: Caller = Depends(operator)
+) -> Response:
+    check_csrf(found, csrf)
+    api.set_review_blinding(name, blinded == "on", db=store_of(request), actor=found.principal.actor)
+    return _back(f"/reviews/{quote(name, safe='')}")
+
+
+@router.get("/reviews/{name}/adjudicate")
+def review_adjudication(request: Request, name: str, found: Caller = Depends(operator)) -> Response:
+    rows = api.review_disagreements(name, db=store_of(request))
+    return render(request, "review_adjudicate.j2", active="reviews", name=name, rows=rows)
+
+
+@router.post("/reviews/{name}/adjudicate")
+def adjudicate(
+    request: Request,
+    name: str,
+    csrf: str = Form(""),
+    position: int = Form(...),
+    criterion: int = Form(...),
+    met: str = Form(""),
+    found: Caller = Depends(operator),
+) -> Response:
+    check_csrf(found, csrf)
+    if met not in ("true", "false"):
+        raise UserError("the final label is met (true) or not met (false)")
+    api.adjudicate_review(name, position, criterion, met == "true", actor=found.principal.actor, db=store_of(request))
+    return _back(f"/reviews/{quote(name, safe='')}/adjudicate")
 
 
 # --- datasets, audit, accounts ----------------------------------------------------------------

@@ -23,6 +23,7 @@ NAV = (
     ("gates", "/gates", "Gates", "viewer"),
     ("monitoring", "/monitoring", "Monitoring", "viewer"),
     ("datasets", "/datasets", "Datasets", "viewer"),
+    ("reviews", "/reviews", "Reviews", "reviewer"),
     ("audit", "/audit", "Audit", "admin"),
     ("admin", "/admin", "Accounts", "admin"),
 )

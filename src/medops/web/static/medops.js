@@ -15,4 +15,38 @@
   if (document.querySelector("[data-job-running]")) {
     window.setTimeout(function () { window.location.reload(); }, 5000);
   }
+  // the review queue by keyboard alone: 1 / 2 / 3 choose for the focused criterion (then focus
+  // moves on), j / k move between criteria, Enter saves and opens the next example
+  var queue = document.querySelector("form[data-review-queue]");
+  if (queue) {
+    var criteria = Array.prototype.slice.call(queue.querySelectorAll("fieldset.criterion"));
+    var current = function () {
+      var at = document.activeElement && document.activeElement.closest ? document.activeElement.closest("fieldset.criterion") : null;
+      return at ? criteria.indexOf(at) : -1;
+    };
+    var focusAt = function (i) {
+      if (criteria.length) criteria[Math.max(0, Math.min(criteria.length - 1, i))].focus();
+    };
+    if (criteria.length) criteria[0].focus();
+    document.addEventListener("keydown", function (event) {
+      if (event.ctrlKey || event.metaKey || event.altKey) return;
+      var typing = event.target && event.target.type === "text";
+      if (event.key === "Enter" && event.target.tagName !== "BUTTON") {
+        event.preventDefault();
+        queue.requestSubmit();
+        return;
+      }
+      if (typing) return;
+      var i = current();
+      if (event.key === "j") { event.preventDefault(); focusAt(i + 1); }
+      else if (event.key === "k") { event.preventDefault(); focusAt(i < 0 ? 0 : i - 1); }
+      else if (event.key === "1" || event.key === "2" || event.key === "3") {
+        if (i < 0) return;
+        event.preventDefault();
+        var radio = criteria[i].querySelector("input[data-key='" + event.key + "']");
+        if (radio) radio.checked = true;
+        if (i + 1 < criteria.length) focusAt(i + 1); else criteria[i].focus();
+      }
+    });
+  }
 })();
