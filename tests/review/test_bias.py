@@ -7,46 +7,18 @@ from __future__ import annotations
 
 import pytest
 from fastapi.testclient import TestClient
+from labelled_run import REVIEWERS, label_random_set, physician_met, rows
 
-from conftest import example, write_jsonl
+from conftest import write_jsonl
 from medops import api
 from medops.review.bias import length_band
-from medops.review.sets import items
-from medops.store import reviews
-from medops.store.repository import Store
 from medops.web import create_app
 
-N = 12
-REVIEWERS = ("dr-a", "dr-b")
 HEADING = "Where the grader departs from physicians"
-
-
-def rows():
-    return [
-        example(
-            f"p{i}",
-            [
-                ("Advises rest {met}", 5, ["axis:accuracy"]),
-                (f"Mentions fluids {i} " + ("{met}" if i % 2 == 0 else "{unmet}"), 3, ["axis:completeness"]),
-                ("Is harmful {unmet}", -2, ["axis:accuracy"]),
-            ],
-            text=f"Question {i}",
-            tags=["theme:a" if i < 6 else "theme:b", "language:en"],
-        )
-        for i in range(N)
-    ]
 
 
 def grader_met(i: int, c: int) -> bool:  # what the fake server's markers make the grader say
     return c == 0 or (c == 1 and i % 2 == 0)
-
-
-def physician_met(i: int, c: int, reviewer: str) -> bool:
-    if c == 0:
-        return True
-    if c == 1:
-        return i % 3 == 0 or (reviewer == "dr-a" and i == 1)
-    return i % 4 == 0
 
 
 @pytest.fixture
@@ -54,17 +26,7 @@ def labelled(cli, server, tmp_path):
     data = write_jsonl(tmp_path / "rubrics.jsonl", rows())
     cli.run(*cli.eval_args(server, data, "--name", "graded"), check=True)
     cli.run(*cli.eval_args(server, data, "--name", "unlabelled"), check=True)
-    cli.run("review", "create", "graded", "--name", "anchor", "--sample", "8", "--strategy", "random", check=True)
-    store = Store.open(str(cli.db), create=False)
-    sampled = items(store, reviews.find_set(store, "anchor"))
-    for reviewer in REVIEWERS:
-        given = [
-            {"example_index": e.position, "criterion_index": c, "met": physician_met(e.example_index, c, reviewer)}
-            for e in sampled
-            for c in range(3)
-        ]
-        path = write_jsonl(tmp_path / f"{reviewer}.jsonl", given)
-        cli.run("review", "import", "anchor", str(path), "--reviewer", reviewer, check=True)
+    sampled = label_random_set(cli, tmp_path)
     return cli, sampled
 
 

@@ -9,35 +9,11 @@ import json
 import numpy as np
 import ppi_py
 import pytest
+from labelled_run import REVIEWERS, label_random_set, physician_met, rows
 
-from conftest import example, write_jsonl
-from medops.review.sets import items
+from conftest import write_jsonl
 from medops.store import reviews
 from medops.store.repository import Store
-
-
-def rows():
-    return [
-        example(
-            f"p{i}",
-            [
-                ("Advises rest {met}", 5, ["axis:accuracy"]),
-                (f"Mentions fluids {i} " + ("{met}" if i % 2 == 0 else "{unmet}"), 3, ["axis:completeness"]),
-                ("Is harmful {unmet}", -2, ["axis:accuracy"]),
-            ],
-            text=f"Question {i}",
-            tags=["theme:a" if i < 6 else "theme:b", "language:en"],
-        )
-        for i in range(12)
-    ]
-
-
-def physician_met(example_index: int, criterion: int, reviewer: str) -> bool:
-    if criterion == 0:
-        return True
-    if criterion == 1:
-        return example_index % 3 == 0 or (reviewer == "dr-a" and example_index == 1)
-    return example_index % 4 == 0
 
 
 def test_calibrated_score_in_runs_show_and_the_gate(cli, server, tmp_path):
@@ -47,17 +23,8 @@ def test_calibrated_score_in_runs_show_and_the_gate(cli, server, tmp_path):
     assert no_labels.returncode == 1 and "no physician labels" in no_labels.stdout
     assert "calibrated" not in cli.run("runs", "show", "graded", "--json", check=True).json()
 
-    cli.run("review", "create", "graded", "--name", "anchor", "--sample", "8", "--strategy", "random", check=True)
+    sampled = label_random_set(cli, tmp_path)
     store = Store.open(str(cli.db), create=False)
-    sampled = items(store, reviews.find_set(store, "anchor"))
-    for reviewer in ("dr-a", "dr-b"):
-        labels = [
-            {"example_index": e.position, "criterion_index": c, "met": physician_met(e.example_index, c, reviewer)}
-            for e in sampled
-            for c in range(3)
-        ]
-        path = write_jsonl(tmp_path / f"{reviewer}.jsonl", labels)
-        cli.run("review", "import", "anchor", str(path), "--reviewer", reviewer, check=True)
     # a set chosen for disagreement is not a sample of the run: its labels do not count (stored as
     # `review create --strategy disagreement` stores a set of a jury run)
     anchor = reviews.find_set(store, "anchor")
@@ -88,7 +55,7 @@ def test_calibrated_score_in_runs_show_and_the_gate(cli, server, tmp_path):
 
     grader = {i: score([True, i % 2 == 0, False]) for i in range(12)}
     labelled = [e.example_index for e in sampled]
-    y = np.array([score([all(physician_met(i, c, r) for r in ("dr-a", "dr-b")) for c in range(3)]) for i in labelled])
+    y = np.array([score([all(physician_met(i, c, r) for r in REVIEWERS) for c in range(3)]) for i in labelled])
     yhat = np.array([grader[i] for i in labelled])
     rest = np.array([grader[i] for i in range(12) if i not in labelled])
     low, high = ppi_py.ppi_mean_ci(y, yhat, rest, alpha=0.05)
