@@ -142,7 +142,7 @@ def test_tokens_are_shown_once_stored_hashed_and_audited_on_use(store):
     assert (principal.kind, principal.name, principal.actor) == ("token", "ci-gate", f"token:{row['id']}")
     assert api.tokens(store)[0]["last_used_at"] is not None
     with pytest.raises(api.AuthError):
-        api.token_principal(store, token[:-1] + "A", route="/api/runs")
+        api.token_principal(store, token[:-1] + ("B" if token.endswith("A") else "A"), route="/api/runs")
     api.revoke_token(store, "ci-gate", actor="os:admin")
     with pytest.raises(api.AuthError) as refused:
         api.token_principal(store, token, route="/api/runs")
