@@ -10,6 +10,7 @@ import json
 import sqlite3
 from pathlib import Path
 
+import pytest
 from PIL import Image
 from pydicom.data import get_testdata_file
 
@@ -109,6 +110,7 @@ def test_a_text_only_model_is_refused_naming_the_count_and_skip_images(cli, serv
     assert cli.run("runs", "list", "--json", check=True).json() == []
 
 
+@pytest.mark.slow
 def test_skip_images_scores_the_text_items_and_counts_the_rest(cli, tmp_path):
     data = image_exam(tmp_path)
     result = cli.run(*exam_args(data, "local:smollm2", "--skip-images", "--max-tokens", "8", "--json"), check=True)

@@ -185,6 +185,7 @@ def test_eval_mcqa_against_the_loopback_server(cli, server, tmp_path):
     assert set(real["metrics"]) >= {"accuracy", "step:step1"}
 
 
+@pytest.mark.slow
 def test_eval_mcqa_with_the_packaged_model(cli):
     medqa = needs_shared("mcqa", "medqa", "test.jsonl")
     result = cli.run(

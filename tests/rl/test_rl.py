@@ -298,6 +298,7 @@ def test_every_documented_training_key_is_a_flag():
     assert load_train_config(documented, {}).style == "auto"  # every documented key is a valid option
 
 
+@pytest.mark.slow
 def test_grpo_on_cpu_then_evaluate_the_adapter_as_trained(cli, tmp_path):
     """One real GRPO run (packaged SmolLM2, LoRA, 2 steps) on data prepared in r1 style with Korean
     instructions, then: its record, a resumed run, and `rl evaluate` / `rl difficulty` of the adapter
