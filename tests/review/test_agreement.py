@@ -147,3 +147,20 @@ def test_grader_against_physicians_overall_and_by_group():
         kappa_by_table([GRADER[u] for u in hedging], [majority[u] for u in hedging])
     )
     assert {"axis:accuracy", "axis:safety", "language:en", "language:ko", "language:ar"} <= set(grader)
+
+
+def test_an_adjudicated_label_replaces_the_majority_for_the_grader_but_not_between_physicians():
+    examples, given = review_set()
+    before = agreement(examples, given)
+    majority = [sum(us) * 2 > len(us) for us in ([v[u] for v in (A, B, C) if v[u] is not None] for u in range(12))]
+    # an operator settles two criteria against their majority
+    finals = {(0, 0): not majority[0], (2, 1): not majority[5]}
+    after = agreement(examples, given, finals)
+    reference = list(majority)
+    reference[0], reference[5] = not majority[0], not majority[5]
+    overall = after["grader"]["overall"]
+    assert after["n_criteria_adjudicated"] == 2 and before["n_criteria_adjudicated"] == 0
+    assert overall["grader_vs_majority_macro_f1"] == pytest.approx(macro_f1_by_hand(GRADER, reference))
+    assert overall["grader_vs_majority_macro_f1"] != before["grader"]["overall"]["grader_vs_majority_macro_f1"]
+    assert after["physicians"] == before["physicians"]  # reviewers' own labels, never the final one
+    assert overall["physicians_leave_one_out"] == before["grader"]["overall"]["physicians_leave_one_out"]

@@ -254,3 +254,54 @@ def test_an_up_to_date_store_is_opened_without_a_write(tmp_path):
     assert store.list_runs() == []
     store.engine.dispose()
     assert (path.read_bytes(), path.stat().st_mtime_ns) == before
+
+
+
+WRITER = """
+import sys
+from medops import api
+store = api.open_store(sys.argv[1])
+for line in sys.stdin:
+    api.add_user(store, line.strip(), "viewer", "a long enough password", actor="os:t")
+    print("done", flush=True)
+"""
+
+
+@pytest.mark.parametrize("first", ["medops", "sqlite3"])
+def test_opening_a_store_again_keeps_this_process_reading_what_others_write(tmp_path, first):
+    """A store opened twice in one process (an API call per request, a notebook beside its own
+    sqlite3 connection) must keep seeing another process's writes: reading the file's header with
+    a descriptor that is then closed dropped this process's SQLite locks, the other process reset
+    the WAL index, and this process read stale rows (then corrupted the file at its next write)."""
+    from medops import api
+    from medops.store.repository import Store
+
+    db = tmp_path / "m.db"
+    Store.open(str(db))  # a new store, migrated
+    held = Store.open(str(db)) if first == "medops" else sqlite3.connect(db)
+    if first == "sqlite3":
+        held.execute("SELECT count(*) FROM alembic_version").fetchone()
+    api.add_user(api.open_store(str(db)), "dr-here", "viewer", "a long enough password", actor="os:t")
+    # another process opens the store and closes it: the last connection, as far as it can tell,
+    # it checkpoints and deletes the WAL file
+    glance = "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute('SELECT 1 FROM users'); c.close()"
+    subprocess.run([sys.executable, "-c", glance, str(db)], check=True, timeout=30)
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(db)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        for n in range(3):
+            writer.stdin.write(f"dr-{n}\n")
+            writer.stdin.flush()
+            assert writer.stdout.readline().strip() == "done"
+            fresh = sqlite3.connect(db)
+            assert fresh.execute("SELECT count(*) FROM users").fetchone() == (n + 2,)
+            fresh.close()
+        api.add_user(api.open_store(str(db)), "dr-last", "viewer", "a long enough password", actor="os:t")
+    finally:
+        writer.stdin.close()
+        writer.wait(timeout=30)
+    fresh = sqlite3.connect(db)
+    assert fresh.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    assert fresh.execute("SELECT count(*) FROM users").fetchone() == (5,)
+    fresh.close()

@@ -45,7 +45,12 @@ def review_status(name: str, *, db: StoreRef = None) -> dict[str, Any]:
     store = open_store(db, create=False)
     document = sets.status(store, name)
     review_set = reviews.find_set(store, name)
-    document["bias"] = set_bias(sets.items(store, review_set), sets.labels(store, review_set), seed=review_set.seed)
+    document["bias"] = set_bias(
+        sets.items(store, review_set),
+        sets.labels(store, review_set),
+        sets.finals(store, review_set),
+        seed=review_set.seed,
+    )
     return document
 
 

@@ -225,9 +225,18 @@ def meta_eval(
         "--data",
         help="healthbench-meta (after `medops data pull healthbench-meta`) or a JSONL file in its format.",
     ),
-    grader: str = typer.Option(..., "--grader", help="The grader to check, e.g. openai:gpt-4.1 or local:smollm2."),
-    grader_base_url: str = typer.Option(None, "--grader-base-url"),
-    grader_api_key_env: str = typer.Option(None, "--grader-api-key-env"),
+    grader: list[str] = typer.Option(
+        ...,
+        "--grader",
+        help="The grader to check, e.g. openai:gpt-4.1 or local:smollm2; several times: each juror and the jury.",
+    ),
+    jury: Jury = typer.Option(Jury.majority, "--jury", help=JURY_HELP),
+    grader_base_url: list[str] = typer.Option(
+        None, "--grader-base-url", help="OpenAI-compatible base URL for --grader (once, or once per --grader)."
+    ),
+    grader_api_key_env: list[str] = typer.Option(
+        None, "--grader-api-key-env", help="Env var holding the grader's key (once, or once per --grader)."
+    ),
     limit: int = typer.Option(None, "--limit", min=1, help="Grade N completions (all their rows), picked with --seed."),
     seed: int = SEED_OPTION,
     concurrency: int = CONCURRENCY_OPTION,

@@ -32,6 +32,7 @@ from medops.evaluation.records import SampleRecord
 from medops.evaluation.summaries import meta_eval_json, print_meta_eval_summary
 from medops.scoring.agreement import (
     calibration,
+    fleiss_kappa,
     macro_f1,
     majority_label,
     pairwise_agreement,
@@ -160,6 +161,57 @@ def score_meta_run(
         "n_ungraded_criteria": asked - len(rows),
         "agreement": metrics,
         **call_accounting(store, run_id),
+        **_jury_agreement(store, run_id, meta, positions, jobs),
+    }
+
+
+def _jury_agreement(
+    store: Store, run_id: int, meta: MetaEvalSet, positions: list[tuple[int, int]], jobs: list[Job]
+) -> dict[str, Any]:
+    """``jury`` for a run with several graders: each juror measured against the physicians on
+    the rows it graded (as if it graded alone), beside the jury's verdict above, and the jurors'
+    agreement with each other (Fleiss' kappa over the rows every juror graded); nothing for one."""
+    judging = store.find_run(str(run_id)).judges
+    if not judging or len(judging["judges"]) < 2:
+        return {}
+    names = [judge["name"] for judge in judging["judges"]]
+    by_key = queries.judge_grades(store, run_id)
+    rows_of: dict[int, list[int]] = defaultdict(list)
+    for row_index, (example_index, _) in enumerate(positions):
+        rows_of[example_index].append(row_index)
+    said: dict[str, tuple[list[MetaRow], list[bool], list[float | None]]] = {n: ([], [], []) for n in names}
+    counts = []
+    for example_index, repeat in jobs:
+        for row_index in rows_of[example_index]:
+            by_judge = by_key.get((example_index, repeat, positions[row_index][1]), {})
+            verdicts = {n: by_judge[n] for n in names if n in by_judge and by_judge[n].criteria_met is not None}
+            for name, grade in verdicts.items():
+                rows, labels, probabilities = said[name]
+                rows.append(meta.rows[row_index])
+                labels.append(bool(grade.criteria_met))
+                probabilities.append(grade.p_met)
+            if len(verdicts) == len(names):
+                met = sum(bool(g.criteria_met) for g in verdicts.values())
+                counts.append([met, len(names) - met])
+    jurors = []
+    for name in names:
+        block = _agreement_block(*said[name])
+        jurors.append(
+            {
+                "judge": name,
+                "n_rows": block["n_rows"],
+                "balanced_f1": block["grader_pairwise"]["balanced_f1"],
+                "grader_vs_majority_macro_f1": block["grader_vs_majority_macro_f1"],
+                "grader_percentile": block["physicians_balanced_f1"]["grader_percentile"],
+            }
+        )
+    return {
+        "jury": {
+            "reducer": judging["reducer"],
+            "jurors": jurors,
+            "fleiss_kappa": fleiss_kappa(counts),
+            "n_rows_compared": len(counts),
+        }
     }
 
 

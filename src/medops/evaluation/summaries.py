@@ -100,6 +100,7 @@ def meta_eval_json(run: Run, dataset: Dataset, summary: dict[str, Any]) -> dict[
         "n_failed_calls": summary.get("n_failed_calls", 0),
         "failed_by_cause": summary.get("failed_by_cause", {}),
         "agreement": summary.get("agreement", {}),
+        **({"jury": summary["jury"]} if "jury" in summary else {}),
         "usage": summary.get("usage", {}),
         "phi": summary.get("phi"),
         "wall_seconds": summary.get("wall_seconds", run.wall_seconds),
@@ -139,6 +140,21 @@ def print_meta_eval_summary(console: Console, run: Run, dataset: Dataset, summar
         if category == "overall":
             table.add_section()
     console.print(table)
+    if jury := summary.get("jury"):
+        jurors = Table(title=f"each juror against the physicians (jury: {jury['reducer']})", title_justify="left")
+        for column in ("juror", "rows", "bal. F1", "vs majority macro F1", "percentile"):
+            jurors.add_column(column, justify="left" if column == "juror" else "right")
+        for j in jury["jurors"]:
+            percentile = j["grader_percentile"]
+            jurors.add_row(
+                escape(j["judge"]),
+                str(j["n_rows"]),
+                _fmt(j["balanced_f1"]),
+                _fmt(j["grader_vs_majority_macro_f1"]),
+                "-" if percentile is None else f"{100 * percentile:.0f}%",
+            )
+        console.print(jurors)
+        console.print(f"jurors' Fleiss' kappa {_fmt(jury['fleiss_kappa'])} over {jury['n_rows_compared']} rows")
     console.print(f"{summary.get('n_ungraded_criteria', 0)} rows ungraded; {summary.get('wall_seconds', 0):.1f}s wall.")
 
 

@@ -1,9 +1,11 @@
-"""Agreement on a review set: between physicians (percent agreement, Cohen's kappa for two,
-Fleiss' kappa, Krippendorff's alpha with missing labels), and of the grader with the physicians
-(``medops meta-eval``'s macro-F1 against the majority label and its pairwise balanced F1, Cohen's
-kappa against the majority) overall and by theme, axis, language and criterion polarity, beside
-the physicians' own leave-one-out baseline. Intervals: 95% percentile bootstrap over examples
-(the criteria of one example are not independent)."""
+"""Agreement on a review set: between physicians (percent agreement, Cohen's kappa for two, Fleiss'
+kappa, Krippendorff's alpha with missing labels), and of the grader with the physicians (``medops
+meta-eval``'s macro-F1 against the majority label and its pairwise balanced F1, Cohen's kappa
+against the majority) overall and by theme, axis, language and criterion polarity, beside the
+physicians' own leave-one-out baseline. The physicians' label of a criterion is an operator's
+adjudicated (final) label where there is one, else the reviewers' majority (ties: not met); the
+agreement between physicians uses their own labels, never the final one. Intervals: 95% percentile
+bootstrap over examples (the criteria of one example are not independent)."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from typing import Any
 import krippendorff
 import numpy as np
 
-from medops.review.items import Labels, ReviewItem
+from medops.review.items import Finals, Labels, ReviewItem
 from medops.scoring.agreement import (
     cohen_kappa,
     fleiss_kappa,
@@ -35,9 +37,16 @@ class Unit:
     labels: dict[str, bool]  # reviewer -> met
     grader: bool | None
     groups: tuple[str, ...]  # theme:..., axis:..., language:..., polarity:...
+    final: bool | None = None  # an operator's adjudicated label, kept beside the reviewers'
+
+    @property
+    def reference(self) -> bool:
+        """The physicians' label: the adjudicated one, else the majority (ties: not met)."""
+        return self.final if self.final is not None else majority_label(list(self.labels.values()))
 
 
-def units(examples: Sequence[ReviewItem], given: Labels) -> list[Unit]:
+def units(examples: Sequence[ReviewItem], given: Labels, finals: Finals | None = None) -> list[Unit]:
+    finals = finals or {}
     found = []
     for e in examples:
         for c, criterion in enumerate(e.criteria):
@@ -48,7 +57,9 @@ def units(examples: Sequence[ReviewItem], given: Labels) -> list[Unit]:
             groups += [t for t in criterion.tags if t.startswith("axis:")]
             groups += [f"language:{e.language}"] if e.language else []
             groups.append("polarity:negative" if criterion.points < 0 else "polarity:positive")
-            found.append(Unit(e.position, dict(by), criterion.grader, tuple(groups)))
+            found.append(
+                Unit(e.position, dict(by), criterion.grader, tuple(groups), finals.get((e.position, c)))
+            )
     return found
 
 
@@ -97,7 +108,7 @@ def _others_majority(u: Unit, reviewer: str) -> bool:
 def grader_measures(chosen: Sequence[Unit]) -> dict[str, Any]:
     graded = [u for u in chosen if u.grader is not None]
     grader = [bool(u.grader) for u in graded]
-    majority = [majority_label(list(u.labels.values())) for u in graded]
+    majority = [u.reference for u in graded]
     pairwise = pairwise_agreement(grader, [list(u.labels.values()) for u in graded]) if graded else None
     # each physician against the majority of the others (criteria with two or more labels)
     own, rest = [], []
@@ -142,9 +153,11 @@ def bootstrap_interval(
     return {"value": value, "ci_low": low, "ci_high": high, "n_bootstrap": len(draws)}
 
 
-def agreement(examples: Sequence[ReviewItem], given: Labels, *, seed: int = 0) -> dict[str, Any]:
+def agreement(
+    examples: Sequence[ReviewItem], given: Labels, finals: Finals | None = None, *, seed: int = 0
+) -> dict[str, Any]:
     """What ``review status --json`` shows under ``agreement``."""
-    chosen = units(examples, given)
+    chosen = units(examples, given, finals)
     reviewers = sorted({r for u in chosen for r in u.labels})
 
     def between(fn: Callable[[Sequence[Unit], Sequence[str]], float | None]) -> dict[str, Any]:
@@ -161,6 +174,7 @@ def agreement(examples: Sequence[ReviewItem], given: Labels, *, seed: int = 0) -
     return {
         "reviewers": reviewers,
         "n_criteria_labelled": len(chosen),
+        "n_criteria_adjudicated": sum(u.final is not None for u in chosen),
         "physicians": {
             "percent_agreement": between(percent_agreement),
             "cohen_kappa": between(two_reviewer_kappa),

@@ -1,12 +1,13 @@
-"""Where the grader departs from the physicians: per group of labelled criteria, the grader's rate
-of "met" minus the physicians' (each criterion's majority label; ties: not met, as
-``medops meta-eval``), with a 95% percentile bootstrap interval over examples (the criteria of one
-example are not independent), and the number of labelled criteria the row rests on.
+"""Where the grader departs from the physicians: per group of labelled criteria, the grader's rate of
+"met" minus the physicians' (each criterion's adjudicated label where an operator set one, else the
+majority label; ties: not met, as ``medops meta-eval``), with a 95% percentile bootstrap interval
+over examples (the criteria of one example are not independent), and the number of labelled criteria
+the row rests on.
 
-Groups: every labelled criterion (``overall``), then by theme, axis, language, polarity
-(positive / negative points) and response length in fixed bands of characters (fixed, not
-terciles, so that the rows of two runs or two sets compare): under 500, 500 to 1999, 2000 and over.
-A positive difference: the grader says "met" more often than the physicians."""
+Groups: every labelled criterion (``overall``), then by theme, axis, language, polarity (positive /
+negative points) and response length in fixed bands of characters (fixed, not terciles, so that the
+rows of two runs or two sets compare): under 500, 500 to 1999, 2000 and over. A positive difference:
+the grader says "met" more often than the physicians."""
 
 from __future__ import annotations
 
@@ -15,9 +16,8 @@ from dataclasses import replace
 from typing import Any
 
 from medops.review.agreement import Unit, bootstrap_interval, units
-from medops.review.items import Labels, ReviewItem
-from medops.review.sets import items, labels
-from medops.scoring.agreement import majority_label
+from medops.review.items import Finals, Labels, ReviewItem
+from medops.review.sets import finals, items, labels
 from medops.store import reviews
 from medops.store.repository import Store
 from medops.store.schema import Run
@@ -40,7 +40,7 @@ def _rates(chosen: Sequence[Unit]) -> tuple[float, float] | None:
     if not graded:
         return None
     grader = sum(bool(u.grader) for u in graded) / len(graded)
-    physicians = sum(majority_label(list(u.labels.values())) for u in graded) / len(graded)
+    physicians = sum(u.reference for u in graded) / len(graded)
     return grader, physicians
 
 
@@ -64,11 +64,12 @@ def _row(group: str, chosen: Sequence[Unit], seed: int) -> dict[str, Any]:
     }
 
 
-def bias_units(examples: Sequence[ReviewItem], given: Labels) -> list[Unit]:
+def bias_units(examples: Sequence[ReviewItem], given: Labels, finals: Finals | None = None) -> list[Unit]:
     """The labelled criteria, each also grouped by its response's length band."""
     by_position = {e.position: e for e in examples}
     return [
-        replace(u, groups=(*u.groups, length_band(by_position[u.position].response))) for u in units(examples, given)
+        replace(u, groups=(*u.groups, length_band(by_position[u.position].response)))
+        for u in units(examples, given, finals)
     ]
 
 
@@ -83,9 +84,11 @@ def bias_table(chosen: Sequence[Unit], *, seed: int = 0) -> dict[str, Any] | Non
     return {"length_bands": bands, "rows": rows}
 
 
-def set_bias(examples: Sequence[ReviewItem], given: Labels, *, seed: int = 0) -> dict[str, Any] | None:
+def set_bias(
+    examples: Sequence[ReviewItem], given: Labels, finals: Finals | None = None, *, seed: int = 0
+) -> dict[str, Any] | None:
     """What ``review status --json`` shows under ``bias``."""
-    return bias_table(bias_units(examples, given), seed=seed)
+    return bias_table(bias_units(examples, given, finals), seed=seed)
 
 
 def run_bias(store: Store, run: Run) -> dict[str, Any] | None:
@@ -94,6 +97,6 @@ def run_bias(store: Store, run: Run) -> dict[str, Any] | None:
     chosen: list[Unit] = []
     for n, review_set in enumerate(reviews.sets_of_run(store, run.id)):
         offset = n * 1_000_000  # positions are per set; clusters must not merge across sets
-        found = bias_units(items(store, review_set), labels(store, review_set))
+        found = bias_units(items(store, review_set), labels(store, review_set), finals(store, review_set))
         chosen += [replace(u, position=u.position + offset) for u in found]
     return bias_table(chosen, seed=0)

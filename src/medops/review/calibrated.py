@@ -1,14 +1,14 @@
-"""Physician-anchored scores: the score the physicians would give a run, estimated by
-prediction-powered inference (PPI++, the ``ppi-python`` package) from the physicians' labels of a
-few examples and the grader's scores of all of them.
+"""Physician-anchored scores: the score the physicians would give a run, estimated by prediction-
+powered inference (PPI++, the ``ppi-python`` package) from the physicians' labels of a few examples
+and the grader's scores of all of them.
 
-Each labelled example's physician score is its score with each criterion met as the physicians'
-majority says (ties: not met, as ``medops meta-eval``); the grader's example score is the run's.
-PPI++ corrects the grader's mean over every example by its mean error on the labelled ones, with
-the power-tuning weight chosen from the data, so a biased grader moves the estimate back to the
-physicians while its correlation with them narrows the interval below one from the labels alone.
-Only sets sampled at random or stratified in proportion count: sets chosen for disagreement or
-uncertainty are not a sample of the run."""
+Each labelled example's physician score is its score with each criterion met as an operator's
+adjudicated label says, else as the physicians' majority (ties: not met, as ``medops meta-eval``);
+the grader's example score is the run's. PPI++ corrects the grader's mean over every example by its
+mean error on the labelled ones, with the power-tuning weight chosen from the data, so a biased
+grader moves the estimate back to the physicians while its correlation with them narrows the
+interval below one from the labels alone. Only sets sampled at random or stratified in proportion
+count: sets chosen for disagreement or uncertainty are not a sample of the run."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from medops.evaluation.results import sample_records
-from medops.review.sets import items, labels
+from medops.review.sets import finals, items, labels
 from medops.scoring.agreement import majority_label
 from medops.store import reviews
 from medops.store.repository import Store
@@ -57,7 +57,7 @@ def _physician_scores(store: Store, run: Run) -> tuple[dict[tuple[int, int], flo
     for review_set in reviews.sets_of_run(store, run.id):
         if review_set.strategy not in REPRESENTATIVE:
             continue
-        given = labels(store, review_set)
+        given, final = labels(store, review_set), finals(store, review_set)
         for e in items(store, review_set):
             by = [given.get((e.position, c)) for c in range(len(e.criteria))]
             if not all(by):
@@ -65,7 +65,11 @@ def _physician_scores(store: Store, run: Run) -> tuple[dict[tuple[int, int], flo
             possible = sum(max(c.points, 0) for c in e.criteria)
             if not possible:
                 continue
-            earned = sum(c.points for c, b in zip(e.criteria, by, strict=True) if majority_label(list(b.values())))
+            earned = sum(
+                c.points
+                for i, (c, b) in enumerate(zip(e.criteria, by, strict=True))
+                if final.get((e.position, i), majority_label(list(b.values())))
+            )
             scores[(e.example_index, e.repeat)] = earned / possible
             n_labels += sum(len(b) for b in by)
     return scores, n_labels

@@ -39,3 +39,4 @@ class ReviewItem:
 
 
 Labels = dict[tuple[int, int], dict[str, bool]]  # (position, criterion_index) -> reviewer -> met
+Finals = dict[tuple[int, int], bool]  # (position, criterion_index) -> an operator's adjudicated label

@@ -13,7 +13,7 @@ from medops.errors import UserError
 from medops.evaluation.records import SampleRecord
 from medops.evaluation.results import sample_records
 from medops.review.agreement import agreement
-from medops.review.items import Criterion, Labels, ReviewItem
+from medops.review.items import Criterion, Finals, Labels, ReviewItem
 from medops.review.labels_file import read_labels
 from medops.review.sampling import Candidate, choose
 from medops.store import queries, reviews
@@ -157,6 +157,11 @@ def labels(store: Store, review_set: ReviewSet) -> Labels:
         if label.met is not None:
             found[(label.position, label.criterion_index)][label.reviewer] = label.met
     return dict(found)
+
+
+def finals(store: Store, review_set: ReviewSet) -> Finals:
+    """The operators' adjudicated labels, kept beside the reviewers' own."""
+    return {(a.position, a.criterion_index): a.met for a in reviews.adjudications(store, review_set.id)}
 
 
 UNSURE = "unsure"
@@ -335,5 +340,5 @@ def status(store: Store, name: str) -> dict[str, Any]:
     return {
         **summary(review_set, n_labels),
         "progress": progress(review_set, examples, given),
-        "agreement": agreement(examples, given, seed=review_set.seed),
+        "agreement": agreement(examples, given, finals(store, review_set), seed=review_set.seed),
     }

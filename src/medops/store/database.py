@@ -141,8 +141,7 @@ def _revision_before_writing(
             return _medops_revision(connection, scripts, where)
     if sqlite_file is None or not sqlite_file.is_file() or sqlite_file.stat().st_size == 0:
         return None
-    with sqlite_file.open("rb") as handle:
-        header = handle.read(20)
+    header = _header(sqlite_file)
     if not header.startswith(b"SQLite format 3\x00"):
         raise UserError(
             f"{where} is not a SQLite database, so not a medops store; give --db a new file or a medops store"
@@ -155,6 +154,23 @@ def _revision_before_writing(
         except DatabaseError:
             pass
     return _read_revision(uri, scripts, where)
+
+
+# One descriptor per SQLite file, kept open for the life of the process. Closing a descriptor of
+# a file drops every POSIX lock this process holds on it, the locks of its SQLite connections
+# included (SQLite's own connections share their locks and never do that): a writer in another
+# process could then reset the WAL under them, and this process would read stale data and at its
+# next write leave a malformed database.
+_HEADER_FILES: dict[Path, int] = {}
+
+
+def _header(sqlite_file: Path) -> bytes:
+    """The first 20 bytes of the file (the SQLite magic string and the WAL-mode bytes)."""
+    path = sqlite_file.resolve()
+    fd = _HEADER_FILES.get(path)
+    if fd is None or os.fstat(fd).st_ino != path.stat().st_ino:  # new, or replaced by another file
+        fd = _HEADER_FILES[path] = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    return os.pread(fd, 20, 0)
 
 
 def _read_revision(uri: str, scripts: ScriptDirectory, where: str) -> str | None:
