@@ -49,7 +49,7 @@ def test_a_jpeg_with_exif_gps_is_sent_without_any_metadata():
 
 
 def test_the_orientation_exif_gave_is_kept_in_the_pixels():
-    media, data = prepare(_photo(orientation=6))  # 6: rotate 90 degrees clockwise to view
+    _, data = prepare(_photo(orientation=6))  # 6: rotate 90 degrees clockwise to view
     cleaned = _opened(data)
     assert cleaned.size == (20, 40) and not cleaned.getexif()
     assert cleaned.getpixel((10, 2))[0] > 150  # the red half is now on top
