@@ -33,6 +33,7 @@ from medops.content import ImagePart, data_uri, decode_data_uri
 from medops.errors import DataError, UserError
 
 DEFAULT_MAX_SIDE = 1024
+THUMBNAIL_SIDE = 160  # a report's thumbnails: small enough that a page of them stays light
 MAX_SIDE_ENV = "MEDOPS_IMAGE_MAX_SIDE"
 MAX_PIXELS = 50_000_000
 PASS_THROUGH = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
@@ -269,3 +270,22 @@ def _to_uint8(values, low: float, high: float):
         return np.zeros(values.shape, dtype=np.uint8)
     scaled = (np.clip(values, low, high) - low) / (high - low) * 255.0
     return np.rint(scaled).astype(np.uint8)
+
+
+def thumbnail(data: bytes, side: int = THUMBNAIL_SIDE) -> tuple[str, bytes, int, int]:
+    """(media type, bytes, width, height) of a small copy of an image medops stored (PNG, JPEG or
+    WebP, in its own format), for a self-contained report; pixels only, like every image here."""
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            fmt = _AS_FORMAT.get(image.format or "", image.format or "")
+            if fmt not in PASS_THROUGH:
+                raise ImageError(f"{image.format} is not an image medops stores")
+            image.load()
+            if image.mode == "P":
+                image = image.convert("RGBA" if fmt != "JPEG" else "RGB")
+            image.thumbnail((side, side), Image.Resampling.LANCZOS)
+            return PASS_THROUGH[fmt], _encode(image, fmt), image.width, image.height
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise ImageError(f"unreadable stored image ({exc})") from None
