@@ -43,7 +43,8 @@ def test_the_admin_sees_each_picture_as_a_thumbnail_and_its_url_returns_the_byte
     assert page.status_code == 200 and "These two?" in page.text
     thumbs = re.findall(r'<img class="thumbnail" src="(/runs/\d+/images/([0-9a-f]{64}))" alt="([^"]+)"', page.text)
     assert [sha for _, sha, _ in thumbs] == list(found.images)[::-1]  # the photo, then the CT
-    assert all(alt.startswith("image ") for _, _, alt in thumbs) and "base64" not in page.text
+    assert [alt[:11] for _, _, alt in thumbs] == ["image 1 of ", "image 2 of "] and "base64" not in page.text
+    assert thumbs[0][2] == f"image 1 of 2 (sha256 {thumbs[0][1][:12]})"
     for url, sha, _ in thumbs:
         image = get(dashboard, url, "admin")
         assert image.status_code == 200 and image.headers["content-type"] == "image/png"
