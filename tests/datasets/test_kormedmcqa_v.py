@@ -90,3 +90,14 @@ def test_the_shared_kormedmcqa_v_files_load_when_present():
     for file in files:
         exam = load_mcqa("kormedmcqa_v", file)
         assert exam.n_with_images == len(exam) and all(item.tags.get("profession") for item in exam.items)
+
+
+def test_a_hub_row_in_another_layout_is_one_line_and_nothing_is_written(cli, tmp_path):
+    pytest.importorskip("datasets")
+    folder = tmp_path / "mirror" / "seongsubae" / "KorMedMCQA-V" / "doctor"
+    folder.mkdir(parents=True)
+    (folder / "test_full.jsonl").write_text('{"question": "Q?", "A": "a", "B": "b", "answer": 1}\n')
+    env = {"MEDOPS_HF_MIRROR": str(tmp_path / "mirror"), "HF_HUB_OFFLINE": "1"}
+    result = cli.run("data", "pull", "kormedmcqa_v", env=env)
+    assert result.returncode == 2 and "seongsubae/KorMedMCQA-V row 1: not in the layout" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "cache" / "exams" / "kormedmcqa_v.jsonl").exists()

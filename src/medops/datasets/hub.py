@@ -78,11 +78,11 @@ def _kormedmcqa(row: dict) -> dict:
 def _kormedmcqa_v(row: dict) -> dict:
     """KorMedMCQA-V's own row layout, kept (``datasets.mcqa`` reads it from JSONL or parquet); an
     image stored as bytes by a parquet writer becomes base64 text, as the published set has it."""
-    keys = ("subject", "year", "period", "q_number", "question", *"ABCDE", "answer")
-    images = row.get("images")
+    keys = ("subject", "year", "period", "q_number", *"ABCDE")
+    images = row["images"]  # a KeyError (no images column) is not this set's layout
     if isinstance(images, list):
         images = [_base64_image(image) for image in images]
-    return {**{k: row.get(k) for k in keys}, "images": images}
+    return {**{k: row.get(k) for k in keys}, "question": row["question"], "answer": row["answer"], "images": images}
 
 
 def _base64_image(image: Any) -> Any:
@@ -146,6 +146,14 @@ def _rows(exam: HubExam, target: Path) -> Iterator[dict[str, Any]]:
         yield from rows
 
 
+def _line(exam: HubExam, number: int, row: dict) -> str:
+    try:
+        return json.dumps(exam.convert(row), ensure_ascii=False) + "\n"
+    except (TypeError, ValueError, KeyError) as exc:  # a layout the hub set no longer has
+        reason = f"not in the layout medops converts ({exc}); nothing written"
+        raise UserError(f"{exam.repo} row {number}: {reason}") from None
+
+
 def pull_exam(name: str) -> tuple[Path, int, str, bool]:
     """Fetch and convert once; returns (path, size, sha256, downloaded)."""
     target = exam_cache_path(name)
@@ -156,7 +164,7 @@ def pull_exam(name: str) -> tuple[Path, int, str, bool]:
     exam = HUB_EXAMS[name]
     downloaded = not target.is_file()
     if downloaded:
-        lines = [json.dumps(exam.convert(row), ensure_ascii=False) + "\n" for row in _rows(exam, target)]
+        lines = [_line(exam, number, row) for number, row in enumerate(_rows(exam, target), start=1)]
         data = "".join(lines).encode("utf-8")
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(target.name + ".part")
