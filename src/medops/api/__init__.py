@@ -41,7 +41,7 @@ from medops.accounts import (
 from medops.api.audit import audit_events
 from medops.api.canary_rounds import canary, check_canary
 from medops.api.examples import run_example, run_examples, text_of
-from medops.api.images import run_image
+from medops.api.images import export_with_images, run_image
 from medops.api.monitoring import acknowledge_alert, alerts, monitoring
 from medops.api.review import (
     adjudicate_review,
@@ -110,6 +110,7 @@ __all__ = [
     "exam_config",
     "export",
     "export_review",
+    "export_with_images",
     "gate",
     "gate_history",
     "healthbench_config",

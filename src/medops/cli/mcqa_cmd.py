@@ -48,9 +48,11 @@ class Scoring(str, Enum):
 
 def eval_mcqa(
     task: Task = typer.Option(
-        None, "--task", help="medqa, medmcqa, pubmedqa, mmlu_medical, kormedmcqa, kmle, generic."
+        None, "--task", help="medqa, medmcqa, pubmedqa, mmlu_medical, kormedmcqa, kormedmcqa_v, kmle, generic."
     ),
-    data: str = typer.Option(None, "--data", help="The exam file (JSONL, CSV, KMLE .xlsx, PubMedQA ori_pqal.json)."),
+    data: str = typer.Option(
+        None, "--data", help="The exam file (JSONL, CSV, parquet, KMLE .xlsx, PubMedQA ori_pqal.json)."
+    ),
     model: str = typer.Option("local:smollm2", "--model", help="openai:NAME, local:smollm2 or hf:DIR_OR_HUB_ID."),
     model_base_url: str = typer.Option(None, "--model-base-url"),
     model_api_key_env: str = typer.Option(None, "--model-api-key-env"),

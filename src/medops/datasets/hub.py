@@ -9,6 +9,7 @@ for air-gapped sites.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -74,6 +75,23 @@ def _kormedmcqa(row: dict) -> dict:
     }
 
 
+def _kormedmcqa_v(row: dict) -> dict:
+    """KorMedMCQA-V's own row layout, kept (``datasets.mcqa`` reads it from JSONL or parquet); an
+    image stored as bytes by a parquet writer becomes base64 text, as the published set has it."""
+    keys = ("subject", "year", "period", "q_number", *"ABCDE")
+    images = row["images"]  # a KeyError (no images column) is not this set's layout
+    if isinstance(images, list):
+        images = [_base64_image(image) for image in images]
+    return {**{k: row.get(k) for k in keys}, "question": row["question"], "answer": row["answer"], "images": images}
+
+
+def _base64_image(image: Any) -> Any:
+    if isinstance(image, dict) and isinstance(image.get("bytes"), bytes):
+        rest = {k: v for k, v in image.items() if k not in ("bytes", "path")}
+        return {**rest, "image_base64": base64.b64encode(image["bytes"]).decode("ascii")}
+    return image
+
+
 @dataclass(frozen=True)
 class HubExam:
     repo: str
@@ -88,7 +106,12 @@ HUB_EXAMS: dict[str, HubExam] = {
     "pubmedqa": HubExam("qiaojin/PubMedQA", ("pqa_labeled",), "train", _pubmedqa),
     "mmlu_medical": HubExam("cais/mmlu", MMLU_MEDICAL_SUBJECTS, "test", _mmlu),
     "kormedmcqa": HubExam("sean0042/KorMedMCQA", ("doctor", "nurse", "pharm", "dentist"), "test", _kormedmcqa),
+    # the split every published evaluation of KorMedMCQA-V uses (github.com/baeseongsu/kormedmcqa_v)
+    "kormedmcqa_v": HubExam("seongsubae/KorMedMCQA-V", ("doctor",), "test_full", _kormedmcqa_v),
 }
+
+
+_BUILDERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
 
 
 def exam_cache_path(name: str) -> Path:
@@ -105,7 +128,13 @@ def _rows(exam: HubExam, target: Path) -> Iterator[dict[str, Any]]:
     for config in exam.configs:
         try:
             if mirror:  # a local copy: <mirror>/<owner>/<name>[/<config>]/<split>.jsonl (or parquet, csv)
-                rows = datasets.load_dataset(str(Path(mirror, exam.repo, config or "")), split=exam.split)
+                folder = Path(mirror, exam.repo, config or "")
+                # named by split, so that test_full.* is not read as the test split by its name
+                files = {exam.split: [str(f) for f in sorted(folder.glob(f"{exam.split}[.-]*")) if f.is_file()]}
+                builder = _BUILDERS.get(Path(files[exam.split][0]).suffix) if files[exam.split] else None
+                if builder is None:
+                    raise FileNotFoundError(f"no {exam.split}.jsonl, .parquet or .csv in {folder}")
+                rows = datasets.load_dataset(builder, data_files=files, split=exam.split)
             else:
                 rows = datasets.load_dataset(exam.repo, config, split=exam.split)
         except Exception as exc:  # the library raises many kinds for "not reachable / not found"
@@ -115,6 +144,14 @@ def _rows(exam: HubExam, target: Path) -> Iterator[dict[str, Any]]:
                 "and pull again, or pass the file with --data PATH"
             ) from None
         yield from rows
+
+
+def _line(exam: HubExam, number: int, row: dict) -> str:
+    try:
+        return json.dumps(exam.convert(row), ensure_ascii=False) + "\n"
+    except (TypeError, ValueError, KeyError) as exc:  # a layout the hub set no longer has
+        reason = f"not in the layout medops converts ({exc}); nothing written"
+        raise UserError(f"{exam.repo} row {number}: {reason}") from None
 
 
 def pull_exam(name: str) -> tuple[Path, int, str, bool]:
@@ -127,7 +164,7 @@ def pull_exam(name: str) -> tuple[Path, int, str, bool]:
     exam = HUB_EXAMS[name]
     downloaded = not target.is_file()
     if downloaded:
-        lines = [json.dumps(exam.convert(row), ensure_ascii=False) + "\n" for row in _rows(exam, target)]
+        lines = [_line(exam, number, row) for number, row in enumerate(_rows(exam, target), start=1)]
         data = "".join(lines).encode("utf-8")
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(target.name + ".part")

@@ -3,9 +3,12 @@
 What goes to a model is always a PNG, JPEG or WebP no larger than ``max_side`` on its longest
 side (default 1024 px, ``MEDOPS_IMAGE_MAX_SIDE``):
 
-* PNG, JPEG and WebP pass through byte for byte when they fit; a larger one is resized with its
-  aspect kept (Lanczos, EXIF orientation applied) and re-encoded in its own format. The format is
-  read from the bytes, not the file name.
+* PNG, JPEG and WebP pass through byte for byte when they fit and carry no metadata; a larger one
+  is resized with its aspect kept (Lanczos, EXIF orientation applied) and re-encoded in its own
+  format. One that carries metadata (EXIF with its GPS position and camera, XMP, IPTC, comments,
+  PNG text chunks) is re-encoded without it (a JPEG that only needs stripping keeps its own
+  quantisation tables): only pixels and the ICC colour profile are stored or sent
+  (docs/PRIVACY.md). The format is read from the bytes, not the file name.
 * DICOM (``.dcm``, or a file with the ``DICM`` preamble) is read with pydicom and rendered to an
   8-bit greyscale (or RGB) PNG: the modality LUT (RescaleSlope / RescaleIntercept) first, then the
   file's own window (the first WindowCenter / WindowWidth, the DICOM linear function); a file
@@ -30,6 +33,7 @@ from medops.content import ImagePart, data_uri, decode_data_uri
 from medops.errors import DataError, UserError
 
 DEFAULT_MAX_SIDE = 1024
+THUMBNAIL_SIDE = 160  # a report's thumbnails: small enough that a page of them stays light
 MAX_SIDE_ENV = "MEDOPS_IMAGE_MAX_SIDE"
 MAX_PIXELS = 50_000_000
 PASS_THROUGH = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
@@ -151,18 +155,50 @@ def _pass_through(data: bytes, side: int) -> tuple[str, bytes]:
             image.load()  # a truncated or corrupt file fails here, not at the endpoint
         except (OSError, ValueError, SyntaxError) as exc:
             raise ImageError(f"unreadable {image.format} ({exc})") from None
-        if fits:
+        if fits and not has_metadata(image):
             return media_type, data
-        image = ImageOps.exif_transpose(image)
+        icc = image.info.get("icc_profile")
+        upright = image.getexif().get(_ORIENTATION, 1) == 1
+        if fits and upright and fmt == "JPEG":  # metadata only: keep the file's own quantisation
+            return media_type, _encode(image, fmt, icc, quality="keep")
+        image = ImageOps.exif_transpose(image)  # the orientation EXIF gave is kept in the pixels
         if image.mode == "P":
             image = image.convert("RGBA" if fmt != "JPEG" else "RGB")
         image.thumbnail((side, side), Image.Resampling.LANCZOS)
-        return media_type, _encode(image, fmt)
+        return media_type, _encode(image, fmt, icc)
 
 
-def _encode(image, fmt: str) -> bytes:
+# What an image file may carry besides pixels and still pass through byte for byte: how to decode
+# and show it (JFIF density, Adobe colour transform, PNG gamma, the ICC colour profile), never who,
+# where or with what it was taken. Anything else (EXIF, GPS, XMP, IPTC, comments, PNG text) is
+# metadata: the image is re-encoded without it.
+_HARMLESS_INFO = {
+    "jfif", "jfif_version", "jfif_unit", "jfif_density", "dpi", "adobe", "adobe_transform",
+    "progressive", "progression", "icc_profile", "gamma", "srgb", "chromaticity", "transparency",
+    "aspect", "interlace", "loop", "background", "duration", "timestamp", "lossless",
+}  # fmt: skip
+_ORIENTATION = 0x0112  # the EXIF Orientation tag
+_HARMLESS_JPEG_SEGMENTS = {"APP0", "APP14"}  # JFIF, Adobe; APP2 only as the ICC profile
+
+
+def has_metadata(image) -> bool:
+    """Whether a decoded PNG / JPEG / WebP carries anything but pixels and how to show them."""
+    if set(image.info) - _HARMLESS_INFO:
+        return True
+    for marker, payload in getattr(image, "applist", ()):
+        if marker not in _HARMLESS_JPEG_SEGMENTS and not (marker == "APP2" and payload.startswith(b"ICC_PROFILE")):
+            return True
+    return False
+
+
+def _encode(image, fmt: str, icc: bytes | None = None, **options) -> bytes:
+    """The pixels in ``fmt`` with the colour profile and nothing else (no EXIF, XMP or text)."""
     out = io.BytesIO()
-    options = {"quality": 90} if fmt in ("JPEG", "WEBP") else {"optimize": True}
+    if not options:
+        options = {"quality": 90} if fmt in ("JPEG", "WEBP") else {"optimize": True}
+    if icc:
+        options["icc_profile"] = icc
+    image.info = {}  # Pillow copies some info keys into the file it writes: none of them leave
     image.save(out, format=fmt, **options)
     return out.getvalue()
 
@@ -234,3 +270,23 @@ def _to_uint8(values, low: float, high: float):
         return np.zeros(values.shape, dtype=np.uint8)
     scaled = (np.clip(values, low, high) - low) / (high - low) * 255.0
     return np.rint(scaled).astype(np.uint8)
+
+
+def thumbnail(data: bytes, side: int = THUMBNAIL_SIDE) -> tuple[str, bytes, int, int]:
+    """(media type, bytes, width, height) of a small copy of an image medops stored (PNG, JPEG or
+    WebP, in its own format), for a self-contained report; pixels only, like every image here."""
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            fmt = _AS_FORMAT.get(image.format or "", image.format or "")
+            if fmt not in PASS_THROUGH:
+                raise ImageError(f"{image.format} is not an image medops stores")
+            image.load()
+            if image.mode == "P":
+                image = image.convert("RGBA" if fmt != "JPEG" else "RGB")
+            image.thumbnail((side, side), Image.Resampling.LANCZOS)
+            fast = {"quality": 85} if fmt in ("JPEG", "WEBP") else {"compress_level": 6}  # not optimize: 10x slower
+            return PASS_THROUGH[fmt], _encode(image, fmt, **fast), image.width, image.height
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise ImageError(f"unreadable stored image ({exc})") from None

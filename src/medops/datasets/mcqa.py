@@ -14,9 +14,16 @@ Layouts are recognised by their fields, row by row:
   (``k`` from 1; ``.png``, ``.jpg``, ``.jpeg``, ``.webp`` or ``.dcm``), e.g. ``2021_images/1-18-1.png``.
   Without the folder, questions with images are skipped and counted (``needs_image``); with it,
   every question whose images are not all there is reported at once;
+* KorMedMCQA-V (Hugging Face ``seongsubae/KorMedMCQA-V``, config ``doctor``): KorMedMCQA's
+  columns (``subject``, ``year``, ``period``, ``q_number``, ``question``, ``A``..``E``, ``answer``
+  1-5) and ``images``: a list of ``{pic_num, modality, image_base64}`` (raw base64 or a ``data:``
+  URI; ``bytes`` in place of ``image_base64`` where a parquet writer stored the image itself), in
+  the order the question cites them. The item id is ``subject-year-period-q_number``; the images'
+  ``modality`` values (xray, ct, ecg, ...) become the ``imaging`` breakdown;
 * official PubMedQA: ``ori_pqal.json`` with ``test_ground_truth.json`` beside it.
 
-CSV files take the generic layout's columns.
+CSV files take the generic layout's columns; ``.parquet`` files (read with pyarrow) any question
+layout, row by row (a row's "line" is its 1-based row number).
 
 The question layouts (all but KMLE sheets and chat samples) may carry ``images``: a list of paths
 relative to the data file (or ``data:`` URIs), read by ``datasets.images`` (checked, resized,
@@ -36,15 +43,15 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from medops.content import ImagePart
+from medops.content import ImagePart, data_uri
 from medops.datasets.images import image_part
 from medops.datasets.jsonl import FileFacts, file_facts, iter_json_lines, read_bytes
 from medops.errors import DataError, UserError
 
 LETTERS = "ABCDEFGHIJ"
 CIRCLED = "①②③④⑤⑥⑦⑧⑨⑩"
-TASKS = ("medqa", "medmcqa", "pubmedqa", "mmlu_medical", "kormedmcqa", "kmle", "generic")
-KOREAN_TASKS = ("kormedmcqa", "kmle")
+TASKS = ("medqa", "medmcqa", "pubmedqa", "mmlu_medical", "kormedmcqa", "kormedmcqa_v", "kmle", "generic")
+KOREAN_TASKS = ("kormedmcqa", "kormedmcqa_v", "kmle")
 MMLU_MEDICAL_SUBJECTS = (
     "anatomy",
     "clinical_knowledge",
@@ -202,7 +209,7 @@ def _row_to_item(row: dict[str, Any], task: str, position: int, *, kmle_images: 
         if len(options) < 2:
             raise ValueError("no options: expected 'options' or columns A, B, ...")
         answer = _letter(row.get("answer"), len(options), "answer")
-    if task == "kormedmcqa" and row.get("subject"):
+    if task in ("kormedmcqa", "kormedmcqa_v") and row.get("subject"):
         tags["profession"] = str(row["subject"])
     elif row.get("subject"):
         tags["subject"] = str(row["subject"])
@@ -210,7 +217,10 @@ def _row_to_item(row: dict[str, Any], task: str, position: int, *, kmle_images: 
         tags["step"] = str(row["meta_info"])
     if row.get("year"):
         tags["year"] = str(row["year"])
-    item_id = str(row.get("id", row.get("realidx", row.get("q_number", position))))
+    if "id" not in row and all(row.get(k) is not None for k in ("subject", "year", "period", "q_number")):
+        item_id = f"{row['subject']}-{row['year']}-{row['period']}-{row['q_number']}"  # KorMedMCQA(-V)'s uid
+    else:
+        item_id = str(row.get("id", row.get("realidx", row.get("q_number", position))))
     return MCQItem(item_id, question.strip(), options, answer, tags)
 
 
@@ -232,6 +242,17 @@ def _rows(path: Path, data: bytes):
         for number, values in enumerate(rows, start=2):
             if any(v is not None for v in values):
                 yield number, dict(zip(header, values, strict=False))
+    elif suffix == ".parquet":
+        try:
+            import pyarrow.parquet as pq
+        except ImportError:
+            raise UserError(f"{path}: reading .parquet needs pyarrow (pip install pyarrow)") from None
+        try:
+            table = pq.read_table(io.BytesIO(data))
+        except Exception as exc:  # pyarrow raises its own kinds for a file that is not parquet
+            raise DataError(path, None, None, f"not a readable parquet file ({exc})") from None
+        for number, row in enumerate(table.to_pylist(), start=1):
+            yield number, row
     else:
         yield from iter_json_lines(path, data)
 
@@ -264,7 +285,7 @@ def _pubmedqa_official(path: Path, data: bytes) -> list[MCQItem]:
 def _image_refs(row: dict[str, Any], suffix: str) -> list[str]:
     """The ``images`` a row names: a list of strings (JSONL), or a ``;``-separated cell (CSV)."""
     value = row.get("images")
-    if value is None or value == "":
+    if value is None or value == "" or value == []:
         return []
     if isinstance(value, str) and suffix in (".csv", ".xlsx"):
         text = value.strip()
@@ -333,12 +354,55 @@ class _KmleImages:
             )
 
 
+def _embedded_images(row: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """KorMedMCQA-V's ``images`` (a list of ``{pic_num, modality, image_base64}``, or that list as
+    JSON text), or None when the row's ``images`` are paths."""
+    value = row.get("images")
+    if isinstance(value, str) and value.lstrip().startswith("[{"):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"images: not a JSON list ({exc.msg})") from None
+    if not (isinstance(value, list) and value and all(isinstance(v, dict) for v in value)):
+        return None
+    return value
+
+
+def _embedded_parts(entries: list[dict[str, Any]], path: Path, line: int) -> tuple[tuple[ImagePart, ...], list[str]]:
+    """The image parts and the modalities of KorMedMCQA-V entries, checked like any image."""
+    parts, modalities = [], []
+    for k, entry in enumerate(entries):
+        field_name = f"images.{k}.image_base64"
+        encoded = entry.get("image_base64")
+        raw = entry.get("bytes")
+        if isinstance(encoded, str) and encoded.strip():
+            ref = encoded.strip() if encoded.lstrip().startswith("data:") else _as_data_uri(encoded)
+        elif isinstance(raw, bytes | bytearray):
+            ref, field_name = data_uri(bytes(raw), "application/octet-stream"), f"images.{k}.bytes"
+        else:
+            raise ValueError(f"images.{k}: expected image_base64 (base64 text) or bytes")
+        parts.append(image_part(ref, data_file=path, line=line, field=field_name))
+        if entry.get("modality"):
+            modalities.append(str(entry["modality"]).strip())
+    return tuple(parts), modalities
+
+
+def _as_data_uri(encoded: str) -> str:
+    """Raw base64 (KorMedMCQA-V's ``image_base64``) as a data: URI; the format is read from the bytes."""
+    return "data:application/octet-stream;base64," + re.sub(r"\s+", "", encoded)
+
+
 def _with_images(item: MCQItem, row: dict[str, Any], path: Path, line: int, kmle: _KmleImages) -> MCQItem:
     if _is_kmle(row) and kmle.exists and _kmle_image_count(row) > 0:
         if "images" in row:
             raise ValueError("images: a KMLE sheet's images come from its folder, not an images field")
         parts = kmle.parts(row, line)
         return replace(item, images=parts) if parts else item
+    embedded = _embedded_images(row)
+    if embedded is not None:
+        parts, modalities = _embedded_parts(embedded, path, line)
+        tags = {**item.tags, "imaging": "+".join(dict.fromkeys(modalities))} if modalities else item.tags
+        return replace(item, images=parts, tags=tags)
     refs = _image_refs(row, path.suffix.lower())
     if not refs:
         return item

@@ -9,6 +9,7 @@ from typing import Any
 
 from rich.console import Console
 
+from medops.content import keyed
 from medops.datasets.healthbench import select_indices
 from medops.datasets.jsonl import FileFacts
 from medops.datasets.mcqa import MCQItem, MCQSet, load_mcqa
@@ -228,9 +229,11 @@ def exam_records(store: Store, run: Run, exam: MCQSet) -> list[SampleRecord]:
             assessments = (read,)
             flags |= {"wrong"} if not answer.correct else set()
             flags |= {"unparsed"} if answer.rule is None else set()
-        messages = (
-            Message("user", [{"type": "text", "text": item.question}, *item.images] if item.images else item.question),
-        )
+        # images by digest (served from the store's blobs), never as base64 in a view or an export
+        question = item.question
+        if item.images:
+            question = [{"type": "text", "text": item.question}, *keyed(list(item.images))]
+        messages = (Message("user", question),)
         records.append(
             SampleRecord(
                 index=job[0],

@@ -18,6 +18,8 @@ from typing import Any
 from jinja2 import Environment, select_autoescape
 
 from medops import __version__
+from medops.content import data_uri, digests
+from medops.datasets.images import thumbnail
 from medops.evaluation.records import Bars, Histogram, SampleRecord, Samples, ordered_metrics, text_of
 from medops.evaluation.results import Presentation, presentation, sample_records
 from medops.models.pricing import load_prices, run_cost
@@ -25,6 +27,7 @@ from medops.ops.compare import compare_runs
 from medops.reports.plots import bars, histogram
 from medops.review.bias import run_bias
 from medops.review.calibrated import calibrated
+from medops.store import queries
 from medops.store.repository import Store, effective_status
 
 FILTER_SCRIPT = """
@@ -51,6 +54,7 @@ def _environment(html: bool) -> Environment:
     env.filters["num"] = lambda v, d=3: "-" if v is None else f"{v:.{d}f}"
     env.filters["signed"] = lambda v: "-" if v is None else f"{v:+.3f}"
     env.filters["text"] = text_of  # a message's content as text, whatever its parts
+    env.filters["images"] = digests  # the digests of its images (records carry sha256:<hex>)
     return env
 
 
@@ -74,6 +78,20 @@ def _sample_lists(found: Presentation, records: Callable[[], list[SampleRecord]]
             counts = {f.key: sum(f.key in r.flags for r in chosen) for f in view.flags}
             lists.append({"view": view, "records": chosen, "counts": counts})
     return lists
+
+
+def _thumbnails(store: Store) -> Callable[[str], dict[str, Any]]:
+    """A stored image (by digest) as a small embedded thumbnail: ``src`` (a data: URI, so the
+    page stays self-contained and fetches nothing), ``width``, ``height``; each made once."""
+    made: dict[str, dict[str, Any]] = {}
+
+    def thumbnail_of(sha256: str) -> dict[str, Any]:
+        if sha256 not in made:
+            media_type, small, width, height = thumbnail(queries.blob(store, sha256)[1])
+            made[sha256] = {"src": data_uri(small, media_type), "width": width, "height": height}
+        return made[sha256]
+
+    return thumbnail_of
 
 
 def build_report(store: Store, run_ref: str, *, vs: str | None = None, fmt: str = "html") -> str:
@@ -106,6 +124,7 @@ def build_report(store: Store, run_ref: str, *, vs: str | None = None, fmt: str 
         "bias": run_bias(store, run),
         "plots": _plots(metrics, found, records) if fmt == "html" else [],
         "samples": _sample_lists(found, records) if fmt == "html" else [],
+        "thumbnail": _thumbnails(store),
     }
     if comparison:
         rows = [
