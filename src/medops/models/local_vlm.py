@@ -64,8 +64,7 @@ class LocalVisionModel(LocalChatModel):
     # the worker thread -------------------------------------------------------------------
     def _prompt(self, processor: Any, messages: Messages, params: SamplingParams) -> str:
         template_messages = [
-            {**m, "content": [{"type": "image"} if p["type"] == "image" else p for p in m["content"]]}
-            for m in messages
+            {**m, "content": [{"type": "image"} if p["type"] == "image" else p for p in m["content"]]} for m in messages
         ]
         text = processor.apply_chat_template(template_messages, add_generation_prompt=True, tokenize=False)
         return text + (params.assistant_prefix or "")
@@ -117,7 +116,9 @@ class LocalVisionModel(LocalChatModel):
             scores = [{c: float(logprobs[row, t[0]]) for c, (_, t) in plan.items()} for row, plan in enumerate(plans)]
             lengths = [int(n) for n in encoded["attention_mask"].sum(dim=1)]
         else:
-            sequences = [(row, choice, tokens) for row, plan in enumerate(plans) for choice, (_, tokens) in plan.items()]
+            sequences = [
+                (row, choice, tokens) for row, plan in enumerate(plans) for choice, (_, tokens) in plan.items()
+            ]
             encoded = self._inputs(
                 [contexts[row] + choice for row, choice, _ in sequences], [images[row] for row, _, _ in sequences]
             )
