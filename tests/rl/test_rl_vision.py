@@ -15,6 +15,7 @@ from PIL import Image
 from pydicom.data import get_testdata_file
 
 from conftest import write_jsonl
+from medops.content import digests
 from medops.datasets.mcqa import load_mcqa
 from medops.errors import UserError
 from medops.prompts.training_rows import training_row
@@ -70,6 +71,10 @@ def test_prepare_writes_trls_vision_layout_each_image_once(cli, tmp_path):
         assert all(isinstance(m["content"], list) for m in row["prompt"])
         assert [p["type"] for p in user] == ["text", *["image"] * len(row["images"])]
         assert "\\boxed{X}" in user[0]["text"] and row["answer"] in "AB"
+    # the rows read back as an exam with the same images (what `rl difficulty` and `rl evaluate` ask)
+    source = {i.id: digests(list(i.images)) for i in load_mcqa("generic", tmp_path / "bank.jsonl").items}
+    again = {i.id: digests(list(i.images)) for i in load_mcqa("generic", out / "train.jsonl").items}
+    assert again == {k: v for k, v in source.items() if k != "again"}
 
 
 @pytest.mark.slow
