@@ -188,3 +188,14 @@ def test_an_image_exam_is_scored_by_choice_loglikelihood_on_the_vlm(cli, tiny_vl
     assert summary["n_unparsed"] == 0  # every item answered by its options' log-likelihoods
     rows = [json.loads(line) for line in cli.run("export", str(summary["run_id"]), check=True).stdout.splitlines()]
     assert len(rows) == 3 and [len(r["images"]) for r in rows] == [1, 1, 0]
+
+
+def test_a_lower_precision_gets_its_pixels_in_that_precision(tiny_vlm):
+    spec = parse_model_spec(f"hf:{tiny_vlm},dtype=bfloat16")
+    model = create_model(spec, role="model", concurrency=1, retry=RetryPolicy())
+    try:
+        (scored,) = run([model.complete(asked(png("red")), LETTERS)])
+    finally:
+        asyncio.run(model.aclose())
+    assert scored.ok and set(scored.extra["choice_logprobs"]) == {" A", " B", " C"}
+    assert model.identity()["dtype"] == "bfloat16"
