@@ -77,7 +77,6 @@ def test_prepare_writes_trls_vision_layout_each_image_once(cli, tmp_path):
     assert again == {k: v for k, v in source.items() if k != "again"}
 
 
-@pytest.mark.slow
 def test_trls_prompt_preparation_reads_the_prepared_rows(cli, tmp_path):
     datasets = pytest.importorskip("datasets")
     data_utils = pytest.importorskip("trl.data_utils")
