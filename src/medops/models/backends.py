@@ -9,6 +9,7 @@ torch or an SDK.
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, fields
 
 from medops.errors import UserError
@@ -20,13 +21,22 @@ class Backend:
     name: str
     capabilities: Capabilities
     create: str  # "module:function", called as function(spec, role=, concurrency=, retry=, batch_size=)
+    # "module:function", called as function(spec, capabilities) -> Capabilities: what one spec's model
+    # can do beyond its backend's (an hf: checkpoint that is a vision-language model takes images)
+    refine: str | None = None
+
+    def capabilities_of(self, spec: object) -> Capabilities:
+        if self.refine is None:
+            return self.capabilities
+        module, _, function = self.refine.partition(":")
+        return getattr(importlib.import_module(module), function)(spec, self.capabilities)
 
 
 BACKENDS: dict[str, Backend] = {}
 
 
-def register(name: str, capabilities: Capabilities, create: str) -> None:
-    BACKENDS[name] = Backend(name, capabilities, create)
+def register(name: str, capabilities: Capabilities, create: str, refine: str | None = None) -> None:
+    BACKENDS[name] = Backend(name, capabilities, create, refine)
 
 
 def backend_for(name: str) -> Backend:
@@ -45,4 +55,9 @@ def backends_with(capability: str) -> list[str]:
 
 register("openai", Capabilities(logprobs=True, priced=True, images=True), "medops.models.openai_chat:create")
 register("local", Capabilities(in_process=True, choice_scoring=True), "medops.models.local_hf:create")
-register("hf", Capabilities(in_process=True, choice_scoring=True), "medops.models.local_hf:create")
+register(
+    "hf",
+    Capabilities(in_process=True, choice_scoring=True),
+    "medops.models.local_vlm:create",
+    refine="medops.models.hf_kind:capabilities",
+)

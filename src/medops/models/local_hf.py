@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from medops.content import non_text_parts, text_of
+from medops.content import has_images, non_text_parts, text_of
 from medops.errors import UserError
 from medops.models.base import Completion, Messages, SamplingParams, StopRequested
 from medops.models.spec import ModelSpec
@@ -165,8 +165,8 @@ class _Request:
 
     @property
     def group(self) -> tuple:
-        """Requests that can share one batch."""
-        return (self.kind, self.params)
+        """Requests that can share one batch (requests with images batch apart from text-only ones)."""
+        return (self.kind, self.params, has_images(self.messages))
 
 
 class LocalChatModel:
@@ -225,7 +225,6 @@ class LocalChatModel:
     # loading ---------------------------------------------------------------------------
     def _load(self) -> tuple[Any, Any]:
         if self._loaded is None:
-            from transformers import AutoModelForCausalLM, AutoTokenizer
             from transformers.utils import logging as transformers_logging
 
             transformers_logging.set_verbosity_error()
@@ -234,16 +233,23 @@ class LocalChatModel:
             if self._revision is not None:
                 kwargs["revision"] = self._revision  # the commit the cache identity names
             try:
-                tokenizer = AutoTokenizer.from_pretrained(self._source, **kwargs)
-                model = AutoModelForCausalLM.from_pretrained(self._source, dtype=self._dtype, **kwargs)
+                tokenizer, model = self._from_pretrained(kwargs)
             except OSError as exc:
                 raise UserError(f"{self.label}: cannot load ({str(exc).splitlines()[0]})") from None
             model.to(self._device).eval()
+            self._loaded = (tokenizer, model)
+            tokenizer = self._tokenizer()
             tokenizer.padding_side = "left"
             if tokenizer.pad_token is None:
                 tokenizer.pad_token = tokenizer.eos_token
-            self._loaded = (tokenizer, model)
         return self._loaded
+
+    def _from_pretrained(self, kwargs: dict[str, Any]) -> tuple[Any, Any]:
+        """(tokenizer, model) of the checkpoint; a vision model gives its processor instead."""
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(self._source, **kwargs)
+        return tokenizer, AutoModelForCausalLM.from_pretrained(self._source, dtype=self._dtype, **kwargs)
 
     # the async side ----------------------------------------------------------------------
     async def complete(self, messages: Messages, params: SamplingParams) -> Completion:
@@ -251,7 +257,11 @@ class LocalChatModel:
         ``params.assistant_prefix`` in ``extra["choice_logprobs"]`` (no sampling, nothing to parse)."""
         kind = "score" if params.score_choices else "generate"
         future = asyncio.get_running_loop().create_future()
-        return await self._submit(_Request(kind, _to_text(self.label, messages), params, future))
+        return await self._submit(_Request(kind, self._request_messages(messages), params, future))
+
+    def _request_messages(self, messages: Messages) -> Messages:
+        """The messages as this model's template takes them: text only."""
+        return _to_text(self.label, messages)
 
     async def _submit(self, request: _Request) -> Completion:
         if self._stopped:
@@ -305,12 +315,20 @@ class LocalChatModel:
         text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         return text + (params.assistant_prefix or "")
 
+    def _encode(self, conversations: list[Messages], params: SamplingParams) -> Any:
+        """The batch's prompts, left-padded, on the model's device."""
+        tokenizer, model = self._load()
+        texts = [self._prompt(tokenizer, m, params) for m in conversations]
+        return tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+
+    def _tokenizer(self) -> Any:
+        return self._loaded[0] if self._loaded else self._load()[0]
+
     def _generate(self, conversations: list[Messages], params: SamplingParams) -> list[Completion]:
         import torch
 
-        tokenizer, model = self._load()
-        texts = [self._prompt(tokenizer, m, params) for m in conversations]
-        encoded = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+        encoded = self._encode(conversations, params)
+        tokenizer, model = self._tokenizer(), self._load()[1]
         sample = bool(params.temperature)
         options: dict[str, Any] = {
             "max_new_tokens": params.max_tokens or DEFAULT_MAX_NEW_TOKENS,
@@ -327,30 +345,7 @@ class LocalChatModel:
             torch.manual_seed(params.seed)
         with torch.inference_mode():
             output = model.generate(**encoded, **options)
-        width = encoded["input_ids"].shape[1]
-        stop_ids = {
-            tokenizer.eos_token_id,
-            *(
-                [model.generation_config.eos_token_id]
-                if isinstance(model.generation_config.eos_token_id, int)
-                else model.generation_config.eos_token_id or []
-            ),
-        }
-        completions = []
-        for row in range(len(conversations)):
-            new = output[row, width:].tolist()
-            end = next((i for i, t in enumerate(new) if t in stop_ids), None)
-            kept = new if end is None else new[:end]
-            completions.append(
-                Completion(
-                    text=tokenizer.decode(kept, skip_special_tokens=True),
-                    finish_reason="length" if end is None else "stop",
-                    prompt_tokens=int(encoded["attention_mask"][row].sum()),
-                    completion_tokens=len(kept) + (0 if end is None else 1),
-                    calls=1,
-                )
-            )
-        return completions
+        return _decoded(tokenizer, model, output, encoded["attention_mask"])
 
     def _score(self, batch: list[_Request]) -> list[Completion]:
         """Sum of token log-probabilities of each choice, for every request of the batch at once.
@@ -412,6 +407,28 @@ class LocalChatModel:
         mask = torch.tensor([[0] * (width - len(s)) + [1] * len(s) for s in sequences], device=model.device)
         with torch.inference_mode():
             return model(input_ids=input_ids, attention_mask=mask, logits_to_keep=keep).logits
+
+
+def _decoded(tokenizer: Any, model: Any, output: Any, attention_mask: Any) -> list[Completion]:
+    """Each row's new tokens up to its first stop token, as completions (text and vision models alike)."""
+    width = attention_mask.shape[1]
+    eos = model.generation_config.eos_token_id
+    stop_ids = {tokenizer.eos_token_id, *([eos] if isinstance(eos, int) else eos or [])}
+    completions = []
+    for row in range(attention_mask.shape[0]):
+        new = output[row, width:].tolist()
+        end = next((i for i, t in enumerate(new) if t in stop_ids), None)
+        kept = new if end is None else new[:end]
+        completions.append(
+            Completion(
+                text=tokenizer.decode(kept, skip_special_tokens=True),
+                finish_reason="length" if end is None else "stop",
+                prompt_tokens=int(attention_mask[row].sum()),
+                completion_tokens=len(kept) + (0 if end is None else 1),
+                calls=1,
+            )
+        )
+    return completions
 
 
 def _common_prefix_length(a: list[int], b: list[int]) -> int:

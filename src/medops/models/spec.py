@@ -41,8 +41,9 @@ class ModelSpec(BaseModel):
 
     @property
     def capabilities(self) -> Capabilities:
-        """What its backend can do, answered from the registry without building the model."""
-        return backend_for(self.backend).capabilities
+        """What its model can do, answered from the registry (and for ``hf:``, the checkpoint's
+        config) without building the model."""
+        return backend_for(self.backend).capabilities_of(self)
 
     @field_serializer("base_url")
     def _stored_masked(self, url: str | None) -> str | None:  # a run records no secret

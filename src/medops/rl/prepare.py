@@ -4,6 +4,12 @@ A seeded held-out split is never trained on; items whose question also appears i
 evaluation set the user names (exactly, or after normalising case, spaces and punctuation)
 are dropped, so a model is never trained on what it will be scored on. Every file written is
 recorded with its sha256 in ``manifest.json``.
+
+Items with images are written in the layout TRL's GRPO reads for vision-language models
+(``prompt`` as content parts with an ``{"type": "image"}`` placeholder where each image stood,
+``images`` the files in that order; ``prompts.training_rows``): each image once, as
+``images/<sha256>.<ext>`` beside the rows, named in ``images`` relative to the rows' file. An item
+is the same item only with the same images: the same question over another picture is kept.
 """
 
 from __future__ import annotations
@@ -17,11 +23,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from medops.content import digest, digests
 from medops.datasets.mcqa import TASKS, MCQItem, load_mcqa
 from medops.datasets.registry import resolve
 from medops.errors import UserError
 from medops.prompts.mcqa import LANGUAGES, default_language
-from medops.prompts.training_rows import training_row
+from medops.prompts.training_rows import ImageRef, training_row
 
 REWARD_STYLES = ("cot", "r1")  # the formats the reward checks (\boxed{} or <think>/<answer>)
 _NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
@@ -31,8 +38,36 @@ def normalise(text: str) -> str:
     return _NON_WORD.sub(" ", unicodedata.normalize("NFKC", text).casefold()).strip()
 
 
-def _row(item: MCQItem, task: str, style: str, language: str) -> dict:
-    return training_row(item, task, style, language)  # the one row shape, shared with `medops data export`
+IMAGES_DIR = "images"
+_EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
+
+
+def _row(item: MCQItem, task: str, style: str, language: str, image_ref: ImageRef | None = None) -> dict:
+    # the one row shape, shared with `medops data export`
+    return training_row(item, task, style, language, image_ref=image_ref)
+
+
+class _ImageFiles:
+    """Each image once, by digest, for ``<out>/images/``; a row names it by its relative path.
+    Collected while the rows are built and written after, so a refused item leaves nothing."""
+
+    def __init__(self) -> None:
+        self.images: dict[str, bytes] = {}
+
+    def __call__(self, media_type: str, data: bytes) -> str:
+        name = f"{digest(data)}.{_EXTENSIONS.get(media_type, 'bin')}"
+        self.images.setdefault(name, data)
+        return f"{IMAGES_DIR}/{name}"
+
+    def write(self, out_dir: Path) -> None:
+        (out_dir / IMAGES_DIR).mkdir(exist_ok=True)
+        for name, data in self.images.items():
+            (out_dir / IMAGES_DIR / name).write_bytes(data)
+
+
+def _key(question: str, item: MCQItem) -> tuple[str, ...]:
+    """What makes two items the same: the question (as given or normalised) and its images."""
+    return (question, *digests(list(item.images)))
 
 
 def _write(path: Path, rows: list[dict]) -> dict:
@@ -67,8 +102,8 @@ def prepare(
     blocked_exact, blocked_norm = set(), set()
     for exclude_task, exclude_path in exclude:
         for item in load_mcqa(exclude_task, resolve(exclude_path)[1]).items:
-            blocked_exact.add(item.question)
-            blocked_norm.add(normalise(item.question))
+            blocked_exact.add(_key(item.question, item))
+            blocked_norm.add(_key(normalise(item.question), item))
     items, inputs, dropped = (
         [],
         [],
@@ -81,8 +116,8 @@ def prepare(
             {"path": exam.facts.path, "sha256": exam.facts.sha256, "items": len(exam), "skipped": exam.skipped}
         )
         for item in exam.items:
-            key = normalise(item.question)
-            if item.question in blocked_exact:
+            key = _key(normalise(item.question), item)
+            if _key(item.question, item) in blocked_exact:
                 dropped["exact_duplicate_of_eval"] += 1
             elif key in blocked_norm:
                 dropped["normalised_duplicate_of_eval"] += 1
@@ -96,7 +131,12 @@ def prepare(
     n_heldout = round(len(items) * heldout)
     held = sorted(order[:n_heldout])
     train = sorted(order[n_heldout:])
+    image_files = _ImageFiles() if any(item.images for item in items) else None
+    train_rows = [_row(items[i], task, style, language, image_files) for i in train]
+    heldout_rows = [_row(items[i], task, style, language, image_files) for i in held]
     out_dir.mkdir(parents=True, exist_ok=True)
+    if image_files is not None:
+        image_files.write(out_dir)
     manifest = {
         "task": task,
         "style": style,
@@ -106,9 +146,16 @@ def prepare(
         "inputs": inputs,
         "excluded_eval_sets": [{"task": t, "path": p} for t, p in exclude],
         "dropped": dropped,
-        "train": _write(out_dir / "train.jsonl", [_row(items[i], task, style, language) for i in train]),
-        "heldout": _write(out_dir / "heldout.jsonl", [_row(items[i], task, style, language) for i in held]),
+        "train": _write(out_dir / "train.jsonl", train_rows),
+        "heldout": _write(out_dir / "heldout.jsonl", heldout_rows),
     }
+    if image_files is not None:
+        manifest["images"] = {
+            "layout": "trl-vision",  # prompt parts with {"type": "image"} placeholders + an images column
+            "folder": IMAGES_DIR,
+            "files": len(image_files.images),
+            "items_with_images": sum(1 for item in items if item.images),
+        }
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
     return manifest
 

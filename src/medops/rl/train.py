@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from medops.datasets.jsonl import file_facts, read_bytes
 from medops.errors import UserError
+from medops.models.hf_kind import is_vision_checkpoint
 from medops.models.spec import ModelSpec
 from medops.rl.prepare import PreparedData, read_manifest
 from medops.store.repository import COMPLETED, FAILED, INTERRUPTED, Store
@@ -110,6 +111,22 @@ def _base_model(spec: str) -> str:
     return spec.removeprefix("hf:")
 
 
+def refuse_vision(config: TrainConfig, rows: list[dict[str, Any]]) -> None:
+    """``rl train`` fine-tunes text models (a causal LM with LoRA); vision GRPO is refused, in one line."""
+    with_images = sum(1 for row in rows if row.get("images"))
+    if with_images:
+        raise UserError(
+            f"{config.train_data}: {with_images} row(s) have images; medops rl train trains text models only "
+            "(train a vision-language model on these rows with TRL's GRPOTrainer directly: `prompt` with image "
+            "placeholders and `images` paths relative to the file), or prepare text items only"
+        )
+    if is_vision_checkpoint(_base_model(config.model)):
+        raise UserError(
+            f"--model {config.model}: a vision-language checkpoint; medops rl train trains text models only "
+            "(TRL's GRPOTrainer can train it directly on rows from `medops rl prepare`)"
+        )
+
+
 def train(
     config: TrainConfig,
     store: Store,
@@ -135,6 +152,7 @@ def train(
     rows = [json.loads(line) for line in data.decode("utf-8").split("\n") if line.strip()]
     if not rows or "prompt" not in rows[0] or "answer" not in rows[0]:
         raise UserError(f"{config.train_data}: expected prompt/answer rows (from `medops rl prepare`)")
+    refuse_vision(config, rows)
     dataset_id = store.register_dataset(Path(config.train_data).stem, file_facts(config.train_data, data), len(rows))
     run_id = store.create_run(
         name=name,
