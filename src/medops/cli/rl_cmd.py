@@ -92,10 +92,17 @@ def train_cmd(
     ),
     use_vllm: bool = typer.Option(None, "--use-vllm/--no-vllm", help="Generate with vLLM (TRL colocate mode)."),
     report_to: list[str] = typer.Option(None, "--report-to", help="Trainer integrations, e.g. mlflow."),
+    reward: str = typer.Option(
+        None, "--reward", help="exam (the answer rule, default) or rubric (a judge against each row's rubric)."
+    ),
+    grader: str = typer.Option(None, "--grader", help="--reward rubric: the judge's model, e.g. openai:gpt-4.1-mini."),
+    grader_base_url: str = typer.Option(None, "--grader-base-url", help="--reward rubric: the grader's endpoint."),
+    grader_concurrency: int = typer.Option(None, "--grader-concurrency", help="--reward rubric: judge calls at once."),
     name: str = NAME_OPTION,
     db: str = DB_OPTION,
 ) -> None:
-    """GRPO with a binary verifiable reward; the run, its steps and checkpoints go to the store."""
+    """GRPO with a verifiable reward (the exam's answer rule, or a rubric judge); the run, its steps
+    and checkpoints go to the store."""
     overrides = {k: v for k, v in locals().items() if k not in ("config", "name", "db")}
     settings = load_train_config(config, overrides)
     store = Store.open(db)
