@@ -34,8 +34,20 @@ def rubric_set(tmp_path):
 def run_given(cli, server, data, texts, name):
     path = write_jsonl(data.parent / f"{name}.jsonl", [{"index": i, "response": t} for i, t in enumerate(texts)])
     return cli.run(
-        "eval", "healthbench", "--data", str(data), "--responses", str(path), "--grader", "openai:fake-grader",
-        "--grader-base-url", server.base_url, "--name", name, "--json", check=True,
+        "eval",
+        "healthbench",
+        "--data",
+        str(data),
+        "--responses",
+        str(path),
+        "--grader",
+        "openai:fake-grader",
+        "--grader-base-url",
+        server.base_url,
+        "--name",
+        name,
+        "--json",
+        check=True,
     ).json()
 
 
@@ -86,14 +98,30 @@ def test_prepare_from_run_draws_the_weakest_slice_and_traces_every_row(cli, reco
     evaluated = [json.loads(x) for x in recorded.read_text().splitlines()]
     pool_rows = [
         *(example(f"new{i}", criteria(i), text=f"New question {i}", tags=["theme:hedging"]) for i in range(6)),
-        *(example(f"other{i}", criteria(i), text=f"Other question {i}", tags=["theme:global_health"]) for i in range(3)),
+        *(
+            example(f"other{i}", criteria(i), text=f"Other question {i}", tags=["theme:global_health"])
+            for i in range(3)
+        ),
         {**evaluated[1], "prompt_id": "renamed"},  # an evaluated item under another id: excluded by its content
         example("new0-again", criteria(9), text="New question 0", tags=["theme:hedging"]),  # repeated in the pool
     ]
     pool = write_jsonl(tmp_path / "pool.jsonl", pool_rows)
     out = tmp_path / "weak-set"
-    cli.run("rl", "prepare", "--from-run", "weak", "--weak", "1", "--data", str(pool), "--heldout", "0.34",
-            "-o", str(out), check=True)
+    cli.run(
+        "rl",
+        "prepare",
+        "--from-run",
+        "weak",
+        "--weak",
+        "1",
+        "--data",
+        str(pool),
+        "--heldout",
+        "0.34",
+        "-o",
+        str(out),
+        check=True,
+    )
     manifest = json.loads((out / "manifest.json").read_text())
     train = [json.loads(x) for x in (out / "train.jsonl").read_text().splitlines()]
     held = [json.loads(x) for x in (out / "heldout.jsonl").read_text().splitlines()]

@@ -9,9 +9,9 @@ import sqlite3
 import pytest
 
 from conftest import write_jsonl
-from medops.rewards.rubric import RubricReward, rubric_judge, rubric_score
 from medops.datasets.healthbench import RubricItem
 from medops.models.base import RetryPolicy
+from medops.rewards.rubric import RubricReward, rubric_judge, rubric_score
 from medops.testing.fake_openai import ServerThread
 
 RUBRIC = [
@@ -61,7 +61,9 @@ def test_completions_are_judged_cached_and_a_failed_judgement_is_dropped():
 
 def test_train_config_needs_a_grader_for_the_rubric_reward(cli, tmp_path):
     data = write_jsonl(tmp_path / "train.jsonl", [{"prompt": PROMPT, "prompt_id": "a", "rubrics": RUBRIC}])
-    result = cli.run("rl", "train", "--train-data", str(data), "--output-dir", str(tmp_path / "o"), "--reward", "rubric")
+    result = cli.run(
+        "rl", "train", "--train-data", str(data), "--output-dir", str(tmp_path / "o"), "--reward", "rubric"
+    )
     assert result.returncode == 2 and "reward rubric needs grader" in result.stderr
     assert not (tmp_path / "o").exists()
 
@@ -73,18 +75,41 @@ def test_two_grpo_steps_with_the_rubric_reward_on_cpu(cli, tmp_path):
     pytest.importorskip("trl")
     pytest.importorskip("peft")
     rows = [
-        {"prompt": [{"role": "user", "content": f"Case {i}: I have a cold. What should I do?"}],
-         "prompt_id": f"p{i}", "rubrics": RUBRIC, "example_tags": ["theme:global_health"]}
+        {
+            "prompt": [{"role": "user", "content": f"Case {i}: I have a cold. What should I do?"}],
+            "prompt_id": f"p{i}",
+            "rubrics": RUBRIC,
+            "example_tags": ["theme:global_health"],
+        }
         for i in range(4)
     ]
     data = write_jsonl(tmp_path / "train.jsonl", rows)
     with ServerThread() as server:
         result = cli.run(
-            "rl", "train", "--train-data", str(data), "--output-dir", str(tmp_path / "ckpt"),
-            "--reward", "rubric", "--grader", "openai:fake-grader", "--grader-base-url", server.base_url,
-            "--num-generations", "2", "--per-device-train-batch-size", "2", "--max-completion-length", "8",
-            "--max-steps", "2", "--name", "rubric-smoke",
-            check=True, timeout=300,
+            "rl",
+            "train",
+            "--train-data",
+            str(data),
+            "--output-dir",
+            str(tmp_path / "ckpt"),
+            "--reward",
+            "rubric",
+            "--grader",
+            "openai:fake-grader",
+            "--grader-base-url",
+            server.base_url,
+            "--num-generations",
+            "2",
+            "--per-device-train-batch-size",
+            "2",
+            "--max-completion-length",
+            "8",
+            "--max-steps",
+            "2",
+            "--name",
+            "rubric-smoke",
+            check=True,
+            timeout=300,
         )
         graded = [c for c in server.server.log if "grader" in c.model]
     summary = json.loads(result.stdout)

@@ -21,10 +21,10 @@ from medops.datasets.mcqa import TASKS
 from medops.errors import UserError
 from medops.events import EventBus
 from medops.models.spec import parse_model_spec
+from medops.monitor.windows import parse_duration
 from medops.rl.asked import difficulty_settings, evaluation_settings
 from medops.rl.difficulty import profile_difficulty
 from medops.rl.evaluate import evaluate_before_after
-from medops.monitor.windows import parse_duration
 from medops.rl.evidence import prepare_from_exchanges, prepare_from_run
 from medops.rl.prepare import prepare
 from medops.rl.train import Settings, load_train_config, train
@@ -77,8 +77,17 @@ def prepare_cmd(
         if weak is None:
             raise UserError("--from-run needs --weak K (how many of the run's weakest slices)")
         manifest = prepare_from_run(
-            Store.open(db, create=False), from_run, data, output, weak=weak, by=by, vs=vs,
-            heldout=heldout, seed=seed, style=style, language=language,
+            Store.open(db, create=False),
+            from_run,
+            data,
+            output,
+            weak=weak,
+            by=by,
+            vs=vs,
+            heldout=heldout,
+            seed=seed,
+            style=style,
+            language=language,
         )
         _print_evidence(manifest, output)
         return

@@ -37,7 +37,7 @@ from typing import Any, Protocol
 from medops.content import text_of
 from medops.datasets.healthbench import RubricItem
 from medops.grading.grader import LOGPROB, TEXT, GraderSettings, make_judge
-from medops.grading.judge import CriterionJudge, Criterion
+from medops.grading.judge import Criterion, CriterionJudge
 from medops.grading.templates import default_group_template, default_template
 from medops.models.base import Completion, Messages, RetryPolicy, SamplingParams
 from medops.models.cache import request_key

@@ -159,7 +159,9 @@ def prepare_from_run(
         path = resolve(source)[1]
         if exam:
             loaded = load_mcqa(task, path)
-            entries = [(item, exam_hash(item), {f"{k}:{v}" for k, v in item.tags.items() if v}) for item in loaded.items]
+            entries = [
+                (item, exam_hash(item), {f"{k}:{v}" for k, v in item.tags.items() if v}) for item in loaded.items
+            ]
         else:
             rubric_set = load_rubric_dataset(path)
             loaded = rubric_set
@@ -175,7 +177,9 @@ def prepare_from_run(
                     {"source": where, "content_sha256": digest, "reason": f"evaluated in run {run.id}"}
                 )
             elif digest in seen:
-                manifest["excluded"].append({"source": where, "content_sha256": digest, "reason": "repeated in the pool"})
+                manifest["excluded"].append(
+                    {"source": where, "content_sha256": digest, "reason": "repeated in the pool"}
+                )
             elif not (slices := _matching(tags, chosen)):
                 not_in_slices += 1
             else:
@@ -231,6 +235,11 @@ def prepare_from_exchanges(
                 manifest["excluded"].append({"exchange_id": exchange, "run": run_id, "reason": "already taken"})
                 continue
             taken.add(exchange)
-            provenance = {"exchange_id": exchange, "run": run_id, "score": score, "content_sha256": rubric_hash(example)}
+            provenance = {
+                "exchange_id": exchange,
+                "run": run_id,
+                "score": score,
+                "content_sha256": rubric_hash(example),
+            }
             kept.append((rubric_row(example), provenance))
     return _finish(out_dir, manifest, kept, heldout, seed)

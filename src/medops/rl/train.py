@@ -19,10 +19,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from medops.datasets.jsonl import file_facts, read_bytes
 from medops.errors import UserError
-from medops.models.spec import ModelSpec, mask_url_credentials
-from medops.rl.prepare import PreparedData, read_manifest
 from medops.models.base import Completion
+from medops.models.spec import ModelSpec, mask_url_credentials
 from medops.rewards.rubric import RubricReward, rubric_judge
+from medops.rl.prepare import PreparedData, read_manifest
 from medops.store.repository import CACHE, COMPLETED, FAILED, INTERRUPTED, Store, cache_row
 from medops.store.schema import Run
 
@@ -178,7 +178,10 @@ def train(
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             if logs and "train_runtime" not in logs:
-                step = {"step": state.global_step, **{k: float(v) for k, v in logs.items() if isinstance(v, int | float)}}
+                step = {
+                    "step": state.global_step,
+                    **{k: float(v) for k, v in logs.items() if isinstance(v, int | float)},
+                }
                 if reward is not None:  # what the judge did since the last logged step
                     for key, value in reward.stats.take().items():
                         step[f"rubric/{key}"] = value

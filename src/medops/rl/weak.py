@@ -58,8 +58,10 @@ def missed_criteria(records: list[SampleRecord], *, slice_name: str | None = Non
     missed: dict[str, list[dict[str, Any]]] = defaultdict(list)
     facts: dict[str, dict[str, Any]] = {}
     for record in records:
-        if slice_name is not None and slice_name not in record.tags and not any(
-            slice_name in a.tags for a in record.assessments
+        if (
+            slice_name is not None
+            and slice_name not in record.tags
+            and not any(slice_name in a.tags for a in record.assessments)
         ):
             continue
         for assessment in record.assessments:
@@ -122,8 +124,14 @@ def weak_slices(
             score = float(np.clip(values.mean(), 0, 1)) if clip else float(values.mean())
             low, high = paired_bootstrap_ci(values, perfect, seed, clip)  # 1 - score, resampled
             slices.append(
-                {"slice": name, "n": len(values), "score": score, "shortfall": 1.0 - score, "ci95_low": low,
-                 "ci95_high": high}
+                {
+                    "slice": name,
+                    "n": len(values),
+                    "score": score,
+                    "shortfall": 1.0 - score,
+                    "ci95_low": low,
+                    "ci95_high": high,
+                }
             )
     else:
         report = compare_runs(store, vs, ref, seed=seed, metrics=names)  # a = baseline, b = this run
