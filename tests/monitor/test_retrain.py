@@ -7,9 +7,11 @@ from __future__ import annotations
 import json
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import yaml
+from test_online_grading import NOW, endpoint, exchange_row, scoring_rubrics  # noqa: F401 (a fixture)
 
 from medops.audit.trail import events
 from medops.errors import UserError
@@ -19,7 +21,6 @@ from medops.monitor.policy import MonitorPolicy, load_monitor_policy
 from medops.monitor.windows import window_bounds
 from medops.store.exchanges import insert_exchanges
 from medops.store.repository import Store
-from test_online_grading import NOW, endpoint, exchange_row, scoring_rubrics  # noqa: F401 (a fixture)
 
 SCRIPT = (
     "import json, os, time; "
@@ -37,8 +38,14 @@ def graded(endpoint, tmp_path):  # noqa: F811
     insert_exchanges(store, rows)
     start, end = window_bounds("1h", NOW)
     outcome = grade_window(
-        store, start=start, end=end, grader="openai:fake-grader", grader_base_url=endpoint.base_url, share=1.0,
-        rubrics=scoring_rubrics(tmp_path / "rubrics.jsonl"), run_options={"retry_base_delay": 0.05},
+        store,
+        start=start,
+        end=end,
+        grader="openai:fake-grader",
+        grader_base_url=endpoint.base_url,
+        share=1.0,
+        rubrics=scoring_rubrics(tmp_path / "rubrics.jsonl"),
+        run_options={"retry_base_delay": 0.05},
     )
     assert outcome.status == "completed"
     return store
@@ -61,7 +68,7 @@ def policy(tmp_path, **retrain) -> MonitorPolicy:
 def test_a_firing_retrain_rule_runs_the_command_once_with_the_set_and_audits_it(graded, tmp_path, monkeypatch):
     record = tmp_path / "ran.jsonl"
     monkeypatch.setenv("RECORD", str(record))
-    command = f"{sys.executable} -c \"{SCRIPT}\""
+    command = f'{sys.executable} -c "{SCRIPT}"'
     result = check(graded, policy(tmp_path, command=command), now=NOW)
     fired = [f for f in result.findings if f.outcome == "fired"]
     assert len(fired) == 2
@@ -76,9 +83,9 @@ def test_a_firing_retrain_rule_runs_the_command_once_with_the_set_and_audits_it(
     assert len(ran) == 1 and ran[0]["MEDOPS_ALERT_ID"] == str(fired[0].alert_id)
     train = ran[0]["MEDOPS_TRAINING_DATA"]
     assert train == f"{ran[0]['MEDOPS_TRAINING_SET']}/train.jsonl"
-    rows = [json.loads(x) for x in open(train).read().splitlines()]
+    rows = [json.loads(x) for x in Path(train).read_text().splitlines()]
     assert sorted(r["prompt"][0]["content"] for r in rows) == [f"Poorly answered question {i}" for i in range(4, 7)]
-    manifest = json.loads(open(f"{ran[0]['MEDOPS_TRAINING_SET']}/manifest.json").read())
+    manifest = json.loads(Path(ran[0]["MEDOPS_TRAINING_SET"], "manifest.json").read_text())
     assert sorted(r["exchange_id"] for r in manifest["rows"]) == sorted(
         r["prompt_id"].removeprefix("exchange:") for r in rows
     )
