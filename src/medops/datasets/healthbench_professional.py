@@ -48,7 +48,6 @@ __all__ = [
     "load_professional_rows",
 ]
 
-
 def _first_row(path: str | Path) -> tuple[int, Any]:
     for line, obj in iter_json_lines(path, read_bytes(path)):
         return line, obj

@@ -84,7 +84,9 @@ class SampleRecord:
         users = [m for m in self.input if m.role == "user"]
         return users[-1].text if users else ""
 
-    def map_text(self, fn: Callable[[str], str], image: Callable[[dict[str, Any]], Any] | None = None) -> SampleRecord:
+    def map_text(
+        self, fn: Callable[[str], str], image: Callable[[dict[str, Any]], Any] | None = None
+    ) -> SampleRecord:
         """The record with ``fn`` applied to every text a person or model wrote (PHI redaction), and
         each image part replaced by ``image(part)`` when given (an image cannot be redacted)."""
         return replace(

@@ -98,7 +98,9 @@ def _mmd2(kernel: np.ndarray, n: int) -> float:
     """Unbiased MMD² of the first ``n`` rows against the rest, from the joint kernel matrix."""
     m = kernel.shape[0] - n
     xx, yy, xy = kernel[:n, :n], kernel[n:, n:], kernel[:n, n:]
-    return float((xx.sum() - np.trace(xx)) / (n * (n - 1)) + (yy.sum() - np.trace(yy)) / (m * (m - 1)) - 2 * xy.mean())
+    return float(
+        (xx.sum() - np.trace(xx)) / (n * (n - 1)) + (yy.sum() - np.trace(yy)) / (m * (m - 1)) - 2 * xy.mean()
+    )
 
 
 def mmd_test(
