@@ -144,3 +144,68 @@ def test_prepare_from_run_draws_the_weakest_slice_and_traces_every_row(cli, reco
 
     refused = cli.run("rl", "prepare", "--from-run", "weak", "--data", str(pool), "-o", str(tmp_path / "x"))
     assert refused.returncode == 2 and "--weak" in refused.stderr and not (tmp_path / "x").exists()
+
+
+def test_evaluate_reports_weak_and_other_slices_paired_and_feeds_the_gate(cli, server, recorded, tmp_path):
+    pool = write_jsonl(
+        tmp_path / "pool.jsonl",
+        [example(f"new{i}", criteria(i), text=f"New question {i}", tags=["theme:hedging"]) for i in range(4)],
+    )
+    out = tmp_path / "weak-set"
+    cli.run("rl", "prepare", "--from-run", "weak", "--weak", "1", "--data", str(pool), "-o", str(out), check=True)
+    exam = write_jsonl(
+        tmp_path / "exam.jsonl",
+        [{"question": f"Case {i}?", "options": {"A": "x", "B": "y"}, "answer_idx": "A"} for i in range(4)],
+    )
+    common = ["--model-base-url", server.base_url, "--grader", "openai:fake-grader", "--grader-base-url"]
+    document = cli.run(
+        "rl",
+        "evaluate",
+        "--base",
+        "openai:fake-model",
+        "--tuned",
+        "openai:fake-model-v2",
+        "--data",
+        str(exam),
+        "--healthbench-data",
+        str(recorded),
+        "--weak-from",
+        str(out / "heldout.jsonl"),
+        *common,
+        server.base_url,
+        check=True,
+    ).json()
+    slices = document["healthbench"]["slices"]
+    assert [s["slice"] for s in slices["weak"]] == ["theme:hedging"]
+    assert [s["slice"] for s in slices["other"]] == ["theme:global_health"]
+    assert all({"difference", "ci95_low", "ci95_high", "p_value", "p_holm", "change"} <= set(s) for s in slices["weak"])
+    assert slices["missing_weak"] == [] and isinstance(slices["hurt_elsewhere"], bool)
+    runs = document["runs"]["healthbench"]
+    gate_entry = next(g for g in document["gate"] if g["benchmark"] == "healthbench")
+    assert (gate_entry["run"], gate_entry["baseline"]) == (runs["tuned"]["run_id"], runs["base"]["run_id"])
+    gated = cli.run(
+        "gate",
+        str(gate_entry["run"]),
+        "--baseline",
+        str(gate_entry["baseline"]),
+        "--max-drop",
+        "overall_score=0.5",
+        "--json",
+    )
+    assert gated.returncode == 0 and gated.json()["passed"] is True
+
+    not_prepared = cli.run(
+        "rl",
+        "evaluate",
+        "--base",
+        "openai:fake-model",
+        "--tuned",
+        "openai:fake-model-v2",
+        "--data",
+        str(exam),
+        "--weak-from",
+        str(exam),
+        "--model-base-url",
+        server.base_url,
+    )
+    assert not_prepared.returncode == 2 and "not a file written by `rl prepare --from-run`" in not_prepared.stderr

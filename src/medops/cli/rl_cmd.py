@@ -25,7 +25,7 @@ from medops.monitor.windows import parse_duration
 from medops.rl.asked import difficulty_settings, evaluation_settings
 from medops.rl.difficulty import profile_difficulty
 from medops.rl.evaluate import evaluate_before_after
-from medops.rl.evidence import prepare_from_exchanges, prepare_from_run
+from medops.rl.evidence import prepare_from_exchanges, prepare_from_run, weak_slices_of
 from medops.rl.prepare import prepare
 from medops.rl.train import Settings, load_train_config, train
 from medops.store.repository import COMPLETED, Store
@@ -287,12 +287,20 @@ def evaluate_cmd(
     ),
     grader: str = typer.Option(None, "--grader", help="Grader for --healthbench-data."),
     grader_base_url: str = typer.Option(None, "--grader-base-url"),
+    weak_from: str = typer.Option(
+        None,
+        "--weak-from",
+        help="A file from `rl prepare --from-run` whose weak slices to report apart "
+        "[default: the one beside --healthbench-data or --data, if any].",
+    ),
     max_tries: int = MAX_TRIES_OPTION,
     retry_base_delay: float = RETRY_DELAY_OPTION,
     db: str = DB_OPTION,
 ) -> None:
     """Base vs tuned on the same items, asked as the tuned model was trained, then the paired
-    comparison: did it help, did it hurt. Exits 3 when a run has calls that failed for good."""
+    comparison: did it help (the weak slices), did it hurt (every other slice), Holm-adjusted.
+    The JSON's `gate` names each tuned run and its baseline for `medops gate`. Exits 3 when a run
+    has calls that failed for good."""
     if healthbench_data and not grader:
         raise UserError("--healthbench-data needs --grader")
     store = Store.open(db)
@@ -310,6 +318,10 @@ def evaluate_cmd(
         on_notice=_notice,
     )
     _show_settings(asked.settings)
+    sources = [weak_from] if weak_from else [p for p in (healthbench_data, data) if p and Path(p).is_file()]
+    weak = next((found for p in sources if (found := weak_slices_of(p))), [])
+    if weak_from and not weak:
+        raise UserError(f"--weak-from {weak_from}: not a file written by `rl prepare --from-run`")
     result = evaluate_before_after(
         store,
         base_spec,
@@ -324,6 +336,7 @@ def evaluate_cmd(
         retry_base_delay_s=retry_base_delay,
         on_notice=_notice,
         bus=EventBus(trackers(store, None, phi_policy)),
+        weak=weak,
     )
     print(json.dumps(result.as_json(), indent=2))
     if result.incomplete:

@@ -35,7 +35,7 @@ from medops.evaluation.registry import benchmark
 from medops.evaluation.results import load_results
 from medops.prompts.mcqa import default_language
 from medops.prompts.training_rows import training_row
-from medops.rl.prepare import REWARD_STYLES, normalise, write_manifest
+from medops.rl.prepare import MANIFEST, REWARD_STYLES, normalise, read_manifest, write_manifest
 from medops.rl.weak import weak_slices
 from medops.scoring.healthbench import OVERALL
 from medops.store.repository import Store, content_sha256
@@ -243,3 +243,13 @@ def prepare_from_exchanges(
             }
             kept.append((rubric_row(example), provenance))
     return _finish(out_dir, manifest, kept, heldout, seed)
+
+
+def weak_slices_of(data_file: str | Path) -> list[str]:
+    """The slices a prepared file was drawn for (``--from-run``): from the manifest that records
+    it, unchanged; none for any other file."""
+    path = Path(data_file)
+    if read_manifest(path) is None:
+        return []
+    manifest = json.loads((path.parent / MANIFEST).read_text("utf-8"))
+    return [entry["slice"] for entry in (manifest.get("from_run") or {}).get("weak_slices", [])]
