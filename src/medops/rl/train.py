@@ -149,6 +149,9 @@ def train(
         raise UserError(f"medops rl train needs TRL and peft ({exc}): pip install 'medops[rl,local]'") from None
     from medops.rewards import accuracy_reward, format_reward
 
+    if rubric:
+        _check_trl_drops_unscorable(GRPOTrainer)
+
     data = read_bytes(config.train_data)
     rows = [json.loads(line) for line in data.decode("utf-8").split("\n") if line.strip()]
     if rubric:
@@ -273,6 +276,21 @@ def train(
         summary["rubric_reward"] = reward_totals
     store.finish_run(run_id, status, wall_seconds=float(summary["train_runtime_s"] or 0.0), summary=summary)
     return {"run_id": run_id, "status": status, **summary}
+
+
+def _check_trl_drops_unscorable(trainer: type) -> None:
+    """A completion the judge could not grade must be left out of its step, never scored 0: TRL
+    does that for completions every reward function returned None for since huggingface/trl#5902;
+    an older TRL would turn them into zero rewards, so it is refused."""
+    import inspect
+
+    import trl
+
+    if "unscorable" not in inspect.getsource(trainer._generate_and_score_completions):
+        raise UserError(
+            f"reward rubric needs a TRL that leaves unscorable completions out of the step (trl {trl.__version__} "
+            "scores them 0): pip install -U trl"
+        )
 
 
 def rubric_rows(path: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
