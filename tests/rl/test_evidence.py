@@ -209,3 +209,17 @@ def test_evaluate_reports_weak_and_other_slices_paired_and_feeds_the_gate(cli, s
         server.base_url,
     )
     assert not_prepared.returncode == 2 and "not a file written by `rl prepare --from-run`" in not_prepared.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--from-exchanges"], "--from-exchanges needs --below SCORE"),
+        (["--below", "0.3", "--task", "generic", "--data", "x.jsonl"], "--below applies to --from-exchanges only"),
+        (["--weak", "2", "--task", "generic", "--data", "x.jsonl"], "--weak applies to --from-run only"),
+        (["--from-run", "1", "--from-exchanges", "--below", "0.3"], "choose one"),
+    ],
+)
+def test_prepare_from_evidence_usage_errors(cli, tmp_path, args, message):
+    result = cli.run("rl", "prepare", *args, "-o", str(tmp_path / "out"))
+    assert result.returncode == 2 and message in result.stderr and not (tmp_path / "out").exists()
