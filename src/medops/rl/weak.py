@@ -58,13 +58,8 @@ def missed_criteria(records: list[SampleRecord], *, slice_name: str | None = Non
     missed: dict[str, list[dict[str, Any]]] = defaultdict(list)
     facts: dict[str, dict[str, Any]] = {}
     for record in records:
-        if (
-            slice_name is not None
-            and slice_name not in record.tags
-            and not any(slice_name in a.tags for a in record.assessments)
-        ):
-            continue
         for assessment in record.assessments:
+            # an example's slice (a theme) takes all its criteria; a criterion's slice (an axis) its own
             if slice_name is not None and slice_name not in record.tags and slice_name not in assessment.tags:
                 continue
             was_missed = _missed(assessment)
