@@ -21,9 +21,11 @@ from medops.datasets.mcqa import TASKS
 from medops.errors import UserError
 from medops.events import EventBus
 from medops.models.spec import parse_model_spec
+from medops.monitor.windows import parse_duration
 from medops.rl.asked import difficulty_settings, evaluation_settings
 from medops.rl.difficulty import profile_difficulty
 from medops.rl.evaluate import evaluate_before_after
+from medops.rl.evidence import prepare_from_exchanges, prepare_from_run, weak_slices_of
 from medops.rl.prepare import prepare
 from medops.rl.train import Settings, load_train_config, train
 from medops.store.repository import COMPLETED, Store
@@ -33,8 +35,10 @@ app = typer.Typer(help="Rule-based RL (GRPO with medops.rewards) on TRL.", no_ar
 
 @app.command("prepare")
 def prepare_cmd(
-    task: str = typer.Option(..., "--task", help=f"One of: {', '.join(TASKS)}."),
-    data: list[str] = typer.Option(..., "--data", help="Exam files to train on (repeat for several)."),
+    task: str = typer.Option(None, "--task", help=f"One of: {', '.join(TASKS)} (exam files; not with --from-*)."),
+    data: list[str] = typer.Option(
+        [], "--data", help="Exam files to train on, or with --from-run the pool (rubric or exam files) to draw from."
+    ),
     output: Path = typer.Option(..., "-o", "--output", help="Directory for train.jsonl, heldout.jsonl, manifest.json."),
     style: str = typer.Option("cot", "--style", help="cot (\\boxed{}) or r1 (<think>/<answer>)."),
     language: str = typer.Option(None, "--language", help="Instruction language, en or ko [default: the task's]."),
@@ -45,8 +49,58 @@ def prepare_cmd(
         help="TASK=PATH evaluation sets whose questions must not be trained on (exact and normalised matches).",
     ),
     seed: int = typer.Option(0, "--seed"),
+    from_run: str = typer.Option(None, "--from-run", metavar="RUN", help="Draw from the weakest slices of this run."),
+    weak: int = typer.Option(None, "--weak", metavar="K", min=1, help="--from-run: how many of its weakest slices."),
+    by: str = typer.Option(None, "--by", help="--from-run: theme, axis, subject or criterion-tag (as `runs weak`)."),
+    vs: str = typer.Option(None, "--vs", metavar="BASELINE", help="--from-run: weakest against this baseline run."),
+    from_exchanges: bool = typer.Option(
+        False, "--from-exchanges", help="Production conversations online grading scored low, with their rubric."
+    ),
+    since: str = typer.Option("30d", "--since", help="--from-exchanges: windows within this long ago (30d, 12h)."),
+    below: float = typer.Option(None, "--below", metavar="SCORE", help="--from-exchanges: scored below this."),
+    db: str = DB_OPTION,
 ) -> None:
-    """Turn exam items into a deduplicated training set with a held-out split."""
+    """Turn exam items into a deduplicated training set with a held-out split; or, with --from-run
+    or --from-exchanges, a training set from evidence (every row traced in the manifest)."""
+    if from_run and from_exchanges:
+        raise UserError("--from-run and --from-exchanges: choose one")
+    evidence_only = {"--weak": weak, "--by": by, "--vs": vs}
+    if not from_run and (given := [flag for flag, value in evidence_only.items() if value is not None]):
+        raise UserError(f"{given[0]} applies to --from-run only")
+    if from_exchanges and below is None:
+        raise UserError("--from-exchanges needs --below SCORE")
+    if not from_exchanges and below is not None:
+        raise UserError("--below applies to --from-exchanges only")
+    if (from_run or from_exchanges) and (task or exclude):
+        raise UserError(f"{'--task' if task else '--exclude'} does not apply to --from-run / --from-exchanges")
+    if from_run:
+        if weak is None:
+            raise UserError("--from-run needs --weak K (how many of the run's weakest slices)")
+        manifest = prepare_from_run(
+            Store.open(db, create=False),
+            from_run,
+            data,
+            output,
+            weak=weak,
+            by=by,
+            vs=vs,
+            heldout=heldout,
+            seed=seed,
+            style=style,
+            language=language,
+        )
+        _print_evidence(manifest, output)
+        return
+    if from_exchanges:
+        if data:
+            raise UserError("--data does not apply to --from-exchanges (the rows come from the store)")
+        manifest = prepare_from_exchanges(
+            Store.open(db, create=False), output, since=parse_duration(since), below=below, heldout=heldout, seed=seed
+        )
+        _print_evidence(manifest, output)
+        return
+    if task is None or not data:
+        raise UserError("rl prepare needs --task and --data (or --from-run / --from-exchanges)")
     pairs = []
     for text in exclude:
         exclude_task, eq, path = text.partition("=")
@@ -57,6 +111,14 @@ def prepare_cmd(
     out.print(
         f"train {manifest['train']['rows']} / held out {manifest['heldout']['rows']} items -> {output} "
         f"(dropped: {manifest['dropped']})"
+    )
+
+
+def _print_evidence(manifest: dict, output: Path) -> None:
+    out.print(
+        f"train {manifest['train']['rows']} / held out {manifest['heldout']['rows']} rows -> {output} "
+        f"({len(manifest['excluded'])} excluded; each row and exclusion traced in {output / 'manifest.json'})",
+        soft_wrap=True,
     )
 
 
@@ -92,10 +154,17 @@ def train_cmd(
     ),
     use_vllm: bool = typer.Option(None, "--use-vllm/--no-vllm", help="Generate with vLLM (TRL colocate mode)."),
     report_to: list[str] = typer.Option(None, "--report-to", help="Trainer integrations, e.g. mlflow."),
+    reward: str = typer.Option(
+        None, "--reward", help="exam (the answer rule, default) or rubric (a judge against each row's rubric)."
+    ),
+    grader: str = typer.Option(None, "--grader", help="--reward rubric: the judge's model, e.g. openai:gpt-4.1-mini."),
+    grader_base_url: str = typer.Option(None, "--grader-base-url", help="--reward rubric: the grader's endpoint."),
+    grader_concurrency: int = typer.Option(None, "--grader-concurrency", help="--reward rubric: judge calls at once."),
     name: str = NAME_OPTION,
     db: str = DB_OPTION,
 ) -> None:
-    """GRPO with a binary verifiable reward; the run, its steps and checkpoints go to the store."""
+    """GRPO with a verifiable reward (the exam's answer rule, or a rubric judge); the run, its steps
+    and checkpoints go to the store."""
     overrides = {k: v for k, v in locals().items() if k not in ("config", "name", "db")}
     settings = load_train_config(config, overrides)
     store = Store.open(db)
@@ -218,12 +287,20 @@ def evaluate_cmd(
     ),
     grader: str = typer.Option(None, "--grader", help="Grader for --healthbench-data."),
     grader_base_url: str = typer.Option(None, "--grader-base-url"),
+    weak_from: str = typer.Option(
+        None,
+        "--weak-from",
+        help="A file from `rl prepare --from-run` whose weak slices to report apart "
+        "[default: the one beside --healthbench-data or --data, if any].",
+    ),
     max_tries: int = MAX_TRIES_OPTION,
     retry_base_delay: float = RETRY_DELAY_OPTION,
     db: str = DB_OPTION,
 ) -> None:
     """Base vs tuned on the same items, asked as the tuned model was trained, then the paired
-    comparison: did it help, did it hurt. Exits 3 when a run has calls that failed for good."""
+    comparison: did it help (the weak slices), did it hurt (every other slice), Holm-adjusted.
+    The JSON's `gate` names each tuned run and its baseline for `medops gate`. Exits 3 when a run
+    has calls that failed for good."""
     if healthbench_data and not grader:
         raise UserError("--healthbench-data needs --grader")
     store = Store.open(db)
@@ -241,6 +318,10 @@ def evaluate_cmd(
         on_notice=_notice,
     )
     _show_settings(asked.settings)
+    sources = [weak_from] if weak_from else [p for p in (healthbench_data, data) if p and Path(p).is_file()]
+    weak = next((found for p in sources if (found := weak_slices_of(p))), [])
+    if weak_from and not weak:
+        raise UserError(f"--weak-from {weak_from}: not a file written by `rl prepare --from-run`")
     result = evaluate_before_after(
         store,
         base_spec,
@@ -255,6 +336,7 @@ def evaluate_cmd(
         retry_base_delay_s=retry_base_delay,
         on_notice=_notice,
         bus=EventBus(trackers(store, None, phi_policy)),
+        weak=weak,
     )
     print(json.dumps(result.as_json(), indent=2))
     if result.incomplete:

@@ -7,7 +7,9 @@ store); a failed finding inside the cooldown is ``suppressed``: printed, not sto
 again. A fired alert is stored (``alerts``), posted to every webhook (generic JSON or
 Slack-compatible ``{"text": ...}``; a short timeout and one retry; a failure is recorded in the
 alert's ``deliveries`` and never raised) and recorded in the audit trail as ``alert.fired``
-(alert id, rule, key, metric and value only; recorded before delivery).
+(alert id, rule, key, metric and value only; recorded before delivery). A rule with
+``action: retrain`` then starts retraining (``monitor/retrain.py``), reported in the finding's
+``retrain``.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from medops.monitor.drift import (
 )
 from medops.monitor.embeddings import Embedder, mmd_test, sample
 from medops.monitor.policy import MonitorPolicy, MonitorRule, Webhook, metric_kind
+from medops.monitor.retrain import start_retraining
 from medops.monitor.windows import as_utc, format_duration
 from medops.store.alerts import fire_alert, set_deliveries
 from medops.store.repository import Store
@@ -49,7 +52,7 @@ OK, FAILED, SKIPPED = "ok", "failed", "skipped"
 FIRED, SUPPRESSED = "fired", "suppressed"
 RETRY_DELAY_S = 0.5
 # Finding fields the alert row holds in columns of their own (or that describe this round only).
-_NOT_DETAILS = {"rule", "key", "severity", "message", "deliveries", "outcome", "alert_id"}
+_NOT_DETAILS = {"rule", "key", "severity", "message", "deliveries", "outcome", "alert_id", "retrain"}
 
 
 @dataclass
@@ -71,6 +74,7 @@ class Finding:
     outcome: str | None = None  # failed findings: fired | suppressed
     alert_id: int | None = None  # the alert stored now (fired) or the one that suppresses it
     deliveries: list[dict[str, Any]] = field(default_factory=list)
+    retrain: dict[str, Any] | None = None  # action retrain: what was started, skipped or would run
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -429,4 +433,7 @@ def check(
             deliver(w, urls[w.name], payload(finding, alert_id, moment, w.format), post=post) for w in policy.webhooks
         ]
         set_deliveries(store, alert_id, finding.deliveries)
+        rule = rules[finding.key]
+        if rule.action == "retrain":
+            finding.retrain = start_retraining(store, policy, rule, alert_id, finding.window, moment)
     return CheckResult(findings)

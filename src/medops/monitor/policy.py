@@ -22,6 +22,18 @@ Policy YAML (docs/monitor.yaml is a commented example)::
       - {metric: prompt_embedding, test: mmd, max_p: 0.001}   # needs embedding_model
     embedding_model: local:smollm2  # or hf:/models/your-embedder (on this machine)
 
+A rule with ``action: retrain`` also starts retraining when it fires (``monitor/retrain.py``): the
+training set of the alert's window (``rl prepare --from-exchanges``) is written, then the site's
+command runs with the set's path and the alert id in its environment::
+
+    retrain:
+      output_dir: /data/retrain      # one directory per alert: alert-<id>/train.jsonl, manifest.json
+      below: 0.5                     # conversations scored below this [default: the rule's min]
+      command: "sbatch train.sh"     # run without a shell; or a Kubernetes Job:
+      job_manifest: k8s/retrain-job.yaml   # ${MEDOPS_TRAINING_SET} / ${MEDOPS_ALERT_ID} filled in,
+                                     # applied by command [default: kubectl apply -f <the filled-in copy>]
+      dry_run: false                 # true: show what would run; write and run nothing
+
 A bad file or field is one line naming the file and the field (exit 2), as for ``medops gate``.
 """
 
@@ -139,6 +151,7 @@ class MonitorRule(BaseModel):
     reference: str | None = None
     cooldown: str | None = None
     severity: Literal["info", "warning", "critical"] = "warning"
+    action: Literal["notify", "retrain"] = "notify"  # retrain: also start the policy's retraining when fired
 
     _durations = field_validator("window", "reference", "cooldown")(_duration_field)
     _arm = field_validator("arm")(_arm_field)
@@ -241,6 +254,24 @@ class MonitorRule(BaseModel):
         return self.direction or "up"  # refusal and error rates: a rise is what hurts
 
 
+class Retrain(BaseModel):
+    """What ``action: retrain`` does (see the module docstring)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    output_dir: str = Field(min_length=1)
+    command: str | None = None
+    job_manifest: str | None = None
+    below: float | None = None
+    heldout: float = Field(default=0.1, ge=0, le=0.9)
+    dry_run: bool = False
+
+    @model_validator(mode="after")
+    def _runs_something(self) -> Retrain:
+        if self.command is None and self.job_manifest is None:
+            raise ValueError("retrain sets command (a command line) or job_manifest (a Kubernetes Job)")
+        return self
+
+
 class MonitorPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid")
     window: str = "1h"
@@ -251,6 +282,7 @@ class MonitorPolicy(BaseModel):
     embedding_model: str | None = None  # local:smollm2 or hf:<directory>, for prompt_embedding rules
     webhooks: list[Webhook] = []
     rules: list[MonitorRule] = Field(min_length=1)
+    retrain: Retrain | None = None
 
     _durations = field_validator("window", "reference", "cooldown")(_duration_field)
     _arm = field_validator("arm")(_arm_field)
@@ -266,7 +298,25 @@ class MonitorPolicy(BaseModel):
             raise ValueError(f"two rules share the name and scope {duplicate!r}; give one a name")
         if self.embedding_model is None and any(r.metric in EMBEDDING for r in self.rules):
             raise ValueError("prompt_embedding rules need embedding_model (e.g. local:smollm2 or hf:<directory>)")
+        for rule in self.rules:
+            if rule.action != "retrain":
+                continue
+            if self.retrain is None:
+                raise ValueError(f"rule {rule.label} has action retrain: the policy needs a retrain section")
+            online_min = (rule.metric or "").startswith("online:") and rule.min is not None
+            if self.retrain.below is None and not online_min:
+                raise ValueError(
+                    f"rule {rule.label} has action retrain: set retrain.below (the score below which a "
+                    "conversation is trained on), or give the rule an online: metric with min"
+                )
         return self
+
+    def retrain_below(self, rule: MonitorRule) -> float:
+        """The score below which a conversation of the alert's window goes into the training set."""
+        assert self.retrain is not None
+        below = self.retrain.below if self.retrain.below is not None else rule.min
+        assert below is not None  # checked when the policy was read
+        return below
 
     def window_of(self, rule: MonitorRule) -> timedelta:
         return parse_duration(rule.window or self.window)

@@ -9,6 +9,7 @@ reported per run, never hidden in an accuracy.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -18,9 +19,10 @@ from medops.evaluation.run import run_healthbench, run_mcqa
 from medops.events import EventBus
 from medops.grading.templates import default_template
 from medops.models.spec import ModelSpec
-from medops.ops.compare import compare_runs
+from medops.ops.compare import ALPHA, compare_runs
 from medops.rl.asked import AskedAs
 from medops.rl.train import Notice, Settings
+from medops.scoring.paired import holm
 from medops.store.repository import COMPLETED, INCOMPLETE, Store
 
 
@@ -59,6 +61,11 @@ class BeforeAfter:
         if self.healthbench is not None:
             document["healthbench"] = self.healthbench
         document["runs"] = self.runs
+        # what `medops gate` takes: each benchmark's tuned run, gated against its base run
+        document["gate"] = [
+            {"benchmark": benchmark, "run": sides["tuned"]["run_id"], "baseline": sides["base"]["run_id"]}
+            for benchmark, sides in self.runs.items()
+        ]
         return document
 
 
@@ -77,11 +84,16 @@ def evaluate_before_after(
     retry_base_delay_s: float = 1.0,
     on_notice: Notice | None = None,
     bus: EventBus | None = None,
+    weak: Sequence[str] = (),
 ) -> BeforeAfter:
     """Run the exam ``data`` for ``base`` then ``tuned`` as ``asked`` (from
     ``medops.rl.asked.evaluation_settings``), and, with ``healthbench_data``, that rubric set for both,
     graded by ``grader``; then pair each benchmark's two runs (``medops compare``). A run that ended
-    other than completed or incomplete (interrupted, failed) is refused: it has nothing to pair."""
+    other than completed or incomplete (interrupted, failed) is refused: it has nothing to pair.
+
+    ``weak``: the slices the training set was drawn for (``rl prepare --from-run``); each report
+    then has ``slices``: those, and every other slice of the same kinds, paired and Holm-adjusted
+    over that family (did it help where it was weak, did it hurt elsewhere)."""
     if healthbench_data and grader is None:
         raise UserError("a rubric set (healthbench_data) needs a grader")
     notice = on_notice or (lambda _message: None)
@@ -95,7 +107,7 @@ def evaluate_before_after(
         _usable(exam[side], str(spec), notice)
     runs = {"exam": {side: _exam_facts(o, str(specs[side]), chosen["max_tokens"], notice) for side, o in exam.items()}}
     statuses = {f"exam {side}": o.status for side, o in exam.items()}
-    exam_report = compare_runs(store, str(exam["base"].run_id), str(exam["tuned"].run_id))
+    exam_report = with_slices(compare_runs(store, str(exam["base"].run_id), str(exam["tuned"].run_id)), weak)
     rubric_report = None
     if healthbench_data and grader is not None:
         rubric: dict[str, _Outcome] = {}
@@ -123,8 +135,41 @@ def evaluate_before_after(
             for side, o in rubric.items()
         }
         statuses.update({f"healthbench {side}": o.status for side, o in rubric.items()})
-        rubric_report = compare_runs(store, str(rubric["base"].run_id), str(rubric["tuned"].run_id))
+        rubric_report = with_slices(compare_runs(store, str(rubric["base"].run_id), str(rubric["tuned"].run_id)), weak)
     return BeforeAfter(asked.settings, exam_report, runs, rubric_report, statuses)
+
+
+SLICE_KINDS = ("theme:", "axis:", "subject:")
+
+
+def with_slices(report: dict[str, Any], weak: Sequence[str]) -> dict[str, Any]:
+    """``report`` with ``slices`` (see :func:`evaluate_before_after`): the weak slices it has and
+    every other slice of their kinds (of theme, axis and subject when none is weak)."""
+    kinds = {name.partition(":")[0] + ":" for name in weak} or set(SLICE_KINDS)
+    family = {
+        name: paired
+        for name, paired in report["metrics"].items()
+        if name in weak or any(name.startswith(kind) for kind in kinds)
+    }
+    adjusted = holm({name: paired["p_value"] for name, paired in family.items()})
+    entries: dict[str, list[dict[str, Any]]] = {"weak": [], "other": []}
+    for name, paired in sorted(family.items()):
+        significant = adjusted[name] < ALPHA
+        entries["weak" if name in weak else "other"].append(
+            {
+                "slice": name,
+                **{k: paired[k] for k in ("n", "mean_a", "mean_b", "difference", "ci95_low", "ci95_high", "p_value")},
+                "p_holm": adjusted[name],
+                "significant": significant,
+                "change": ("better" if paired["difference"] > 0 else "worse") if significant else "unchanged",
+            }
+        )
+    present = {name.partition(":")[0] for name in report["metrics"]}
+    # a weak slice of a kind this benchmark scores, without a held-out item of its own
+    entries["missing_weak"] = [name for name in weak if name not in family and name.partition(":")[0] in present]
+    entries["helped_where_weak"] = any(e["change"] == "better" for e in entries["weak"])
+    entries["hurt_elsewhere"] = any(e["change"] == "worse" for e in entries["other"])
+    return {**report, "slices": entries}
 
 
 def _exam_facts(outcome: _Outcome, spec: str, max_tokens: int | None, notice: Notice) -> dict[str, Any]:

@@ -15,14 +15,16 @@ from pathlib import Path
 from typing import Any, Literal, TypedDict
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from medops.datasets.jsonl import file_facts, read_bytes
 from medops.errors import UserError
+from medops.models.base import Completion
 from medops.models.hf_kind import is_vision_checkpoint
-from medops.models.spec import ModelSpec
+from medops.models.spec import ModelSpec, mask_url_credentials
+from medops.rewards.rubric import RubricReward, rubric_judge
 from medops.rl.prepare import PreparedData, read_manifest
-from medops.store.repository import COMPLETED, FAILED, INTERRUPTED, Store
+from medops.store.repository import CACHE, COMPLETED, FAILED, INTERRUPTED, Store, cache_row
 from medops.store.schema import Run
 
 BENCHMARK = "rl-train"
@@ -63,6 +65,20 @@ class TrainConfig(BaseModel):
     style: Literal["auto", "cot", "r1"] = "auto"  # auto: the style train_data was prepared with
     use_vllm: bool = False  # TRL's colocate mode, on a GPU machine
     report_to: list[str] = Field(default_factory=list)
+    reward: Literal["exam", "rubric"] = "exam"  # exam: the answer rule; rubric: a judge against each row's rubric
+    grader: str | None = None  # rubric: the judge's model (backend:name), as `eval healthbench --grader`
+    grader_base_url: str | None = None
+    grader_concurrency: int = Field(default=16, ge=1)  # rubric: judge calls in flight at once
+
+    @model_validator(mode="after")
+    def _reward_settings(self) -> TrainConfig:
+        if self.reward == "rubric" and not self.grader:
+            raise ValueError("reward rubric needs grader (e.g. openai:gpt-4.1-mini)")
+        if self.reward == "exam" and (self.grader or self.grader_base_url):
+            raise ValueError("grader applies to reward rubric only (the exam reward is the answer rule)")
+        if self.reward == "rubric" and self.format_weight:
+            raise ValueError("format_weight applies to reward exam only")
+        return self
 
 
 def load_train_config(path: Path | None, overrides: dict[str, Any], *, settings_only: bool = False) -> TrainConfig:
@@ -83,7 +99,7 @@ def load_train_config(path: Path | None, overrides: dict[str, Any], *, settings_
         return TrainConfig.model_validate(raw)
     except ValidationError as exc:
         error = exc.errors(include_url=False)[0]
-        field = ".".join(str(p) for p in error["loc"])
+        field = ".".join(str(p) for p in error["loc"]) or "reward"  # a rule across fields: the reward's
         raise UserError(f"{path or 'training options'}: {field}: {error['msg']}") from None
 
 
@@ -138,7 +154,9 @@ def train(
     its checkpoints and final model. Returns the run's summary with ``run_id`` and ``status``
     (``interrupted`` on Ctrl-C: the output directory resumes on the next call)."""
     prepared = read_manifest(config.train_data, on_notice)
-    config = with_prepared_style(config, prepared)
+    rubric = config.reward == "rubric"
+    if not rubric:
+        config = with_prepared_style(config, prepared)
     try:
         from datasets import Dataset
         from peft import LoraConfig
@@ -148,9 +166,14 @@ def train(
         raise UserError(f"medops rl train needs TRL and peft ({exc}): pip install 'medops[rl,local]'") from None
     from medops.rewards import accuracy_reward, format_reward
 
+    if rubric:
+        _check_trl_drops_unscorable(GRPOTrainer)
+
     data = read_bytes(config.train_data)
     rows = [json.loads(line) for line in data.decode("utf-8").split("\n") if line.strip()]
-    if not rows or "prompt" not in rows[0] or "answer" not in rows[0]:
+    if rubric:
+        rows = rubric_rows(config.train_data, rows)
+    elif not rows or "prompt" not in rows[0] or "answer" not in rows[0]:
         raise UserError(f"{config.train_data}: expected prompt/answer rows (from `medops rl prepare`)")
     refuse_vision(config, rows)
     dataset_id = store.register_dataset(Path(config.train_data).stem, file_facts(config.train_data, data), len(rows))
@@ -159,20 +182,32 @@ def train(
         benchmark=BENCHMARK,
         dataset_id=dataset_id,
         model=config.model,
-        grader="medops.rewards",
+        grader=f"medops.rewards.rubric:{config.grader}" if rubric else "medops.rewards",
         # with how the rows were prompted, so `rl evaluate` and `rl difficulty` can ask the same way
-        config={**config.model_dump(mode="json"), "prepared_data": prepared.record() if prepared else None},
+        config={
+            **config.model_dump(mode="json"),
+            "grader_base_url": mask_url_credentials(config.grader_base_url),  # never a credential in the store
+            "prepared_data": prepared.record() if prepared else None,
+        },
     )
     steps: list[dict[str, Any]] = []
+    reward = _rubric_reward(config, store) if rubric else None
+    reward_totals: dict[str, int] = {}
 
     class RecordSteps(TrainerCallback):
         """Every logged step into the store as it happens, so an interrupted run keeps its history."""
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             if logs and "train_runtime" not in logs:
-                steps.append(
-                    {"step": state.global_step, **{k: float(v) for k, v in logs.items() if isinstance(v, int | float)}}
-                )
+                step = {
+                    "step": state.global_step,
+                    **{k: float(v) for k, v in logs.items() if isinstance(v, int | float)},
+                }
+                if reward is not None:  # what the judge did since the last logged step
+                    for key, value in reward.stats.take().items():
+                        step[f"rubric/{key}"] = value
+                        reward_totals[key] = reward_totals.get(key, 0) + value
+                steps.append(step)
                 store.update_summary(run_id, {"steps": steps, "output_dir": config.output_dir})
 
     arguments = GRPOConfig(
@@ -193,7 +228,7 @@ def train(
         logging_steps=config.logging_steps,
         report_to=config.report_to,
         use_vllm=config.use_vllm,
-        reward_weights=[1 - config.format_weight, config.format_weight],
+        reward_weights=None if rubric else [1 - config.format_weight, config.format_weight],
         **({"vllm_mode": "colocate"} if config.use_vllm else {}),
     )
     peft_config = (
@@ -216,7 +251,7 @@ def train(
 
     trainer = GRPOTrainer(
         model=_base_model(config.model),
-        reward_funcs=[accuracy, format_rate],
+        reward_funcs=[reward] if reward is not None else [accuracy, format_rate],
         args=arguments,
         train_dataset=Dataset.from_list(rows),
         peft_config=peft_config,
@@ -230,6 +265,8 @@ def train(
         status = INTERRUPTED
         result = None
     except Exception as exc:
+        if reward is not None:
+            reward.close()
         store.finish_run(
             run_id,
             FAILED,
@@ -238,6 +275,8 @@ def train(
             summary={"steps": steps, "output_dir": config.output_dir},
         )
         raise
+    if reward is not None:
+        reward.close()
     final = Path(config.output_dir) / "final"
     if status == COMPLETED:
         trainer.save_model(str(final))
@@ -251,8 +290,72 @@ def train(
         "base_model": _base_model(config.model),
         "train_runtime_s": result.metrics.get("train_runtime") if result else None,
     }
+    if reward is not None:  # a completion the judge could not grade was dropped from its step, not scored 0
+        summary["rubric_reward"] = reward_totals
     store.finish_run(run_id, status, wall_seconds=float(summary["train_runtime_s"] or 0.0), summary=summary)
     return {"run_id": run_id, "status": status, **summary}
+
+
+def _check_trl_drops_unscorable(trainer: type) -> None:
+    """A completion the judge could not grade must be left out of its step, never scored 0: TRL
+    does that for completions every reward function returned None for since huggingface/trl#5902;
+    an older TRL would turn them into zero rewards, so it is refused."""
+    import inspect
+
+    import trl
+
+    if "unscorable" not in inspect.getsource(trainer._generate_and_score_completions):
+        raise UserError(
+            f"reward rubric needs a TRL that leaves unscorable completions out of the step (trl {trl.__version__} "
+            "scores them 0): pip install -U trl"
+        )
+
+
+def rubric_rows(path: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rubric training rows (HealthBench format, from ``rl prepare --from-run``) as the trainer
+    takes them: the conversation as ``prompt`` and the criteria as ``rubrics``."""
+    out = []
+    for line, row in enumerate(rows, 1):
+        prompt, criteria = row.get("prompt"), row.get("rubrics")
+        if not isinstance(prompt, list) or not prompt or not isinstance(criteria, list) or not criteria:
+            field = "prompt" if not isinstance(prompt, list) or not prompt else "rubrics"
+            raise UserError(f"{path}:{line}: {field}: expected rubric rows (from `medops rl prepare --from-run`)")
+        out.append({"prompt": prompt, "rubrics": [{"tags": [], **c} for c in criteria]})
+    if not out:
+        raise UserError(f"{path}: no rows")
+    return out
+
+
+class StoreCache:
+    """The rubric reward's judge answers in the store's call cache, as evaluation calls are kept:
+    a resumed training run (or a later one with the same grader) sends only what is new."""
+
+    def __init__(self, store: Store):
+        self.store, self.writer = store, store.writer()
+
+    def get(self, key: str) -> Completion | None:
+        return self.store.cache_get(key)
+
+    def put(self, key: str, completion: Completion) -> None:
+        self.writer.add(CACHE, cache_row(key, completion))
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+class _ClosingReward(RubricReward):
+    """The rubric reward that also flushes its cache writes when training ends."""
+
+    def close(self) -> None:
+        super().close()
+        if isinstance(self.cache, StoreCache):
+            self.cache.close()
+
+
+def _rubric_reward(config: TrainConfig, store: Store) -> RubricReward:
+    assert config.grader is not None  # the config requires it for reward rubric
+    judge = rubric_judge(config.grader, config.grader_base_url, concurrency=config.grader_concurrency)
+    return _ClosingReward(judge, cache=StoreCache(store), max_concurrency=config.grader_concurrency)
 
 
 # Scoring a model as it was trained -------------------------------------------------------------

@@ -11,7 +11,8 @@ chat messages (``[{"role": "assistant", "content": ...}]``); the gold letter com
 dataset column ``answer`` (or ``solution``/``ground_truth``), the letters and option texts from
 the columns ``letters`` and ``options`` (``{letter: text}``). One float per completion.
 
-verl (``custom_reward_function.path=medops/rewards.py``, ``name=compute_score``)::
+verl (``custom_reward_function.path=medops/rewards/__init__.py``, ``name=compute_score``; the rubric
+reward for verl is ``medops/rewards/rubric.py``, same name)::
 
     compute_score(data_source, solution_str, ground_truth, extra_info=None) -> float
 
