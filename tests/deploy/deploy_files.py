@@ -30,7 +30,7 @@ def kustomize(overlay: str) -> list[dict]:
     if kubectl is None:
         binary = shutil.which("kustomize")
         if binary is None:
-            pytest.skip("needs kubectl >= 1.21 (Kustomize v4+) or kustomize on PATH; Debian's kubernetes-client is 1.20")
+            pytest.skip("needs kubectl >= 1.21 (Kustomize v4+) or kustomize; Debian's kubernetes-client is 1.20")
         command = [binary, "build", str(K8S / "overlays" / overlay)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr

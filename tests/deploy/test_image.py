@@ -108,7 +108,8 @@ def test_image_config_labels_user_and_healthcheck(image):
     config = inspected["Docker"]["config"]
     labels = config["Labels"]
     assert labels["org.opencontainers.image.version"] == "0.1.0"
-    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    git = ["git", "-C", str(REPO), "rev-parse", "HEAD"]
+    commit = subprocess.run(git, capture_output=True, text=True).stdout.strip()
     assert labels["org.opencontainers.image.revision"].startswith(commit)
     assert labels["io.medops.variant"] == "cpu"
     assert config["User"] == "10001:10001"

@@ -152,6 +152,8 @@ def test_alert_rules_ask_only_for_what_the_gateway_exports():
         for rule in group["rules"]:
             asked = set(re.findall(r"\b(medops_[a-z_]+)\b", rule["expr"]))
             assert asked <= names, rule
+            for group in re.findall(r"by \(([^)]*)\)", rule["expr"]):
+                assert {g.strip() for g in group.split(",")} <= labels, rule
 
 
 def test_grafana_provisioning_points_at_prometheus_and_the_dashboard(compose):
