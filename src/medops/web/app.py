@@ -92,6 +92,11 @@ def create_app(db: Any = None, *, secure_cookies: bool | None = None, oidc: Any 
         title = "Not found" if status == 404 else "Cannot show this"
         return render(request, "error.j2", status=status, title=title, message=str(exc))
 
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> Response:
+        """For container HEALTHCHECKs and Kubernetes probes (deploy/): no sign-in, no data."""
+        return JSONResponse({"status": "ok"})
+
     from medops.web import pages, routes_api
 
     app.include_router(routes_api.router)
