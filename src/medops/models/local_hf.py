@@ -325,6 +325,11 @@ class LocalChatModel:
             options.update(temperature=None, top_p=None, top_k=None)
         if params.seed is not None:
             torch.manual_seed(params.seed)
+        recorder = _TokenLogprobs(params.top_logprobs) if params.top_logprobs else None
+        if recorder is not None:
+            from transformers import LogitsProcessorList
+
+            options["logits_processor"] = LogitsProcessorList([recorder])
         with torch.inference_mode():
             output = model.generate(**encoded, **options)
         width = encoded["input_ids"].shape[1]
@@ -348,6 +353,7 @@ class LocalChatModel:
                     prompt_tokens=int(encoded["attention_mask"][row].sum()),
                     completion_tokens=len(kept) + (0 if end is None else 1),
                     calls=1,
+                    extra={"logprobs": recorder.openai_form(tokenizer, row, kept)} if recorder is not None else {},
                 )
             )
         return completions
@@ -412,6 +418,39 @@ class LocalChatModel:
         mask = torch.tensor([[0] * (width - len(s)) + [1] * len(s) for s in sequences], device=model.device)
         with torch.inference_mode():
             return model(input_ids=input_ids, attention_mask=mask, logits_to_keep=keep).logits
+
+
+class _TokenLogprobs:
+    """A logits processor that keeps, at each generation step, the log-probabilities of the chosen
+    token and of the ``k`` most likely ones (as OpenAI's ``top_logprobs``), under the distribution
+    the token was drawn from; O(steps x k) memory, never the whole vocabulary per step."""
+
+    def __init__(self, k: int):
+        self.k = k
+        self.steps: list[tuple[Any, Any, Any]] = []  # (top values, top ids, the step's log-softmax)
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import torch
+
+        logprobs = torch.log_softmax(scores.float(), dim=-1)
+        values, ids = logprobs.topk(self.k, dim=-1)
+        if self.steps:  # the previous step's chosen token is known now: keep only its logprob
+            top_values, top_ids, previous = self.steps[-1]
+            self.steps[-1] = (top_values, top_ids, previous.gather(1, input_ids[:, -1:]).squeeze(1))
+        self.steps.append((values, ids, logprobs))
+        return scores
+
+    def openai_form(self, tokenizer: Any, row: int, kept: list[int]) -> dict[str, Any]:
+        content = []
+        for step, token_id in enumerate(kept):
+            top_values, top_ids, chosen = self.steps[step]
+            logprob = float(chosen[row] if chosen.dim() == 1 else chosen[row, token_id])
+            alternatives = [
+                {"token": tokenizer.decode([int(i)]), "logprob": float(v)}
+                for v, i in zip(top_values[row].tolist(), top_ids[row].tolist(), strict=True)
+            ]
+            content.append({"token": tokenizer.decode([token_id]), "logprob": logprob, "top_logprobs": alternatives})
+        return {"content": content}
 
 
 def _common_prefix_length(a: list[int], b: list[int]) -> int:
