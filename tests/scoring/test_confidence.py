@@ -127,7 +127,7 @@ def test_calibration_figures_match_an_independent_computation():
     rng = np.random.default_rng(3)
     confidence = rng.uniform(0, 1, 500)
     outcome = (rng.uniform(0, 1, 500) < confidence**1.5).astype(float)
-    got = calibration(list(confidence) + [None, None], list(outcome) + [1, 0])
+    got = calibration([*confidence, None, None], [*outcome, 1, 0])
     width = [np.flatnonzero((confidence > i / 15) & (confidence <= (i + 1) / 15)) for i in range(15)]
     mass = np.array_split(np.argsort(confidence), 15)
     assert got["ece"] == pytest.approx(_ece(confidence, outcome, width))
