@@ -38,6 +38,7 @@ from medops.scoring.agreement import (
     physician_agreements,
     pooled_physician_agreement,
 )
+from medops.scoring.calibration import verdict_calibration
 from medops.store import queries
 from medops.store.repository import Store
 from medops.store.schema import Dataset, Run
@@ -153,12 +154,15 @@ def score_meta_run(
             [rows[i] for i in picked], [labels[i] for i in picked], [probabilities[i] for i in picked]
         )
     overall = metrics["overall"]
+    majority = [majority_label(row.binary_labels) for row in rows]
     return {
         "score": overall["grader_pairwise"]["balanced_f1"],
         "n_examples": len(rows),
         "n_excluded_examples": asked - len(rows),
         "n_ungraded_criteria": asked - len(rows),
         "agreement": metrics,
+        # P(met) of the verdicts (--grader-verdict logprob) against the physicians' majority
+        **verdict_calibration(list(zip(labels, probabilities, strict=True)), majority),
         **call_accounting(store, run_id),
     }
 

@@ -100,6 +100,10 @@ def meta_eval_json(run: Run, dataset: Dataset, summary: dict[str, Any]) -> dict[
         "n_failed_calls": summary.get("n_failed_calls", 0),
         "failed_by_cause": summary.get("failed_by_cause", {}),
         "agreement": summary.get("agreement", {}),
+        # the verdicts' P(met) against the physicians' majority (None before this was recorded)
+        "calibration": summary.get("calibration"),
+        "n_with_confidence": summary.get("n_with_confidence", 0),
+        "n_missing_confidence": summary.get("n_missing_confidence", summary.get("n_examples", 0)),
         "usage": summary.get("usage", {}),
         "phi": summary.get("phi"),
         "wall_seconds": summary.get("wall_seconds", run.wall_seconds),

@@ -114,3 +114,12 @@ def abstention_score(n_correct: int, n_wrong: int, n_abstained: int) -> dict:
         "accuracy_answered": n_correct / answered if answered else None,
         "score": (n_correct - n_wrong) / n if n else None,
     }
+
+
+def verdict_calibration(verdicts: Sequence[tuple[bool, float | None]], truth: Sequence[bool]) -> dict:
+    """A grader's verdicts (met, P(met)) against reference labels, framed as an exam answer is: the
+    confidence in the verdict it gave (P(met) when it said met, 1 - P(met) when not) for that verdict
+    being right. Brier equals that of P(met) against the labels; a verdict without P(met) is missing."""
+    confidences = [None if p is None else (p if met else 1 - p) for met, p in verdicts]
+    outcomes = [met == label for (met, _), label in zip(verdicts, truth, strict=True)]
+    return calibration_summary(confidences, outcomes)
