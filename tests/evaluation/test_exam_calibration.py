@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import needs_shared, write_jsonl
+from medops import api
 
 
 def _bank(tmp_path, n=12, extra=lambda i: "", name="bank"):
@@ -61,6 +62,12 @@ def test_served_exam_confidence_from_logprobs(cli, server, tmp_path):
     ece, brier = recompute(rows)
     assert calibration["ece"] == pytest.approx(ece) and calibration["brier"] == pytest.approx(brier)
     assert result["score"] == 8 / 12  # accuracy as before
+
+    # the reliability diagram, from the declared view, in the report and on the dashboard's run page
+    page = cli.run("report", str(result["run_id"]), check=True).stdout
+    assert 'class="plot reliability"' in page and f"ECE (15 bins) {calibration['ece']:.3f}" in page
+    charts = api.run_detail(str(result["run_id"]), db=str(cli.db))["charts"]
+    assert any(f"Brier {calibration['brier']:.3f}" in chart for chart in charts)
 
     # the letter's probability is what the server gave: {model-p:0.7}
     scripted = _exam(cli, server, _bank(tmp_path, 3, lambda i: " {model-p:0.7}", "scripted"))

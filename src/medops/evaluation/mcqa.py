@@ -26,6 +26,7 @@ from medops.evaluation.records import (
     Headline,
     Message,
     MetricGroup,
+    Reliability,
     SampleRecord,
     Samples,
     modality,
@@ -343,6 +344,7 @@ class Exam(Benchmark[McqaConfig, ExamData]):
     export = ANSWER_EXPORT
     views = (
         Bars("Accuracy by breakdown (± bootstrap std)", group="breakdown"),
+        Reliability("Calibration: accuracy by confidence"),
         Samples("Wrong answers", only="wrong"),
     )
 

@@ -28,7 +28,7 @@ from medops.evaluation.healthbench import (
     build_pipeline,
     rubric_records,
 )
-from medops.evaluation.records import SampleRecord
+from medops.evaluation.records import Reliability, SampleRecord
 from medops.evaluation.summaries import meta_eval_json, print_meta_eval_summary
 from medops.scoring.agreement import (
     calibration,
@@ -76,7 +76,8 @@ class MetaEval(Benchmark[HealthBenchConfig, MetaEvalData]):
     measures_grader = True
     headline = RUBRIC_HEADLINE
     export = CRITERION_EXPORT  # the rubric pipeline's rows: one per physician-labelled criterion
-    views = ()  # its scores are agreement blocks, not per-sample: the summary shows them
+    # its scores are agreement blocks, not per-sample: the summary shows them; P(met) verdicts' calibration
+    views = (Reliability("Grader calibration: verdicts right by P(met) confidence"),)
 
     def load(self, config: HealthBenchConfig) -> MetaEvalData:
         name, path = resolve(config.data)
