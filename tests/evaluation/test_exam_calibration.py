@@ -89,6 +89,8 @@ def test_stated_confidence_style(cli, server, tmp_path):
     assert "Confidence: N%" in server.server.log[0].messages[-1]["content"]
     ece, brier = recompute(rows)
     assert result["calibration"]["ece"] == pytest.approx(ece) and result["calibration"]["brier"] == pytest.approx(brier)
+    summary = cli.run("report", str(result["run_id"]), "--format", "md", check=True).stdout
+    assert f"ECE (15 bins) {ece:.3f}" in summary and "6 with a confidence, 0 without" in summary
     # with logprobs the token's probability is preferred to the stated one
     both_data = _bank(tmp_path, 2, lambda i: " {model-confidence:90} {model-p:0.55}", "both")
     both = _exam(cli, server, both_data, "--style", "confidence")

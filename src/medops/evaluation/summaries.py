@@ -205,3 +205,17 @@ def print_exam_summary(console: Console, run: Run, dataset: Dataset, summary: di
         f"unparsed {summary.get('n_unparsed', 0)} ({0 if rate is None else 100 * rate:.1f}%); "
         f"items skipped: {skipped}; rules: {summary.get('rules', {})}; {summary.get('wall_seconds', 0):.1f}s wall."
     )
+    figures = summary.get("calibration") or {}
+    if figures.get("ece") is not None:
+        console.print(
+            f"calibration: ECE {figures['ece']:.3f} (adaptive {figures['ece_adaptive']:.3f}), "
+            f"Brier {figures['brier']:.3f}, AUROC {_fmt(figures['auroc'])}; "
+            f"{summary.get('n_with_confidence', 0)} answers with a confidence, "
+            f"{summary.get('n_missing_confidence', 0)} without."
+        )
+    if summary.get("abstention"):
+        abstention = summary["abstention"]
+        console.print(
+            f"abstained {abstention['n_abstained']}; abstention-aware score (right - wrong) / n: "
+            f"{_fmt(abstention['score'])}."
+        )
