@@ -11,9 +11,9 @@ from medops.api.examples import run_records
 from medops.api.formatting import interval, iso, moment
 from medops.api.runs import StoreRef, compare, open_store, run, runs
 from medops.audit.trail import events as trail_events
-from medops.evaluation.records import Bars, Histogram
+from medops.evaluation.records import Bars, Histogram, Reliability
 from medops.evaluation.results import presentation
-from medops.reports.plots import bars, histogram
+from medops.reports.plots import bars, histogram, reliability
 from medops.store.repository import effective_status
 
 
@@ -84,6 +84,8 @@ def run_detail(run_ref: str, *, db: StoreRef = None) -> dict[str, Any]:
             charts.append(bars(view.title, found.group(view.group).rows(summary_metrics)))
         elif isinstance(view, Histogram):
             charts.append(histogram(view.title, view.values(run_records(store, recorded))))
+        elif isinstance(view, Reliability):
+            charts.append(reliability(view.title, *view.of(recorded.summary or {})))
     return {"run": document, "metrics": metrics, "charts": [c for c in charts if c], "unit": found.headline.unit}
 
 

@@ -25,6 +25,7 @@ from medops.reports.export import render_rows
 from medops.reports.report import build_report
 from medops.review.bias import run_bias
 from medops.review.calibrated import calibrated
+from medops.review.grader_calibration import run_grader_calibration
 from medops.store.repository import Store, effective_status
 
 StoreRef = str | Path | Store | None
@@ -168,8 +169,9 @@ def runs(db: StoreRef = None) -> list[dict[str, Any]]:
 
 def run(run_ref: str, *, db: StoreRef = None) -> dict[str, Any]:
     """One run's document (what ``medops runs show --json`` prints); with physician labels of the run
-    (``medops review``), ``calibrated``: the physician-anchored score and its 95% interval, and
-    ``bias``: where the grader departs from the physicians (``medops.review.bias``)."""
+    (``medops review``), ``calibrated``: the physician-anchored score and its 95% interval,
+    ``bias``: where the grader departs from the physicians (``medops.review.bias``), and with P(met)
+    verdicts ``calibration`` against them (``medops.review.grader_calibration``)."""
     store = open_store(db, create=False)
     document = run_document(store, run_ref)
     found = store.find_run(run_ref)
@@ -179,6 +181,9 @@ def run(run_ref: str, *, db: StoreRef = None) -> dict[str, Any]:
     departures = run_bias(store, found)
     if departures is not None:
         document["bias"] = departures
+    grader_calibration = run_grader_calibration(store, found)
+    if grader_calibration is not None:  # P(met) against the physicians (--grader-verdict logprob)
+        document.update(grader_calibration)
     return document
 
 

@@ -56,7 +56,11 @@ def eval_mcqa(
     model: str = typer.Option("local:smollm2", "--model", help="openai:NAME, local:smollm2 or hf:DIR_OR_HUB_ID."),
     model_base_url: str = typer.Option(None, "--model-base-url"),
     model_api_key_env: str = typer.Option(None, "--model-api-key-env"),
-    style: Style = typer.Option("direct", "--style", help="direct (letter), cot (\\boxed{}), r1 (<answer>)."),
+    style: Style = typer.Option(
+        "direct",
+        "--style",
+        help="direct (letter), cot (\\boxed{}), r1 (<answer>), confidence (letter and a stated confidence).",
+    ),
     language: str = typer.Option(
         None, "--language", help="Instruction language: en or ko (default: ko for kormedmcqa and kmle)."
     ),
@@ -86,6 +90,18 @@ def eval_mcqa(
         False,
         "--skip-images",
         help="Skip the items that carry images (counted as needs_image): for a model that takes no images.",
+    ),
+    allow_abstain: bool = typer.Option(
+        False,
+        "--allow-abstain",
+        help="Let the model answer \"I don't know\": abstentions are counted apart and scored 0 "
+        "(right +1, wrong -1) in the abstention-aware score.",
+    ),
+    no_logprobs: bool = typer.Option(
+        False,
+        "--no-logprobs",
+        help="Do not ask a served model for the answer token's logprobs (for endpoints that refuse them); "
+        "confidence then comes from --style confidence or is missing.",
     ),
     batch_size: int = BATCH_SIZE_OPTION,
     no_cache: bool = NO_CACHE_OPTION,

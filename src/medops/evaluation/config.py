@@ -111,7 +111,7 @@ class McqaConfig(RunSettings):
     task: str  # the exam (medqa, kmle, ...): which loader reads --data
     data: str
     model: ModelSpec
-    style: Literal["direct", "cot", "r1"] = "direct"
+    style: Literal["direct", "cot", "r1", "confidence"] = "direct"
     language: Literal["en", "ko"] = "en"
     prompt_template: str | None = None
     shots: int = Field(default=0, ge=0)
@@ -123,6 +123,8 @@ class McqaConfig(RunSettings):
     model_seed: int | None = None
     system_message: str | None = None
     skip_images: bool = False  # items with images skipped and counted (a model that takes no images)
+    allow_abstain: bool = False  # "I don't know" answers accepted, counted apart, scored by abstention_score
+    logprobs: bool = True  # ask a served model for the answer token's logprobs where the style allows
 
     def sampling(self) -> SamplingParams:
         return SamplingParams(

@@ -4,7 +4,7 @@ ask each item, read the chosen letter with the shared rule set, score accuracy."
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from rich.console import Console
@@ -27,6 +27,7 @@ from medops.evaluation.records import (
     Headline,
     Message,
     MetricGroup,
+    Reliability,
     SampleRecord,
     Samples,
     modality,
@@ -36,6 +37,14 @@ from medops.models.backends import backends_with
 from medops.models.base import ChatModel, Completion, SamplingParams, StopRequested
 from medops.models.spec import create_model
 from medops.prompts.mcqa import ANSWER_PREFIX, build_messages
+from medops.scoring.calibration import abstention_score, calibration_summary
+from medops.scoring.confidence import (
+    is_abstention,
+    letter_probability,
+    option_probability,
+    stated_confidence,
+    without_stated_confidence,
+)
 from medops.scoring.extract import extract_choice
 from medops.scoring.mcqa import summarize_answers
 from medops.store import queries
@@ -50,6 +59,36 @@ ANSWERS = Answer.__table__
 class ReadAnswer:
     predicted: str | None
     rule: str | None
+    confidence: float | None = None  # the chosen option's probability, or the stated one; None: none
+
+
+ABSTAIN_RULE = "abstain"  # --allow-abstain: the answer declined ("I don't know"), counted apart
+# Styles whose answer letter a served model's token logprobs can be read at (a short reply);
+# in-process models give token logprobs in every style.
+TOKEN_LOGPROB_STYLES = ("direct", "confidence")
+TOP_LOGPROBS = 5
+
+
+def wants_token_logprobs(config: McqaConfig) -> bool:
+    capabilities = config.model.capabilities
+    if capabilities.in_process:
+        return True
+    return config.logprobs and capabilities.logprobs and config.style in TOKEN_LOGPROB_STYLES
+
+
+def read_generated(config: McqaConfig, item: MCQItem, completion: Completion) -> ReadAnswer:
+    """The letter (by the shared rule), an abstention where allowed, and the answer's confidence:
+    the answer token's probability when logprobs came back, else the one it states (``confidence``
+    style), else None."""
+    text = completion.text or ""
+    stated = config.style == "confidence"
+    extraction = extract_choice(without_stated_confidence(text) if stated else text, item.letters, item.options)
+    if config.allow_abstain and is_abstention(text, extraction.choice):
+        return ReadAnswer(None, ABSTAIN_RULE)
+    confidence = letter_probability(completion.extra.get("logprobs"), extraction.choice, item.letters)
+    if confidence is None and stated and extraction.choice is not None:
+        confidence = stated_confidence(text)
+    return ReadAnswer(extraction.choice, extraction.rule, confidence)
 
 
 @dataclass(frozen=True)
@@ -116,6 +155,7 @@ class McqaPipeline(JobRunner):
             template=self.config.prompt_template,
             shots=self.shots,
             system_message=self.config.system_message,
+            abstain=self.config.allow_abstain,
         )
         try:
             if self.config.scoring == "loglikelihood":
@@ -128,9 +168,11 @@ class McqaPipeline(JobRunner):
                 if completion.ok:
                     completion.text = read.predicted or ""
             else:
-                completion = await self.call(self.model, messages, self.config.sampling(), repeat, "model")
-                extraction = extract_choice(completion.text, item.letters, item.options)
-                read = ReadAnswer(extraction.choice, extraction.rule)
+                params = self.config.sampling()
+                if wants_token_logprobs(self.config):
+                    params = replace(params, top_logprobs=TOP_LOGPROBS)
+                completion = await self.call(self.model, messages, params, repeat, "model")
+                read = read_generated(self.config, item, completion)
         except StopRequested:
             return
         self.writer.add(RESPONSES, response_row(self.run_id, index, repeat, item.id, completion, "model"))
@@ -146,6 +188,7 @@ class McqaPipeline(JobRunner):
                     "predicted": read.predicted,
                     "rule": read.rule,
                     "correct": read.predicted == item.answer,
+                    "confidence": read.confidence,
                     "created_at": utcnow(),
                 },
             )
@@ -155,7 +198,8 @@ def _most_likely(completion: Completion) -> ReadAnswer:
     scores = completion.extra.get("choice_logprobs") or {}
     if not scores:
         return ReadAnswer(None, None)
-    return ReadAnswer(max(scores, key=scores.get).strip(), "loglikelihood")
+    chosen = max(scores, key=scores.get).strip()
+    return ReadAnswer(chosen, "loglikelihood", option_probability(scores, chosen))
 
 
 def load_shots(config: McqaConfig) -> tuple[MCQItem, ...]:
@@ -177,15 +221,30 @@ def breakdown_tags(exam: MCQSet, item: MCQItem) -> dict[str, str]:
     return {**item.tags, "modality": "image" if item.images else "text"}
 
 
-def score_exam_run(store: Store, run_id: int, exam: MCQSet, jobs: list[Job], seed: int) -> dict:
+def score_exam_run(
+    store: Store, run_id: int, exam: MCQSet, jobs: list[Job], seed: int, allow_abstain: bool = False
+) -> dict:
     answers = queries.answers(store, run_id)
     truncated = queries.truncated(store, run_id)
     records = []
+    confidences: list[float | None] = []
+    outcomes: list[bool] = []
+    abstained = 0
     for job in jobs:
         answer = answers.get(job)
         if answer is not None:
-            records.append((answer.correct, answer.predicted is not None, breakdown_tags(exam, exam.items[job[0]])))
+            declined = answer.rule == ABSTAIN_RULE  # counted apart, never as unparsed
+            abstained += declined
+            read = answer.predicted is not None or declined
+            records.append((answer.correct, read, breakdown_tags(exam, exam.items[job[0]])))
+            if not declined:
+                confidences.append(answer.confidence)
+                outcomes.append(answer.correct)
     summary = summarize_answers(records, seed)
+    summary.update(calibration_summary(confidences, outcomes))
+    if allow_abstain:
+        correct = sum(outcomes)
+        summary["abstention"] = abstention_score(correct, len(outcomes) - correct, abstained)
     summary.update(
         {
             "task": exam.task,
@@ -224,11 +283,17 @@ def exam_records(store: Store, run: Run, exam: MCQSet) -> list[SampleRecord]:
         flags = {"error"} if failed else set()
         if answer is not None:
             read = Assessment(
-                "answer", "rule", answer.correct, explanation=answer.rule or "unparsed", answer=answer.predicted
+                "answer",
+                "rule",
+                answer.correct,
+                explanation=answer.rule or "unparsed",
+                answer=answer.predicted,
+                p=answer.confidence,
             )
             assessments = (read,)
             flags |= {"wrong"} if not answer.correct else set()
             flags |= {"unparsed"} if answer.rule is None else set()
+            flags |= {"abstained"} if answer.rule == ABSTAIN_RULE else set()
         # images by digest (served from the store's blobs), never as base64 in a view or an export
         question = item.question
         if item.images:
@@ -265,6 +330,7 @@ ANSWER_EXPORT = ExportSpec(
         Column("predicted", "first.answer"),
         Column("rule", "first.explanation"),
         Column("correct", "first.value"),
+        Column("confidence", "first.p"),  # the chosen option's probability or the stated one; null: none
         Column("error", "error"),
         Column("finish_reason", "finish_reason"),
         Column("response", "output"),
@@ -281,6 +347,7 @@ class Exam(Benchmark[McqaConfig, ExamData]):
     export = ANSWER_EXPORT
     views = (
         Bars("Accuracy by breakdown (± bootstrap std)", group="breakdown"),
+        Reliability("Calibration: accuracy by confidence"),
         Samples("Wrong answers", only="wrong"),
     )
 
@@ -361,7 +428,7 @@ class Exam(Benchmark[McqaConfig, ExamData]):
         )
 
     def score(self, store: Store, run_id: int, config: McqaConfig, data: ExamData, jobs: list[Job]) -> dict[str, Any]:
-        return score_exam_run(store, run_id, data.exam, jobs, config.seed)
+        return score_exam_run(store, run_id, data.exam, jobs, config.seed, config.allow_abstain)
 
     def item_results(self, store: Store, run: Run, config: McqaConfig, data: ExamData, jobs: list[Job]) -> ItemResults:
         planned = set(jobs)

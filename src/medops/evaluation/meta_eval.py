@@ -28,7 +28,7 @@ from medops.evaluation.healthbench import (
     build_pipeline,
     rubric_records,
 )
-from medops.evaluation.records import SampleRecord
+from medops.evaluation.records import Reliability, SampleRecord
 from medops.evaluation.summaries import meta_eval_json, print_meta_eval_summary
 from medops.scoring.agreement import (
     calibration,
@@ -39,6 +39,7 @@ from medops.scoring.agreement import (
     physician_agreements,
     pooled_physician_agreement,
 )
+from medops.scoring.calibration import verdict_calibration
 from medops.store import queries
 from medops.store.repository import Store
 from medops.store.schema import Dataset, Run
@@ -76,7 +77,8 @@ class MetaEval(Benchmark[HealthBenchConfig, MetaEvalData]):
     measures_grader = True
     headline = RUBRIC_HEADLINE
     export = CRITERION_EXPORT  # the rubric pipeline's rows: one per physician-labelled criterion
-    views = ()  # its scores are agreement blocks, not per-sample: the summary shows them
+    # its scores are agreement blocks, not per-sample: the summary shows them; P(met) verdicts' calibration
+    views = (Reliability("Grader calibration: verdicts right by P(met) confidence"),)
 
     def load(self, config: HealthBenchConfig) -> MetaEvalData:
         name, path = resolve(config.data)
@@ -154,12 +156,15 @@ def score_meta_run(
             [rows[i] for i in picked], [labels[i] for i in picked], [probabilities[i] for i in picked]
         )
     overall = metrics["overall"]
+    majority = [majority_label(row.binary_labels) for row in rows]
     return {
         "score": overall["grader_pairwise"]["balanced_f1"],
         "n_examples": len(rows),
         "n_excluded_examples": asked - len(rows),
         "n_ungraded_criteria": asked - len(rows),
         "agreement": metrics,
+        # P(met) of the verdicts (--grader-verdict logprob) against the physicians' majority
+        **verdict_calibration(list(zip(labels, probabilities, strict=True)), majority),
         **call_accounting(store, run_id),
         **_jury_agreement(store, run_id, meta, positions, jobs),
     }

@@ -4,7 +4,8 @@ Every benchmark reads a stored run back as :class:`SampleRecord` s (one per item
 answer for): what was asked, what came back, each judge's assessment, scores, flags and the
 item's metadata. Export, reports, the dashboard and ``runs show`` render records and the
 benchmark's declared specs (:class:`Bars`, :class:`Histogram`, :class:`Samples`,
-:class:`ExportSpec`, :class:`Headline`, :class:`MetricGroup`) only: no view knows a benchmark.
+:class:`Reliability`, :class:`ExportSpec`, :class:`Headline`, :class:`MetricGroup`) only: no view
+knows a benchmark.
 """
 
 from __future__ import annotations
@@ -205,7 +206,21 @@ class Samples:
         return [r for r in records if self.only is None or self.only in r.flags]
 
 
-View = Bars | Histogram | Samples
+@dataclass(frozen=True)
+class Reliability:
+    """A reliability diagram from the run's summary: ``summary[bins]`` (per confidence bin its range,
+    size, mean confidence and accuracy) with the figures of ``summary[figures]`` (ECE, Brier...)."""
+
+    title: str
+    bins: str = "reliability"
+    figures: str = "calibration"
+    kind: str = "reliability"
+
+    def of(self, summary: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        return summary.get(self.bins) or [], summary.get(self.figures) or {}
+
+
+View = Bars | Histogram | Samples | Reliability
 
 
 @dataclass(frozen=True)

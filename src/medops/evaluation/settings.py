@@ -244,6 +244,8 @@ EXAM_DEFAULTS: dict[str, Any] = {
     "model_seed": None,
     "system_message": None,
     "skip_images": False,
+    "allow_abstain": False,
+    "no_logprobs": False,
 }
 
 
@@ -272,4 +274,6 @@ def exam_config(options: dict[str, Any]) -> McqaConfig:
         model_seed=args["model_seed"],
         system_message=args["system_message"],
         skip_images=bool(args["skip_images"]),
+        allow_abstain=bool(args["allow_abstain"]),
+        logprobs=not args["no_logprobs"],
     )

@@ -101,6 +101,10 @@ def meta_eval_json(run: Run, dataset: Dataset, summary: dict[str, Any]) -> dict[
         "failed_by_cause": summary.get("failed_by_cause", {}),
         "agreement": summary.get("agreement", {}),
         **({"jury": summary["jury"]} if "jury" in summary else {}),
+        # the verdicts' P(met) against the physicians' majority (None before this was recorded)
+        "calibration": summary.get("calibration"),
+        "n_with_confidence": summary.get("n_with_confidence", 0),
+        "n_missing_confidence": summary.get("n_missing_confidence", summary.get("n_examples", 0)),
         "usage": summary.get("usage", {}),
         "phi": summary.get("phi"),
         "wall_seconds": summary.get("wall_seconds", run.wall_seconds),
@@ -184,6 +188,11 @@ def exam_json(run: Run, dataset: Dataset, summary: dict[str, Any]) -> dict[str, 
         "skipped_items": summary.get("skipped_items", {}),
         "rules": summary.get("rules", {}),
         "metrics": summary.get("metrics", {}),
+        # confidence of the answers against correctness; a run scored before confidences has none
+        "calibration": summary.get("calibration"),
+        "n_with_confidence": summary.get("n_with_confidence", 0),
+        "n_missing_confidence": summary.get("n_missing_confidence", summary.get("n_examples", 0)),
+        "abstention": summary.get("abstention"),
         "usage": summary.get("usage", {}),
         "phi": summary.get("phi"),
         "wall_seconds": summary.get("wall_seconds", run.wall_seconds),
@@ -212,3 +221,17 @@ def print_exam_summary(console: Console, run: Run, dataset: Dataset, summary: di
         f"unparsed {summary.get('n_unparsed', 0)} ({0 if rate is None else 100 * rate:.1f}%); "
         f"items skipped: {skipped}; rules: {summary.get('rules', {})}; {summary.get('wall_seconds', 0):.1f}s wall."
     )
+    figures = summary.get("calibration") or {}
+    if figures.get("ece") is not None:
+        console.print(
+            f"calibration: ECE {figures['ece']:.3f} (adaptive {figures['ece_adaptive']:.3f}), "
+            f"Brier {figures['brier']:.3f}, AUROC {_fmt(figures['auroc'])}; "
+            f"{summary.get('n_with_confidence', 0)} answers with a confidence, "
+            f"{summary.get('n_missing_confidence', 0)} without."
+        )
+    if summary.get("abstention"):
+        abstention = summary["abstention"]
+        console.print(
+            f"abstained {abstention['n_abstained']}; abstention-aware score (right - wrong) / n: "
+            f"{_fmt(abstention['score'])}."
+        )

@@ -343,9 +343,14 @@ class LocalChatModel:
             options.update(temperature=None, top_p=None, top_k=None)
         if params.seed is not None:
             torch.manual_seed(params.seed)
+        recorder = _TokenLogprobs(params.top_logprobs) if params.top_logprobs else None
+        if recorder is not None:
+            from transformers import LogitsProcessorList
+
+            options["logits_processor"] = LogitsProcessorList([recorder])
         with torch.inference_mode():
             output = model.generate(**encoded, **options)
-        return _decoded(tokenizer, model, output, encoded["attention_mask"])
+        return _decoded(tokenizer, model, output, encoded["attention_mask"], recorder)
 
     def _score(self, batch: list[_Request]) -> list[Completion]:
         """Sum of token log-probabilities of each choice, for every request of the batch at once.
@@ -409,8 +414,44 @@ class LocalChatModel:
             return model(input_ids=input_ids, attention_mask=mask, logits_to_keep=keep).logits
 
 
-def _decoded(tokenizer: Any, model: Any, output: Any, attention_mask: Any) -> list[Completion]:
-    """Each row's new tokens up to its first stop token, as completions (text and vision models alike)."""
+class _TokenLogprobs:
+    """A logits processor that keeps, at each generation step, the log-probabilities of the chosen
+    token and of the ``k`` most likely ones (as OpenAI's ``top_logprobs``), under the distribution
+    the token was drawn from; O(steps x k) memory, never the whole vocabulary per step."""
+
+    def __init__(self, k: int):
+        self.k = k
+        self.steps: list[tuple[Any, Any, Any]] = []  # (top values, top ids, the step's log-softmax)
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import torch
+
+        logprobs = torch.log_softmax(scores.float(), dim=-1)
+        values, ids = logprobs.topk(self.k, dim=-1)
+        if self.steps:  # the previous step's chosen token is known now: keep only its logprob
+            top_values, top_ids, previous = self.steps[-1]
+            self.steps[-1] = (top_values, top_ids, previous.gather(1, input_ids[:, -1:]).squeeze(1))
+        self.steps.append((values, ids, logprobs))
+        return scores
+
+    def openai_form(self, tokenizer: Any, row: int, kept: list[int]) -> dict[str, Any]:
+        content = []
+        for step, token_id in enumerate(kept):
+            top_values, top_ids, chosen = self.steps[step]
+            logprob = float(chosen[row] if chosen.dim() == 1 else chosen[row, token_id])
+            alternatives = [
+                {"token": tokenizer.decode([int(i)]), "logprob": float(v)}
+                for v, i in zip(top_values[row].tolist(), top_ids[row].tolist(), strict=True)
+            ]
+            content.append({"token": tokenizer.decode([token_id]), "logprob": logprob, "top_logprobs": alternatives})
+        return {"content": content}
+
+
+def _decoded(
+    tokenizer: Any, model: Any, output: Any, attention_mask: Any, recorder: _TokenLogprobs | None = None
+) -> list[Completion]:
+    """Each row's new tokens up to its first stop token, as completions (text and vision models
+    alike), with OpenAI-form token logprobs where ``recorder`` kept them."""
     width = attention_mask.shape[1]
     eos = model.generation_config.eos_token_id
     stop_ids = {tokenizer.eos_token_id, *([eos] if isinstance(eos, int) else eos or [])}
@@ -426,6 +467,7 @@ def _decoded(tokenizer: Any, model: Any, output: Any, attention_mask: Any) -> li
                 prompt_tokens=int(attention_mask[row].sum()),
                 completion_tokens=len(kept) + (0 if end is None else 1),
                 calls=1,
+                extra={"logprobs": recorder.openai_form(tokenizer, row, kept)} if recorder is not None else {},
             )
         )
     return completions

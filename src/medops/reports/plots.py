@@ -86,6 +86,58 @@ def histogram(title: str, values: list[float], *, bins: int = 20, lo: float = -0
     return "".join(parts)
 
 
+def reliability(title: str, bins: Sequence[dict[str, Any]], figures: dict[str, Any]) -> str:
+    """A reliability diagram: per confidence bin, accuracy (a bar over the bin's range) against the
+    diagonal of perfect calibration, a dot at the bin's mean confidence; the figures as a caption."""
+    if not bins:
+        return ""
+    size, left, top, bottom = 260, 44, 28, 40
+    height = top + size + bottom + 18 * 3
+
+    def x(v: float) -> float:
+        return left + v * size
+
+    def y(v: float) -> float:
+        return top + (1 - v) * size
+
+    parts = [
+        f'<svg class="plot reliability" role="img" aria-label="{escape(title)}" xmlns="http://www.w3.org/2000/svg" '
+        f'width="{WIDTH}" height="{height}" viewBox="0 0 {WIDTH} {height}">',
+        f'<text x="4" y="16" class="title">{escape(title)}</text>',
+        f'<path class="grid" d="M{x(0)} {y(0)}H{x(1)}M{x(0)} {y(0)}V{y(1)}"/>',
+        f'<path class="zero" d="M{x(0)} {y(0)}L{x(1)} {y(1)}"/>',  # perfect calibration
+    ]
+    for b in bins:
+        label = (
+            f"confidence {b['low']:.2f}..{b['high']:.2f}: n={b['n']}, mean confidence {b['confidence']:.3f}, "
+            f"accuracy {b['accuracy']:.3f}"
+        )
+        parts.append(
+            f'<rect class="pos" x="{x(b["low"]) + 1:.1f}" y="{y(b["accuracy"]):.1f}" '
+            f'width="{(b["high"] - b["low"]) * size - 2:.1f}" height="{b["accuracy"] * size:.1f}">'
+            f"<title>{escape(label)}</title></rect>"
+        )
+        parts.append(f'<circle class="dot" cx="{x(b["confidence"]):.1f}" cy="{y(b["accuracy"]):.1f}" r="3"/>')
+    for tick in (0.0, 0.5, 1.0):
+        parts.append(f'<text x="{x(tick):.1f}" y="{y(0) + 14}" text-anchor="middle" class="tick">{tick:g}</text>')
+        parts.append(f'<text x="{left - 6}" y="{y(tick) + 4:.1f}" text-anchor="end" class="tick">{tick:g}</text>')
+    parts.append(f'<text x="{x(0.5)}" y="{y(0) + 30}" text-anchor="middle" class="tick">confidence</text>')
+    selective = figures.get("selective_accuracy") or {}
+
+    def fmt(v: Any) -> str:
+        return "-" if v is None else f"{v:.3f}"
+
+    lines = [
+        f"ECE (15 bins) {fmt(figures.get('ece'))} · adaptive ECE {fmt(figures.get('ece_adaptive'))}",
+        f"Brier {fmt(figures.get('brier'))} · AUROC {fmt(figures.get('auroc'))}",
+        "selective accuracy " + " · ".join(f"{float(k):.0%} {fmt(v)}" for k, v in selective.items()),
+    ]
+    for i, line in enumerate(lines):
+        parts.append(f'<text x="{left}" y="{y(0) + 50 + 18 * i}" class="figures">{escape(line)}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
 SERIES_WIDTH, SERIES_HEIGHT = 640, 200
 
 

@@ -20,11 +20,11 @@ from jinja2 import Environment, select_autoescape
 from medops import __version__
 from medops.content import data_uri, digests
 from medops.datasets.images import thumbnail
-from medops.evaluation.records import Bars, Histogram, SampleRecord, Samples, ordered_metrics, text_of
+from medops.evaluation.records import Bars, Histogram, Reliability, SampleRecord, Samples, ordered_metrics, text_of
 from medops.evaluation.results import Presentation, presentation, sample_records
 from medops.models.pricing import load_prices, run_cost
 from medops.ops.compare import compare_runs
-from medops.reports.plots import bars, histogram
+from medops.reports.plots import bars, histogram, reliability
 from medops.review.bias import run_bias
 from medops.review.calibrated import calibrated
 from medops.store import queries
@@ -58,14 +58,18 @@ def _environment(html: bool) -> Environment:
     return env
 
 
-def _plots(metrics: dict[str, Any], found: Presentation, records: Callable[[], list[SampleRecord]]) -> list[str]:
+def _plots(
+    summary: dict[str, Any], found: Presentation, records: Callable[[], list[SampleRecord]]
+) -> list[str]:
     """The charts the run's benchmark declares, in order."""
-    plots = []
+    plots, metrics = [], summary.get("metrics", {})
     for view in found.views:
         if isinstance(view, Bars):
             plots.append(bars(view.title, found.group(view.group).rows(metrics)))
         elif isinstance(view, Histogram):
             plots.append(histogram(view.title, view.values(records())))
+        elif isinstance(view, Reliability):
+            plots.append(reliability(view.title, *view.of(summary)))
     return plots
 
 
@@ -122,7 +126,7 @@ def build_report(store: Store, run_ref: str, *, vs: str | None = None, fmt: str 
         "comparison": comparison,
         "calibrated": calibrated(store, run),
         "bias": run_bias(store, run),
-        "plots": _plots(metrics, found, records) if fmt == "html" else [],
+        "plots": _plots(summary, found, records) if fmt == "html" else [],
         "samples": _sample_lists(found, records) if fmt == "html" else [],
         "thumbnail": _thumbnails(store),
     }

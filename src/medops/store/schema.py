@@ -193,6 +193,8 @@ class Answer(Base):
     predicted: Mapped[str | None] = mapped_column(String(4))  # None: unparsed
     rule: Mapped[str | None] = mapped_column(String(40))
     correct: Mapped[bool] = mapped_column(Boolean)
+    # the chosen option's probability, or the confidence the answer states (migration 0018); None: none
+    confidence: Mapped[float | None] = mapped_column(Float, nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -18,7 +18,11 @@ in the request text, so a test data file says what the server will do:
   that exact body fail that way (ROLE is ``model`` or ``grader``; N may be
   ``all``); ``{grader-fence}`` and ``{grader-stringbool}`` vary the reply's format;
 * exam prompts (option lines ``A. ...``) get a ``\\boxed{X}`` answer: ``{model-answer:X}`` fixes
-  X, otherwise a hash of the prompt picks an option;
+  X, otherwise a hash of the prompt picks an option; a prompt asking for ``Confidence: N%`` gets
+  ``Answer: X`` and ``Confidence: N%`` (``{model-confidence:N}`` sets N, else a hash of the prompt),
+  ``{model-abstain}`` gets "I don't know.", and a model request asking for ``logprobs`` gets them
+  for the answer letter (``{model-p:0.7}`` sets P(X), the rest shared by the other options, else a
+  hash of the prompt);
 * grouped grader prompts (``--criteria-per-call``) get ``{"grades": [...]}`` in reverse order,
   with ``{grader-drop:N}`` / ``{grader-dup:N}`` to omit or duplicate a criterion's entry.
 
@@ -185,6 +189,8 @@ class FakeOpenAIServer:
                 body["choices"][0] |= {"message": _tool_call_message(payload), "finish_reason": "tool_calls"}
             if payload.get("logprobs") and role == "grader":
                 body["choices"][0]["logprobs"] = _verdict_logprobs(content, text)
+            elif payload.get("logprobs") and content and not payload.get("tools"):
+                body["choices"][0]["logprobs"] = _answer_logprobs(content, text)
             if payload.get("stream"):
                 response = await self._stream(request, payload, body, text, cut_off=active("cutoff"))
             else:
@@ -239,8 +245,13 @@ class FakeOpenAIServer:
         digest = hashlib.sha256(text.encode()).hexdigest()[:8]
         letters = re.findall(r"^([A-J])\. ", text, re.MULTILINE)
         if letters:  # an exam question: answer like a reasoning model would
+            if "{model-abstain}" in text:
+                return "I don't know."
             forced = re.findall(r"\{model-answer:([A-J])\}", text)
             letter = forced[-1] if forced else letters[int(digest, 16) % len(letters)]
+            if "Confidence: N%" in text or "확신도: N%" in text:  # the stated-confidence style
+                stated = re.findall(r"\{model-confidence:(\d+)\}", text)
+                return f"Answer: {letter}\nConfidence: {stated[-1] if stated else int(digest, 16) % 101}%"
             return f"Let me reason about each option step by step. The answer is \\boxed{{{letter}}}."
         return f"Reply {digest}: rest, drink fluids, and see a doctor if it gets worse."
 
@@ -311,6 +322,30 @@ def _verdict_logprobs(content: str, prompt: str) -> dict:
             {"token": tail[len(value) :], "logprob": 0.0, "top_logprobs": []},
         ]
     }
+
+
+def _answer_logprobs(content: str, prompt: str) -> dict:
+    """OpenAI-style token logprobs for an exam reply: one token per word, and at the answer letter
+    (the last one standing alone or in ``\\boxed{}``) its probability among the options."""
+    letters = re.findall(r"^([A-J])\. ", prompt, re.MULTILINE)
+    wanted = re.findall(r"\{model-p:([0-9.]+)\}", prompt)
+    digest = hashlib.sha256(prompt.encode()).digest()
+    p = float(wanted[-1]) if wanted else 0.2 + 0.79 * digest[1] / 255
+    pieces = re.findall(r"\\boxed\{|[A-J](?=\})|\S+|\s+", content)
+    answer = max((i for i, t in enumerate(pieces) if t.strip("{}.") in letters), default=None)
+    tokens = []
+    for i, piece in enumerate(pieces):
+        if i != answer:
+            tokens.append({"token": piece, "logprob": 0.0, "top_logprobs": []})
+            continue
+        chosen = piece.strip("{}.")
+        others = [x for x in letters if x != chosen]
+        rest = (1 - p) / len(others) if others else 0.0
+        alternatives = [{"token": chosen, "logprob": math.log(max(p, 1e-9))}] + [
+            {"token": x, "logprob": math.log(max(rest, 1e-9))} for x in others
+        ]
+        tokens.append({"token": piece, "logprob": math.log(max(p, 1e-9)), "top_logprobs": alternatives})
+    return {"content": tokens}
 
 
 def _tool_call_message(payload: dict) -> dict:
