@@ -79,6 +79,15 @@ def test_served_exam_confidence_from_logprobs(cli, server, tmp_path):
     assert all(r["confidence"] is None for r in _exported(cli, none["run_id"]))
     assert "logprobs" not in server.server.log[-1].params
 
+    # an endpoint that refuses logprobs (400) is asked again without them, then never asked for them:
+    # the run completes with every confidence missing and counted, no call failed
+    n_before = len(server.server.log)
+    refused = _exam(cli, server, data, "--model", "openai:fake-nologprobs", "--no-cache", "--concurrency", "1")
+    assert refused["n_missing_confidence"] == 12 and refused["n_failed_calls"] == 0 and refused["score"] == 8 / 12
+    sent = [c for c in server.server.log[n_before:] if c.model == "fake-nologprobs"]
+    assert [("logprobs" in c.params, c.status) for c in sent[:2]] == [(True, 400), (False, 200)]
+    assert len(sent) == 13 and not any("logprobs" in c.params for c in sent[1:])
+
 
 def test_stated_confidence_style(cli, server, tmp_path):
     data = _bank(tmp_path, 6, lambda i: f" {{model-confidence:{40 + 10 * i}}}")

@@ -170,7 +170,7 @@ class McqaPipeline(JobRunner):
             else:
                 params = self.config.sampling()
                 if wants_token_logprobs(self.config):
-                    params = replace(params, top_logprobs=TOP_LOGPROBS)
+                    params = replace(params, top_logprobs=TOP_LOGPROBS, logprobs_optional=True)
                 completion = await self.call(self.model, messages, params, repeat, "model")
                 read = read_generated(self.config, item, completion)
         except StopRequested:

@@ -42,6 +42,9 @@ class SamplingParams:
     response_format: str | None = None  # JSON text, so the params stay hashable
     assistant_prefix: str | None = None
     score_choices: tuple[str, ...] | None = None
+    # token logprobs wanted but not needed (an exam answer's confidence): an endpoint that refuses
+    # them (HTTP 400 naming logprobs) is asked again without them, and not asked for them again
+    logprobs_optional: bool | None = None
 
     def to_request(self) -> dict[str, Any]:
         """OpenAI chat-completions fields for what was set, so endpoint defaults apply to the rest."""

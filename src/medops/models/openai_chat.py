@@ -23,6 +23,7 @@ import json
 import os
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from medops.errors import UserError
@@ -168,6 +169,7 @@ class OpenAIChatModel:
         self._secrets = (self._api_key, *url_secrets)
         self._base_url = mask_url_credentials(base_url)
         self._retry = retry
+        self._refuses_logprobs = False  # learnt from a 400: optional logprobs are no longer asked for
         transport = spec.options.get("transport", "aiohttp")
         if transport not in TRANSPORTS:
             raise UserError(f"{role} '{spec}': transport must be one of {', '.join(TRANSPORTS)}")
@@ -195,9 +197,12 @@ class OpenAIChatModel:
             raise UserError(
                 f"{self.label}: choice scoring and assistant prefixes need an in-process model (local:, hf:)"
             )
+        if params.logprobs_optional and self._refuses_logprobs:
+            params = replace(params, top_logprobs=None, logprobs_optional=None)
         started = time.perf_counter()
         # content parts (images as data: URIs) go on the wire as they are: the OpenAI chat format
         body = {"model": self.spec.name, "messages": messages, **params.to_request()}
+        without_logprobs = False
         last_error = "no attempt made"
         rejected = 0  # 429s: attempts the endpoint refused, so not calls
         for attempt in range(1, self._retry.max_tries + 1):
@@ -220,6 +225,9 @@ class OpenAIChatModel:
                     last_error = self._redact(f"HTTP {status}: {_error_message(raw)}")
                     if status in _FATAL_STATUS:
                         raise FatalModelError(f"{self.label} at {self._base_url}: {last_error}")
+                    if status == 400 and params.logprobs_optional and "logprob" in last_error.lower():
+                        without_logprobs = True  # asked again below, once the limiter's slot is released
+                        break
                     if status not in _RETRYABLE_STATUS:
                         return _failed(last_error, attempt - rejected, rejected, started)
                     if status == 429:
@@ -230,6 +238,9 @@ class OpenAIChatModel:
                 self.limiter.release()
             if attempt < self._retry.max_tries:
                 await asyncio.sleep(wait if wait is not None else self._retry.backoff(attempt))
+        if without_logprobs:
+            self._refuses_logprobs = True
+            return await self.complete(messages, params)
         tries = self._retry.max_tries
         return _failed(f"{last_error} (gave up after {tries} tries)", tries - rejected, rejected, started)
 

@@ -4,7 +4,8 @@ It answers ``POST /v1/chat/completions`` like a real endpoint. Behaviour is scri
 in the request text, so a test data file says what the server will do:
 
 * grader requests asking for ``logprobs`` get them for the verdict token (``{p-met:0.8}`` sets P(true));
-* models whose name contains ``noschema`` refuse ``response_format`` with 400;
+* models whose name contains ``noschema`` refuse ``response_format`` with 400, and those whose name
+  contains ``nologprobs`` refuse ``logprobs`` with 400 (as reasoning models do);
 * models whose name ends in ``-unauthorized`` get 401 (with the key echoed in the message);
 * models whose name contains ``grader`` answer with a HealthBench verdict JSON; ``{met}`` or
   ``{unmet}`` in the prompt fixes the verdict, ``{met-if:WORD}`` makes it depend on the
@@ -159,6 +160,10 @@ class FakeOpenAIServer:
         elif "noschema" in model and "response_format" in payload:
             status = 400
             response = web.json_response({"error": {"message": "response_format is not supported"}}, status=400)
+        elif "nologprobs" in model and payload.get("logprobs"):
+            status = 400
+            message = "logprobs are not supported with this model"
+            response = web.json_response({"error": {"message": message}}, status=400)
         elif active("429"):
             status = 429
             response = web.json_response(
