@@ -29,13 +29,12 @@ def upstream(procs) -> str:
 
 
 def _burst(base: str, tag: str) -> list[int]:
+    def one(i: int) -> int:
+        text = f"Patient John Smith, MRN 12345678, asks {i}"
+        return chat(base, text, headers={"X-Medops-Conversation": f"{tag}-{i}"}).status_code
+
     with ThreadPoolExecutor(16) as pool:
-        return list(
-            pool.map(
-                lambda i: chat(base, f"Patient John Smith, MRN 12345678, asks {i}", headers={"X-Medops-Conversation": f"{tag}-{i}"}).status_code,
-                range(N),
-            )
-        )
+        return list(pool.map(one, range(N)))
 
 
 def test_backpressure_records_every_exchange_served_through_a_tiny_queue(procs, upstream):

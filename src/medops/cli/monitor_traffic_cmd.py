@@ -62,7 +62,7 @@ def gateway(
         None,
         "--redaction-workers",
         min=1,
-        help="Processes applying the PHI policy to recorded text (default: one per core this machine lends the gateway).",
+        help="Processes applying the PHI policy to recorded text (default: one per core the gateway may use).",
     ),
     record_overflow: str = typer.Option(
         "drop",
