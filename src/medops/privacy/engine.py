@@ -9,7 +9,6 @@ NER model (``ner: spacy:<installed package>`` or ``ner: hf:<token-classification
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import threading

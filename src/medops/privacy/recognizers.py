@@ -563,6 +563,7 @@ KR_STOPWORDS = frozenset(
         "경증",
         "고령",
         "정상",
+        "소견",
         "전신",
         "신장",
         "간경화",
@@ -821,18 +822,30 @@ _KR_PERSON_AGE = _c(
     first=_KR_SURNAME_FIRST,
 )
 _KR_NAME_LABEL = _c(
-    r"성명|이름|성함|환자명|담당|주치의|간호사|전공의|인턴|약사|작성|의뢰|진료의|집도의|확인자|서명|수신|발신"
+    r"저는|성명|이름|성함|환자명|담당|주치의|간호사|전공의|인턴|약사|작성|의뢰|진료의|집도의|확인자|서명|수신|발신"
 )
 _KR_PERSON_PATIENT = _c(
     r"(?:환자|보호자)\s(?P<value>" + _KR_NAME + r")(?=\s?(?:\(|님|씨|[,.은는이가의을를]|\s|$))", first="[환보]"
 )
 
 
+# A clinical word and a particle or suffix ("소견상", "정상은"): the word itself, not a name that starts like it.
+_KR_WORD_SUFFIXES = frozenset("상은는이가을를도의적성과와로에")
+# Demographics in brackets right after the word ("(남/45세)", "(67세)"): said of a person.
+_KR_DEMOGRAPHICS = _c(r"\s?\((?:[MF남여](?:성)?\s?[/,]|\d{1,3}\s?(?:세|살)|만\s?\d|\d{1,3}\s?[MF남여]\))")
+# A speaker introducing themself before "<name>입니다" ("안녕하세요, 저는 ...", "제 이름은 ...").
+_SENTENCE_END = _c(r"[.?!\n]")
+_KR_SELF_INTRODUCTION = ("안녕하세요", "안녕하십니까", "저는", "제 이름은", "이름은", "성함은")
+
+
 def _kr_name_ok(value: str, honorific: bool = False) -> bool:
-    """Not a clinical or kinship word; before an honorific (님, 씨) or after a name label (성명:) only the
-    whole word is checked: no clinical compound (당뇨병, 고혈압성) is found there, but names such as
-    이하은 and 조영숙 start like one."""
+    """Not a clinical or kinship word; before an honorific (님, 씨), after a name label (성명:) or before
+    demographics ("(남/45세)") only the whole word is checked: no clinical compound (당뇨병, 고혈압성) is
+    found there, but names such as 이하은, 조영숙 and 정상우 start like one (a clinical word with a
+    particle, "소견상", is still the word)."""
     if value in KR_STOPWORDS:
+        return False
+    if value[:2] in KR_STOPWORDS and len(value) == 3 and value[2] in _KR_WORD_SUFFIXES:
         return False
     return honorific or (value[:2] not in KR_STOPWORDS and value[:3] not in KR_STOPWORDS)
 
@@ -840,7 +853,17 @@ def _kr_name_ok(value: str, honorific: bool = False) -> bool:
 def _korean_names(text: str) -> Iterator[Candidate]:
     for m in _KR_PERSON_AFTER.finditer(text):
         value = m.group("value")
-        if _kr_name_ok(value, honorific=bool(re.fullmatch(_KR_HONORIFIC, m.group("after") or ""))):
+        after = m.group("after")
+        demographics = _KR_DEMOGRAPHICS.match(text, m.end("value")) is not None
+        if after is None and not demographics and text.startswith(("입", "이에", "예요", "이라", "라고"), m.end("value")):
+            # "<word>입니다" alone is most often a clinical finding ("폐렴 소견입니다", "경과 양호입니다"):
+            # a name there has three syllables, or a speaker introducing themself before it
+            sentence = _SENTENCE_END.split(text[max(0, m.start() - 20) : m.start()])[-1]
+            introduced = any(w in sentence for w in _KR_SELF_INTRODUCTION)
+            if len(value) < 3 and not introduced:
+                continue
+            demographics = introduced
+        if _kr_name_ok(value, honorific=demographics or bool(re.fullmatch(_KR_HONORIFIC, after or ""))):
             yield ("PERSON", m.start("value"), m.end("value"), 0.7 if len(value) >= 3 else 0.5)
     pos = 0
     while (m := _KR_PERSON_BEFORE.search(text, pos)) is not None:
