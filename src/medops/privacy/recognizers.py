@@ -838,14 +838,15 @@ _SENTENCE_END = _c(r"[.?!\n]")
 _KR_SELF_INTRODUCTION = ("안녕하세요", "안녕하십니까", "저는", "제 이름은", "이름은", "성함은")
 
 
+def _clinical_word(value: str) -> bool:
+    return len(value) == 3 and value[:2] in KR_STOPWORDS and value[2] in _KR_WORD_SUFFIXES
+
+
 def _kr_name_ok(value: str, honorific: bool = False) -> bool:
     """Not a clinical or kinship word; before an honorific (님, 씨), after a name label (성명:) or before
     demographics ("(남/45세)") only the whole word is checked: no clinical compound (당뇨병, 고혈압성) is
-    found there, but names such as 이하은, 조영숙 and 정상우 start like one (a clinical word with a
-    particle, "소견상", is still the word)."""
+    found there, but names such as 이하은, 조영숙 and 정상우 start like one."""
     if value in KR_STOPWORDS:
-        return False
-    if value[:2] in KR_STOPWORDS and len(value) == 3 and value[2] in _KR_WORD_SUFFIXES:
         return False
     return honorific or (value[:2] not in KR_STOPWORDS and value[:3] not in KR_STOPWORDS)
 
@@ -869,6 +870,8 @@ def _korean_names(text: str) -> Iterator[Candidate]:
     while (m := _KR_PERSON_BEFORE.search(text, pos)) is not None:
         value = m.group("value")
         labelled = _KR_NAME_LABEL.search(text, m.start(), m.start("value")) is not None  # 성명: 조영숙
+        if labelled and _clinical_word(value) and not text.startswith(("님", "씨"), m.end("value")):
+            labelled = False  # "담당의 소견상": the word and a particle, not a name that starts like it
         if _kr_name_ok(value, honorific=labelled):
             yield ("PERSON", m.start("value"), m.end("value"), 0.85 if len(value) >= 3 else 0.65)
             pos = m.end()
