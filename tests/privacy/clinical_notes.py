@@ -1,4 +1,3 @@
-# ruff: noqa: RUF001, E501  (Korean clinical prose, one phrase a line)
 """Clinical notes for detector precision (issue 24): mostly PHI-free Korean and English clinical prose,
 with patient names among them, some of which begin with a clinical word (정상우, 이상민, 조영숙).
 

@@ -1,4 +1,3 @@
-# ruff: noqa: RUF001  (Korean clinical prose)
 """Detector precision on clinical notes (issue 24, item 2): common Korean clinical phrases are never
 names; names that begin with a clinical word still are; measured on notes the rules were not tuned on."""
 
