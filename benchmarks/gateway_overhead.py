@@ -294,7 +294,11 @@ def main() -> None:
     finally:
         for proc in procs:
             proc.terminate()
-            proc.wait(10)
+        for proc in procs:  # the gateway first writes what is still queued (up to 10 s)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
     if args.json:
         print(json.dumps(report, indent=2))
         return
