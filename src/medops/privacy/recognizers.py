@@ -51,6 +51,21 @@ DEFAULT_MRN_PATTERNS: tuple[str, ...] = (
 )
 
 
+_last_lowered: tuple[str, str] = ("", "")
+
+
+def _lowered(text: str) -> str:
+    """``text.lower()``, kept for the text the rules are scanning (each gated rule asks for it); one
+    tuple, read and replaced whole, so a thread never gets another thread's text."""
+    global _last_lowered
+    kept = _last_lowered
+    if kept[0] is text:
+        return kept[1]
+    lowered = text.lower()
+    _last_lowered = (text, lowered)
+    return lowered
+
+
 @dataclass(frozen=True)
 class Rule:
     """One regular expression: the span is group ``value`` when the pattern has it, else the match."""
@@ -60,9 +75,12 @@ class Rule:
     score: float
     validate: Callable[[re.Match[str], str], float | None] | None = None  # -> score, or None to drop
     gate: re.Pattern[str] | None = None  # something every match holds: a text without it is not scanned
+    words: tuple[str, ...] = ()  # or: every match holds one of these (lower case) words
 
     def find(self, text: str) -> Iterator[Candidate]:
         if self.gate is not None and self.gate.search(text) is None:
+            return
+        if self.words and not any(w in _lowered(text) for w in self.words):
             return
         has_value = "value" in self.regex.groupindex
         for m in self.regex.finditer(text):
@@ -159,6 +177,7 @@ _DRIVER = [
             first="[운dD]",
         ),
         0.85,
+        words=("운전", "driver"),
     ),
 ]
 
@@ -180,6 +199,7 @@ _PASSPORT = [
         ),
         0.8,
         lambda m, t: 0.8 if any(ch.isdigit() for ch in m.group("value")) else None,
+        words=("passport", "여권"),
     ),
 ]
 
@@ -202,6 +222,7 @@ _INSURANCE = [
         ),
         0.85,
         lambda m, t: 0.85 if sum(ch.isdigit() for ch in m.group("value")) >= 4 else None,
+        words=("insurance", "medicare", "medicaid", "member", "policy", "subscriber", "nhs", "보험", "의료급여"),
     )
 ]
 
@@ -241,6 +262,7 @@ _PHONE = [
             first="[pPtTmMcCfF연전휴핸팩]",
         ),
         0.8,
+        words=("phone", "tel", "mobile", "cell", "fax", "연락처", "전화", "휴대폰", "핸드폰", "팩스"),
     ),
 ]
 
