@@ -62,6 +62,9 @@ def missing_components() -> str | None:
     """None when detection works; else one line naming what to pip install. Asks whether the
     packages are installed without importing them (an import costs a second on a cold path,
     and medops's rules run without Presidio's engine unless an NER model is configured)."""
+    global _installed
+    if _installed:  # found once: asked again for every exchange the recorder redacts
+        return None
     import importlib.util
 
     missing = []
@@ -74,7 +77,11 @@ def missing_components() -> str | None:
             missing.append(package)
     if missing:
         return f"PHI detection needs {' and '.join(missing)}, which are not installed: {INSTALL_HINT}"
+    _installed = True
     return None
+
+
+_installed = False
 
 
 def _import_presidio(allow_torch: bool = False) -> None:
