@@ -112,7 +112,8 @@ def _prepare(store: Store, run: Run, key: str) -> dict[str, Any]:
         "counts": {"all": len(chosen), **{f: sum(f in r.flags for r in chosen) for f in flags}},
         "keys": [[r.index, r.repeat] for r in chosen],
     }
-    prepared.save(store, run.id, key, summary, [(sorted(r.flags), r.as_dict()) for r in chosen])
+    if not prepared.save(store, run.id, key, summary, [(sorted(r.flags), r.as_dict()) for r in chosen]):
+        raise UserError(f"run '{run.name or run.id}': its view cannot be prepared, the store is not writable")
     return summary
 
 

@@ -268,9 +268,7 @@ class _Analyzer:
 
     def analyze(self, text: str) -> list[tuple[str, int, int, float]]:
         if self.engine is None:  # what Presidio's engine returns for these rules: over the threshold, each once
-            return list(
-                dict.fromkeys(c for rule in self.rules for c in rule.find(text) if c[3] >= SCORE_THRESHOLD)
-            )
+            return list(dict.fromkeys(c for rule in self.rules for c in rule.find(text) if c[3] >= SCORE_THRESHOLD))
         results = self.engine.analyze(
             text=text, language=LANGUAGE, entities=self.entities, nlp_artifacts=self._artifacts
         )

@@ -168,7 +168,11 @@ def _registration_numbers(text: str) -> Iterator[Candidate]:
 
 _REGIONS = "서울|부산|경기|강원|충북|충남|전북|전남|경북|경남|제주|대구|인천|광주|대전|울산|세종"
 _DRIVER = [
-    Rule("KR_DRIVER_LICENSE", _c(rf"(?:{_REGIONS})\s?\d{{2}}-\d{{6}}-\d{{2}}(?!\d)", first="[서부경강충전제대인광울세]"), 0.9),
+    Rule(
+        "KR_DRIVER_LICENSE",
+        _c(rf"(?:{_REGIONS})\s?\d{{2}}-\d{{6}}-\d{{2}}(?!\d)", first="[서부경강충전제대인광울세]"),
+        0.9,
+    ),
     Rule("KR_DRIVER_LICENSE", _c(r"(?<![\d-])(?:1[1-9]|2[0-8])-\d{2}-\d{6}-\d{2}(?![\d-])", first="[12]"), 0.85),
     Rule(
         "KR_DRIVER_LICENSE",
@@ -190,7 +194,12 @@ def _kr_passport(m: re.Match[str], text: str) -> float | None:
 
 _PASSPORT = [
     Rule("KR_PASSPORT", _c(r"(?<![A-Za-z0-9])[MSRODG]\d{8}(?![A-Za-z0-9])", first="[MSRODG]"), 0.6, _kr_passport),
-    Rule("KR_PASSPORT", _c(r"(?<![A-Za-z0-9])[MSRODG]\d{3}[A-Z]\d{4}(?![A-Za-z0-9])", first="[MSRODG]"), 0.6, _kr_passport),
+    Rule(
+        "KR_PASSPORT",
+        _c(r"(?<![A-Za-z0-9])[MSRODG]\d{3}[A-Z]\d{4}(?![A-Za-z0-9])", first="[MSRODG]"),
+        0.6,
+        _kr_passport,
+    ),
     Rule(
         "PASSPORT",
         _c(
@@ -413,9 +422,7 @@ _AGE = [
         _c(r"(?i:\baged?\b|\bage:|나이|연령|만)\s*[:：]?\s*(?P<value>(?:9\d|1[0-2]\d))(?![\d.])", first="[aA나연만]"),
         0.85,
     ),
-    Rule(
-        "AGE_OVER_89", _c(r"\((?:[MF남여]|male|female)\s?[/,]\s?(?P<value>9\d|1[0-2]\d)(?:세)?\)", first=r"\("), 0.85
-    ),
+    Rule("AGE_OVER_89", _c(r"\((?:[MF남여]|male|female)\s?[/,]\s?(?P<value>9\d|1[0-2]\d)(?:세)?\)", first=r"\("), 0.85),
 ]
 
 
@@ -449,7 +456,10 @@ _KR_ADDRESS = [
     ),
     Rule(
         "ADDRESS",
-        _c(rf"{_SIDO}\s(?:{_ADMIN}\s)?{_ADMIN}\s[가-힣0-9]{{1,8}}(?:동|읍|면)(?![가-힣])", first="[서부대인광울세경강충전제]"),
+        _c(
+            rf"{_SIDO}\s(?:{_ADMIN}\s)?{_ADMIN}\s[가-힣0-9]{{1,8}}(?:동|읍|면)(?![가-힣])",
+            first="[서부대인광울세경강충전제]",
+        ),
         0.6,
         gate=_ADMIN_GATE,
     ),
@@ -878,7 +888,11 @@ def _korean_names(text: str) -> Iterator[Candidate]:
         value = m.group("value")
         after = m.group("after")
         demographics = _KR_DEMOGRAPHICS.match(text, m.end("value")) is not None
-        if after is None and not demographics and text.startswith(("입", "이에", "예요", "이라", "라고"), m.end("value")):
+        if (
+            after is None
+            and not demographics
+            and text.startswith(("입", "이에", "예요", "이라", "라고"), m.end("value"))
+        ):
             # "<word>입니다" alone is most often a clinical finding ("폐렴 소견입니다", "경과 양호입니다"):
             # a name there has three syllables, or a speaker introducing themself before it
             sentence = _SENTENCE_END.split(text[max(0, m.start() - 20) : m.start()])[-1]
@@ -1365,7 +1379,10 @@ _RECORD_NUMBERS = [
         _record_number,
     ),
     Rule(
-        "MRN", _c(rf"(?<=[가-힣])번호[ \t]*(?:는|은|가|이)?[ \t]*[:：#.]?[ \t]*{_RECORD_VALUE}", first="번"), 0.55, _record_number
+        "MRN",
+        _c(rf"(?<=[가-힣])번호[ \t]*(?:는|은|가|이)?[ \t]*[:：#.]?[ \t]*{_RECORD_VALUE}", first="번"),
+        0.55,
+        _record_number,
     ),
 ]
 

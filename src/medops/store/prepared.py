@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import delete, insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from medops.store.repository import Store
 from medops.store.schema import PreparedSample, PreparedView
@@ -24,9 +24,10 @@ def summary(store: Store, run_id: int, key: str) -> dict[str, Any] | None:
         return row.summary if row is not None and row.key == key else None
 
 
-def save(store: Store, run_id: int, key: str, prepared: dict[str, Any], samples: list[tuple[list[str], dict]]) -> None:
+def save(store: Store, run_id: int, key: str, prepared: dict[str, Any], samples: list[tuple[list[str], dict]]) -> bool:
     """Keep ``prepared`` and ``samples`` ((flags, record) in list order) for run ``run_id`` under ``key``,
-    replacing an older view; when another process has just prepared the same run, its copy stays."""
+    replacing an older view; when another process has just prepared the same run, its copy stays.
+    False when the store cannot be written (a read-only copy): the caller serves what it built."""
     try:
         with store.session() as s:
             s.execute(delete(PreparedSample).where(PreparedSample.run_id == run_id))
@@ -41,7 +42,10 @@ def save(store: Store, run_id: int, key: str, prepared: dict[str, Any], samples:
                 )
             s.add(PreparedView(run_id=run_id, key=key, summary=prepared))
     except IntegrityError:  # prepared at the same moment elsewhere: the same content
-        pass
+        return True
+    except SQLAlchemyError:
+        return False
+    return True
 
 
 def page(store: Store, run_id: int, flag: str | None, offset: int, limit: int) -> list[tuple[int, dict[str, Any]]]:
