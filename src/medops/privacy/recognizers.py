@@ -847,7 +847,10 @@ _KR_NAME_END = (
 )
 _KR_SURNAME_FIRST = f"[{''.join(sorted(set(_SINGLE) | {d[0] for d in _DOUBLE}))}]"
 _KR_PERSON_AFTER = _c(rf"(?<![가-힣])(?P<value>{_KR_NAME})(?={_KR_AFTER})", first=_KR_SURNAME_FIRST)
-_KR_PERSON_BEFORE = _c(rf"{_KR_BEFORE}(?P<value>{_KR_NAME}){_KR_NAME_END}", first="[가-힣A-Za-z]")
+_KR_PERSON_BEFORE = _c(
+    rf"{_KR_BEFORE}(?P<value>{_KR_NAME}){_KR_NAME_END}",
+    first="[간남누담동딸며발배보부사서성손수신아약어언오의이인작저전제주진집피확환pPnNaAdD]",  # each word's first
+)
 # A full three-syllable name before a bare age ("김민수 67세"); two syllables there are mostly words (남자 67세).
 _KR_PERSON_AGE = _c(
     rf"(?<![가-힣])(?P<value>{_KR_SURNAME}[가-힣]{{2}})(?=,?\s(?:만\s?)?\d{{1,3}}\s?(?:세|살)(?![가-힣]))",
@@ -1206,7 +1209,8 @@ _EN_CONTEXT_NAME = _c(rf"{_EN_CONTEXT}{_EN_NAME}", first="[A-Za-z]")
 # "Doe, Jane (MRN ...)", "Jane Doe (RRN ...)".
 _EN_AGE_NAME = _c(
     rf"(?<![\w.])(?P<value>{_EN_TOKEN}(?:,\s|\s){_EN_TOKEN}(?:\s{_EN_TOKEN})?)(?=,?\s(?:is\s)?(?:an?\s)?\d{{1,3}}[- ]?(?:year|yo|y/o|M\b|F\b)"
-    r"|,?\s\(?(?:(?:DOB|D\.O\.B|born|aged?|MRN|RRN|SSN|NHS|ID|patient ID|hospital no)\b|주민|등록번호|환자번호))"
+    r"|,?\s\(?(?:(?:DOB|D\.O\.B|born|aged?|MRN|RRN|SSN|NHS|ID|patient ID|hospital no)\b|주민|등록번호|환자번호))",
+    first="[A-Z]",  # every name token starts with a capital
 )
 # A role noun in -ist / -ian in apposition ("the physiotherapist, Jane Doe", "cardiologist Mark Lee"); the other
 # role nouns ("our nurse, Jane Doe") are context words above.
