@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from medops.monitor.recorder import Recorder
+from medops.monitor.recorder import Recorder, apply_phi_batch
 from phi_throughput import conversations
 
 
