@@ -2,6 +2,13 @@
 
     python benchmarks/gateway_overhead.py [--clients 100] [--requests 2000] [--latency 0.5]
                                           [--token-delay 0.02] [--phi-policy redact] [--json]
+                                          [--redaction-workers N] [--record-overflow drop|backpressure]
+                                          [--litellm auto|yes|no]
+
+LiteLLM's proxy is measured beside it, in the same rounds, when it is installed (the ``bench``
+extra, pinned to a release from before the compromised 2026 uploads, its wheel's hash checked by
+``benchmarks/requirements-bench.txt``): the same upstream behind ``litellm --config`` (one
+worker), and its added latency next to the gateway's, as a ratio.
 
 Starts the scripted upstream (``medops.testing.fake_openai``, ``--latency`` seconds per answer,
 streamed words ``--token-delay`` apart) and ``medops gateway`` in front of it (store: a SQLite file
@@ -143,6 +150,34 @@ def histogram_summary(before: dict[float, float], after: dict[float, float]) -> 
     }
 
 
+def start_litellm(tmp: Path, upstream: str, procs: list[subprocess.Popen]) -> str:
+    """LiteLLM's proxy (one worker) in front of the same upstream; its base URL."""
+    port = free_port()
+    config = tmp / "litellm.yaml"
+    config.write_text(
+        "model_list:\n"
+        "  - model_name: bench\n"
+        "    litellm_params:\n"
+        "      model: openai/bench\n"
+        f"      api_base: {upstream}/v1\n"
+        "      api_key: sk-bench\n"
+        "litellm_settings:\n"
+        "  telemetry: false\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "LITELLM_"))}
+    procs.append(
+        subprocess.Popen(
+            ["litellm", "--config", str(config), "--port", str(port), "--num_workers", "1"],
+            env=env | {"LITELLM_LOG": "ERROR"},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    )
+    base = f"http://127.0.0.1:{port}"
+    wait_ready(base + "/health/liveliness", procs[-1], timeout=120)
+    return base
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=100)
@@ -154,8 +189,14 @@ def main() -> None:
     parser.add_argument(
         "--burst", action="store_true", help="start every client at once (default: spread over one upstream latency)"
     )
+    parser.add_argument("--redaction-workers", type=int, default=None)
+    parser.add_argument("--record-overflow", default="drop", choices=("drop", "backpressure"))
+    parser.add_argument("--litellm", default="auto", choices=("auto", "yes", "no"), help="measure LiteLLM's proxy too")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    import importlib.util
+
+    with_litellm = args.litellm == "yes" or (args.litellm == "auto" and importlib.util.find_spec("litellm") is not None)
 
     tmp = Path(tempfile.mkdtemp(prefix="gateway-bench-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEDOPS_")} | {"MEDOPS_DB": str(tmp / "bench.db")}
@@ -192,6 +233,9 @@ def main() -> None:
                     str(gw_port),
                     "--phi-policy",
                     args.phi_policy,
+                    "--record-overflow",
+                    args.record_overflow,
+                    *(["--redaction-workers", str(args.redaction_workers)] if args.redaction_workers else []),
                 ],
                 env=env,
                 stderr=subprocess.DEVNULL,
@@ -199,15 +243,18 @@ def main() -> None:
         )
         gateway = f"http://127.0.0.1:{gw_port}"
         wait_ready(gateway + "/healthz", procs[1])
-        asyncio.run(run_round(gateway, args.clients, args.clients * 2, False))  # warm both pools
-        asyncio.run(run_round(direct, args.clients, args.clients * 2, False))
+        paths = [("direct", direct), ("gateway", gateway)]
+        if with_litellm:
+            paths.append(("litellm", start_litellm(tmp, direct, procs)))
+        for _, base in paths:  # warm every pool
+            asyncio.run(run_round(base, args.clients, args.clients * 2, False))
         report: dict[str, dict[str, float]] = {}
         sent = 0
         own_before = overhead_histogram(gateway)
         for mode, stream in (("plain latency", False), ("stream first token", True)):
-            seen: dict[str, list[float]] = {"direct": [], "gateway": []}
+            seen: dict[str, list[float]] = {path: [] for path, _ in paths}
             for _ in range(args.rounds):
-                for path, base in (("direct", direct), ("gateway", gateway)):
+                for path, base in paths:  # interleaved: every system sees the same machine
                     stagger = 0.0 if args.burst else args.latency
                     seen[path] += asyncio.run(run_round(base, args.clients, args.requests, stream, stagger))
                     sent += args.requests if path == "gateway" else 0
@@ -221,6 +268,15 @@ def main() -> None:
                 "gateway_p99_ms": pct(g, 0.99) * 1000,
                 "added_p99_ms": (pct(g, 0.99) - pct(d, 0.99)) * 1000,
             }
+            if "litellm" in seen:
+                lite = seen["litellm"]
+                added = (statistics.median(lite) - statistics.median(d)) * 1000
+                report[mode] |= {
+                    "litellm_p50_ms": statistics.median(lite) * 1000,
+                    "litellm_added_p50_ms": added,
+                    "litellm_added_p99_ms": (pct(lite, 0.99) - pct(d, 0.99)) * 1000,
+                    "litellm_over_gateway_added_p50": added / max(report[mode]["added_p50_ms"], 1e-3),
+                }
         own_after = overhead_histogram(gateway)
         for kind in own_after:
             report[f"gateway clock, {kind}"] = histogram_summary(own_before.get(kind, {}), own_after[kind])
@@ -238,7 +294,11 @@ def main() -> None:
     finally:
         for proc in procs:
             proc.terminate()
-            proc.wait(10)
+        for proc in procs:  # the gateway first writes what is still queued (up to 10 s)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
     if args.json:
         print(json.dumps(report, indent=2))
         return
@@ -259,6 +319,12 @@ def main() -> None:
                     f"<= 10 ms: {r['share_le_10ms']:.1%})"
                 )
             continue
+        if "litellm_added_p50_ms" in r:
+            print(
+                f"{'':20} litellm p50 {r['litellm_p50_ms']:7.1f} ms (+{r['litellm_added_p50_ms']:.2f}, "
+                f"p99 +{r['litellm_added_p99_ms']:.2f}): "
+                f"{r['litellm_over_gateway_added_p50']:.1f}x the gateway's added p50"
+            )
         print(
             f"{mode:20} n={r['n']:>5}  direct p50 {r['direct_p50_ms']:7.1f} ms  "
             f"gateway p50 {r['gateway_p50_ms']:7.1f} ms "

@@ -11,12 +11,13 @@ from typing import Any
 from medops.api.runs import StoreRef, open_store
 from medops.audit import record
 from medops.errors import NotFound, UserError
-from medops.evaluation.records import SampleRecord, Samples, text_of
+from medops.evaluation.records import Assessment, Histogram, Message, SampleRecord, Samples, text_of
 from medops.evaluation.results import presentation, sample_records
+from medops.store import prepared
 from medops.store.repository import Store
 from medops.store.schema import Run
 
-__all__ = ["run_example", "run_examples", "run_records", "text_of"]
+__all__ = ["run_example", "run_examples", "run_summary", "text_of"]
 
 
 class _Hidden:
@@ -35,35 +36,85 @@ def _redactor() -> Any:
         return _Hidden()
 
 
-# A finished run's records never change (a resume sets finished_at anew), so the pages of a large
-# run are built from its rows once, not on every click: a few runs per server process.
-_RECORDS_CACHE: OrderedDict[tuple, list[SampleRecord]] = OrderedDict()
-_RECORDS_CACHE_RUNS = 4
-_RECORDS_LOCK = threading.Lock()
+# A finished run's records never change (a resume sets finished_at anew): its first view prepares
+# them once in the store (store/prepared.py), later views in any process read a page of them. The
+# summary is kept here per (store, run, key); redacted views per (store, run, key, sample), below
+# admin only (an unredacted view is never cached, so none is ever served to a role that must not see it).
+_SUMMARIES: OrderedDict[tuple, dict[str, Any]] = OrderedDict()
+_SUMMARIES_KEPT = 16
+_REDACTED: OrderedDict[tuple, dict[str, Any]] = OrderedDict()
+_REDACTED_KEPT = 5000
+_LOCK = threading.Lock()
 
 
-def run_records(store: Store, run: Run) -> list[SampleRecord]:
-    """A run's sample records, kept for finished runs (keyed by store, run, status and end time)."""
-    if run.finished_at is None:  # running (or being resumed): always read afresh
-        return sample_records(store, run)
-    key = (str(store.engine.url), run.id, run.status, run.finished_at)
-    with _RECORDS_LOCK:
-        if key in _RECORDS_CACHE:
-            _RECORDS_CACHE.move_to_end(key)
-            return _RECORDS_CACHE[key]
+def _run_key(run: Run) -> str | None:
+    return f"{run.status}|{run.finished_at.isoformat()}" if run.finished_at is not None else None
+
+
+def _kept(cache: OrderedDict, key: tuple, limit: int, value: Any = None) -> Any:
+    with _LOCK:
+        if value is None:
+            found = cache.get(key)
+            if found is not None:
+                cache.move_to_end(key)
+            return found
+        cache[key] = value
+        while len(cache) > limit:
+            cache.popitem(last=False)
+        return value
+
+
+def _record(data: dict[str, Any]) -> SampleRecord:
+    """A record back from its plain data (``SampleRecord.as_dict``)."""
+    return SampleRecord(
+        index=data["index"],
+        repeat=data["repeat"],
+        item_id=data["item_id"],
+        input=tuple(Message(m["role"], m["content"]) for m in data["prompt"]),
+        output=data["response"],
+        error=data["error"],
+        finish_reason=data["finish_reason"],
+        choices=data["choices"],
+        target=data["target"],
+        scores=data["scores"],
+        assessments=tuple(Assessment(**{**a, "tags": tuple(a["tags"])}) for a in data["assessments"]),
+        tags=tuple(data["tags"]),
+        metadata=data["metadata"],
+        flags=frozenset(data["flags"]),
+    )
+
+
+def run_summary(store: Store, run: Run) -> dict[str, Any] | None:
+    """A finished run's prepared summary: ``histograms`` (each declared Histogram's values, in
+    order), ``counts`` (samples per filter, ``all`` included) and ``keys`` ([index, repeat] of the
+    listed samples, in order); prepared on its first view. None while the run is unfinished."""
+    key = _run_key(run)
+    if key is None:
+        return None
+    cache_key = (str(store.engine.url), run.id, key)
+    found = _kept(_SUMMARIES, cache_key, _SUMMARIES_KEPT)
+    if found is None:
+        found = prepared.summary(store, run.id, key)
+        if found is None:
+            found = _prepare(store, run, key)
+        _kept(_SUMMARIES, cache_key, _SUMMARIES_KEPT, found)
+    return found
+
+
+def _prepare(store: Store, run: Run, key: str) -> dict[str, Any]:
     records = sample_records(store, run)
-    with _RECORDS_LOCK:
-        _RECORDS_CACHE[key] = records
-        while len(_RECORDS_CACHE) > _RECORDS_CACHE_RUNS:
-            _RECORDS_CACHE.popitem(last=False)
-    return records
-
-
-def _samples(store: Store, run_ref: str) -> tuple[Samples | None, list[SampleRecord]]:
-    """The run's declared sample list (the first) and the records it shows."""
-    run = store.find_run(run_ref)
-    view = next((v for v in presentation(run).views if isinstance(v, Samples)), None)
-    return view, (view.chosen(run_records(store, run)) if view else [])
+    views = presentation(run).views
+    view = next((v for v in views if isinstance(v, Samples)), None)
+    chosen = view.chosen(records) if view else []
+    flags = [f.key for f in view.flags] if view else []
+    summary = {
+        "histograms": [v.values(records) for v in views if isinstance(v, Histogram)],
+        "counts": {"all": len(chosen), **{f: sum(f in r.flags for r in chosen) for f in flags}},
+        "keys": [[r.index, r.repeat] for r in chosen],
+    }
+    if not prepared.save(store, run.id, key, summary, [(sorted(r.flags), r.as_dict()) for r in chosen]):
+        raise UserError(f"run '{run.name or run.id}': its view cannot be prepared, the store is not writable")
+    return summary
 
 
 def _shown(record: SampleRecord, view: Samples | None, redact: bool) -> dict[str, Any]:
@@ -100,25 +151,49 @@ def run_examples(
     PHI in every text is replaced by placeholders; an unredacted page is recorded in the audit
     trail (``examples.viewed``, by ``actor``)."""
     store = open_store(db)
-    view, records = _samples(store, run_ref)
+    run = store.find_run(run_ref)
+    view = _view(run)
     flags = ("all", *(f.key for f in (view.flags if view else ())))
     if flag not in flags:
         raise UserError(f"unknown filter '{flag}': expected one of {', '.join(flags)}")
-    counts = {f: sum(f == "all" or f in r.flags for r in records) for f in flags}
-    chosen = [r for r in records if flag == "all" or flag in r.flags]
-    page = chosen[max(offset, 0) : max(offset, 0) + max(limit, 0)]
+    summary = run_summary(store, run)
+    if summary is not None:  # finished: a page of the prepared samples
+        counts = summary["counts"]
+        rows = prepared.page(store, run.id, None if flag == "all" else flag, offset, limit) if view else []
+        page = [(position, _record(data)) for position, data in rows]
+    else:  # running: read afresh
+        records = view.chosen(sample_records(store, run)) if view else []
+        counts = {f: sum(f == "all" or f in r.flags for r in records) for f in flags}
+        chosen = [r for r in records if flag == "all" or flag in r.flags]
+        page = [(None, r) for r in chosen[max(offset, 0) : max(offset, 0) + max(limit, 0)]]
     if not redact and page:
-        _viewed(store, run_ref, [(r.index, r.repeat) for r in page], actor)
+        _viewed(store, run_ref, [(r.index, r.repeat) for _, r in page], actor)
     return {
         "view": _view_data(view),
         "flag": flag,
-        "total": len(chosen),
+        "total": counts[flag],
         "counts": counts,
         "offset": offset,
         "limit": limit,
         "redacted": redact,
-        "examples": [_shown(r, view, redact) for r in page],
+        "examples": [_shown_cached(store, run, position, r, view, redact) for position, r in page],
     }
+
+
+def _view(run: Run) -> Samples | None:
+    """The run's declared sample list (the first)."""
+    return next((v for v in presentation(run).views if isinstance(v, Samples)), None)
+
+
+def _shown_cached(
+    store: Store, run: Run, position: int | None, record: SampleRecord, view: Samples | None, redact: bool
+) -> dict[str, Any]:
+    """``_shown``, kept per (store, run, key, sample) when redacted (every role below admin)."""
+    if not redact or position is None:
+        return _shown(record, view, redact)
+    key = (str(store.engine.url), run.id, _run_key(run), position)
+    found = _kept(_REDACTED, key, _REDACTED_KEPT)
+    return found if found is not None else _kept(_REDACTED, key, _REDACTED_KEPT, _shown(record, view, True))
 
 
 def run_example(
@@ -127,14 +202,24 @@ def run_example(
     """One sample of a run (as in ``run_examples``), by its position in the data and repeat, with
     ``previous`` and ``next`` (``{"index", "repeat"}`` of its neighbours, or None) for paging."""
     store = open_store(db)
-    view, records = _samples(store, run_ref)
-    keys = [(r.index, r.repeat) for r in records]
+    run = store.find_run(run_ref)
+    view = _view(run)
+    summary = run_summary(store, run)
+    if summary is not None:
+        keys = [(i, r) for i, r in summary["keys"]]
+        records = None
+    else:
+        records = view.chosen(sample_records(store, run)) if view else []
+        keys = [(r.index, r.repeat) for r in records]
     if (index, repeat) not in keys:
         raise NotFound(f"run '{run_ref}' has no example {index} (repeat {repeat})")
     at = keys.index((index, repeat))
     if not redact:
         _viewed(store, run_ref, [(index, repeat)], actor)
-    shown = _shown(records[at], view, redact)
+    if records is None:
+        shown = _shown_cached(store, run, at, _record(prepared.sample(store, run.id, at) or {}), view, redact)
+    else:
+        shown = _shown(records[at], view, redact)
 
     def neighbour(i: int) -> dict[str, int] | None:
         return {"index": keys[i][0], "repeat": keys[i][1]} if 0 <= i < len(keys) else None

@@ -7,12 +7,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from medops.api.examples import run_records
+from medops.api.examples import run_summary
 from medops.api.formatting import interval, iso, moment
 from medops.api.runs import StoreRef, compare, open_store, run, runs
 from medops.audit.trail import events as trail_events
 from medops.evaluation.records import Bars, Histogram, Reliability
-from medops.evaluation.results import presentation
+from medops.evaluation.results import presentation, sample_records
 from medops.reports.plots import bars, histogram, reliability
 from medops.store.repository import effective_status
 
@@ -79,11 +79,14 @@ def run_detail(run_ref: str, *, db: StoreRef = None) -> dict[str, Any]:
     recorded = store.find_run(run_ref)
     found = presentation(recorded)
     charts: list[str] = []
+    prepared = run_summary(store, recorded)  # a finished run's histogram values, prepared once
+    values = iter(prepared["histograms"]) if prepared is not None else None
     for view in found.views:
         if isinstance(view, Bars):
             charts.append(bars(view.title, found.group(view.group).rows(summary_metrics)))
         elif isinstance(view, Histogram):
-            charts.append(histogram(view.title, view.values(run_records(store, recorded))))
+            shown = next(values) if values is not None else view.values(sample_records(store, recorded))
+            charts.append(histogram(view.title, shown))
         elif isinstance(view, Reliability):
             charts.append(reliability(view.title, *view.of(recorded.summary or {})))
     return {"run": document, "metrics": metrics, "charts": [c for c in charts if c], "unit": found.headline.unit}

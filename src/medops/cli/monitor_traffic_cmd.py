@@ -58,6 +58,18 @@ def gateway(
     ),
     phi_policy: str = typer.Option(None, "--phi-policy", help=GATEWAY_PHI_HELP),
     queue_size: int = typer.Option(10_000, "--queue-size", min=1, help="Exchanges waiting to be recorded, at most."),
+    redaction_workers: int = typer.Option(
+        None,
+        "--redaction-workers",
+        min=1,
+        help="Processes applying the PHI policy to recorded text (default: one per core the gateway may use).",
+    ),
+    record_overflow: str = typer.Option(
+        "drop",
+        "--record-overflow",
+        help="drop | backpressure: when recording cannot keep up, drop the exchange and count it (queue_full), "
+        "or make requests wait for room so that nothing served goes unrecorded.",
+    ),
     max_connections: int = typer.Option(1000, "--max-connections", min=1, help="Connections to the upstream."),
     max_body_mb: float = typer.Option(
         16.0, "--max-body-mb", min=0.001, help="Larger request bodies are refused (413) before they are read."
@@ -77,7 +89,13 @@ def gateway(
     policy = _policy(phi_policy)
     api_key = _key(api_key_env, "--api-key-env")
     upstream_key = targets["production"].api_key("--upstream-key-env")
-    recorder = Recorder(db, policy=policy, queue_size=queue_size)
+    from medops.monitor.recorder import OVERFLOW_POLICIES
+
+    if record_overflow not in OVERFLOW_POLICIES:
+        raise UserError(f"--record-overflow {record_overflow}: must be one of {', '.join(OVERFLOW_POLICIES)}")
+    recorder = Recorder(
+        db, policy=policy, queue_size=queue_size, redaction_workers=redaction_workers, overflow=record_overflow
+    )
     routing = Routing.for_targets(targets, split=split, seed=seed)
     proxy = Gateway(
         upstream,
@@ -97,7 +115,9 @@ def gateway(
         mode = ", shadow copies to the candidate"
     err.print(
         f"medops gateway on http://{host}:{port} -> {escape(mask_url_credentials(upstream) or '')}{mode}; "
-        f"PHI policy {policy}; /metrics for Prometheus",
+        f"PHI policy {policy}"
+        + (f" ({recorder.redaction_workers} redaction workers)" if policy == "redact" else "")
+        + f"; recording overflow: {record_overflow}; /metrics for Prometheus",
         soft_wrap=True,
     )
     uvicorn.run(

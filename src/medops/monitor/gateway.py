@@ -124,6 +124,7 @@ class Exchange:
     request: bytes = b""  # the request's body as the client sent it (parsed off the request path)
     overhead_s: float | None = None  # time spent in the gateway, not waiting on the upstream
     returned: int | None = None  # the status the client got
+    admitted: bool = False  # holds room in the recorder (--record-overflow backpressure) until submitted
 
 
 def _sse_events(body: bytes) -> tuple[list[tuple[int, dict[str, Any]]], bool]:
@@ -267,6 +268,7 @@ class Gateway:
         self._shadows: set[asyncio.Task[None]] = set()
         # the request's JSON is parsed before forwarding only when an A/B split needs its conversation key
         self._arm_needs_key = bool(self.routing.candidate and self.routing.split > 0)
+        self._backpressure = recorder.overflow == "backpressure"
 
     # lifecycle --------------------------------------------------------------------------------
     @contextlib.asynccontextmanager
@@ -431,6 +433,18 @@ class Gateway:
             application=headers.get(APPLICATION_HEADER) or None,
             request=body,
         )
+        if not self._backpressure:
+            return await self._serve(ex, headers, receive, send)
+        await self.recorder.admit()  # --record-overflow backpressure: room to record it, before serving
+        ex.admitted = True
+        try:
+            return await self._serve(ex, headers, receive, send)
+        finally:
+            if ex.admitted:  # ended before it was handed to the recorder (cancelled): give the room back
+                self.recorder.release()
+
+    async def _serve(self, ex: Exchange, headers: dict[str, str], receive: Any, send: Any) -> None:
+        started, body, arm = ex.started, ex.request, ex.arm
         forward = self._forward(headers)
         if self.routing.shadow:
             ex.pair_id = uuid.uuid4().hex
@@ -536,8 +550,9 @@ class Gateway:
             if ex.arm != "shadow" and ex.overhead_s is not None:
                 self.metrics.overhead.labels("chat", "stream" if ex.stream else "plain").observe(ex.overhead_s)
             ex.returned = status
+            admitted, ex.admitted = ex.admitted, False
             if not self.recorder.submit(
-                functools.partial(exchange_row, ex, self.metrics), len(ex.request) + len(ex.body)
+                functools.partial(exchange_row, ex, self.metrics), len(ex.request) + len(ex.body), admitted=admitted
             ):
                 _count(ex, self.metrics)  # the recorder is behind: the request is still counted
         except Exception:  # recording must never fail a request

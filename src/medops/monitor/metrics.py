@@ -88,6 +88,11 @@ class GatewayMetrics:
             ("reason",),
             registry=registry,
         )
+        self.backpressure = Counter(
+            "medops_gateway_record_backpressure_seconds",
+            "Seconds chat requests waited for room in the recorder (--record-overflow backpressure).",
+            registry=registry,
+        )
         self.queue_depth = Gauge(
             "medops_gateway_record_queue_depth", "Exchanges waiting to be recorded.", registry=registry
         )

@@ -21,13 +21,22 @@ PHI policy (``--phi-policy``, ``MEDOPS_PHI_POLICY``; default ``redact``):
 * ``block``: metadata only (model, arm, status, latency, tokens, ...), no text.
 * ``allow``: text as it was sent and answered.
 
-Detection costs about 2 ms of CPU per exchange. Run in the gateway's process it would hold the
-interpreter lock against the event loop and show in the requests' tail latency, so ``redact``
-runs in one worker process (``ProcessPoolExecutor``, spawned on the first batch, at a lower
-scheduling priority so that it never takes a core from the request path); if that process
-cannot be had, the writer thread applies the policy itself. The process exits as soon as the
-gateway does, even when the gateway is killed (``kill -9``): a thread in it waits on the
-parent's sentinel.
+Detection costs CPU per exchange. Run in the gateway's process it would hold the interpreter
+lock against the event loop and show in the requests' tail latency, so ``redact`` runs in a pool
+of worker processes (``--redaction-workers``, default one per core the gateway may use;
+``ProcessPoolExecutor``, spawned on the first batch, at a lower scheduling priority so that they
+never take a core from the request path). Each batch is split across the workers; rows travel to
+them and back through pipes, never through a file, so unredacted text never touches the disk.
+If no worker can be had, the writer thread applies the policy itself. The workers exit as soon
+as the gateway does, even when the gateway is killed (``kill -9``): a thread in each waits on
+the parent's sentinel.
+
+When recording cannot keep up (``--record-overflow``): ``drop`` (the default) drops the exchange
+that finds the queue full and counts it (``queue_full``); ``backpressure`` makes each chat request
+wait for room before it is forwarded (``await Recorder.admit()``: at most ``queue_size``
+exchanges admitted and not yet written, and the queue's bytes under ``MAX_QUEUED_MB``), so every
+exchange served is handed to the writer; the wait is counted in
+``medops_gateway_record_backpressure_seconds_total``.
 
 Stored text is capped: messages and answer together keep at most ``MAX_STORED_CHARS``
 characters per exchange, cut at a word, before the PHI policy sees them (so redaction time is
@@ -36,6 +45,7 @@ bounded too); what was cut is noted in ``notes["truncated"]``.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib
 import multiprocessing
@@ -58,7 +68,16 @@ MAX_STORED_CHARS = 1_000_000
 # Bytes of request and answer the queue may hold (a burst of large bodies would otherwise queue up
 # to --queue-size of them in memory): beyond it, exchanges are dropped and counted (queue_full)
 MAX_QUEUED_MB = 256.0
+OVERFLOW_POLICIES = ("drop", "backpressure")
 _STOP = object()
+
+
+def machine_workers() -> int:
+    """Redaction workers by default: one per core this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
 
 
 def _omitted(part: dict[str, Any]) -> dict[str, Any]:
@@ -206,9 +225,16 @@ class Recorder:
         linger_s: float = 0.05,
         max_text_chars: int = MAX_STORED_CHARS,
         max_queued_mb: float = MAX_QUEUED_MB,
+        redaction_workers: int | None = None,
+        overflow: str = "drop",
     ):
+        if overflow not in OVERFLOW_POLICIES:
+            raise ValueError(f"overflow must be one of {', '.join(OVERFLOW_POLICIES)}, not {overflow!r}")
         self.db = db
         self.policy = policy
+        self.overflow = overflow
+        self.redaction_workers = redaction_workers or machine_workers()
+        self.capacity = queue_size
         self.metrics = metrics or GatewayMetrics()
         self.batch_size = batch_size
         self.retry_s = retry_s
@@ -218,7 +244,12 @@ class Recorder:
         self.max_queued_bytes = int(max_queued_mb * 2**20)
         self._bytes_in = self._bytes_out = 0  # bytes of the exchanges queued, and taken off the queue
         self.ready = threading.Event()  # set once the thread has tried the store and imported its writer
-        self.queue: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
+        # under backpressure admission bounds the queue (admit), so the queue itself need not
+        self.queue: queue.Queue[Any] = queue.Queue(maxsize=0 if overflow == "backpressure" else queue_size)
+        self._admitted = 0  # chat requests admitted under backpressure (event loop's thread only)
+        self._settled = 0  # of those, taken off the queue and written or dropped (writer's thread only)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._room: asyncio.Event | None = None
         self.store: Any = None
         self.store_error: str | None = None
         self._next_open = 0.0
@@ -229,20 +260,58 @@ class Recorder:
         self.dropped = 0
 
     # request path --------------------------------------------------------------------------
-    def submit(self, row: dict[str, Any] | Callable[[], dict[str, Any]], size: int = 0) -> bool:
+    def _full(self) -> bool:
+        held = self._admitted - self._settled
+        return held >= self.capacity or self._bytes_in - self._bytes_out > self.max_queued_bytes
+
+    async def admit(self) -> None:
+        """Under ``backpressure``: wait until the recorder has room for one more exchange and hold
+        it; the exchange's ``submit(..., admitted=True)`` (or ``release()``) gives it back."""
+        if self._full():
+            waited = time.perf_counter()
+            if self._room is None:
+                self._loop, self._room = asyncio.get_running_loop(), asyncio.Event()
+            while self._full():
+                self._room.clear()
+                with contextlib.suppress(asyncio.TimeoutError):  # re-checked at least every second
+                    await asyncio.wait_for(self._room.wait(), 1.0)
+            self.metrics.backpressure.inc(time.perf_counter() - waited)
+        self._admitted += 1
+
+    def release(self) -> None:
+        """An admitted request that ends with nothing to record gives its room back."""
+        self._admitted -= 1
+        self._wake()
+
+    def submit(
+        self, row: dict[str, Any] | Callable[[], dict[str, Any]], size: int = 0, *, admitted: bool = False
+    ) -> bool:
         """Queue ``row``, or a function that makes it (called in the thread, so that parsing
         happens off the request path), holding ``size`` bytes; False when the queue is full, in
-        exchanges or in bytes (the row is dropped)."""
+        exchanges or in bytes (the row is dropped). ``admitted``: its room was held by ``admit``,
+        so it is always queued."""
+        if admitted:
+            self.queue.put_nowait((row, size, True))
+            self._bytes_in += size
+            return True
+        if self.overflow == "backpressure" and self.queue.qsize() >= self.capacity:  # a shadow copy, unadmitted
+            self._drop("queue_full", 1)
+            return False
         if size and self._bytes_in - self._bytes_out + size > self.max_queued_bytes:
             self._drop("queue_full", 1)
             return False
         try:
-            self.queue.put_nowait((row, size))
+            self.queue.put_nowait((row, size, False))
         except queue.Full:
             self._drop("queue_full", 1)
             return False
         self._bytes_in += size  # written by the submitting thread only, as _bytes_out by the writer's
         return True
+
+    def _wake(self) -> None:
+        if self._room is not None and self._loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop has closed
+                self._loop.call_soon_threadsafe(self._room.set)
 
     # writer thread -------------------------------------------------------------------------
     def start(self) -> Recorder:
@@ -308,6 +377,7 @@ class Recorder:
                 # with the event loop for the interpreter lock) per many exchanges, not per exchange
                 time.sleep(self.linger_s)
             batch = []
+            admitted = 0
             item = first
             while True:
                 if item is _STOP:
@@ -315,6 +385,7 @@ class Recorder:
                 else:
                     batch.append(item[0])
                     self._bytes_out += item[1]
+                    admitted += item[2]
                 if len(batch) >= self.batch_size:
                     break
                 try:
@@ -324,6 +395,9 @@ class Recorder:
             self.metrics.queue_depth.set(self.queue.qsize())
             if batch:
                 self._write(batch)
+            if admitted:
+                self._settled += admitted
+                self._wake()
             self._refresh_scores()
 
     def _write(self, items: list[Any]) -> None:
@@ -366,14 +440,22 @@ class Recorder:
         self.metrics.recorded.inc(len(rows))
 
     def _apply_policy(self, batch: list[dict[str, Any]]) -> list[tuple[dict[str, Any] | None, dict[str, int]]]:
-        """The PHI policy over a batch: detection in the redaction process, else in this thread."""
+        """The PHI policy over a batch: detection split across the redaction processes, else in
+        this thread."""
         if self.policy == "redact":
             try:
                 if self._redaction is None:
                     self._redaction = ProcessPoolExecutor(
-                        1, mp_context=multiprocessing.get_context("spawn"), initializer=_start_redaction_process
+                        self.redaction_workers,
+                        mp_context=multiprocessing.get_context("spawn"),
+                        initializer=_start_redaction_process,
                     )
-                return self._redaction.submit(apply_phi_batch, batch, self.policy).result()
+                share = -(-len(batch) // self.redaction_workers)
+                parts = [
+                    self._redaction.submit(apply_phi_batch, batch[i : i + share], self.policy)
+                    for i in range(0, len(batch), share)
+                ]
+                return [done for part in parts for done in part.result()]
             except Exception:  # no worker process (or it died): the same rule, in this thread
                 if self._redaction is not None:
                     self._redaction.shutdown(wait=False, cancel_futures=True)

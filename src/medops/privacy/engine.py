@@ -9,7 +9,6 @@ NER model (``ner: spacy:<installed package>`` or ``ner: hf:<token-classification
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import threading
@@ -60,18 +59,29 @@ class PhiConfig:
 
 
 def missing_components() -> str | None:
-    """None when detection works; else one line naming what to pip install."""
+    """None when detection works; else one line naming what to pip install. Asks whether the
+    packages are installed without importing them (an import costs a second on a cold path,
+    and medops's rules run without Presidio's engine unless an NER model is configured)."""
+    global _installed
+    if _installed:  # found once: asked again for every exchange the recorder redacts
+        return None
+    import importlib.util
+
     missing = []
-    with contextlib.suppress(Exception):
-        _import_presidio()
     for module, package in (("presidio_analyzer", "presidio-analyzer"), ("presidio_anonymizer", "presidio-anonymizer")):
         try:
-            __import__(module)
-        except Exception:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
             missing.append(package)
     if missing:
         return f"PHI detection needs {' and '.join(missing)}, which are not installed: {INSTALL_HINT}"
+    _installed = True
     return None
+
+
+_installed = False
 
 
 def _import_presidio(allow_torch: bool = False) -> None:
@@ -151,12 +161,18 @@ def _config_key() -> tuple[Any, ...]:
 
 
 class _Analyzer:
-    """The cached Presidio analyzer for one configuration."""
+    """The cached analyzer for one configuration: medops's rules called directly (no per-call
+    registry, context or result objects), or, with an NER model, Presidio's ``AnalyzerEngine``
+    over the same rules and the model."""
 
     def __init__(self, config: PhiConfig):
         problem = missing_components()
         if problem:
             raise PhiUnavailable(problem)
+        self.engine: Any = None
+        self.rules = build_recognizers(config.mrn_patterns)
+        if not config.ner:
+            return
         _import_presidio(allow_torch=bool(config.ner and config.ner.startswith("hf:")))
         from presidio_analyzer import AnalyzerEngine, EntityRecognizer, RecognizerRegistry, RecognizerResult
         from presidio_analyzer.context_aware_enhancers import ContextAwareEnhancer
@@ -236,7 +252,7 @@ class _Analyzer:
                     if wanted is None or kind in wanted
                 ]
 
-        recognizers: list[Any] = [MedopsRecognizer(r) for r in build_recognizers(config.mrn_patterns)]
+        recognizers: list[Any] = [MedopsRecognizer(r) for r in self.rules]
         if config.ner:
             recognizers.append(_ner_recognizer(config.ner, EntityRecognizer, RecognizerResult))
         registry = RecognizerRegistry(recognizers=recognizers, supported_languages=[LANGUAGE])
@@ -251,6 +267,8 @@ class _Analyzer:
         self._artifacts = NoNlpEngine()._empty(LANGUAGE)
 
     def analyze(self, text: str) -> list[tuple[str, int, int, float]]:
+        if self.engine is None:  # what Presidio's engine returns for these rules: over the threshold, each once
+            return list(dict.fromkeys(c for rule in self.rules for c in rule.find(text) if c[3] >= SCORE_THRESHOLD))
         results = self.engine.analyze(
             text=text, language=LANGUAGE, entities=self.entities, nlp_artifacts=self._artifacts
         )

@@ -51,6 +51,21 @@ DEFAULT_MRN_PATTERNS: tuple[str, ...] = (
 )
 
 
+_last_lowered: tuple[str, str] = ("", "")
+
+
+def _lowered(text: str) -> str:
+    """``text.lower()``, kept for the text the rules are scanning (each gated rule asks for it); one
+    tuple, read and replaced whole, so a thread never gets another thread's text."""
+    global _last_lowered
+    kept = _last_lowered
+    if kept[0] is text:
+        return kept[1]
+    lowered = text.lower()
+    _last_lowered = (text, lowered)
+    return lowered
+
+
 @dataclass(frozen=True)
 class Rule:
     """One regular expression: the span is group ``value`` when the pattern has it, else the match."""
@@ -59,8 +74,14 @@ class Rule:
     regex: re.Pattern[str]
     score: float
     validate: Callable[[re.Match[str], str], float | None] | None = None  # -> score, or None to drop
+    gate: re.Pattern[str] | None = None  # something every match holds: a text without it is not scanned
+    words: tuple[str, ...] = ()  # or: every match holds one of these (lower case) words
 
     def find(self, text: str) -> Iterator[Candidate]:
+        if self.gate is not None and self.gate.search(text) is None:
+            return
+        if self.words and not any(w in _lowered(text) for w in self.words):
+            return
         has_value = "value" in self.regex.groupindex
         for m in self.regex.finditer(text):
             start, end = m.span("value") if has_value else m.span()
@@ -100,7 +121,8 @@ def _window(text: str, start: int, width: int = 30) -> str:
 # -- resident / foreigner registration numbers ------------------------------------------------
 
 _RRN = _c(
-    r"(?<![\d-])(?P<value>\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])(?:[ \t]{0,2}[-–.][ \t]{0,2}|[ \t])?[0-9]\d{6})(?![\d-])"
+    r"(?<![\d-])(?P<value>\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])(?:[ \t]{0,2}[-–.][ \t]{0,2}|[ \t])?[0-9]\d{6})(?![\d-])",
+    first=r"\d",
 )
 _RRN_CONTEXT = ("주민", "등록번호", "rrn", "resident registration", "외국인", "registration")
 
@@ -146,14 +168,20 @@ def _registration_numbers(text: str) -> Iterator[Candidate]:
 
 _REGIONS = "서울|부산|경기|강원|충북|충남|전북|전남|경북|경남|제주|대구|인천|광주|대전|울산|세종"
 _DRIVER = [
-    Rule("KR_DRIVER_LICENSE", _c(rf"(?:{_REGIONS})\s?\d{{2}}-\d{{6}}-\d{{2}}(?!\d)"), 0.9),
-    Rule("KR_DRIVER_LICENSE", _c(r"(?<![\d-])(?:1[1-9]|2[0-8])-\d{2}-\d{6}-\d{2}(?![\d-])"), 0.85),
+    Rule(
+        "KR_DRIVER_LICENSE",
+        _c(rf"(?:{_REGIONS})\s?\d{{2}}-\d{{6}}-\d{{2}}(?!\d)", first="[서부경강충전제대인광울세]"),
+        0.9,
+    ),
+    Rule("KR_DRIVER_LICENSE", _c(r"(?<![\d-])(?:1[1-9]|2[0-8])-\d{2}-\d{6}-\d{2}(?![\d-])", first="[12]"), 0.85),
     Rule(
         "KR_DRIVER_LICENSE",
         _c(
-            r"(?i:운전\s?면허(?:증)?(?:\s?번호)?|driver'?s? licen[cs]e(?: (?:no\.?|number|#))?)\s*[:#]?\s*(?P<value>[A-Z0-9][A-Z0-9-]{7,15}\d)"
+            r"(?i:운전\s?면허(?:증)?(?:\s?번호)?|driver'?s? licen[cs]e(?: (?:no\.?|number|#))?)\s*[:#]?\s*(?P<value>[A-Z0-9][A-Z0-9-]{7,15}\d)",
+            first="[운dD]",
         ),
         0.85,
+        words=("운전", "driver"),
     ),
 ]
 
@@ -165,15 +193,22 @@ def _kr_passport(m: re.Match[str], text: str) -> float | None:
 
 
 _PASSPORT = [
-    Rule("KR_PASSPORT", _c(r"(?<![A-Za-z0-9])[MSRODG]\d{8}(?![A-Za-z0-9])"), 0.6, _kr_passport),
-    Rule("KR_PASSPORT", _c(r"(?<![A-Za-z0-9])[MSRODG]\d{3}[A-Z]\d{4}(?![A-Za-z0-9])"), 0.6, _kr_passport),
+    Rule("KR_PASSPORT", _c(r"(?<![A-Za-z0-9])[MSRODG]\d{8}(?![A-Za-z0-9])", first="[MSRODG]"), 0.6, _kr_passport),
+    Rule(
+        "KR_PASSPORT",
+        _c(r"(?<![A-Za-z0-9])[MSRODG]\d{3}[A-Z]\d{4}(?![A-Za-z0-9])", first="[MSRODG]"),
+        0.6,
+        _kr_passport,
+    ),
     Rule(
         "PASSPORT",
         _c(
-            r"(?i:passport|여권)(?:\s?(?:no\.?|number|#|번호))?\s*(?:is)?\s*[:#]?\s*(?P<value>[A-Z0-9]{6,9})(?![A-Za-z0-9])"
+            r"(?i:passport|여권)(?:\s?(?:no\.?|number|#|번호))?\s*(?:is)?\s*[:#]?\s*(?P<value>[A-Z0-9]{6,9})(?![A-Za-z0-9])",
+            first="[pP여]",
         ),
         0.8,
         lambda m, t: 0.8 if any(ch.isdigit() for ch in m.group("value")) else None,
+        words=("passport", "여권"),
     ),
 ]
 
@@ -196,6 +231,7 @@ _INSURANCE = [
         ),
         0.85,
         lambda m, t: 0.85 if sum(ch.isdigit() for ch in m.group("value")) >= 4 else None,
+        words=("insurance", "medicare", "medicaid", "member", "policy", "subscriber", "nhs", "보험", "의료급여"),
     )
 ]
 
@@ -204,15 +240,16 @@ _INSURANCE = [
 
 _PHONE = [
     # Korean mobile, landline, +82 and 15xx business numbers
-    Rule("PHONE_NUMBER", _c(r"(?<![\d-])01[016789][-. ]?\d{3,4}[-. ]?\d{4}(?![\d-])"), 0.85),
+    Rule("PHONE_NUMBER", _c(r"(?<![\d-])01[016789][-. ]?\d{3,4}[-. ]?\d{4}(?![\d-])", first="0"), 0.85),
     Rule(
         "PHONE_NUMBER",
         _c(
-            r"(?<![\d-])(?:\(0(?:2|[3-6][1-5]|70|50\d)\)[ ]?|0(?:2|[3-6][1-5]|70|50\d)[-. ]?)\d{3,4}[-. ]\d{4}(?![\d-])"
+            r"(?<![\d-])(?:\(0(?:2|[3-6][1-5]|70|50\d)\)[ ]?|0(?:2|[3-6][1-5]|70|50\d)[-. ]?)\d{3,4}[-. ]\d{4}(?![\d-])",
+            first="[(0]",
         ),
         0.8,
     ),
-    Rule("PHONE_NUMBER", _c(r"(?<![\d-])1[5-8]\d{2}-\d{4}(?![\d-])"), 0.6),
+    Rule("PHONE_NUMBER", _c(r"(?<![\d-])1[5-8]\d{2}-\d{4}(?![\d-])", first="1"), 0.6),
     Rule("PHONE_NUMBER", _c(r"\+82[-. ]?(?:\(0\))?\s?\d{1,2}[-. ]?\d{3,4}[-. ]?\d{4}(?!\d)"), 0.9),
     # US / NANP
     Rule(
@@ -225,7 +262,7 @@ _PHONE = [
     ),
     # UK
     Rule("PHONE_NUMBER", _c(r"\+44\s?(?:\(0\)\s?)?\d{2,4}[\s-]?\d{3,4}[\s-]?\d{3,4}(?!\d)"), 0.9),
-    Rule("PHONE_NUMBER", _c(r"(?<![\d-])0(?:7\d{3}|20|1\d{2,3})\s\d{3,4}\s?\d{3,4}(?!\d)"), 0.7),
+    Rule("PHONE_NUMBER", _c(r"(?<![\d-])0(?:7\d{3}|20|1\d{2,3})\s\d{3,4}\s?\d{3,4}(?!\d)", first="0"), 0.7),
     # any number after a phone context word
     Rule(
         "PHONE_NUMBER",
@@ -234,6 +271,7 @@ _PHONE = [
             first="[pPtTmMcCfF연전휴핸팩]",
         ),
         0.8,
+        words=("phone", "tel", "mobile", "cell", "fax", "연락처", "전화", "휴대폰", "핸드폰", "팩스"),
     ),
 ]
 
@@ -242,25 +280,37 @@ _EMAIL = [
         "EMAIL_ADDRESS",
         _c(r"(?<![\w.+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,24}(?![\w-])"),
         0.95,
+        gate=_c("@"),
     )
 ]
 
 _URL = [
-    Rule("URL", _c(r"(?i:https?://|www\.)[^\s<>\"'()\[\]]+[^\s<>\"'()\[\].,;:!?]"), 0.9),
+    Rule("URL", _c(r"(?i:https?://|www\.)[^\s<>\"'()\[\]]+[^\s<>\"'()\[\].,;:!?]", first="[hHwW]"), 0.9),
     Rule(
         "URL",
         _c(
             r"(?<![@\w.-])(?:[a-z0-9-]+\.)+(?:com|net|org|co\.kr|or\.kr|go\.kr|ac\.kr|kr|io|co\.uk|nhs\.uk)(?:/[^\s<>\"']*[\w/])?(?![\w@-])"
         ),
         0.6,
+        gate=_c(r"\.(?:com|net|org|kr|io|uk)"),
     ),
 ]
 
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
 _IP = [
     Rule("IP_ADDRESS", _c(rf"(?<![\d.]){_OCTET}(?:\.{_OCTET}){{3}}(?![\d.]|\.\d)", first=r"\d"), 0.85),
-    Rule("IP_ADDRESS", _c(r"(?<![\w:])(?:[0-9a-fA-F]{1,4}:){7}[0-9a-fA-F]{1,4}(?![\w:])"), 0.85),
-    Rule("IP_ADDRESS", _c(r"(?<![\w:])(?:[0-9a-fA-F]{1,4}:){1,6}:(?:[0-9a-fA-F]{1,4}:?){1,6}(?<!:)(?![\w:])"), 0.6),
+    Rule(
+        "IP_ADDRESS",
+        _c(r"(?<![\w:])(?:[0-9a-fA-F]{1,4}:){7}[0-9a-fA-F]{1,4}(?![\w:])", first="[0-9a-fA-F]"),
+        0.85,
+        gate=_c(":"),
+    ),
+    Rule(
+        "IP_ADDRESS",
+        _c(r"(?<![\w:])(?:[0-9a-fA-F]{1,4}:){1,6}:(?:[0-9a-fA-F]{1,4}:?){1,6}(?<!:)(?![\w:])", first="[0-9a-fA-F]"),
+        0.6,
+        gate=_c("::"),
+    ),
 ]
 
 
@@ -301,7 +351,8 @@ _FINANCIAL = [
         "BANK_ACCOUNT",
         _c(
             rf"(?:계좌(?:번호)?|(?:{_BANKS})(?:은행)?|(?i:account|acct|a/c)(?:\s?(?i:no\.?|number|#))?)\s*[:：#]?\s*"
-            r"(?P<value>\d(?:\d|-(?=\d)){8,22})(?![\d-])"
+            r"(?P<value>\d(?:\d|-(?=\d)){8,22})(?![\d-])",
+            first="[계국신우하농기카토S제새신수씨부대경광전케aA]",
         ),
         0.8,
     ),
@@ -361,7 +412,8 @@ _AGE = [
     Rule(
         "AGE_OVER_89",
         _c(
-            r"(?<![\d.])(?P<value>(?:9\d|1[0-2]\d)(?:\s?(?:세|살)|(?:-| )?(?i:years?[- ]old|year-old|yrs?[- ]old|y/?o\b|y\.o\.)|(?=\s?[MF]\b|/[MF]\b)))"
+            r"(?<![\d.])(?P<value>(?:9\d|1[0-2]\d)(?:\s?(?:세|살)|(?:-| )?(?i:years?[- ]old|year-old|yrs?[- ]old|y/?o\b|y\.o\.)|(?=\s?[MF]\b|/[MF]\b)))",
+            first="[91]",
         ),
         0.85,
     ),
@@ -370,7 +422,7 @@ _AGE = [
         _c(r"(?i:\baged?\b|\bage:|나이|연령|만)\s*[:：]?\s*(?P<value>(?:9\d|1[0-2]\d))(?![\d.])", first="[aA나연만]"),
         0.85,
     ),
-    Rule("AGE_OVER_89", _c(r"\((?:[MF남여]|male|female)\s?[/,]\s?(?P<value>9\d|1[0-2]\d)(?:세)?\)"), 0.85),
+    Rule("AGE_OVER_89", _c(r"\((?:[MF남여]|male|female)\s?[/,]\s?(?P<value>9\d|1[0-2]\d)(?:세)?\)", first=r"\("), 0.85),
 ]
 
 
@@ -381,6 +433,7 @@ _SIDO = (
     r"(?:특별시|광역시|특별자치시|특별자치도|도|시)?"
 )
 _ADMIN = r"[가-힣]{1,6}(?:시|군|구)"
+_ADMIN_GATE = _c(r"[가-힣][시군구]\s")  # every Korean address rule holds an _ADMIN word and a space
 _KR_ADDRESS = [
     # 도로명: [시도] 시/군/구 ... 로/길 번호 [, 동 호]
     Rule(
@@ -390,6 +443,7 @@ _KR_ADDRESS = [
             r"(?:번?길\s?\d{1,4}(?:-\d{1,4})?)?(?:,?\s?\d{1,4}동\s?\d{1,4}호|,?\s?\d{1,4}호)?(?:\s?\([가-힣0-9,. ]{2,20}\))?"
         ),
         0.85,
+        gate=_ADMIN_GATE,
     ),
     Rule(
         "ADDRESS",
@@ -398,8 +452,17 @@ _KR_ADDRESS = [
             r"(?:,?\s?\d{1,4}동\s?\d{1,4}호|,?\s?\d{1,4}호)?"
         ),
         0.85,
+        gate=_ADMIN_GATE,
     ),
-    Rule("ADDRESS", _c(rf"{_SIDO}\s(?:{_ADMIN}\s)?{_ADMIN}\s[가-힣0-9]{{1,8}}(?:동|읍|면)(?![가-힣])"), 0.6),
+    Rule(
+        "ADDRESS",
+        _c(
+            rf"{_SIDO}\s(?:{_ADMIN}\s)?{_ADMIN}\s[가-힣0-9]{{1,8}}(?:동|읍|면)(?![가-힣])",
+            first="[서부대인광울세경강충전제]",
+        ),
+        0.6,
+        gate=_ADMIN_GATE,
+    ),
 ]
 
 # After a label (주소:, 거주지:), an address runs for as long as its words are address words: a region
@@ -438,12 +501,13 @@ _EN_ADDRESS = [
             rf"\b\d{{1,5}}[A-Z]?\s(?:[NSEW]\.?\s)?(?:[A-Z][a-z]+\s|\d{{1,3}}(?:st|nd|rd|th)\s){{1,3}}{_STREET}\b\.?"
             r"(?:,?\s(?:Apt|Apartment|Suite|Ste|Unit|Flat|#)\.?\s?#?\w{1,5})?"
             r"(?:,\s[A-Z][a-z]+(?:\s[A-Z][a-z]+){0,2})?(?:,?\s[A-Z]{2}\s\d{5}(?:-\d{4})?)?"
-            r"(?:,?\s[A-Z]{1,2}\d[A-Z\d]?\s\d[A-Z]{2})?"
+            r"(?:,?\s[A-Z]{1,2}\d[A-Z\d]?\s\d[A-Z]{2})?",
+            first=r"\d",
         ),
         0.85,
     ),
-    Rule("ADDRESS", _c(r"\b(?:[A-Z]{1,2}\d[A-Z\d]?)\s\d[A-Z]{2}\b"), 0.5),
-    Rule("ADDRESS", _c(r"\b(?:PO|P\.O\.)\sBox\s\d{1,6}\b"), 0.7),
+    Rule("ADDRESS", _c(r"\b(?:[A-Z]{1,2}\d[A-Z\d]?)\s\d[A-Z]{2}\b", first="[A-Z]"), 0.5),
+    Rule("ADDRESS", _c(r"\b(?:PO|P\.O\.)\sBox\s\d{1,6}\b", first="P"), 0.7),
 ]
 
 
@@ -531,6 +595,7 @@ KR_STOPWORDS = frozenset(
         "경증",
         "고령",
         "정상",
+        "소견",
         "전신",
         "신장",
         "간경화",
@@ -780,22 +845,42 @@ _KR_BEFORE = (
 _KR_NAME_END = (
     r"(?:(?![가-힣]{2})|(?=이고|이며|이다|이에|이었|이라|입니|이구|이세|이시|이신|인데|께서|에게|한테|님|씨))"
 )
-_KR_PERSON_AFTER = _c(rf"(?<![가-힣])(?P<value>{_KR_NAME})(?={_KR_AFTER})")
-_KR_PERSON_BEFORE = _c(rf"{_KR_BEFORE}(?P<value>{_KR_NAME}){_KR_NAME_END}", first="[가-힣A-Za-z]")
+_KR_SURNAME_FIRST = f"[{''.join(sorted(set(_SINGLE) | {d[0] for d in _DOUBLE}))}]"
+_KR_PERSON_AFTER = _c(rf"(?<![가-힣])(?P<value>{_KR_NAME})(?={_KR_AFTER})", first=_KR_SURNAME_FIRST)
+_KR_PERSON_BEFORE = _c(
+    rf"{_KR_BEFORE}(?P<value>{_KR_NAME}){_KR_NAME_END}",
+    first="[간남누담동딸며발배보부사서성손수신아약어언오의이인작저전제주진집피확환pPnNaAdD]",  # each word's first
+)
 # A full three-syllable name before a bare age ("김민수 67세"); two syllables there are mostly words (남자 67세).
 _KR_PERSON_AGE = _c(
-    rf"(?<![가-힣])(?P<value>{_KR_SURNAME}[가-힣]{{2}})(?=,?\s(?:만\s?)?\d{{1,3}}\s?(?:세|살)(?![가-힣]))"
+    rf"(?<![가-힣])(?P<value>{_KR_SURNAME}[가-힣]{{2}})(?=,?\s(?:만\s?)?\d{{1,3}}\s?(?:세|살)(?![가-힣]))",
+    first=_KR_SURNAME_FIRST,
 )
 _KR_NAME_LABEL = _c(
-    r"성명|이름|성함|환자명|담당|주치의|간호사|전공의|인턴|약사|작성|의뢰|진료의|집도의|확인자|서명|수신|발신"
+    r"저는|성명|이름|성함|환자명|담당|주치의|간호사|전공의|인턴|약사|작성|의뢰|진료의|집도의|확인자|서명|수신|발신"
 )
-_KR_PERSON_PATIENT = _c(r"(?:환자|보호자)\s(?P<value>" + _KR_NAME + r")(?=\s?(?:\(|님|씨|[,.은는이가의을를]|\s|$))")
+_KR_PERSON_PATIENT = _c(
+    r"(?:환자|보호자)\s(?P<value>" + _KR_NAME + r")(?=\s?(?:\(|님|씨|[,.은는이가의을를]|\s|$))", first="[환보]"
+)
+
+
+# A clinical word and a particle or suffix ("소견상", "정상은"): the word itself, not a name that starts like it.
+_KR_WORD_SUFFIXES = frozenset("상은는이가을를도의적성과와로에")
+# Demographics in brackets right after the word ("(남/45세)", "(67세)"): said of a person.
+_KR_DEMOGRAPHICS = _c(r"\s?\((?:[MF남여](?:성)?\s?[/,]|\d{1,3}\s?(?:세|살)|만\s?\d|\d{1,3}\s?[MF남여]\))")
+# A speaker introducing themself before "<name>입니다" ("안녕하세요, 저는 ...", "제 이름은 ...").
+_SENTENCE_END = _c(r"[.?!\n]")
+_KR_SELF_INTRODUCTION = ("안녕하세요", "안녕하십니까", "저는", "제 이름은", "이름은", "성함은")
+
+
+def _clinical_word(value: str) -> bool:
+    return len(value) == 3 and value[:2] in KR_STOPWORDS and value[2] in _KR_WORD_SUFFIXES
 
 
 def _kr_name_ok(value: str, honorific: bool = False) -> bool:
-    """Not a clinical or kinship word; before an honorific (님, 씨) or after a name label (성명:) only the
-    whole word is checked: no clinical compound (당뇨병, 고혈압성) is found there, but names such as
-    이하은 and 조영숙 start like one."""
+    """Not a clinical or kinship word; before an honorific (님, 씨), after a name label (성명:) or before
+    demographics ("(남/45세)") only the whole word is checked: no clinical compound (당뇨병, 고혈압성) is
+    found there, but names such as 이하은, 조영숙 and 정상우 start like one."""
     if value in KR_STOPWORDS:
         return False
     return honorific or (value[:2] not in KR_STOPWORDS and value[:3] not in KR_STOPWORDS)
@@ -804,12 +889,28 @@ def _kr_name_ok(value: str, honorific: bool = False) -> bool:
 def _korean_names(text: str) -> Iterator[Candidate]:
     for m in _KR_PERSON_AFTER.finditer(text):
         value = m.group("value")
-        if _kr_name_ok(value, honorific=bool(re.fullmatch(_KR_HONORIFIC, m.group("after") or ""))):
+        after = m.group("after")
+        demographics = _KR_DEMOGRAPHICS.match(text, m.end("value")) is not None
+        if (
+            after is None
+            and not demographics
+            and text.startswith(("입", "이에", "예요", "이라", "라고"), m.end("value"))
+        ):
+            # "<word>입니다" alone is most often a clinical finding ("폐렴 소견입니다", "경과 양호입니다"):
+            # a name there has three syllables, or a speaker introducing themself before it
+            sentence = _SENTENCE_END.split(text[max(0, m.start() - 20) : m.start()])[-1]
+            introduced = any(w in sentence for w in _KR_SELF_INTRODUCTION)
+            if len(value) < 3 and not introduced:
+                continue
+            demographics = introduced
+        if _kr_name_ok(value, honorific=demographics or bool(re.fullmatch(_KR_HONORIFIC, after or ""))):
             yield ("PERSON", m.start("value"), m.end("value"), 0.7 if len(value) >= 3 else 0.5)
     pos = 0
     while (m := _KR_PERSON_BEFORE.search(text, pos)) is not None:
         value = m.group("value")
         labelled = _KR_NAME_LABEL.search(text, m.start(), m.start("value")) is not None  # 성명: 조영숙
+        if labelled and _clinical_word(value) and not text.startswith(("님", "씨"), m.end("value")):
+            labelled = False  # "담당의 소견상": the word and a particle, not a name that starts like it
         if _kr_name_ok(value, honorific=labelled):
             yield ("PERSON", m.start("value"), m.end("value"), 0.85 if len(value) >= 3 else 0.65)
             pos = m.end()
@@ -1102,19 +1203,20 @@ _EN_CONTEXT = (
     r"|fellow|resident|intern|midwife|coordinator|secretary|translator)\s*[:,\-]?\s*\n?\s*"
     r"|\b(?i:cc|from|to|signature|sign-off)\s*:\s*)"
 )
-_EN_TITLE_NAME = _c(rf"{_TITLE}{_EN_NAME}")
+_EN_TITLE_NAME = _c(rf"{_TITLE}{_EN_NAME}", first="[MDPNS]")
 _EN_CONTEXT_NAME = _c(rf"{_EN_CONTEXT}{_EN_NAME}", first="[A-Za-z]")
 # A full name ("Given Family" or "Family, Given") right before an age or an identifier: "Jane Doe, 67-year-old",
 # "Doe, Jane (MRN ...)", "Jane Doe (RRN ...)".
 _EN_AGE_NAME = _c(
     rf"(?<![\w.])(?P<value>{_EN_TOKEN}(?:,\s|\s){_EN_TOKEN}(?:\s{_EN_TOKEN})?)(?=,?\s(?:is\s)?(?:an?\s)?\d{{1,3}}[- ]?(?:year|yo|y/o|M\b|F\b)"
-    r"|,?\s\(?(?:(?:DOB|D\.O\.B|born|aged?|MRN|RRN|SSN|NHS|ID|patient ID|hospital no)\b|주민|등록번호|환자번호))"
+    r"|,?\s\(?(?:(?:DOB|D\.O\.B|born|aged?|MRN|RRN|SSN|NHS|ID|patient ID|hospital no)\b|주민|등록번호|환자번호))",
+    first="[A-Z]",  # every name token starts with a capital
 )
 # A role noun in -ist / -ian in apposition ("the physiotherapist, Jane Doe", "cardiologist Mark Lee"); the other
 # role nouns ("our nurse, Jane Doe") are context words above.
-_EN_ROLE_NAME = _c(rf"(?<=[a-z])(?:ist|ian)s?\b,?[ \t]{_EN_NAME}")
+_EN_ROLE_NAME = _c(rf"(?<=[a-z])(?:ist|ian)s?\b,?[ \t]{_EN_NAME}", first="[ia]")
 # The agent of a passive ("examined by Jane Doe"): one name token after a clinical act, a full name after any verb.
-_EN_BY_NAME = _c(rf"(?<=[a-z])[ \t]by[ \t]{_EN_NAME}")
+_EN_BY_NAME = _c(rf"(?<=[a-z])[ \t]by[ \t]{_EN_NAME}", first="[ \t]")
 _AGENT_VERBS = frozenset([
     "seen", "examined", "performed", "reviewed", "assessed", "evaluated", "treated", "operated", "interpreted",
     "read", "written", "dictated", "signed", "ordered", "referred", "prescribed", "authored", "approved",
@@ -1274,13 +1376,17 @@ _RECORD_NUMBERS = [
     Rule(
         "MRN",
         _c(
-            rf"(?<=[A-Za-z.])(?:[ \t](?i:no\.?|num\.?|number)|[ \t]?(?:ID|#))[ \t]*(?:is|was)?[ \t]*[:#.]?[ \t]*{_RECORD_VALUE}"
+            rf"(?<=[A-Za-z.])(?:[ \t](?i:no\.?|num\.?|number)|[ \t]?(?:ID|#))[ \t]*(?:is|was)?[ \t]*[:#.]?[ \t]*{_RECORD_VALUE}",
+            first="[ \tI#]",
         ),
         0.55,
         _record_number,
     ),
     Rule(
-        "MRN", _c(rf"(?<=[가-힣])번호[ \t]*(?:는|은|가|이)?[ \t]*[:：#.]?[ \t]*{_RECORD_VALUE}"), 0.55, _record_number
+        "MRN",
+        _c(rf"(?<=[가-힣])번호[ \t]*(?:는|은|가|이)?[ \t]*[:：#.]?[ \t]*{_RECORD_VALUE}", first="번"),
+        0.55,
+        _record_number,
     ),
 ]
 

@@ -435,3 +435,26 @@ class ReviewAdjudication(Base):
     met: Mapped[bool] = mapped_column(Boolean)
     actor: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PreparedView(Base):
+    """What the dashboard and reports show of a finished run, prepared once (migration 0020): the
+    summary the run page reads (histogram values, filter counts, the samples' order), valid while
+    the run's ``key`` (status and end time) is unchanged; a resumed run is prepared anew."""
+
+    __tablename__ = "prepared_views"
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(100))
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PreparedSample(Base):
+    """One sample of a prepared run, in the order its sample list shows them (migration 0020): read a
+    page at a time; ``flags`` is ``|flag|flag|`` so one filter is a LIKE."""
+
+    __tablename__ = "prepared_samples"
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    position: Mapped[int] = mapped_column(primary_key=True)
+    flags: Mapped[str] = mapped_column(String(500))
+    record: Mapped[dict[str, Any]] = mapped_column(JSON)
