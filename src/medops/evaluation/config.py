@@ -123,6 +123,10 @@ class McqaConfig(RunSettings):
     model_seed: int | None = None
     system_message: str | None = None
     skip_images: bool = False  # items with images skipped and counted (a model that takes no images)
+    # counterfactual variants (medops.equity): the attributes varied, and whether an item that does
+    # not mention one gets a neutral sentence per value (else it is left out of that attribute, counted)
+    counterfactual: tuple[str, ...] = ()
+    counterfactual_insert: bool = False
 
     def sampling(self) -> SamplingParams:
         return SamplingParams(

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
+from medops.equity.rewrite import parse_attributes
 from medops.errors import UserError
 from medops.evaluation.config import HealthBenchConfig, McqaConfig
 from medops.evaluation.variants import VARIANTS
@@ -244,7 +245,17 @@ EXAM_DEFAULTS: dict[str, Any] = {
     "model_seed": None,
     "system_message": None,
     "skip_images": False,
+    "counterfactual": None,
+    "counterfactual_insert": False,
 }
+
+
+def _counterfactual(args: dict[str, Any]) -> dict[str, Any]:
+    """``--counterfactual ATTRS`` and ``--counterfactual-insert``: the latter alone is refused (it would do nothing)."""
+    attributes = parse_attributes(args["counterfactual"])
+    if args["counterfactual_insert"] and not attributes:
+        raise UserError("--counterfactual-insert needs --counterfactual ATTRS")
+    return {"counterfactual": attributes, "counterfactual_insert": bool(args["counterfactual_insert"])}
 
 
 def exam_config(options: dict[str, Any]) -> McqaConfig:
@@ -272,4 +283,5 @@ def exam_config(options: dict[str, Any]) -> McqaConfig:
         model_seed=args["model_seed"],
         system_message=args["system_message"],
         skip_images=bool(args["skip_images"]),
+        **_counterfactual(args),
     )
