@@ -51,6 +51,9 @@ class AttributeRules(_Strict):
     mentions: tuple[str, ...] = ()
     insert: dict[str, str] = {}
     case_sensitive: bool = False
+    # when given, an item is rewritten only if one of these words occurs (a pronoun alone may be a
+    # physician's, not the patient's: such an item is kept, ``no_patient_word``)
+    anchors: tuple[str, ...] = ()
 
     @model_validator(mode="after")
     def _consistent(self) -> AttributeRules:
@@ -151,9 +154,13 @@ def counterfactuals(
             return Outcome(attribute, "kept", reason="out_of_range")
         present = bool(found)
     else:
-        values = {rule.values[col] for _, col in _term_matches(rule, lang, joined)}
+        matches = list(_term_matches(rule, lang, joined))
+        values = {rule.values[col] for _, col in matches}
         if len(values) > 1:
             return Outcome(attribute, "kept", reason="several_values")
+        anchors = {a.lower() for a in rule.anchors}
+        if values and anchors and not any(m.group(0).lower() in anchors for m, _ in matches):
+            return Outcome(attribute, "kept", reason="no_patient_word")
         present = bool(values)
     if present:
         variants = tuple(
