@@ -89,6 +89,9 @@ def rules(language: str) -> LanguageRules:
     path = files("medops.equity") / "rules" / f"{language}.yaml"
     try:
         return LanguageRules.model_validate(yaml.safe_load(path.read_text("utf-8")))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise UserError(f"{path}{f':{mark.line + 1}' if mark else ''}: invalid YAML") from None
     except ValidationError as exc:
         error = exc.errors(include_url=False)[0]
         where = ".".join(str(p) for p in error["loc"])
