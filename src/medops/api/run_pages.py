@@ -13,7 +13,7 @@ from medops.api.runs import StoreRef, compare, open_store, run, runs
 from medops.audit.trail import events as trail_events
 from medops.evaluation.records import Bars, Histogram
 from medops.evaluation.results import presentation
-from medops.reports.plots import bars, histogram
+from medops.reports.plots import bars, counterfactual_chart, histogram
 from medops.store.repository import effective_status
 
 
@@ -84,6 +84,7 @@ def run_detail(run_ref: str, *, db: StoreRef = None) -> dict[str, Any]:
             charts.append(bars(view.title, found.group(view.group).rows(summary_metrics)))
         elif isinstance(view, Histogram):
             charts.append(histogram(view.title, view.values(run_records(store, recorded))))
+    charts.append(counterfactual_chart(document.get("counterfactual")))  # --counterfactual runs
     return {"run": document, "metrics": metrics, "charts": [c for c in charts if c], "unit": found.headline.unit}
 
 

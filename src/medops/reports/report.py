@@ -22,7 +22,7 @@ from medops.evaluation.records import Bars, Histogram, SampleRecord, Samples, or
 from medops.evaluation.results import Presentation, presentation, sample_records
 from medops.models.pricing import load_prices, run_cost
 from medops.ops.compare import compare_runs
-from medops.reports.plots import bars, histogram
+from medops.reports.plots import bars, counterfactual_chart, histogram
 from medops.review.bias import run_bias
 from medops.review.calibrated import calibrated
 from medops.store.repository import Store, effective_status
@@ -65,6 +65,10 @@ def _plots(metrics: dict[str, Any], found: Presentation, records: Callable[[], l
     return plots
 
 
+def _counterfactual_plot(summary: dict[str, Any]) -> list[str]:
+    return [counterfactual_chart(summary.get("counterfactual"))]
+
+
 def _sample_lists(found: Presentation, records: Callable[[], list[SampleRecord]]) -> list[dict[str, Any]]:
     """Each declared sample list: its records and how many carry each of its flags."""
     lists = []
@@ -104,7 +108,7 @@ def build_report(store: Store, run_ref: str, *, vs: str | None = None, fmt: str 
         "comparison": comparison,
         "calibrated": calibrated(store, run),
         "bias": run_bias(store, run),
-        "plots": _plots(metrics, found, records) if fmt == "html" else [],
+        "plots": _plots(metrics, found, records) + _counterfactual_plot(summary) if fmt == "html" else [],
         "samples": _sample_lists(found, records) if fmt == "html" else [],
     }
     if comparison:
