@@ -66,6 +66,9 @@ class HealthBenchConfig(RunSettings):
     model_seed: int | None = None
     length_penalty: float | None = None
     length_center: float | None = None
+    # counterfactual variants of each prompt (medops.equity; McqaConfig has the same two)
+    counterfactual: tuple[str, ...] = ()
+    counterfactual_insert: bool = False
 
     @model_validator(mode="before")
     @classmethod

@@ -71,13 +71,6 @@ class ExamData:
     def __len__(self) -> int:
         return len(self.exam)
 
-    @property
-    def originals(self) -> MCQSet:
-        """The exam without its counterfactual variants (what the headline is scored on)."""
-        if self.variants is None:
-            return self.exam
-        return replace(self.exam, items=self.exam.items[: self.variants.n_original])
-
 
 def with_variants(exam: MCQSet, config: McqaConfig) -> tuple[MCQSet, Variants | None]:
     """``exam`` with the counterfactual variants of its chosen items appended (question and options

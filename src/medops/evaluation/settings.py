@@ -81,6 +81,8 @@ HEALTHBENCH_DEFAULTS: dict[str, Any] = {
     "length_penalty": None,
     "length_center": None,
     "preset": None,
+    "counterfactual": None,
+    "counterfactual_insert": False,
 }
 
 
@@ -164,7 +166,14 @@ def healthbench_config(
     if variant is not None and length_penalty is None and length_center is None:
         # the reference's length adjustment for this set, unless the user chose their own
         length_penalty, length_center = variant.length_penalty_per_500_chars, variant.length_center
+    counterfactual = _counterfactual(args)
+    if counterfactual["counterfactual"] and (benchmark == "meta-eval" or source != "model"):
+        raise UserError(
+            "--counterfactual needs responses from --model: a given response or an ideal completion "
+            "does not change with the patient's description"
+        )
     return HealthBenchConfig(
+        **counterfactual,
         benchmark=benchmark,
         preset=args["preset"],
         rubric_item_format="text" if benchmark == "meta-eval" else "points",

@@ -42,6 +42,7 @@ def healthbench_json(run: Run, dataset: Dataset, config: HealthBenchConfig, summ
         "wall_seconds": summary.get("wall_seconds", run.wall_seconds),
         "seed": config.seed,
         **({"jury": summary["jury"]} if "jury" in summary else {}),  # several graders: each juror, agreement
+        **({"counterfactual": summary["counterfactual"]} if "counterfactual" in summary else {}),
     }
 
 
@@ -84,6 +85,7 @@ def print_healthbench_summary(console: Console, run: Run, dataset: Dataset, summ
         f"{summary.get('n_ungraded_criteria', 0)} ungraded criteria; {calls} "
         f"{summary.get('wall_seconds', 0):.1f}s wall. {others} more tag metrics in --json / `medops runs show`."
     )
+    print_counterfactual(console, summary.get("counterfactual"))
 
 
 def meta_eval_json(run: Run, dataset: Dataset, summary: dict[str, Any]) -> dict[str, Any]:
