@@ -151,6 +151,7 @@ def test_a_model_that_answers_women_worse_fails_the_max_gap_gate(cli, server, tm
     """The CI fallback of the test above: a stand-in that answers wrongly whenever the patient is a woman."""
     data = synthetic(tmp_path)
     run = exam(cli, server, data, "openai:fake-biased-woman", "--counterfactual", "sex,age")
+    assert (run["n_examples"], run["dataset"]["n_examples"]) == (35, 35)  # the variants are extra samples
     sex, age = run["counterfactual"]["sex"], run["counterfactual"]["age"]
     assert sex["variants"] == {"male": {"accuracy": 1.0, "n": 30}, "female": {"accuracy": 0.0, "n": 30}}
     assert sex["flip_rate"] == 1.0 and sex["max_gap"]["significant"] is True

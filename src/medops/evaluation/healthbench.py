@@ -87,7 +87,8 @@ class RubricData:
         return self.dataset.facts
 
     def __len__(self) -> int:
-        return len(self.dataset)
+        """The set's own examples (its counterfactual variants are not the data set's size)."""
+        return len(self.dataset) if self.variants is None else self.variants.n_original
 
 
 def with_variants(dataset: RubricDataset, config: HealthBenchConfig) -> tuple[RubricDataset, Variants | None]:

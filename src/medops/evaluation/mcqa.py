@@ -69,7 +69,8 @@ class ExamData:
         return self.exam.facts
 
     def __len__(self) -> int:
-        return len(self.exam)
+        """The exam's own items (its counterfactual variants are not the data set's size)."""
+        return len(self.exam) if self.variants is None else self.variants.n_original
 
 
 def with_variants(exam: MCQSet, config: McqaConfig) -> tuple[MCQSet, Variants | None]:

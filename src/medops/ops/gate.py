@@ -147,15 +147,18 @@ def parse_flag_rules(
     for flag, values in (("min", mins), ("max", maxes), ("max_gap", max_gaps), ("max_drop", drops)):
         for text in values:
             metric, eq, value = text.rpartition("=")
+            flag_name = f"--{flag.replace('_', '-')}"
             try:
-                rules.append(Rule(metric=metric, **{flag: float(value)}))
+                number = float(value)
+            except ValueError:
+                number = None
+            if not eq or not metric or number is None:
+                raise UserError(f"{flag_name} '{text}': expected METRIC=NUMBER")
+            try:
+                rules.append(Rule(metric=metric, **{flag: number}))
             except ValidationError as exc:
                 message = str(exc.errors(include_url=False)[0]["msg"]).removeprefix("Value error, ")
-                raise UserError(f"--{flag.replace('_', '-')} '{text}': {message}") from None
-            except ValueError:
-                raise UserError(f"--{flag.replace('_', '-')} '{text}': expected METRIC=NUMBER") from None
-            if not eq or not metric:
-                raise UserError(f"--{flag.replace('_', '-')} '{text}': expected METRIC=NUMBER")
+                raise UserError(f"{flag_name} '{text}': {message}") from None
     if max_ungraded is not None:
         rules.append(Rule(max_ungraded_share=max_ungraded))
     if max_failed_calls is not None:
