@@ -61,3 +61,22 @@ def test_export_report_and_dashboard_show_the_variants(run_db):
     page = client.get("/runs/cf")
     assert page.status_code == 200
     assert '<table class="data counterfactual">' in page.text and "1.000 (male vs female)" in page.text
+
+
+def test_a_counterfactual_run_resumes_from_its_stored_variants(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    monkeypatch.setenv("MEDOPS_CACHE_DIR", str(tmp_path / "cache"))
+    rows = [{"question": "A 50-year-old man has chest pain. {model-answer:A} {model-500:1}", "options": {"A": "ECG"}}]
+    rows[0]["options"]["B"] = "Rest"
+    data = write_jsonl(tmp_path / "exam.jsonl", [rows[0] | {"answer": "A"}])
+    db = tmp_path / "medops.db"
+    with ServerThread(FakeOpenAIServer(FakeBehaviour())) as fake:
+        options = dict(task="generic", data=str(data), model="openai:fake-model", model_base_url=fake.base_url)
+        config = api.exam_config(**options, style="cot", counterfactual="sex", max_tries=1)
+        first = api.evaluate(config, db=db, name="cf")
+        assert first.status == "incomplete"  # the original and both variants failed once
+        data.unlink()  # the resumed run reads its items, variants included, from the store
+        resumed = api.resume("cf", db=db)
+    assert resumed.status == "completed"
+    sex = resumed.summary["counterfactual"]["sex"]
+    assert sex["variants"] == {"male": {"accuracy": 1.0, "n": 1}, "female": {"accuracy": 1.0, "n": 1}}
