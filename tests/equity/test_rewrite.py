@@ -121,7 +121,7 @@ def test_medqa_items_each_rule_only_changes_what_it_names():
     items = [(i, (item.question, *item.options.values()), ()) for i, item in enumerate(exam.items[:150])]
     found, counts, values = expand(items, ("sex", "age", "race"), insert=False)
     assert values["sex"] == ("male", "female") and values["age"] == ("25", "45", "65", "80")
-    assert counts["sex"]["kept"]["pregnancy"] > 0 and counts["sex"]["n_rewritten"] > 100
+    assert counts["sex"]["kept"]["pregnancy"] > 0 and counts["sex"]["n_rewritten"] > 60
     assert counts["race"]["n_rewritten"] > 0
     words = sex_words("en")
     race = {w for row in rules("en").attributes["race"].terms for w in row}
