@@ -13,7 +13,7 @@ from medops.api.runs import StoreRef, compare, open_store, run, runs
 from medops.audit.trail import events as trail_events
 from medops.evaluation.records import Bars, Histogram, Reliability
 from medops.evaluation.results import presentation, sample_records
-from medops.reports.plots import bars, histogram, reliability
+from medops.reports.plots import bars, counterfactual_chart, histogram, reliability
 from medops.store.repository import effective_status
 
 
@@ -89,6 +89,7 @@ def run_detail(run_ref: str, *, db: StoreRef = None) -> dict[str, Any]:
             charts.append(histogram(view.title, shown))
         elif isinstance(view, Reliability):
             charts.append(reliability(view.title, *view.of(recorded.summary or {})))
+    charts.append(counterfactual_chart(document.get("counterfactual")))  # --counterfactual runs
     return {"run": document, "metrics": metrics, "charts": [c for c in charts if c], "unit": found.headline.unit}
 
 

@@ -16,6 +16,8 @@ from medops.cli.options import (
     BATCH_SIZE_OPTION,
     BUDGET_OPTION,
     CONCURRENCY_OPTION,
+    COUNTERFACTUAL_INSERT_OPTION,
+    COUNTERFACTUAL_OPTION,
     DB_OPTION,
     JSON_OPTION,
     MAX_TRIES_OPTION,
@@ -103,6 +105,8 @@ def eval_mcqa(
         help="Do not ask a served model for the answer token's logprobs (for endpoints that refuse them); "
         "confidence then comes from --style confidence or is missing.",
     ),
+    counterfactual: str = COUNTERFACTUAL_OPTION,
+    counterfactual_insert: bool = COUNTERFACTUAL_INSERT_OPTION,
     batch_size: int = BATCH_SIZE_OPTION,
     no_cache: bool = NO_CACHE_OPTION,
     budget_usd: float = BUDGET_OPTION,

@@ -71,6 +71,14 @@ def gate(
         None, "--baseline", help="Run to compare against for max-drop rules (it must be complete too)."
     ),
     min_rules: list[str] = typer.Option([], "--min", help="METRIC=VALUE: the metric's mean must be >= VALUE."),
+    max_rules: list[str] = typer.Option(
+        [], "--max", help="METRIC=VALUE: the metric must be <= VALUE (e.g. counterfactual.flip_rate=0.05)."
+    ),
+    max_gap_rules: list[str] = typer.Option(
+        [],
+        "--max-gap",
+        help="counterfactual.ATTR=VALUE: a largest gap between variants above VALUE, significant after Holm, fails.",
+    ),
     max_drop_rules: list[str] = typer.Option(
         [], "--max-drop", help="METRIC=VALUE: vs --baseline, a significant drop larger than VALUE fails."
     ),
@@ -91,10 +99,10 @@ def gate(
 
     The `complete` rule always comes first: only a completed run (and baseline) passes it."""
     rules = (load_policy(policy) if policy else []) + parse_flag_rules(
-        min_rules, max_drop_rules, max_ungraded_share, max_failed_call_share
+        min_rules, max_drop_rules, max_ungraded_share, max_failed_call_share, maxes=max_rules, max_gaps=max_gap_rules
     )
     if not rules:
-        raise UserError("no rules: give --policy FILE or --min / --max-drop / --max-ungraded-share")
+        raise UserError("no rules: give --policy FILE or --min / --max / --max-gap / --max-drop / --max-ungraded-share")
     verdicts = api.gate(run, rules, db=Store.open(db, create=False), baseline=baseline, seed=seed)
     if junit:
         write_junit(junit, run, verdicts)

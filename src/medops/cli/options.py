@@ -37,3 +37,15 @@ PHI_POLICY_OPTION = typer.Option(
     help="redact | block | allow, for every endpoint (default: MEDOPS_PHI_POLICY, else redact for external "
     "endpoints and allow for internal ones: in process, loopback, private networks, MEDOPS_INTERNAL_HOSTS).",
 )
+COUNTERFACTUAL_OPTION = typer.Option(
+    None,
+    "--counterfactual",
+    metavar="ATTRS",
+    help="Also evaluate each item's counterfactual variants: sex, age, race, insurance, nationality, language "
+    "(comma-separated) or all; rule-based rewriting (docs/EQUITY.md).",
+)
+COUNTERFACTUAL_INSERT_OPTION = typer.Option(
+    False,
+    "--counterfactual-insert",
+    help="An item that does not mention an attribute gets one neutral sentence per value (default: left out, counted).",
+)

@@ -66,6 +66,9 @@ class HealthBenchConfig(RunSettings):
     model_seed: int | None = None
     length_penalty: float | None = None
     length_center: float | None = None
+    # counterfactual variants of each prompt (medops.equity; McqaConfig has the same two)
+    counterfactual: tuple[str, ...] = ()
+    counterfactual_insert: bool = False
 
     @model_validator(mode="before")
     @classmethod
@@ -125,6 +128,10 @@ class McqaConfig(RunSettings):
     skip_images: bool = False  # items with images skipped and counted (a model that takes no images)
     allow_abstain: bool = False  # "I don't know" answers accepted, counted apart, scored by abstention_score
     logprobs: bool = True  # ask a served model for the answer token's logprobs where the style allows
+    # counterfactual variants (medops.equity): the attributes varied, and whether an item that does
+    # not mention one gets a neutral sentence per value (else it is left out of that attribute, counted)
+    counterfactual: tuple[str, ...] = ()
+    counterfactual_insert: bool = False
 
     def sampling(self) -> SamplingParams:
         return SamplingParams(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from rich.console import Console
@@ -24,6 +24,7 @@ from medops.datasets.responses import load_responses
 from medops.errors import UserError
 from medops.evaluation.config import HealthBenchConfig
 from medops.evaluation.contract import Benchmark, ItemResults, RunContext, call_accounting, check_recorded
+from medops.evaluation.counterfactual import Variants, make_variants
 from medops.evaluation.engine import Counters, Job, JobRunner
 from medops.evaluation.records import (
     Assessment,
@@ -74,17 +75,47 @@ class RubricData:
 
     dataset: RubricDataset
     given: dict[int, str] | None = None
+    variants: Variants | None = None  # --counterfactual: the variant examples after the originals
 
     @property
     def name(self) -> str:
         return self.dataset.name
+
 
     @property
     def facts(self) -> FileFacts:
         return self.dataset.facts
 
     def __len__(self) -> int:
-        return len(self.dataset)
+        """The set's own examples (its counterfactual variants are not the data set's size)."""
+        return len(self.dataset) if self.variants is None else self.variants.n_original
+
+
+def with_variants(dataset: RubricDataset, config: HealthBenchConfig) -> tuple[RubricDataset, Variants | None]:
+    """``dataset`` with the counterfactual variants of its chosen examples appended: the user turns
+    rewritten (text content only), the criteria read as context and never changed (an example whose
+    criteria mention the attribute is kept), the rest of the example as it was."""
+    if not config.counterfactual:
+        return dataset, None
+    chosen = select_indices(len(dataset), config.limit, config.seed)
+    textual = [i for i in chosen if all(isinstance(m.content, str) for m in dataset.examples[i].prompt)]
+    items = []
+    for i in textual:
+        example = dataset.examples[i]
+        turns = tuple(m.content for m in example.prompt if m.role == "user")
+        items.append((i, turns, tuple(r.criterion for r in example.rubrics)))
+    variants, rewritten = make_variants(items, len(dataset), config.counterfactual, insert=config.counterfactual_insert)
+    if len(textual) < len(chosen):
+        for tally in variants.counts.values():
+            tally["kept"]["non_text_content"] = len(chosen) - len(textual)
+    examples = []
+    for v, turns in zip(variants.of, rewritten, strict=True):
+        example, texts = dataset.examples[v.original_index], iter(turns)
+        prompt = [m.model_copy(update={"content": next(texts)}) if m.role == "user" else m for m in example.prompt]
+        examples.append(
+            example.model_copy(update={"prompt": prompt, "prompt_id": f"{example.prompt_id}~{v.attribute}={v.value}"})
+        )
+    return replace(dataset, examples=dataset.examples + tuple(examples)), variants
 
 
 def plan_jobs(dataset: RubricDataset, config: HealthBenchConfig, given: dict[int, str] | None) -> tuple[list[Job], int]:
@@ -535,29 +566,38 @@ class HealthBench(Benchmark[HealthBenchConfig, RubricData]):
         name, path = resolve(config.data)
         dataset = load_rubric_dataset(path, name)
         given = load_responses(config.responses_path, dataset) if config.completions == "given" else None
-        return RubricData(dataset, given)
+        dataset, variants = with_variants(dataset, config)
+        return RubricData(dataset, given, variants)
 
     def to_records(self, data: RubricData) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        return {}, [example.model_dump(mode="json") for example in data.dataset.examples]
+        meta = {} if data.variants is None else {"counterfactual": data.variants.record()}
+        return meta, [example.model_dump(mode="json") for example in data.dataset.examples]
 
     def from_records(self, dataset: Dataset, meta: dict[str, Any], records: list[dict[str, Any]]) -> RubricData:
         facts = FileFacts(dataset.path, dataset.sha256, dataset.size_bytes)
-        return RubricData(RubricDataset(dataset.name, facts, tuple(Example.model_validate(r) for r in records)))
+        variants = Variants.from_record(meta["counterfactual"]) if "counterfactual" in meta else None
+        examples = tuple(Example.model_validate(r) for r in records)
+        return RubricData(RubricDataset(dataset.name, facts, examples), variants=variants)
 
     def load_recorded(self, run: Run, dataset: Dataset, config: HealthBenchConfig) -> RubricData:
         rubric = load_rubric_dataset(dataset.path, dataset.name)
         check_recorded(rubric.facts.sha256, dataset, run)
         given = load_responses(config.responses_path, rubric) if config.completions == "given" else None
-        return RubricData(rubric, given)
+        rubric, variants = with_variants(rubric, config)
+        return RubricData(rubric, given, variants)
 
     def for_resume(self, config: HealthBenchConfig, data: RubricData) -> RubricData:
         if config.completions != "given" or data.given is not None:
             return data
         if not config.responses_path:
             raise UserError("this run grades given responses, and its --responses file is not recorded")
-        return RubricData(data.dataset, load_responses(config.responses_path, data.dataset))
+        return RubricData(data.dataset, load_responses(config.responses_path, data.dataset), data.variants)
 
     def plan(self, config: HealthBenchConfig, data: RubricData) -> list[Job]:
+        if data.variants is not None:
+            return data.variants.plan(
+                select_indices(data.variants.n_original, config.limit, config.seed), config.repeats
+            )
         return plan_jobs(data.dataset, config, data.given)[0]
 
     def models(self, config: HealthBenchConfig) -> dict[str, str | None]:
@@ -571,12 +611,19 @@ class HealthBench(Benchmark[HealthBenchConfig, RubricData]):
     def score(
         self, store: Store, run_id: int, config: HealthBenchConfig, data: RubricData, jobs: list[Job]
     ) -> dict[str, Any]:
-        return score_run(store, run_id, data.dataset, config, jobs)
+        if data.variants is None:
+            return score_run(store, run_id, data.dataset, config, jobs)
+        summary = score_run(store, run_id, data.dataset, config, data.variants.originals(jobs))
+        per_job, _, _ = job_metrics(store, run_id, data.dataset, config, jobs)
+        outcomes = {job: (None, metrics[OVERALL]) for job, metrics in per_job.items()}
+        summary["counterfactual"] = data.variants.summary(outcomes, kind="score", seed=config.seed)
+        return summary
 
     def item_results(
         self, store: Store, run: Run, config: HealthBenchConfig, data: RubricData, jobs: list[Job]
     ) -> ItemResults:
-        per_job, _, _ = job_metrics(store, run.id, data.dataset, config, jobs)
+        planned = data.variants.originals(jobs) if data.variants is not None else jobs
+        per_job, _, _ = job_metrics(store, run.id, data.dataset, config, planned)
         return ItemResults(False, per_job, [e.prompt_id for e in data.dataset.examples])
 
     def document(
@@ -588,4 +635,7 @@ class HealthBench(Benchmark[HealthBenchConfig, RubricData]):
         print_healthbench_summary(console, run, dataset, summary)
 
     def records(self, store: Store, run: Run, config: HealthBenchConfig, data: RubricData) -> list[SampleRecord]:
-        return rubric_records(store, run, data.dataset)
+        records = rubric_records(store, run, data.dataset)
+        if data.variants is None:
+            return records
+        return [replace(r, variant=v.record()) if (v := data.variants.variant(r.index)) else r for r in records]

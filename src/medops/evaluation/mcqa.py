@@ -17,6 +17,7 @@ from medops.datasets.registry import resolve
 from medops.errors import UserError
 from medops.evaluation.config import McqaConfig
 from medops.evaluation.contract import Benchmark, ItemResults, RunContext, call_accounting, check_recorded
+from medops.evaluation.counterfactual import Variants, make_variants
 from medops.evaluation.engine import Counters, Job, JobRunner
 from medops.evaluation.records import (
     Assessment,
@@ -97,6 +98,7 @@ class ExamData:
 
     exam: MCQSet
     shots: tuple[MCQItem, ...] = ()
+    variants: Variants | None = None  # --counterfactual: the variant items after the originals
 
     @property
     def name(self) -> str:
@@ -107,7 +109,30 @@ class ExamData:
         return self.exam.facts
 
     def __len__(self) -> int:
-        return len(self.exam)
+        """The exam's own items (its counterfactual variants are not the data set's size)."""
+        return len(self.exam) if self.variants is None else self.variants.n_original
+
+
+def with_variants(exam: MCQSet, config: McqaConfig) -> tuple[MCQSet, Variants | None]:
+    """``exam`` with the counterfactual variants of its chosen items appended (question and options
+    rewritten together; the gold letter, tags and images as they were)."""
+    if not config.counterfactual:
+        return exam, None
+    chosen = select_indices(len(exam), config.limit, config.seed)
+    texts = [(i, (exam.items[i].question, *exam.items[i].options.values()), ()) for i in chosen]
+    variants, rewritten = make_variants(texts, len(exam), config.counterfactual, insert=config.counterfactual_insert)
+    items = []
+    for v, (question, *options) in zip(variants.of, rewritten, strict=True):
+        item = exam.items[v.original_index]
+        items.append(
+            replace(
+                item,
+                id=f"{item.id}~{v.attribute}={v.value}",
+                question=question,
+                options=dict(zip(item.options, options, strict=True)),
+            )
+        )
+    return replace(exam, items=exam.items + tuple(items)), variants
 
 
 class McqaPipeline(JobRunner):
@@ -222,9 +247,19 @@ def breakdown_tags(exam: MCQSet, item: MCQItem) -> dict[str, str]:
 
 
 def score_exam_run(
-    store: Store, run_id: int, exam: MCQSet, jobs: list[Job], seed: int, allow_abstain: bool = False
+    store: Store,
+    run_id: int,
+    exam: MCQSet,
+    jobs: list[Job],
+    seed: int,
+    allow_abstain: bool = False,
+    variants: Variants | None = None,
 ) -> dict:
     answers = queries.answers(store, run_id)
+    every_job = jobs
+    if variants is not None:
+        exam = replace(exam, items=exam.items[: variants.n_original])
+        jobs = variants.originals(jobs)
     truncated = queries.truncated(store, run_id)
     records = []
     confidences: list[float | None] = []
@@ -259,6 +294,13 @@ def score_exam_run(
         }
     )
     summary["any_failed_call"] = summary["n_failed_calls"] > 0
+    if variants is not None:
+        answered = {
+            job: (answer.predicted, 1.0 if answer.correct else 0.0)
+            for job in every_job
+            if (answer := answers.get(job)) is not None
+        }
+        summary["counterfactual"] = variants.summary(answered, kind="accuracy", seed=seed)
     return summary
 
 
@@ -270,7 +312,7 @@ def _rule_counts(answers) -> dict[str, int]:
     return counts
 
 
-def exam_records(store: Store, run: Run, exam: MCQSet) -> list[SampleRecord]:
+def exam_records(store: Store, run: Run, exam: MCQSet, variants: Variants | None = None) -> list[SampleRecord]:
     """One record per asked question (and repeat): the question and options, the reply, and the
     answer as read (the letter, the rule that read it, right or wrong); failed calls included."""
     responses = queries.responses(store, run.id)
@@ -314,9 +356,15 @@ def exam_records(store: Store, run: Run, exam: MCQSet) -> list[SampleRecord]:
                 assessments=assessments,
                 metadata={**item.tags, "modality": modality(messages)},
                 flags=frozenset(flags),
+                variant=_variant_of(variants, job[0]),
             )
         )
     return records
+
+
+def _variant_of(variants: Variants | None, index: int) -> dict[str, Any] | None:
+    v = variants.variant(index) if variants is not None else None
+    return None if v is None else v.record()
 
 
 # one row per asked question: the reply, the letter read, the rule, and failed calls
@@ -378,26 +426,34 @@ class Exam(Benchmark[McqaConfig, ExamData]):
     def load(self, config: McqaConfig) -> ExamData:
         name, path = resolve(config.data)
         exam = load_mcqa(config.task, path, name)
-        return ExamData(exam.without_images() if config.skip_images else exam, load_shots(config))
+        exam, variants = with_variants(exam.without_images() if config.skip_images else exam, config)
+        return ExamData(exam, load_shots(config), variants)
 
     def to_records(self, data: ExamData) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         meta = {"task": data.exam.task, "skipped": data.exam.skipped}
+        if data.variants is not None:
+            meta["counterfactual"] = data.variants.record()
         return meta, [item.record() for item in data.exam.items]
 
     def from_records(self, dataset: Dataset, meta: dict[str, Any], records: list[dict[str, Any]]) -> ExamData:
         facts = FileFacts(dataset.path, dataset.sha256, dataset.size_bytes)
         items = tuple(MCQItem.from_record(record) for record in records)
-        return ExamData(MCQSet(dataset.name, meta["task"], facts, items, dict(meta["skipped"])))
+        variants = Variants.from_record(meta["counterfactual"]) if "counterfactual" in meta else None
+        return ExamData(MCQSet(dataset.name, meta["task"], facts, items, dict(meta["skipped"])), variants=variants)
 
     def load_recorded(self, run: Run, dataset: Dataset, config: McqaConfig) -> ExamData:
         exam = load_mcqa(config.task, dataset.path, dataset.name)
         check_recorded(exam.facts.sha256, dataset, run)
-        return ExamData(exam)
+        exam, variants = with_variants(exam, config)
+        return ExamData(exam, variants=variants)
 
     def for_resume(self, config: McqaConfig, data: ExamData) -> ExamData:
-        return data if data.shots or not config.shots else ExamData(data.exam, load_shots(config))
+        return data if data.shots or not config.shots else ExamData(data.exam, load_shots(config), data.variants)
 
     def plan(self, config: McqaConfig, data: ExamData) -> list[Job]:
+        if data.variants is not None:
+            chosen = select_indices(data.variants.n_original, config.limit, config.seed)
+            return data.variants.plan(chosen, config.repeats)
         chosen = select_indices(len(data.exam), config.limit, config.seed)
         return [(index, repeat) for repeat in range(config.repeats) for index in chosen]
 
@@ -428,10 +484,10 @@ class Exam(Benchmark[McqaConfig, ExamData]):
         )
 
     def score(self, store: Store, run_id: int, config: McqaConfig, data: ExamData, jobs: list[Job]) -> dict[str, Any]:
-        return score_exam_run(store, run_id, data.exam, jobs, config.seed, config.allow_abstain)
+        return score_exam_run(store, run_id, data.exam, jobs, config.seed, config.allow_abstain, data.variants)
 
     def item_results(self, store: Store, run: Run, config: McqaConfig, data: ExamData, jobs: list[Job]) -> ItemResults:
-        planned = set(jobs)
+        planned = set(data.variants.originals(jobs) if data.variants is not None else jobs)
         values: dict[Job, dict[str, float]] = {}
         for job, answer in queries.answers(store, run.id).items():
             if job in planned:
@@ -447,7 +503,7 @@ class Exam(Benchmark[McqaConfig, ExamData]):
         print_exam_summary(console, run, dataset, summary)
 
     def records(self, store: Store, run: Run, config: McqaConfig, data: ExamData) -> list[SampleRecord]:
-        return exam_records(store, run, data.exam)
+        return exam_records(store, run, data.exam, data.variants)
 
     def unscored_share(self, store: Store, run: Run) -> tuple[float, str]:
         summary = run.summary or {}

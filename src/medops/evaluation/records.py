@@ -78,6 +78,8 @@ class SampleRecord:
     tags: tuple[str, ...] = ()  # labels shown with the sample (a rubric example's tags)
     metadata: dict[str, Any] = field(default_factory=dict)  # theme, subject, language, modality...
     flags: frozenset[str] = frozenset()  # e.g. failed, negative_met, ungraded, wrong, unparsed
+    # a counterfactual variant (docs/EQUITY.md): {original_index, attribute, value}; None for an original
+    variant: dict[str, Any] | None = None
 
     @property
     def prompt_text(self) -> str:
@@ -118,6 +120,7 @@ class SampleRecord:
             "metadata": dict(self.metadata),
             "flags": sorted(self.flags),
             **{flag: flag in self.flags for flag in flags},
+            **({"variant": dict(self.variant)} if self.variant is not None else {}),
         }
 
 
@@ -256,10 +259,12 @@ class ExportSpec:
 
     def rows(self, records: Iterable[SampleRecord]) -> list[dict[str, Any]]:
         """The rows; a set with images adds ``images`` (each row's image digests, never bytes), so
-        text-only exports keep their columns."""
+        text-only exports keep their columns; a run with counterfactual variants adds ``variant``
+        (attribute and value, null for an original) and ``original_index``."""
         ordered = sorted(records, key=lambda r: tuple(getattr(r, f) for f in self.order))
         images = {id(r): digests([m.content for m in r.input]) for r in ordered}
         with_images = any(images.values())
+        with_variants = any(r.variant is not None for r in ordered)
         rows = []
         for r in ordered:
             units = (
@@ -269,6 +274,10 @@ class ExportSpec:
                 row = {c.key: _value(r, a, i, c.source) for c in self.columns}
                 if with_images:
                     row["images"] = images[id(r)]
+                if with_variants:
+                    v = r.variant
+                    row["variant"] = None if v is None else {"attribute": v["attribute"], "value": v["value"]}
+                    row["original_index"] = r.index if v is None else v["original_index"]
                 rows.append(row)
         return rows
 

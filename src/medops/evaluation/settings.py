@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
+from medops.equity.rewrite import parse_attributes
 from medops.errors import UserError
 from medops.evaluation.config import HealthBenchConfig, McqaConfig
 from medops.evaluation.variants import VARIANTS
@@ -80,6 +81,8 @@ HEALTHBENCH_DEFAULTS: dict[str, Any] = {
     "length_penalty": None,
     "length_center": None,
     "preset": None,
+    "counterfactual": None,
+    "counterfactual_insert": False,
 }
 
 
@@ -163,7 +166,14 @@ def healthbench_config(
     if variant is not None and length_penalty is None and length_center is None:
         # the reference's length adjustment for this set, unless the user chose their own
         length_penalty, length_center = variant.length_penalty_per_500_chars, variant.length_center
+    counterfactual = _counterfactual(args)
+    if counterfactual["counterfactual"] and (benchmark == "meta-eval" or source != "model"):
+        raise UserError(
+            "--counterfactual needs responses from --model: a given response or an ideal completion "
+            "does not change with the patient's description"
+        )
     return HealthBenchConfig(
+        **counterfactual,
         benchmark=benchmark,
         preset=args["preset"],
         rubric_item_format="text" if benchmark == "meta-eval" else "points",
@@ -246,7 +256,17 @@ EXAM_DEFAULTS: dict[str, Any] = {
     "skip_images": False,
     "allow_abstain": False,
     "no_logprobs": False,
+    "counterfactual": None,
+    "counterfactual_insert": False,
 }
+
+
+def _counterfactual(args: dict[str, Any]) -> dict[str, Any]:
+    """``--counterfactual ATTRS`` and ``--counterfactual-insert``: the latter alone is refused (it would do nothing)."""
+    attributes = parse_attributes(args["counterfactual"])
+    if args["counterfactual_insert"] and not attributes:
+        raise UserError("--counterfactual-insert needs --counterfactual ATTRS")
+    return {"counterfactual": attributes, "counterfactual_insert": bool(args["counterfactual_insert"])}
 
 
 def exam_config(options: dict[str, Any]) -> McqaConfig:
@@ -276,4 +296,5 @@ def exam_config(options: dict[str, Any]) -> McqaConfig:
         skip_images=bool(args["skip_images"]),
         allow_abstain=bool(args["allow_abstain"]),
         logprobs=not args["no_logprobs"],
+        **_counterfactual(args),
     )

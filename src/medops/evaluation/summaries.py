@@ -42,6 +42,7 @@ def healthbench_json(run: Run, dataset: Dataset, config: HealthBenchConfig, summ
         "wall_seconds": summary.get("wall_seconds", run.wall_seconds),
         "seed": config.seed,
         **({"jury": summary["jury"]} if "jury" in summary else {}),  # several graders: each juror, agreement
+        **({"counterfactual": summary["counterfactual"]} if "counterfactual" in summary else {}),
     }
 
 
@@ -84,6 +85,7 @@ def print_healthbench_summary(console: Console, run: Run, dataset: Dataset, summ
         f"{summary.get('n_ungraded_criteria', 0)} ungraded criteria; {calls} "
         f"{summary.get('wall_seconds', 0):.1f}s wall. {others} more tag metrics in --json / `medops runs show`."
     )
+    print_counterfactual(console, summary.get("counterfactual"))
 
 
 def meta_eval_json(run: Run, dataset: Dataset, summary: dict[str, Any]) -> dict[str, Any]:
@@ -196,7 +198,37 @@ def exam_json(run: Run, dataset: Dataset, summary: dict[str, Any]) -> dict[str, 
         "usage": summary.get("usage", {}),
         "phi": summary.get("phi"),
         "wall_seconds": summary.get("wall_seconds", run.wall_seconds),
+        # --counterfactual: per attribute, each variant's accuracy, the flip rate, the largest gap
+        **({"counterfactual": summary["counterfactual"]} if "counterfactual" in summary else {}),
     }
+
+
+def print_counterfactual(console: Console, block: dict[str, Any] | None) -> None:
+    """Per attribute: each variant's accuracy or score, the flip rate, the largest gap (Holm p)."""
+    if not block:
+        return
+    metric = block.get("metric", "accuracy")
+    table = Table(title="counterfactual variants", title_justify="left", show_edge=False)
+    for column in ("attribute", "variant", metric, "n", "flip rate", "largest gap", "Holm p", "kept / left out"):
+        table.add_column(column, justify="left" if column in ("attribute", "variant", "kept / left out") else "right")
+    for attribute in block.get("attributes", []):
+        a = block[attribute]
+        gap = a.get("max_gap")
+        kept = ", ".join(f"{k} {v}" for k, v in {**a.get("kept", {}), **a.get("left_out", {})}.items()) or "-"
+        for i, (value, v) in enumerate(a["variants"].items()):
+            first = i == 0
+            table.add_row(
+                escape(attribute) if first else "",
+                escape(value),
+                _fmt(v.get(metric)),
+                str(v["n"]),
+                _fmt(a["flip_rate"]) if first else "",
+                (f"{gap['gap']:.3f} ({escape(gap['a'])} vs {escape(gap['b'])})" if gap else "-") if first else "",
+                (f"{gap['p_holm']:.3g}" if gap else "-") if first else "",
+                escape(kept) if first else "",
+            )
+        table.add_section()
+    console.print(table)
 
 
 def print_exam_summary(console: Console, run: Run, dataset: Dataset, summary: dict[str, Any]) -> None:
@@ -235,3 +267,4 @@ def print_exam_summary(console: Console, run: Run, dataset: Dataset, summary: di
             f"abstained {abstention['n_abstained']}; abstention-aware score (right - wrong) / n: "
             f"{_fmt(abstention['score'])}."
         )
+    print_counterfactual(console, summary.get("counterfactual"))

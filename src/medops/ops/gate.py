@@ -9,6 +9,9 @@ Policy YAML::
       - {max_cost_usd: 50, unpriced: pass}        # self-hosted models without a price pass, named
       - {metric: overall_score, max_drop: 0.02}   # against --baseline; only a significant drop counts
       - {max_failed_call_share: 0.01}             # lets an `incomplete` run through the `complete` rule
+      - {metric: counterfactual.flip_rate, max: 0.05}   # `max` on any metric, beside `min`
+      - {metric: counterfactual.sex, max_gap: 0.03}     # fails when the largest gap between two variants
+                                                        # is larger and significant after Holm (docs/EQUITY.md)
 
 The ``complete`` rule always comes first: a run that did not finish every call is not scored
 on the same items as a finished one, so its numbers would pass or fail the other rules by
@@ -37,12 +40,16 @@ from medops.store.schema import Run
 COMPLETE = "complete"  # the rule's name in the output and in JUnit: a contract for CI
 # the physician-anchored score (medops.review.calibrated): a `min` rule tests its interval's lower bound
 CALIBRATED_SCORE = "calibrated_score"
+COUNTERFACTUAL = "counterfactual."  # metrics read from the run's counterfactual block (--counterfactual)
 
 
 class Rule(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     metric: str | None = None
     min: float | None = None
+    max: float | None = None
+    # a counterfactual attribute (``counterfactual.sex``): its largest gap between two variants
+    max_gap: float | None = Field(default=None, ge=0)
     max_drop: float | None = Field(default=None, ge=0)
     max_ungraded_share: float | None = Field(default=None, ge=0, le=1)
     max_cost_usd: float | None = Field(default=None, ge=0)
@@ -57,8 +64,10 @@ class Rule(BaseModel):
         kinds = [k for k in RULE_KINDS if getattr(self, k) is not None]
         if len(kinds) != 1:
             raise ValueError(f"each rule sets exactly one of {', '.join(RULE_KINDS)}")
-        if kinds[0] in ("min", "max_drop") and not self.metric:
+        if kinds[0] in ("min", "max", "max_drop", "max_gap") and not self.metric:
             raise ValueError(f"a {kinds[0]} rule needs a metric")
+        if kinds[0] == "max_gap" and not self.metric.startswith(COUNTERFACTUAL):
+            raise ValueError(f"a max_gap rule's metric is {COUNTERFACTUAL}ATTRIBUTE (e.g. {COUNTERFACTUAL}sex)")
         if self.unpriced is not None and kinds[0] != "max_cost_usd":
             raise ValueError("unpriced applies to a max_cost_usd rule only")
         return self
@@ -68,6 +77,10 @@ class Rule(BaseModel):
             return f"{self.metric} 95% lower bound >= {self.min:g}"
         if self.min is not None:
             return f"{self.metric} >= {self.min:g}"
+        if self.max is not None:
+            return f"{self.metric} <= {self.max:g}"
+        if self.max_gap is not None:
+            return f"{self.metric} largest gap <= {self.max_gap:g} (significant gaps only)"
         if self.max_drop is not None:
             return f"{self.metric} drops by at most {self.max_drop:g} (significant drops only)"
         if self.max_ungraded_share is not None:
@@ -77,7 +90,7 @@ class Rule(BaseModel):
         return f"cost <= ${self.max_cost_usd:g}" + (" (unpriced models pass)" if self.unpriced == "pass" else "")
 
 
-RULE_KINDS = ("min", "max_drop", "max_ungraded_share", "max_cost_usd", "max_failed_call_share")
+RULE_KINDS = ("min", "max", "max_gap", "max_drop", "max_ungraded_share", "max_cost_usd", "max_failed_call_share")
 
 
 class Policy(BaseModel):
@@ -122,18 +135,30 @@ def load_policy(path: Path) -> list[Rule]:
 
 
 def parse_flag_rules(
-    mins: list[str], drops: list[str], max_ungraded: float | None, max_failed_calls: float | None = None
+    mins: list[str],
+    drops: list[str],
+    max_ungraded: float | None,
+    max_failed_calls: float | None = None,
+    *,
+    maxes: list[str] = (),
+    max_gaps: list[str] = (),
 ) -> list[Rule]:
     rules = []
-    for flag, values in (("min", mins), ("max_drop", drops)):
+    for flag, values in (("min", mins), ("max", maxes), ("max_gap", max_gaps), ("max_drop", drops)):
         for text in values:
             metric, eq, value = text.rpartition("=")
+            flag_name = f"--{flag.replace('_', '-')}"
             try:
-                rules.append(Rule(metric=metric, **{flag: float(value)}))
-            except (ValueError, ValidationError):
-                raise UserError(f"--{flag.replace('_', '-')} '{text}': expected METRIC=NUMBER") from None
-            if not eq or not metric:
-                raise UserError(f"--{flag.replace('_', '-')} '{text}': expected METRIC=NUMBER")
+                number = float(value)
+            except ValueError:
+                number = None
+            if not eq or not metric or number is None:
+                raise UserError(f"{flag_name} '{text}': expected METRIC=NUMBER")
+            try:
+                rules.append(Rule(metric=metric, **{flag: number}))
+            except ValidationError as exc:
+                message = str(exc.errors(include_url=False)[0]["msg"]).removeprefix("Value error, ")
+                raise UserError(f"{flag_name} '{text}': {message}") from None
     if max_ungraded is not None:
         rules.append(Rule(max_ungraded_share=max_ungraded))
     if max_failed_calls is not None:
@@ -219,6 +244,44 @@ def _calibrated_verdict(store: Store, run: Run, name: str, minimum: float) -> Ve
     )
 
 
+def _metric_value(summary: dict[str, Any], name: str) -> tuple[float, str] | None:
+    """A metric's value and its note: a summary metric's mean, or a number in the counterfactual
+    block (``counterfactual.flip_rate``, ``counterfactual.sex.flip_rate``)."""
+    stats = summary.get("metrics", {}).get(name)
+    if isinstance(stats, dict) and stats.get("mean") is not None:
+        return stats["mean"], f"{stats['mean']:.4f} (n={stats['n_samples']})"
+    if name.startswith(COUNTERFACTUAL):
+        value: Any = summary.get("counterfactual")
+        n = value.get("n_items") if isinstance(value, dict) else None
+        for key in name.removeprefix(COUNTERFACTUAL).split("."):
+            value = value.get(key) if isinstance(value, dict) else None
+            n = value.get("n_items", n) if isinstance(value, dict) else n
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value), f"{value:.4f} (n={n} items with variants)"
+    return None
+
+
+def _max_gap_verdict(summary: dict[str, Any], name: str, metric: str, limit: float) -> Verdict:
+    """Fails when the attribute's largest gap between two variants is > ``limit`` and its
+    Holm-adjusted p-value (over the attribute's pairs) is below ALPHA."""
+    attribute = metric.removeprefix(COUNTERFACTUAL)
+    block = (summary.get("counterfactual") or {}).get(attribute)
+    if not isinstance(block, dict) or "max_gap" not in block:
+        return Verdict(name, False, f"the run has no {metric} (evaluate it with --counterfactual {attribute})")
+    gap = block["max_gap"]
+    if gap is None:
+        return Verdict(name, False, f"no item of the run was answered under every {attribute} variant")
+    significant = gap["p_holm"] < ALPHA
+    pairs = len(block.get("pairs", []))
+    family = f"{pairs} pair{'s' if pairs != 1 else ''}{', significant' if significant else ''}"
+    return Verdict(
+        name,
+        not (gap["gap"] > limit and significant),
+        f"largest gap {gap['gap']:.4f} ({gap['a']} vs {gap['b']}, n={block['n_items']}; "
+        f"Holm p={gap['p_holm']:.3g} over {family})",
+    )
+
+
 def evaluate_gate(
     store: Store, ref: str, rules: list[Rule], *, baseline: str | None = None, seed: int = 0
 ) -> list[Verdict]:
@@ -227,7 +290,8 @@ def evaluate_gate(
     shares = [r.max_failed_call_share for r in rules if r.max_failed_call_share is not None]
     allowed_share = min(shares) if shares else None  # every rule must hold: the strictest one
     verdicts = [completeness_verdict([("candidate", run)] + ([("baseline", base)] if base else []), allowed_share)]
-    metrics = (run.summary or {}).get("metrics", {})
+    summary = run.summary or {}
+    metrics = summary.get("metrics", {})
     drop_metrics = list(dict.fromkeys(r.metric for r in rules if r.max_drop is not None and r.metric))
     comparison: dict[str, Any] = {}
     holm_p: dict[str, float] = {}
@@ -243,14 +307,19 @@ def evaluate_gate(
             continue  # folded into the `complete` verdict above
         if rule.min is not None and rule.metric == CALIBRATED_SCORE:
             verdicts.append(_calibrated_verdict(store, run, name, rule.min))
-        elif rule.min is not None:
-            stats = metrics.get(rule.metric)
-            if stats is None:
+        elif rule.min is not None and rule.metric in metrics:
+            stats = metrics[rule.metric]
+            verdicts.append(Verdict(name, stats["mean"] >= rule.min, f"{stats['mean']:.4f} (n={stats['n_samples']})"))
+        elif rule.min is not None or rule.max is not None:
+            found = _metric_value(summary, rule.metric)
+            if found is None:
                 verdicts.append(Verdict(name, False, f"the run has no metric {rule.metric}"))
             else:
-                verdicts.append(
-                    Verdict(name, stats["mean"] >= rule.min, f"{stats['mean']:.4f} (n={stats['n_samples']})")
-                )
+                value, detail = found
+                passed = value >= rule.min if rule.min is not None else value <= rule.max
+                verdicts.append(Verdict(name, passed, detail))
+        elif rule.max_gap is not None:
+            verdicts.append(_max_gap_verdict(summary, name, rule.metric, rule.max_gap))
         elif rule.max_drop is not None:
             result = comparison.get(rule.metric)
             if result is None:

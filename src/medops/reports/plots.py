@@ -200,3 +200,17 @@ def time_series(title: str, points: list[dict[str, Any]], alerts: Sequence[str] 
         parts.append(f'<text x="{x(t):.1f}" y="{SERIES_HEIGHT - 8}" text-anchor="{anchor}" class="tick">{stamp}</text>')
     parts.append("</svg>")
     return "".join(parts)
+
+
+def counterfactual_chart(block: dict[str, Any] | None) -> str:
+    """Each counterfactual variant's accuracy (or score), attribute by attribute (``--counterfactual``)."""
+    if not block:
+        return ""
+    metric = block.get("metric", "accuracy")
+    rows = [
+        (f"{attribute}={value}", v[metric], 0.0)
+        for attribute in block.get("attributes", [])
+        for value, v in block[attribute]["variants"].items()
+        if v.get(metric) is not None
+    ]
+    return bars(f"Counterfactual variants: {metric} by variant", rows)

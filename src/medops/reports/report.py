@@ -24,7 +24,7 @@ from medops.evaluation.records import Bars, Histogram, Reliability, SampleRecord
 from medops.evaluation.results import Presentation, presentation, sample_records
 from medops.models.pricing import load_prices, run_cost
 from medops.ops.compare import compare_runs
-from medops.reports.plots import bars, histogram, reliability
+from medops.reports.plots import bars, counterfactual_chart, histogram, reliability
 from medops.review.bias import run_bias
 from medops.review.calibrated import calibrated
 from medops.store import queries
@@ -71,6 +71,10 @@ def _plots(
         elif isinstance(view, Reliability):
             plots.append(reliability(view.title, *view.of(summary)))
     return plots
+
+
+def _counterfactual_plot(summary: dict[str, Any]) -> list[str]:
+    return [counterfactual_chart(summary.get("counterfactual"))]
 
 
 def _sample_lists(found: Presentation, records: Callable[[], list[SampleRecord]]) -> list[dict[str, Any]]:
@@ -126,7 +130,7 @@ def build_report(store: Store, run_ref: str, *, vs: str | None = None, fmt: str 
         "comparison": comparison,
         "calibrated": calibrated(store, run),
         "bias": run_bias(store, run),
-        "plots": _plots(summary, found, records) if fmt == "html" else [],
+        "plots": _plots(summary, found, records) + _counterfactual_plot(summary) if fmt == "html" else [],
         "samples": _sample_lists(found, records) if fmt == "html" else [],
         "thumbnail": _thumbnails(store),
     }

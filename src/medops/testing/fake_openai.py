@@ -24,6 +24,10 @@ in the request text, so a test data file says what the server will do:
   ``{model-abstain}`` gets "I don't know.", and a model request asking for ``logprobs`` gets them
   for the answer letter (``{model-p:0.7}`` sets P(X), the rest shared by the other options, else a
   hash of the prompt);
+  a model named ``...flip-P...`` lets the prompt's
+  hash pick in P% of prompts and the options' hash in the others, so counterfactual variants of a
+  question (same options) agree except in about P% of cases; a model named ``...biased-WORD...``
+  answers the next option whenever the prompt holds WORD (a model that treats some patients worse);
 * grouped grader prompts (``--criteria-per-call``) get ``{"grades": [...]}`` in reverse order,
   with ``{grader-drop:N}`` / ``{grader-dup:N}`` to omit or duplicate a criterion's entry.
 
@@ -61,6 +65,8 @@ _TOKEN = re.compile(r"\{(model|grader)-(429|500|slow|malformed|null|empty|html|c
 _GROUP_LINE = re.compile(r"^(\d+)\. (?:\[-?[\d.]+\] )?(.*)$", re.MULTILINE)
 _GROUP_FAULT = re.compile(r"\{grader-(drop|dup):(\d+|all)\}")
 _TOKEN_DELAY = re.compile(r"\{token-delay:([0-9.]+)\}")
+_BIASED = re.compile(r"biased-(\w+)")
+_FLIP = re.compile(r"flip-(\d+)")
 
 
 @dataclass
@@ -184,7 +190,7 @@ class FakeOpenAIServer:
             elif role == "grader":
                 content = self._grader_reply(text, active("malformed"), model)
             else:
-                content = self._model_reply(text)
+                content = self._model_reply(text, model)
             if active("empty"):
                 content = ""
             body = _completion(model, content, text)
@@ -246,14 +252,22 @@ class FakeOpenAIServer:
         return response
 
     @staticmethod
-    def _model_reply(text: str) -> str:
+    def _model_reply(text: str, model: str = "") -> str:
         digest = hashlib.sha256(text.encode()).hexdigest()[:8]
         letters = re.findall(r"^([A-J])\. ", text, re.MULTILINE)
         if letters:  # an exam question: answer like a reasoning model would
             if "{model-abstain}" in text:
                 return "I don't know."
             forced = re.findall(r"\{model-answer:([A-J])\}", text)
+            flip = _FLIP.search(model)
+            if not forced and flip and int(digest, 16) % 100 >= int(flip.group(1)):
+                # the options decide (the same under every counterfactual variant of the question)
+                options = "\n".join(re.findall(r"^[A-J]\. .*$", text, re.MULTILINE))
+                digest = hashlib.sha256(options.encode()).hexdigest()[:8]
             letter = forced[-1] if forced else letters[int(digest, 16) % len(letters)]
+            biased = _BIASED.search(model)
+            if biased and re.search(rf"\b{re.escape(biased.group(1))}\b", text, re.IGNORECASE):
+                letter = letters[(letters.index(letter) + 1) % len(letters)] if letter in letters else letter
             if "Confidence: N%" in text or "확신도: N%" in text:  # the stated-confidence style
                 stated = re.findall(r"\{model-confidence:(\d+)\}", text)
                 return f"Answer: {letter}\nConfidence: {stated[-1] if stated else int(digest, 16) % 101}%"

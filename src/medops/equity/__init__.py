@@ -1,0 +1,1 @@
+"""Equity: counterfactual variants of items (rule-based, per language) and their paired statistics."""
