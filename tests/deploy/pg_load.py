@@ -235,7 +235,10 @@ async def _one(session: Any, bases: list[str], request: list[Any]) -> dict[str, 
     import aiohttp
 
     rid, conversation, replica, stream = request
-    body: dict[str, Any] = {"model": "fake-model", "messages": [{"role": "user", "content": f"load request {rid}: {TEXT}"}]}
+    body: dict[str, Any] = {
+        "model": "fake-model",
+        "messages": [{"role": "user", "content": f"load request {rid}: {TEXT}"}],
+    }
     if stream:
         body |= {"stream": True, "stream_options": {"include_usage": True}}
     headers = {"X-Medops-Conversation": conversation, "Authorization": "Bearer sk-load"}
@@ -259,7 +262,13 @@ async def _one(session: Any, bases: list[str], request: list[Any]) -> dict[str, 
             outcome = f"broken:{type(exc).__name__}"  # in flight when the replica went away
         attempts.append([target, outcome, started, time.time()])
         if outcome == "ok":
-            return {"id": rid, "conversation": conversation, "stream": stream, "attempts": attempts, "served_by": target}
+            return {
+                "id": rid,
+                "conversation": conversation,
+                "stream": stream,
+                "attempts": attempts,
+                "served_by": target,
+            }
         if attempt % 2 == 1:
             await asyncio.sleep(0.25)
     return {"id": rid, "conversation": conversation, "stream": stream, "attempts": attempts, "served_by": None}
@@ -296,7 +305,9 @@ def stored(db: str, prefix: str) -> list[dict[str, Any]]:
                 messages = json.loads(messages) if isinstance(messages, str) else messages
                 match = REQUEST_ID.match((messages or [{}])[0].get("content") or "")
                 if match and match.group(1).startswith(prefix):
-                    found.append({"id": match.group(1), "record_id": record_id, "conversation": conversation, "arm": arm})
+                    found.append(
+                        {"id": match.group(1), "record_id": record_id, "conversation": conversation, "arm": arm}
+                    )
             return found
     finally:
         engine.dispose()

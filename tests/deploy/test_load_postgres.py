@@ -115,7 +115,11 @@ def test_kill_9_of_one_replica_fails_only_its_in_flight_requests(deployment):
     # what the killed replica had answered but not yet written (its recorder's queue) is all that is missing
     for r in lost:
         assert r["served_by"] == 0 and events["killed"] - 2.0 <= r["attempts"][-1][3] <= events["killed"] + 0.5
-    print(f"kill -9: {len(failed)} failed attempts, {len(lost)} answered but unrecorded of {n}")
+    broken = sum(a[1].startswith("broken") for _, a in failed)
+    print(
+        f"kill -9: {broken} requests broken off in flight, {len(failed) - broken} attempts refused while down, "
+        f"{len(lost)} answered but unrecorded, of {n}"
+    )
 
 
 def test_a_postgresql_restart_under_load_loses_and_duplicates_nothing(cluster, deployment):
