@@ -7,7 +7,8 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
-import threading
+import subprocess
+import sys
 from datetime import timedelta
 
 import pytest
@@ -18,6 +19,20 @@ from medops.store.exchanges import count_exchanges, insert_exchanges
 from medops.store.repository import Store
 from medops.store.schema import MonitorScore, utcnow
 from medops.testing.fake_openai import FakeBehaviour, FakeOpenAIServer, ServerThread
+
+WRITER = """
+import sys
+from pathlib import Path
+from medops.store.exchanges import insert_exchanges
+from medops.store.repository import Store
+store, stop, written = Store.open(sys.argv[1]), Path(sys.argv[2]), 0
+while not stop.exists():
+    insert_exchanges(store, [{"source": "gateway", "route": "/v1/chat/completions"}] * 50)
+    written += 50
+    if written == 50:
+        print("writing", flush=True)
+print(written)
+"""
 
 
 @pytest.fixture
@@ -66,6 +81,14 @@ def age_runs(db, run_ids: list[int], age: timedelta) -> None:
         connection.executemany("UPDATE runs SET created_at = ? WHERE id = ?", [(then, i) for i in run_ids])
 
 
+def stored_exchanges(db) -> int:
+    store = Store.open(str(db), create=False)
+    try:
+        return count_exchanges(store)
+    finally:
+        store.engine.dispose()
+
+
 def audit_actions(cli, db) -> list[dict]:
     return [e for e in cli.run("audit", "list", "--json", "--db", str(db), check=True).json()]
 
@@ -94,13 +117,13 @@ def test_prune_deletes_only_what_is_past_its_limit_keeps_referenced_runs_and_is_
     dry = cli.run("store", "prune", *limits, "--dry-run", "--json", "--db", str(db), check=True).json()
     assert dry["would_delete"] == {"canary_runs": 1, "scores": 4, "exchanges": 3}
     assert dry["kept_referenced_runs"] == sorted(ids[n] for n in ("baseline", "gated", "reviewed"))
-    assert count_exchanges(store) == 5 and len(api.runs(db=db)) == 6  # nothing deleted
+    assert stored_exchanges(db) == 5 and len(api.runs(db=db)) == 6  # nothing deleted
     assert not [e for e in audit_actions(cli, db) if e["action"] == "store.prune"]
 
     done = cli.run("store", "prune", *limits, "--db", str(db))
     assert done.returncode == 0, done.stderr
     assert "deleted: 1 canary runs, 4 scores, 3 exchanges" in done.stdout
-    assert count_exchanges(store) == 2
+    assert stored_exchanges(db) == 2
     assert sorted(r["name"] for r in api.runs(db=db)) == ["baseline", "eval", "gated", "reviewed", "young"]
     event = [e for e in audit_actions(cli, db) if e["action"] == "store.prune"][-1]
     assert event["details"]["deleted"] == {"canary_runs": 1, "scores": 4, "exchanges": 3}
@@ -128,7 +151,7 @@ def test_monitor_check_applies_the_policys_retention(cli, tmp_path):
     checked = cli.run("monitor", "check", "--policy", str(policy), "--db", str(db), "--json")
     assert checked.returncode in (0, 1), checked.stderr
     assert json.loads(checked.stdout)["retention"]["deleted"] == {"exchanges": 4}
-    assert count_exchanges(store) == 3
+    assert stored_exchanges(db) == 3
     short = tmp_path / "short.yaml"
     short.write_text("window: 1h\nreference: 7d\nrules:\n  - {min_exchanges: 1}\nretention:\n  exchanges: 3d\n")
     refused = cli.run("monitor", "check", "--policy", str(short), "--db", str(db))
@@ -137,7 +160,7 @@ def test_monitor_check_applies_the_policys_retention(cli, tmp_path):
     typo.write_text("rules:\n  - {min_exchanges: 1}\nretention:\n  exchange: 30d\n")
     refused = cli.run("monitor", "check", "--policy", str(typo), "--db", str(db))
     assert refused.returncode == 2 and "exchange" in refused.stderr
-    assert count_exchanges(store) == 3
+    assert stored_exchanges(db) == 3
 
 
 def reports(cli, db, names) -> dict:
@@ -156,28 +179,22 @@ def test_backup_is_online_and_restores_to_a_store_whose_trail_verifies_and_runs_
     api.gate("second", [api.Rule(metric="overall_score", min=0.1)], db=db, baseline="first")
     before = reports(cli, db, ["first", "second"])
 
-    store = Store.open(str(db))
-    stop = threading.Event()
-    written = [0]
-
-    def keep_writing() -> None:  # the gateway goes on recording while the backup is taken
-        while not stop.is_set():
-            insert_exchanges(store, [{"source": "gateway", "route": "/v1/chat/completions"}] * 50)
-            written[0] += 50
-
-    writer = threading.Thread(target=keep_writing)
-    writer.start()
+    # another process goes on recording (as the gateway would) while the backup is taken; a thread
+    # here would share this process's SQLite locks with every store the test opened and closed
+    stop = tmp_path / "stop"
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(db), str(stop)], stdout=subprocess.PIPE, text=True)
     try:
+        assert writer.stdout.readline().strip() == "writing"  # (this process does not read the file meanwhile)
         backup = tmp_path / "backup.db"
         made = cli.run("store", "backup", "-o", str(backup), "--json", "--db", str(db))
     finally:
-        stop.set()
-        writer.join()
+        stop.touch()
+        written = int(writer.communicate(timeout=60)[0].split()[-1])
     assert made.returncode == 0, made.stderr
-    assert made.json()["kind"] == "sqlite" and written[0] > 0
+    assert made.json()["kind"] == "sqlite" and written > stored_exchanges(backup) > 0
     with sqlite3.connect(backup) as connection:
-        assert connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
-        assert connection.execute("SELECT action FROM audit_events ORDER BY seq DESC LIMIT 1").fetchone() == (
+        assert connection.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        assert connection.execute("SELECT action FROM audit_events ORDER BY id DESC LIMIT 1").fetchone() == (
             "store.backup",
         )
 
@@ -185,23 +202,23 @@ def test_backup_is_online_and_restores_to_a_store_whose_trail_verifies_and_runs_
     done = cli.run("store", "restore", str(backup), "--db", str(restored))
     assert done.returncode == 0, done.stderr
     assert "audit trail intact" in done.stdout
+    assert [e["action"] for e in audit_actions(cli, restored)][-2:] == ["store.backup", "store.restore"]
     assert cli.run("audit", "verify", "--db", str(restored)).returncode == 0
     after = reports(cli, restored, ["first", "second"])
     assert after == before
-    assert [e["action"] for e in audit_actions(cli, restored)][-2:] == ["store.backup", "store.restore"]
 
     # restoring over a store that has moved on brings it back to the backup
     with sqlite3.connect(db) as connection:
         connection.execute("DELETE FROM exchanges")
     assert cli.run("store", "restore", str(backup), "--db", str(db)).returncode == 0
-    assert count_exchanges(Store.open(str(db))) == count_exchanges(Store.open(str(restored)))
+    assert stored_exchanges(db) == stored_exchanges(restored)
     assert reports(cli, db, ["first", "second"]) == before
 
     # a backup whose trail was edited restores, and says so: exit 1, nothing recorded on it
     tampered = tmp_path / "tampered.db"
     shutil.copy(backup, tampered)
     with sqlite3.connect(tampered) as connection:
-        connection.execute("UPDATE audit_events SET target = 'elsewhere' WHERE seq = 1")
+        connection.execute("UPDATE audit_events SET target = 'elsewhere' WHERE id = 1")
     broken = cli.run("store", "restore", str(tampered), "--db", str(tmp_path / "t.db"))
     assert broken.returncode == 1 and "broken at event 1" in broken.stdout
 

@@ -79,8 +79,15 @@ def backup(db: str | None, output: Path) -> str:
     try:
         if url.startswith("sqlite"):
             kind = "sqlite"
-            with closing(sqlite3.connect(_sqlite_file(url))) as source, closing(sqlite3.connect(tmp)) as copy:
+            with (
+                closing(sqlite3.connect(_sqlite_file(url), timeout=30)) as source,
+                closing(sqlite3.connect(tmp)) as copy,
+            ):
                 source.backup(copy)
+                copy.execute("PRAGMA journal_mode=DELETE")  # one self-contained file, no -wal beside it
+                checked = copy.execute("PRAGMA quick_check").fetchone()
+                if checked != ("ok",):
+                    raise UserError(f"the backup of {describe(url)} does not check out: {checked[0][:200]}")
         elif make_url(url).get_backend_name() == "postgresql":
             kind = "postgresql"
             plain, env = _libpq(url)
