@@ -193,3 +193,36 @@ def test_a_full_disk_under_load_keeps_serving_and_counts_or_writes_every_record(
         print(f"full disk: {len(full_rows)} recorded before space came back, {len(rows)} after, {dropped} dropped")
     finally:
         deployment.stop()
+
+
+def test_store_backup_and_restore_on_postgresql_drive_pg_dump_and_the_trail_verifies(cluster, tmp_path):
+    import os
+    import sys
+
+    from medops.audit import record
+    from medops.store.exchanges import count_exchanges, insert_exchanges
+    from medops.store.repository import Store
+
+    source, target = cluster.create_database("medops_source"), cluster.create_database("medops_target")
+    store = Store.open(source)
+    insert_exchanges(store, [{"source": "gateway", "route": "/v1/chat/completions"}] * 25)
+    for i in range(3):
+        record(store, "test.event", f"run:{i}", {"run_id": i})
+    store.engine.dispose()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEDOPS_")}
+
+    def medops(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "medops.cli.app", *args], capture_output=True, text=True, env=env)
+
+    dump = tmp_path / "medops.dump"
+    made = medops("store", "backup", "-o", str(dump), "--db", source)
+    assert made.returncode == 0, made.stderr
+    assert dump.read_bytes()[:5] == b"PGDMP"
+    done = medops("store", "restore", str(dump), "--db", target)
+    assert done.returncode == 0, done.stderr
+    assert medops("audit", "verify", "--db", target).returncode == 0
+    restored = Store.open(target, create=False)
+    assert count_exchanges(restored) == 25
+    restored.engine.dispose()
+    wrong = medops("store", "restore", str(dump), "--db", str(tmp_path / "x.db"))
+    assert wrong.returncode == 2 and "postgresql backup" in wrong.stderr
