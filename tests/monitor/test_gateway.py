@@ -641,3 +641,15 @@ def test_capping_keeps_order_roles_and_a_share_for_the_answer():
     short = {"messages": [{"role": "user", "content": "hi"}], "response": "hello"}
     cap_stored_text(short, 1000)
     assert short == {"messages": [{"role": "user", "content": "hi"}], "response": "hello"}
+
+
+def test_an_exchange_written_again_with_its_record_id_is_stored_once(tmp_path):
+    """A write retried after an outage whose first attempt had committed stores nothing twice."""
+    from medops.store.exchanges import count_exchanges, insert_exchanges
+
+    store = Store.open(str(tmp_path / "again.db"))
+    rows = [{"source": "gateway", "route": "/v1/chat/completions", "record_id": f"r{i}"} for i in range(3)]
+    insert_exchanges(store, rows)
+    insert_exchanges(store, [*rows, {"source": "gateway", "route": "/v1/chat/completions", "record_id": "r3"}])
+    insert_exchanges(store, [{"source": "ingest", "route": "/v1/chat/completions"}] * 2)  # no id: always stored
+    assert count_exchanges(store) == 6

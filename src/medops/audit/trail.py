@@ -55,6 +55,9 @@ ACTIONS = {
     "review.create": "a review set was sampled from a run (run id, strategy, seed, reviewers, examples, criteria)",
     "review.labels": "a reviewer's labels were stored in a review set (reviewer, label count, file name, source)",
     "review.export": "a review set's labels were exported (row count, file name)",
+    "store.prune": "records past their retention were deleted (the limits, counts by kind, referenced runs kept)",
+    "store.backup": "a backup of the store was written (file name); recorded first, so the backup holds it",
+    "store.restore": "the store was restored from a backup (file name, sha256), after its trail verified",
     "audit.unkeyed_before": "the site declared that the unkeyed events before a sequence number predate its audit key",
 }
 DECLARATION = "audit.unkeyed_before"

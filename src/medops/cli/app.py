@@ -26,6 +26,7 @@ from medops.cli import (
     rl_cmd,
     runs_cmd,
     serve_cmd,
+    store_cmd,
 )
 from medops.cli.console import err, install_warning_printer
 from medops.errors import UserError
@@ -45,6 +46,7 @@ app.add_typer(phi_cmd.app, name="phi")
 app.add_typer(audit_cmd.app, name="audit")
 app.add_typer(monitor_cmd.app, name="monitor")
 app.add_typer(review_cmd.app, name="review")
+app.add_typer(store_cmd.app, name="store")
 app.add_typer(accounts_cmd.users_app, name="users")
 app.add_typer(accounts_cmd.tokens_app, name="tokens")
 app.command("export")(export_cmd.export)

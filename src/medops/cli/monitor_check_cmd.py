@@ -105,11 +105,17 @@ def check_cmd(
             started = time.monotonic()
             result = check(store, rules, since=since_at)
             status = 1 if result.fired else 0
+            pruned = _apply_retention(store, rules)
             if as_json:
                 checked = {"checked_at": iso(datetime.now(timezone.utc)), "arms": arms_counted(rules)}
-                print(json.dumps({**checked, **result.to_dict()}), flush=True)
+                print(json.dumps({**checked, **result.to_dict(), **pruned}), flush=True)
             else:
                 _print_round(result, rules)
+                if pruned:
+                    counts = pruned["retention"]["deleted"]
+                    out.print(
+                        "retention: deleted " + ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in counts.items())
+                    )
             _warn_failed_deliveries(result)
             if interval is None:
                 break
@@ -117,6 +123,15 @@ def check_cmd(
     except KeyboardInterrupt:
         err.print("stopped")
     raise typer.Exit(status)
+
+
+def _apply_retention(store: Store, rules: MonitorPolicy) -> dict[str, Any]:
+    """The policy's ``retention``, applied after the round's rules have read the window."""
+    if rules.retention is None or not rules.retention.limits():
+        return {}
+    from medops.monitor.retention import Retention, prune
+
+    return {"retention": prune(store, Retention(**rules.retention.limits()))}
 
 
 def _summary(value: Any) -> str:

@@ -21,6 +21,11 @@ Policy YAML (docs/monitor.yaml is a commented example)::
       - {metric: "canary:overall_score", min: 0.45}
       - {metric: prompt_embedding, test: mmd, max_p: 0.001}   # needs embedding_model
     embedding_model: local:smollm2  # or hf:/models/your-embedder (on this machine)
+    retention:            # each `monitor check` round deletes what is older (as `medops store prune`)
+      exchanges: 90d      # at least the longest window + reference
+      scores: 400d
+      canary_runs: 180d   # runs a gate decision or a review set refers to are kept
+      online_runs: 90d
 
 A rule with ``action: retrain`` also starts retraining when it fires (``monitor/retrain.py``): the
 training set of the alert's window (``rl prepare --from-exchanges``) is written, then the site's
@@ -272,6 +277,23 @@ class Retrain(BaseModel):
         return self
 
 
+class RetentionPolicy(BaseModel):
+    """How long ``monitor check`` keeps production records (each round prunes what is older; the
+    same as ``medops store prune``): exchanges, score rows, and the runs canary rounds and online
+    grading made. A key left out is kept for ever."""
+
+    model_config = ConfigDict(extra="forbid")
+    exchanges: str | None = None
+    scores: str | None = None
+    canary_runs: str | None = None
+    online_runs: str | None = None
+
+    _durations = field_validator("exchanges", "scores", "canary_runs", "online_runs")(_duration_field)
+
+    def limits(self) -> dict[str, timedelta]:
+        return {k: parse_duration(v) for k, v in self.model_dump().items() if v is not None}
+
+
 class MonitorPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid")
     window: str = "1h"
@@ -283,9 +305,24 @@ class MonitorPolicy(BaseModel):
     webhooks: list[Webhook] = []
     rules: list[MonitorRule] = Field(min_length=1)
     retrain: Retrain | None = None
+    retention: RetentionPolicy | None = None
 
     _durations = field_validator("window", "reference", "cooldown")(_duration_field)
     _arm = field_validator("arm")(_arm_field)
+
+    @model_validator(mode="after")
+    def _keeps_what_rules_read(self) -> MonitorPolicy:
+        """Exchanges must be kept as long as the longest window plus its reference, or drift
+        rules would compare against a reference that retention has emptied."""
+        kept = (self.retention.limits() if self.retention else {}).get("exchanges")
+        if kept is not None:
+            needed = max(self.window_of(r) + self.reference_of(r) for r in self.rules)
+            if kept < needed:
+                raise ValueError(
+                    f"retention.exchanges ({self.retention.exchanges}) is shorter than the rules read: "
+                    f"window plus reference need {needed.days}d {needed.seconds // 3600}h of exchanges"
+                )
+        return self
 
     @model_validator(mode="after")
     def _unique(self) -> MonitorPolicy:

@@ -5,8 +5,11 @@ queue, ``queue_size`` exchanges or ``MAX_QUEUED_MB`` of their bytes, drops the e
 counts it). One background thread takes whatever has queued,
 applies the PHI policy to each exchange (``apply_phi``: the only place request and response
 text is read for storage) and writes the batch with ``insert_exchanges`` in one transaction.
-When the store cannot be opened or a write fails, the batch is dropped and counted, and the
-store is tried again a few seconds later; nothing is ever raised into a request.
+When a store that was written to fails (PostgreSQL restarting, a full disk), the batch is held
+and retried every second while new exchanges wait in the queue; a ``record_id`` kept unique by the
+store means a retried write never stores an exchange twice. A store never reached since the start
+(misconfigured) drops each batch, counted, and is tried again a few seconds later; nothing is ever
+raised into a request.
 
 PHI policy (``--phi-policy``, ``MEDOPS_PHI_POLICY``; default ``redact``):
 
@@ -54,6 +57,7 @@ import os
 import queue
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
@@ -221,6 +225,7 @@ class Recorder:
         queue_size: int = 10_000,
         batch_size: int = 500,
         retry_s: float = 5.0,
+        hold_retry_s: float = 1.0,
         scores_every_s: float = 15.0,
         linger_s: float = 0.05,
         max_text_chars: int = MAX_STORED_CHARS,
@@ -238,6 +243,9 @@ class Recorder:
         self.metrics = metrics or GatewayMetrics()
         self.batch_size = batch_size
         self.retry_s = retry_s
+        self.hold_retry_s = hold_retry_s
+        self._opened_once = False  # a store never reached (misconfigured) drops; one that was written to holds
+        self._closing = threading.Event()
         self.scores_every_s = scores_every_s
         self.linger_s = linger_s
         self.max_text_chars = max_text_chars
@@ -329,7 +337,10 @@ class Recorder:
                 break
             except queue.Full:
                 if time.monotonic() > deadline:
+                    self._closing.set()
                     return
+        self._thread.join(max(0.1, deadline - time.monotonic() - 1.0))
+        self._closing.set()  # rows still held for a store that is away are dropped now, and counted
         self._thread.join(max(0.1, deadline - time.monotonic()))
         if self._redaction is not None:  # idle now: wait for the process to exit, so none outlives us
             self._redaction.shutdown(wait=True, cancel_futures=True)
@@ -349,8 +360,9 @@ class Recorder:
         try:
             self.store = Store.open(self.db)
             self.store_error = None
+            self._opened_once = True
         except Exception as exc:  # a UserError, or anything a driver raises: never fatal here
-            self._next_open = now + self.retry_s
+            self._next_open = now + (self.hold_retry_s if self._opened_once else self.retry_s)
             if self.store_error is None:
                 import sys
 
@@ -410,8 +422,7 @@ class Recorder:
                 self._drop("error", 1)
                 continue
             batch.append(row)
-        store = self._open()
-        if store is None:
+        if self._open() is None and (self._closing.is_set() or not self._opened_once):
             self._drop("store_unavailable", len(batch))
             return
         rows = []
@@ -422,22 +433,46 @@ class Recorder:
             for entity, n in counts.items():
                 self.metrics.phi_entities.labels(entity).inc(n)
             rows.append(row)
-        if not rows:
-            return
+        if rows:
+            self._insert(rows)
+
+    def _insert(self, rows: list[dict[str, Any]]) -> None:
+        """Write ``rows``. When the write fails (PostgreSQL restarting, a full disk) they are held
+        and retried every ``hold_retry_s`` while new exchanges wait in the queue (its overflow is
+        counted ``queue_full``); each row carries a ``record_id`` the store keeps unique, so a
+        retry whose first attempt had committed stores nothing twice. Rows still unwritten when
+        the recorder closes are dropped and counted ``store_unavailable``."""
         from medops.store.exchanges import insert_exchanges
 
-        try:
-            insert_exchanges(store, rows)
-        except Exception as exc:
-            self._drop("store_unavailable", len(rows))
-            self.store_error = str(exc)
-            with contextlib.suppress(Exception):
-                store.engine.dispose()
-            self.store = None
-            self._next_open = time.monotonic() + self.retry_s
-            return
-        self.recorded += len(rows)
-        self.metrics.recorded.inc(len(rows))
+        for row in rows:
+            row.setdefault("record_id", uuid.uuid4().hex)
+        while True:
+            store = self._open()
+            if store is not None:
+                try:
+                    insert_exchanges(store, rows)
+                except Exception as exc:
+                    self._write_failed(store, exc, len(rows))
+                else:
+                    self.recorded += len(rows)
+                    self.metrics.recorded.inc(len(rows))
+                    return
+            if self._closing.is_set() or (store is None and not self._opened_once):
+                self._drop("store_unavailable", len(rows))
+                return
+            self._closing.wait(max(0.05, self._next_open - time.monotonic()))
+
+    def _write_failed(self, store: Any, exc: Exception, held: int) -> None:
+        if self.store_error is None:  # once per outage; the driver's class only (its text may quote the rows)
+            import sys
+
+            cause = type(getattr(exc, "orig", None) or exc).__name__
+            print(f"medops gateway: store write failed ({cause}); {held} exchanges held and retried", file=sys.stderr)
+        self.store_error = str(exc)
+        with contextlib.suppress(Exception):
+            store.engine.dispose()
+        self.store = None
+        self._next_open = time.monotonic() + self.hold_retry_s
 
     def _apply_policy(self, batch: list[dict[str, Any]]) -> list[tuple[dict[str, Any] | None, dict[str, int]]]:
         """The PHI policy over a batch: detection split across the redaction processes, else in

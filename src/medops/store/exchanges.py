@@ -8,6 +8,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, insert, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from medops.store.repository import Store
 from medops.store.schema import Exchange, utcnow
@@ -24,8 +26,17 @@ def insert_exchanges(store: Store, rows: Iterable[dict[str, Any]]) -> int:
         batch = [dict.fromkeys(columns) | row for row in batch]
     if batch:
         with store.engine.begin() as connection:
-            connection.execute(insert(EXCHANGES), batch)
+            connection.execute(_insert(store.engine.dialect.name, "record_id" in columns), batch)
     return len(batch)
+
+
+def _insert(dialect: str, keyed: bool) -> Any:
+    """The INSERT: rows with a ``record_id`` already stored are skipped (a write retried after
+    an outage whose first attempt had in fact committed), on SQLite and PostgreSQL."""
+    if keyed and dialect in ("sqlite", "postgresql"):
+        dialects = {"sqlite": sqlite_insert, "postgresql": postgresql_insert}
+        return dialects[dialect](EXCHANGES).on_conflict_do_nothing(index_elements=["record_id"])
+    return insert(EXCHANGES)
 
 
 def exchanges(

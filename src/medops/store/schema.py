@@ -227,6 +227,8 @@ class Exchange(Base):
     __tablename__ = "exchanges"
     id: Mapped[int] = mapped_column(primary_key=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)  # when the request arrived
+    # the recorder's id for a gateway exchange (migration 0021): unique, so a retried write stores it once
+    record_id: Mapped[str | None] = mapped_column(String(32), unique=True, index=True)
     source: Mapped[str] = mapped_column(String(20))  # "gateway" | "ingest"
     route: Mapped[str] = mapped_column(String(200))  # e.g. /v1/chat/completions
     model: Mapped[str | None] = mapped_column(String(200))  # requested (gen_ai.request.model)
