@@ -88,9 +88,14 @@ def test_every_request_is_recorded_once_with_one_arm_per_conversation_and_metric
 def test_kill_9_of_one_replica_fails_only_its_in_flight_requests(deployment):
     n = 2_000
     events: dict[str, float] = {}
+    before = pg_load.scrape_all(deployment.bases).get("requests", 0)
 
     def kill_and_restart() -> None:
-        time.sleep(1.5)
+        # under load: once a fifth of the phase is served (a fixed delay missed the load on a fast machine)
+        deadline = time.monotonic() + 60
+        while pg_load.scrape_all(deployment.bases).get("requests", 0) - before < n // 5:
+            assert time.monotonic() < deadline, "the load did not start"
+            time.sleep(0.02)
         events["killed"] = time.time()
         deployment.kill(0)
         time.sleep(1.0)
