@@ -21,6 +21,7 @@ import hashlib
 import hmac
 import secrets
 from datetime import timedelta
+from functools import cache
 from typing import Any
 
 from pwdlib import PasswordHash
@@ -44,9 +45,14 @@ MAX_FAILURES_PER_CLIENT = 20  # from one address, whatever the names
 UNKNOWN = "unknown"  # the name kept for a sign-in whose name is no account
 
 _hasher = PasswordHash.recommended()  # Argon2id with the library's recommended cost
-# Verified against when the name is unknown, so a wrong name takes as long as a wrong password.
-_DUMMY_HASH = _hasher.hash("medops: no such user")
 REFUSED = "wrong user name or password"
+
+
+@cache
+def _dummy_hash() -> str:
+    """Verified against when the name is unknown, so a wrong name takes as long as a wrong password;
+    made on first use (an Argon2 hash costs ~0.1 s, at the start of every command otherwise)."""
+    return _hasher.hash("medops: no such user")
 
 
 def _check_password(password: str) -> str:
@@ -185,7 +191,7 @@ def login(store: Store, name: str, password: str, *, client: str) -> Principal:
         rows.delete_attempt(store, attempt)  # no password was checked: waiting it out is enough
         _failed(store, user, name, client, "rate limited")
         raise AuthError(f"too many failed sign-ins: try again in {_minutes(wait)}", status=429)
-    matched = _hasher.verify(password, user.password_hash if user is not None else _DUMMY_HASH)
+    matched = _hasher.verify(password, user.password_hash if user is not None else _dummy_hash())
     if user is None or not matched or user.disabled:
         reason = "unknown user" if user is None else ("wrong password" if not matched else "account disabled")
         _failed(store, user, name, client, reason)
