@@ -16,6 +16,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -364,14 +365,9 @@ class LocalChatModel:
         contexts, plans = [], []
         for request in batch:
             context = self._prompt(tokenizer, request.messages, request.params)
-            context_ids = tokenizer(context, add_special_tokens=False)["input_ids"]
-            choice_ids = {}
-            for choice in request.params.score_choices or ():
-                full = tokenizer(context + choice, add_special_tokens=False)["input_ids"]
-                start = _common_prefix_length(context_ids, full)
-                choice_ids[choice] = (max(start, 1), full)
+            context_ids, plan = plan_choices(tokenizer, context, request.params.score_choices or ())
             contexts.append(context_ids)
-            plans.append(choice_ids)
+            plans.append(plan)
         single_token = all(
             start == len(ctx) and len(full) == len(ctx) + 1
             for ctx, plan in zip(contexts, plans, strict=True)
@@ -471,6 +467,20 @@ def _decoded(
             )
         )
     return completions
+
+
+def plan_choices(
+    tokenizer: Any, context: str, choices: Iterable[str]
+) -> tuple[list[int], dict[str, tuple[int, list[int]]]]:
+    """The context's token ids, and for each choice ``(start, full)``: ``full`` tokenizes context and
+    choice together, the choice's own tokens are ``full[start:]``, and ``start == len(context ids)``
+    when they follow the context's tokens unchanged (the in-process text and vision models share this)."""
+    context_ids = tokenizer(context, add_special_tokens=False)["input_ids"]
+    plan = {}
+    for choice in choices:
+        full = tokenizer(context + choice, add_special_tokens=False)["input_ids"]
+        plan[choice] = (max(_common_prefix_length(context_ids, full), 1), full)
+    return context_ids, plan
 
 
 def _common_prefix_length(a: list[int], b: list[int]) -> int:

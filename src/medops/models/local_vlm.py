@@ -17,7 +17,7 @@ from medops.content import decode_data_uri
 from medops.errors import UserError
 from medops.models.base import Completion, Messages, SamplingParams
 from medops.models.hf_kind import is_vision_checkpoint
-from medops.models.local_hf import LocalChatModel, _common_prefix_length, _Request
+from medops.models.local_hf import LocalChatModel, _Request, plan_choices
 from medops.models.spec import ModelSpec
 
 if TYPE_CHECKING:
@@ -100,12 +100,8 @@ class LocalVisionModel(LocalChatModel):
         contexts, plans = [], []
         for request in batch:
             context = self._prompt(processor, request.messages, request.params)
-            context_ids = tokenizer(context, add_special_tokens=False)["input_ids"]
-            plan = {}
-            for choice in request.params.score_choices or ():
-                full = tokenizer(context + choice, add_special_tokens=False)["input_ids"]
-                start = max(_common_prefix_length(context_ids, full), 1)
-                plan[choice] = (start == len(context_ids), full[start:])
+            context_ids, planned = plan_choices(tokenizer, context, request.params.score_choices or ())
+            plan = {c: (start == len(context_ids), full[start:]) for c, (start, full) in planned.items()}
             contexts.append(context)
             plans.append(plan)
         if all(appended and len(tokens) == 1 for plan in plans for appended, tokens in plan.values()):
