@@ -40,7 +40,8 @@ def _redactor() -> Any:
 # A finished run's records never change (a resume sets finished_at anew): they are prepared once in
 # the store as the run ends (evaluation/prepared_views.py; else on its first view), and views in any
 # process read a page of them. The summary is kept here per (store, run, key); redacted views per
-# (store, run, key, sample), below admin only (an unredacted view is never cached, so none is ever served to a role that must not see it).
+# (store, run, key, sample), below admin only (an unredacted view is never cached, so none is ever
+# served to a role that must not see it).
 _SUMMARIES: OrderedDict[tuple, dict[str, Any]] = OrderedDict()
 _SUMMARIES_KEPT = 16
 _REDACTED: OrderedDict[tuple, dict[str, Any]] = OrderedDict()
