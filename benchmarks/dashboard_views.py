@@ -3,12 +3,14 @@
 Runs a HealthBench-shaped set of N examples (~11 criteria each) against the loopback server in
 process, then times what the run page and the example page ask of ``medops.api``: the run with
 its charts (``run_detail``), a page of 25 examples redacted for a viewer (``run_examples``) and
-one example (``run_example``), each twice, in a fresh process (a cold server). The first view of
-a finished run prepares it in the store (its summary and samples in order, store/prepared.py);
-a later view in any process reads the prepared summary and one page of samples, and a redacted
-view already shown is kept per (run, sample). ``--db`` reuses a store that holds run "big"
-(a 5,000-example run takes minutes to make on a loaded machine); ``--fresh`` drops its prepared
-view first so the run's first view is measured too.
+one example (``run_example``), each twice, in a fresh process (a cold server), then ``medops
+report`` on the run (wall and CPU, in a fresh process), from its prepared view and from its rows (a
+copy of the store without the prepared view: what the report read before). A run's views are
+prepared in the store as it ends (its summary and samples in order, evaluation/prepared_views.py),
+else on its first view; a view in any process reads the prepared summary and one page of
+samples, and a redacted view already shown is kept per (run, sample). ``--db`` reuses a store that
+holds run "big" (a 5,000-example run takes minutes to make on a loaded machine); ``--fresh`` drops
+its prepared view first so a first view that prepares it (a run recorded before) is measured.
 
     python benchmarks/dashboard_views.py --examples 5000
     python benchmarks/dashboard_views.py --db /tmp/medops.db --fresh
@@ -53,6 +55,42 @@ print(json.dumps(out))
 """
 
 
+REPORT = """
+import json, resource, sys, time
+from medops import api
+store = api.open_store(sys.argv[1], create=False)
+wall, cpu = time.perf_counter(), time.process_time()
+text = api.report("big", db=store)
+print(json.dumps({"wall_s": time.perf_counter() - wall, "cpu_s": time.process_time() - cpu, "bytes": len(text)}))
+"""
+
+
+def report_time(db: Path) -> dict:
+    """``medops report`` on run "big" in a new process: wall and CPU seconds, bytes written."""
+    done = subprocess.run([sys.executable, "-c", REPORT, str(db)], capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(done.stderr)
+    return json.loads(done.stdout)
+
+
+def without_prepared(db: Path) -> Path:
+    """A copy of the store with no prepared view (as a run recorded before this was added)."""
+    import shutil
+
+    from sqlalchemy import delete
+
+    from medops.store.schema import PreparedSample, PreparedView
+
+    copy = db.with_name(db.stem + "-rows" + db.suffix)
+    shutil.copyfile(db, copy)
+    store = api.open_store(copy)
+    with store.session() as s:
+        s.execute(delete(PreparedSample))
+        s.execute(delete(PreparedView))
+    store.engine.dispose()
+    return copy
+
+
 def cold_views(db: Path, example: int) -> dict:
     """The views in a new process, as a server started after the run sees them."""
     done = subprocess.run([sys.executable, "-c", VIEWS, str(db), str(example)], capture_output=True, text=True)
@@ -78,7 +116,8 @@ def main() -> None:
         with store.session() as s:
             s.execute(delete(PreparedSample))
             s.execute(delete(PreparedView))
-    for attempt in ("first view of the run (prepares it)", "a new server process (prepared)"):
+    first = "first view of the run (prepares it)" if args.fresh else "first view after the run (prepared as it ended)"
+    for attempt in (first, "a new server process (prepared)"):
         result = cold_views(args.db, 500 % args.examples)
         print(
             f"{attempt}: import medops.api {result.pop('import_s') * 1000:.0f} ms, "
@@ -86,6 +125,15 @@ def main() -> None:
         )
         for label, times in result.items():
             print(f"  {label:52s} first {times[0] * 1000:7.0f} ms   again {times[1] * 1000:7.0f} ms")
+    for label, db in (
+        ("from its prepared view", args.db),
+        ("from its rows (no prepared view)", without_prepared(args.db)),
+    ):
+        found = report_time(db)
+        print(
+            f"medops report {label}: wall {found['wall_s']:.2f} s, CPU {found['cpu_s']:.2f} s, "
+            f"{found['bytes'] / 1e6:.1f} MB"
+        )
 
 
 def make_run(examples: int) -> Path:
@@ -103,7 +151,8 @@ def make_run(examples: int) -> Path:
         )
         started = time.perf_counter()
         outcome = api.evaluate(config, db=folder / "medops.db", name="big")
-        print(f"{examples} examples: run {outcome.status} in {time.perf_counter() - started:.1f} s")
+        seconds = time.perf_counter() - started
+        print(f"{examples} examples: run {outcome.status} in {seconds:.1f} s (its views prepared as it ended)")
     return folder / "medops.db"
 
 

@@ -8,6 +8,7 @@ from fastapi.testclient import TestClient
 
 from conftest import SECRET, write_jsonl
 from medops import api
+from medops.evaluation.results import sample_records
 from medops.reports.report import build_report
 from medops.store.repository import Store
 from medops.testing.fake_openai import FakeBehaviour, FakeOpenAIServer, ServerThread
@@ -80,3 +81,12 @@ def test_a_counterfactual_run_resumes_from_its_stored_variants(tmp_path, monkeyp
     assert resumed.status == "completed"
     sex = resumed.summary["counterfactual"]["sex"]
     assert sex["variants"] == {"male": {"accuracy": 1.0, "n": 1}, "female": {"accuracy": 1.0, "n": 1}}
+
+
+def test_the_dashboards_prepared_samples_keep_their_variant(run_db):
+    store = Store.open(str(run_db), create=False)
+    shown = api.run_examples("cf", db=store, redact=False, limit=100)["examples"]
+    wrong = [r for r in sample_records(store, store.find_run("cf")) if "wrong" in r.flags]
+    assert len(shown) == len(wrong) == 6  # the female variants (the model is biased)
+    assert [e.get("variant") for e in shown] == [r.variant for r in wrong]
+    assert all(e["variant"]["value"] == "female" for e in shown)

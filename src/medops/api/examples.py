@@ -11,8 +11,9 @@ from typing import Any
 from medops.api.runs import StoreRef, open_store
 from medops.audit import record
 from medops.errors import NotFound, UserError
-from medops.evaluation.records import Assessment, Histogram, Message, SampleRecord, Samples, text_of
-from medops.evaluation.results import presentation, sample_records
+from medops.evaluation.prepared_views import prepare, record_of, run_key, samples_view
+from medops.evaluation.records import SampleRecord, Samples, text_of
+from medops.evaluation.results import sample_records
 from medops.store import prepared
 from medops.store.repository import Store
 from medops.store.schema import Run
@@ -36,19 +37,16 @@ def _redactor() -> Any:
         return _Hidden()
 
 
-# A finished run's records never change (a resume sets finished_at anew): its first view prepares
-# them once in the store (store/prepared.py), later views in any process read a page of them. The
-# summary is kept here per (store, run, key); redacted views per (store, run, key, sample), below
-# admin only (an unredacted view is never cached, so none is ever served to a role that must not see it).
+# A finished run's records never change (a resume sets finished_at anew): they are prepared once in
+# the store as the run ends (evaluation/prepared_views.py; else on its first view), and views in any
+# process read a page of them. The summary is kept here per (store, run, key); redacted views per
+# (store, run, key, sample), below admin only (an unredacted view is never cached, so none is ever
+# served to a role that must not see it).
 _SUMMARIES: OrderedDict[tuple, dict[str, Any]] = OrderedDict()
 _SUMMARIES_KEPT = 16
 _REDACTED: OrderedDict[tuple, dict[str, Any]] = OrderedDict()
 _REDACTED_KEPT = 5000
 _LOCK = threading.Lock()
-
-
-def _run_key(run: Run) -> str | None:
-    return f"{run.status}|{run.finished_at.isoformat()}" if run.finished_at is not None else None
 
 
 def _kept(cache: OrderedDict, key: tuple, limit: int, value: Any = None) -> Any:
@@ -64,31 +62,12 @@ def _kept(cache: OrderedDict, key: tuple, limit: int, value: Any = None) -> Any:
         return value
 
 
-def _record(data: dict[str, Any]) -> SampleRecord:
-    """A record back from its plain data (``SampleRecord.as_dict``)."""
-    return SampleRecord(
-        index=data["index"],
-        repeat=data["repeat"],
-        item_id=data["item_id"],
-        input=tuple(Message(m["role"], m["content"]) for m in data["prompt"]),
-        output=data["response"],
-        error=data["error"],
-        finish_reason=data["finish_reason"],
-        choices=data["choices"],
-        target=data["target"],
-        scores=data["scores"],
-        assessments=tuple(Assessment(**{**a, "tags": tuple(a["tags"])}) for a in data["assessments"]),
-        tags=tuple(data["tags"]),
-        metadata=data["metadata"],
-        flags=frozenset(data["flags"]),
-    )
-
-
 def run_summary(store: Store, run: Run) -> dict[str, Any] | None:
     """A finished run's prepared summary: ``histograms`` (each declared Histogram's values, in
     order), ``counts`` (samples per filter, ``all`` included) and ``keys`` ([index, repeat] of the
-    listed samples, in order); prepared on its first view. None while the run is unfinished."""
-    key = _run_key(run)
+    listed samples, in order); prepared as the run ended (``PrepareViews``), else here on its first
+    view, then kept. None while the run is unfinished."""
+    key = run_key(run)
     if key is None:
         return None
     cache_key = (str(store.engine.url), run.id, key)
@@ -96,25 +75,9 @@ def run_summary(store: Store, run: Run) -> dict[str, Any] | None:
     if found is None:
         found = prepared.summary(store, run.id, key)
         if found is None:
-            found = _prepare(store, run, key)
+            found = prepare(store, run)
         _kept(_SUMMARIES, cache_key, _SUMMARIES_KEPT, found)
     return found
-
-
-def _prepare(store: Store, run: Run, key: str) -> dict[str, Any]:
-    records = sample_records(store, run)
-    views = presentation(run).views
-    view = next((v for v in views if isinstance(v, Samples)), None)
-    chosen = view.chosen(records) if view else []
-    flags = [f.key for f in view.flags] if view else []
-    summary = {
-        "histograms": [v.values(records) for v in views if isinstance(v, Histogram)],
-        "counts": {"all": len(chosen), **{f: sum(f in r.flags for r in chosen) for f in flags}},
-        "keys": [[r.index, r.repeat] for r in chosen],
-    }
-    if not prepared.save(store, run.id, key, summary, [(sorted(r.flags), r.as_dict()) for r in chosen]):
-        raise UserError(f"run '{run.name or run.id}': its view cannot be prepared, the store is not writable")
-    return summary
 
 
 def _shown(record: SampleRecord, view: Samples | None, redact: bool) -> dict[str, Any]:
@@ -160,7 +123,7 @@ def run_examples(
     if summary is not None:  # finished: a page of the prepared samples
         counts = summary["counts"]
         rows = prepared.page(store, run.id, None if flag == "all" else flag, offset, limit) if view else []
-        page = [(position, _record(data)) for position, data in rows]
+        page = [(position, record_of(data)) for position, data in rows]
     else:  # running: read afresh
         records = view.chosen(sample_records(store, run)) if view else []
         counts = {f: sum(f == "all" or f in r.flags for r in records) for f in flags}
@@ -182,7 +145,7 @@ def run_examples(
 
 def _view(run: Run) -> Samples | None:
     """The run's declared sample list (the first)."""
-    return next((v for v in presentation(run).views if isinstance(v, Samples)), None)
+    return samples_view(run)
 
 
 def _shown_cached(
@@ -191,7 +154,7 @@ def _shown_cached(
     """``_shown``, kept per (store, run, key, sample) when redacted (every role below admin)."""
     if not redact or position is None:
         return _shown(record, view, redact)
-    key = (str(store.engine.url), run.id, _run_key(run), position)
+    key = (str(store.engine.url), run.id, run_key(run), position)
     found = _kept(_REDACTED, key, _REDACTED_KEPT)
     return found if found is not None else _kept(_REDACTED, key, _REDACTED_KEPT, _shown(record, view, True))
 
@@ -217,7 +180,7 @@ def run_example(
     if not redact:
         _viewed(store, run_ref, [(index, repeat)], actor)
     if records is None:
-        shown = _shown_cached(store, run, at, _record(prepared.sample(store, run.id, at) or {}), view, redact)
+        shown = _shown_cached(store, run, at, record_of(prepared.sample(store, run.id, at) or {}), view, redact)
     else:
         shown = _shown(records[at], view, redact)
 

@@ -1,4 +1,5 @@
-"""Prepared views of finished runs: written once (on a run's first view), read a page at a time.
+"""Prepared views of finished runs: written once (as the run ends, else on its first view), read a
+page at a time (the dashboard) or whole (``medops report``).
 
 A run page of a large run would otherwise read and rebuild every row of the run on its first view
 in each server process. ``save`` keeps the summary the page shows and each sample's plain data in
@@ -56,6 +57,13 @@ def page(store: Store, run_id: int, flag: str | None, offset: int, limit: int) -
     query = query.order_by(PreparedSample.position).offset(max(offset, 0)).limit(max(limit, 0))
     with store.session() as s:
         return [(position, record) for position, record in s.execute(query)]
+
+
+def records(store: Store, run_id: int) -> list[dict[str, Any]]:
+    """Every prepared sample's plain data, in list order (a report lists them all)."""
+    query = select(PreparedSample.record).where(PreparedSample.run_id == run_id).order_by(PreparedSample.position)
+    with store.session() as s:
+        return list(s.scalars(query))
 
 
 def sample(store: Store, run_id: int, position: int) -> dict[str, Any] | None:
