@@ -59,6 +59,18 @@ def example(
     return row
 
 
+def run_on_responses(cli: Cli, server, data: Path, texts: list[str], name: str) -> dict:
+    """``eval healthbench`` of ``data`` on fixed responses (one per example, in order), graded by the
+    loopback server's fake grader, as run ``name``; its --json summary."""
+    answers = write_jsonl(
+        data.parent / f"{name}.responses.jsonl", [{"index": i, "response": t} for i, t in enumerate(texts)]
+    )
+    return cli.run(
+        "eval", "healthbench", "--data", str(data), "--responses", str(answers), "--grader", "openai:fake-grader",
+        "--grader-base-url", server.base_url, "--name", name, "--json", check=True,
+    ).json()  # fmt: skip
+
+
 @dataclass
 class Result:
     returncode: int

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from conftest import REPO, example, write_jsonl
+from conftest import REPO, example, run_on_responses, write_jsonl
 from medops.scoring.paired import holm
 from medops.store.repository import Store
 from medops.store.schema import Run
@@ -38,29 +38,6 @@ def rubric_set(tmp_path):
     return write_jsonl(tmp_path / "set.jsonl", rows)
 
 
-def responses(tmp_path, name, texts):
-    return write_jsonl(tmp_path / f"{name}.jsonl", [{"index": i, "response": t} for i, t in enumerate(texts)])
-
-
-def run_given(cli, server, data, path, name):
-    return cli.run(
-        "eval",
-        "healthbench",
-        "--data",
-        str(data),
-        "--responses",
-        str(path),
-        "--grader",
-        "openai:fake-grader",
-        "--grader-base-url",
-        server.base_url,
-        "--name",
-        name,
-        "--json",
-        check=True,
-    ).json()
-
-
 def per_example_scores(cli, run):
     rows = [json.loads(x) for x in cli.run("export", run, check=True).stdout.splitlines()]
     scores = {}
@@ -78,8 +55,8 @@ def two_runs(cli, server, tmp_path):
     rng = np.random.default_rng(3)
     good = ["REST and FLUIDS." if rng.random() < 0.9 else "REST only." for _ in range(N)]  # scores 1 or 0.5
     worse = ["REST. ANTIBIOTIC now." if rng.random() < 0.6 else "REST and FLUIDS." for _ in range(N)]  # 0 or 1
-    a = run_given(cli, server, data, responses(tmp_path, "a", good), "baseline")
-    b = run_given(cli, server, data, responses(tmp_path, "b", worse), "candidate")
+    a = run_on_responses(cli, server, data, good, "baseline")
+    b = run_on_responses(cli, server, data, worse, "candidate")
     return a, b
 
 
@@ -118,7 +95,7 @@ def test_compare_refuses_different_datasets(cli, server, tmp_path, two_runs):
     other = write_jsonl(
         tmp_path / "other.jsonl", [example("p0", [("Mentions rest {met-if:REST} #0", 2, [])], text="Question 0")]
     )
-    run_given(cli, server, other, responses(tmp_path, "o", ["REST"]), "other")
+    run_on_responses(cli, server, other, ["REST"], "other")
     refused = cli.run("compare", "baseline", "other")
     assert refused.returncode == 2 and "different datasets" in refused.stderr
     partial = cli.run("compare", "baseline", "other", "--allow-partial", "--json", check=True).json()
@@ -413,8 +390,8 @@ def test_gate_max_drop_corrects_only_across_gated_metrics(cli, server, tmp_path)
     # 12 examples get worse (1 -> 0), 2 get better (0 -> 1), 50 stay at 1.
     good = ["GOOD care." if i not in (12, 13) else "Some care." for i in range(n)]
     worse = ["Some care." if i < 12 else "GOOD care." for i in range(n)]
-    run_given(cli, server, data, responses(tmp_path, "a", good), "baseline")
-    run_given(cli, server, data, responses(tmp_path, "b", worse), "candidate")
+    run_on_responses(cli, server, data, good, "baseline")
+    run_on_responses(cli, server, data, worse, "candidate")
     a, b = per_example_scores(cli, "baseline"), per_example_scores(cli, "candidate")
     assert (b - a).tolist() == [-1.0] * 12 + [1.0] * 2 + [0.0] * 50
 

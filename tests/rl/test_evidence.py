@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import example, write_jsonl
+from conftest import example, run_on_responses, write_jsonl
 from medops.scoring.paired import paired_bootstrap_ci
 
 N = 16
@@ -31,34 +31,14 @@ def rubric_set(tmp_path):
     return write_jsonl(tmp_path / "set.jsonl", rows)
 
 
-def run_given(cli, server, data, texts, name):
-    path = write_jsonl(data.parent / f"{name}.jsonl", [{"index": i, "response": t} for i, t in enumerate(texts)])
-    return cli.run(
-        "eval",
-        "healthbench",
-        "--data",
-        str(data),
-        "--responses",
-        str(path),
-        "--grader",
-        "openai:fake-grader",
-        "--grader-base-url",
-        server.base_url,
-        "--name",
-        name,
-        "--json",
-        check=True,
-    ).json()
-
-
 @pytest.fixture
 def recorded(cli, server, tmp_path):
     """A baseline that answers everything well, and a run weak on hedging (odd items)."""
     data = rubric_set(tmp_path)
-    run_given(cli, server, data, ["REST and FLUIDS."] * N, "baseline")
+    run_on_responses(cli, server, data, ["REST and FLUIDS."] * N, "baseline")
     weak = ["REST only." if i % 2 else "REST and FLUIDS." for i in range(N)]  # hedging: 0.5, else 1.0
     weak[1] = "REST. ANTIBIOTIC now."  # one hedging item at 0
-    run_given(cli, server, data, weak, "weak")
+    run_on_responses(cli, server, data, weak, "weak")
     return data
 
 
