@@ -114,6 +114,29 @@ def _c(pattern: str, flags: int = 0, first: str | None = None) -> re.Pattern[str
     return re.compile(f"(?={first})(?:{pattern})" if first else pattern, flags)
 
 
+# What ``(?i)`` matches besides the two ASCII cases of these letters (İ and ı for i, the Kelvin sign, long s).
+_FOLD_EXTRA = {"i": "\u0130\u0131", "k": "\u212a", "s": "\u017f"}
+
+
+def _ci_words(*words: str) -> str:
+    """``(?i:w1|w2|...)``, matching exactly the same, but with the words grouped by their first letter
+    (as a case-sensitive class: ``[Pp](?i:atient|t\\.?)|[Nn](?i:ame)``) and their order kept within a
+    group. Words that start with different letters cannot match at one place, so the grouping
+    changes no match; ``re`` then skips a group on its first character instead of entering every
+    case-insensitive word in turn (about 3x faster on a long list)."""
+    groups: dict[str, list[str]] = {}
+    for word in words:
+        if not word[0].isalnum():
+            raise ValueError(f"{word!r}: a word must start with a letter or a digit")
+        groups.setdefault(word[0].lower(), []).append(word[1:])
+    parts = []
+    for first, rests in groups.items():
+        chars = "".join(dict.fromkeys(first + first.upper() + _FOLD_EXTRA.get(first, "")))
+        head = re.escape(chars) if len(chars) == 1 else f"[{chars}]"
+        parts.append(f"{head}(?i:{'|'.join(rests)})")
+    return f"(?:{'|'.join(parts)})"
+
+
 def _window(text: str, start: int, width: int = 30) -> str:
     return text[max(0, start - width) : start].lower()
 
@@ -1194,14 +1217,17 @@ _EN_TOKEN = r"(?:[A-Z][a-z]+(?:[-'][A-Z]?[a-z]+)?|[A-Z]\.|Mc[A-Z][a-z]+|O'[A-Z][
 _EN_TOKEN_RE = _c(_EN_TOKEN)
 _EN_NAME = rf"(?P<value>{_EN_TOKEN}(?:\s{_EN_TOKEN}){{0,2}})"
 _TITLE = r"\b(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Doctor|Professor|Nurse|Sister)\.?\s"
+_EN_CONTEXT_WORDS = (
+    "patient|pt\\.?|patient name|name|full name|guardian|caregiver|mother|father|son|daughter|wife|husband|spouse"
+    "|brother|sister|emergency contact|contact person|next of kin|referred by|referring physician|attending|signed|"
+    "my name is|this is|I am|I'm|call me|dear|hi|hello|hey|regards|sincerely|thanks|thank you|best|cheers|yours truly|"
+    "written by|dictated by|ordered by|seen by|reviewed by|electronically signed by|referring|"
+    "thank you for seeing|on behalf of|accompanied by|nurse|carer|social worker|friend|neighbou?r|colleague|partner"
+    "|fellow|resident|intern|midwife|coordinator|secretary|translator"
+).split("|")
 _EN_CONTEXT = (
-    r"(?:\b(?i:patient|pt\.?|patient name|name|full name|guardian|caregiver|mother|father|son|daughter|wife|husband|spouse"
-    r"|brother|sister|emergency contact|contact person|next of kin|referred by|referring physician|attending|signed|"
-    r"my name is|this is|I am|I'm|call me|dear|hi|hello|hey|regards|sincerely|thanks|thank you|best|cheers|yours truly|"
-    r"written by|dictated by|ordered by|seen by|reviewed by|electronically signed by|referring|"
-    r"thank you for seeing|on behalf of|accompanied by|nurse|carer|social worker|friend|neighbou?r|colleague|partner"
-    r"|fellow|resident|intern|midwife|coordinator|secretary|translator)\s*[:,\-]?\s*\n?\s*"
-    r"|\b(?i:cc|from|to|signature|sign-off)\s*:\s*)"
+    rf"(?:\b{_ci_words(*_EN_CONTEXT_WORDS)}\s*[:,\-]?\s*\n?\s*"
+    rf"|\b{_ci_words('cc', 'from', 'to', 'signature', 'sign-off')}\s*:\s*)"
 )
 _EN_TITLE_NAME = _c(rf"{_TITLE}{_EN_NAME}", first="[MDPNS]")
 _EN_CONTEXT_NAME = _c(rf"{_EN_CONTEXT}{_EN_NAME}", first="[A-Za-z]")
