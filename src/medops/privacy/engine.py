@@ -26,6 +26,7 @@ from medops.privacy.recognizers import (
     eponym_used,
     model_person_ok,
     refine_people,
+    scanner,
 )
 
 INSTALL_HINT = "pip install 'presidio-analyzer>=2.2.355' 'presidio-anonymizer>=2.2.355'"
@@ -171,6 +172,7 @@ class _Analyzer:
             raise PhiUnavailable(problem)
         self.engine: Any = None
         self.rules = build_recognizers(config.mrn_patterns)
+        self.scan = scanner(self.rules)
         if not config.ner:
             return
         _import_presidio(allow_torch=bool(config.ner and config.ner.startswith("hf:")))
@@ -268,7 +270,7 @@ class _Analyzer:
 
     def analyze(self, text: str) -> list[tuple[str, int, int, float]]:
         if self.engine is None:  # what Presidio's engine returns for these rules: over the threshold, each once
-            return list(dict.fromkeys(c for rule in self.rules for c in rule.find(text) if c[3] >= SCORE_THRESHOLD))
+            return list(dict.fromkeys(c for c in self.scan(text) if c[3] >= SCORE_THRESHOLD))
         results = self.engine.analyze(
             text=text, language=LANGUAGE, entities=self.entities, nlp_artifacts=self._artifacts
         )

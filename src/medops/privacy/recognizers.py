@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 
@@ -42,10 +42,44 @@ ENTITY_TYPES: dict[str, str] = {
 
 STRUCTURED = frozenset(ENTITY_TYPES) - {"PERSON", "DATE_OF_BIRTH", "DATE", "AGE_OVER_89", "ADDRESS"}
 
+# What ``(?i)`` matches besides the two ASCII cases of these letters (İ and ı for i, the Kelvin sign, long s).
+_FOLD_EXTRA = {"i": "\u0130\u0131", "k": "\u212a", "s": "\u017f"}
+
+
+def _ci_words(*words: str) -> str:
+    """``(?i:w1|w2|...)``, matching exactly the same, but with the words grouped by their first letter
+    (as a case-sensitive class: ``[Pp](?i:atient|t\\.?)|[Nn](?i:ame)``) and their order kept within a
+    group. Words that start with different letters cannot match at one place, so the grouping
+    changes no match; ``re`` then skips a group on its first character instead of entering every
+    case-insensitive word in turn (about 3x faster on a long list)."""
+    groups: dict[str, list[str]] = {}
+    for word in words:
+        if not word[0].isalnum():
+            raise ValueError(f"{word!r}: a word must start with a letter or a digit")
+        groups.setdefault(word[0].lower(), []).append(word[1:])
+    parts = []
+    for first, rests in groups.items():
+        chars = "".join(dict.fromkeys(first + first.upper() + _FOLD_EXTRA.get(first, "")))
+        head = re.escape(chars) if len(chars) == 1 else f"[{chars}]"
+        parts.append(f"{head}(?i:{'|'.join(rests)})")
+    return f"(?:{'|'.join(parts)})"
+
+
 DEFAULT_MRN_PATTERNS: tuple[str, ...] = (
-    r"(?i:\bMRN|\bmedical record (?:number|no\.?|#)|\bpatient (?:ID|no\.?|number|#)|\bpt\.? ?ID|\bhospital (?:no\.?|number|ID)"
-    r"|\bchart (?:no\.?|number|#)|\bunit (?:no\.?|number)|\bcase (?:no\.?|number)|\bregistration (?:no\.?|number))"
-    r"\s*(?:is|was)?\s*[:#.]?\s*(?P<value>[A-Z]{0,3}-?\d[\dA-Z-]{3,14}\d)\b",
+    # (?i:\bMRN|\bmedical record (?:number|no\.?|#)|...), the words grouped by their first letter
+    r"(?=[MmPpHhCcUuRr])\b"
+    + _ci_words(
+        "MRN",
+        r"medical record (?:number|no\.?|#)",
+        r"patient (?:ID|no\.?|number|#)",
+        r"pt\.? ?ID",
+        r"hospital (?:no\.?|number|ID)",
+        r"chart (?:no\.?|number|#)",
+        r"unit (?:no\.?|number)",
+        r"case (?:no\.?|number)",
+        r"registration (?:no\.?|number)",
+    )
+    + r"\s*(?:is|was)?\s*[:#.]?\s*(?P<value>[A-Z]{0,3}-?\d[\dA-Z-]{3,14}\d)\b",
     r"(?:등록번호|환자번호|병록번호|차트번호|의무기록번호|진료번호|환자 ?ID|병원번호|수진자번호)\s*(?:는|은)?\s*[:：#.]?\s*"
     r"(?P<value>[A-Z]{0,3}-?\d[\dA-Z-]{3,14}\d)(?!\d)",
 )
@@ -76,14 +110,21 @@ class Rule:
     validate: Callable[[re.Match[str], str], float | None] | None = None  # -> score, or None to drop
     gate: re.Pattern[str] | None = None  # something every match holds: a text without it is not scanned
     words: tuple[str, ...] = ()  # or: every match holds one of these (lower case) words
+    # A pattern that matches where every match of ``regex`` starts (``regex`` less its lookarounds, or
+    # weaker): the rule is then found in the one pass of ``OnePass`` instead of a scan of its own.
+    lead: str | None = None
 
     def find(self, text: str) -> Iterator[Candidate]:
         if self.gate is not None and self.gate.search(text) is None:
             return
         if self.words and not any(w in _lowered(text) for w in self.words):
             return
+        yield from self.candidates(self.regex.finditer(text), text)
+
+    def candidates(self, matches: Iterable[re.Match[str]], text: str) -> Iterator[Candidate]:
+        """The findings of ``regex``'s matches in ``text`` (as ``finditer`` finds them)."""
         has_value = "value" in self.regex.groupindex
-        for m in self.regex.finditer(text):
+        for m in matches:
             start, end = m.span("value") if has_value else m.span()
             if start < 0 or start == end:
                 continue
@@ -114,29 +155,6 @@ def _c(pattern: str, flags: int = 0, first: str | None = None) -> re.Pattern[str
     return re.compile(f"(?={first})(?:{pattern})" if first else pattern, flags)
 
 
-# What ``(?i)`` matches besides the two ASCII cases of these letters (İ and ı for i, the Kelvin sign, long s).
-_FOLD_EXTRA = {"i": "\u0130\u0131", "k": "\u212a", "s": "\u017f"}
-
-
-def _ci_words(*words: str) -> str:
-    """``(?i:w1|w2|...)``, matching exactly the same, but with the words grouped by their first letter
-    (as a case-sensitive class: ``[Pp](?i:atient|t\\.?)|[Nn](?i:ame)``) and their order kept within a
-    group. Words that start with different letters cannot match at one place, so the grouping
-    changes no match; ``re`` then skips a group on its first character instead of entering every
-    case-insensitive word in turn (about 3x faster on a long list)."""
-    groups: dict[str, list[str]] = {}
-    for word in words:
-        if not word[0].isalnum():
-            raise ValueError(f"{word!r}: a word must start with a letter or a digit")
-        groups.setdefault(word[0].lower(), []).append(word[1:])
-    parts = []
-    for first, rests in groups.items():
-        chars = "".join(dict.fromkeys(first + first.upper() + _FOLD_EXTRA.get(first, "")))
-        head = re.escape(chars) if len(chars) == 1 else f"[{chars}]"
-        parts.append(f"{head}(?i:{'|'.join(rests)})")
-    return f"(?:{'|'.join(parts)})"
-
-
 def _window(text: str, start: int, width: int = 30) -> str:
     return text[max(0, start - width) : start].lower()
 
@@ -147,6 +165,7 @@ _RRN = _c(
     r"(?<![\d-])(?P<value>\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])(?:[ \t]{0,2}[-–.][ \t]{0,2}|[ \t])?[0-9]\d{6})(?![\d-])",
     first=r"\d",
 )
+_RRN_LEAD = r"\d\d[01]\d[0-3]\d"
 _RRN_CONTEXT = ("주민", "등록번호", "rrn", "resident registration", "외국인", "registration")
 
 
@@ -180,7 +199,11 @@ def _rrn(m: re.Match[str], text: str) -> float | None:
 
 
 def _registration_numbers(text: str) -> Iterator[Candidate]:
-    for m in _RRN.finditer(text):
+    yield from _registration_candidates(_RRN.finditer(text), text)
+
+
+def _registration_candidates(matches: Iterable[re.Match[str]], text: str) -> Iterator[Candidate]:
+    for m in matches:
         score = _rrn(m, text)
         if score is not None:
             gender = re.sub(r"\D", "", m.group("value"))[6]
@@ -196,7 +219,12 @@ _DRIVER = [
         _c(rf"(?:{_REGIONS})\s?\d{{2}}-\d{{6}}-\d{{2}}(?!\d)", first="[서부경강충전제대인광울세]"),
         0.9,
     ),
-    Rule("KR_DRIVER_LICENSE", _c(r"(?<![\d-])(?:1[1-9]|2[0-8])-\d{2}-\d{6}-\d{2}(?![\d-])", first="[12]"), 0.85),
+    Rule(
+        "KR_DRIVER_LICENSE",
+        _c(r"(?<![\d-])(?:1[1-9]|2[0-8])-\d{2}-\d{6}-\d{2}(?![\d-])", first="[12]"),
+        0.85,
+        lead=r"[12]\d-\d\d-",
+    ),
     Rule(
         "KR_DRIVER_LICENSE",
         _c(
@@ -240,6 +268,7 @@ _SSN = [
         "US_SSN",
         _c(r"(?<![\d-])(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?![\d-])", first=r"\d"),
         0.85,
+        lead=r"\d\d\d-\d\d-",
     )
 ]
 
@@ -263,7 +292,12 @@ _INSURANCE = [
 
 _PHONE = [
     # Korean mobile, landline, +82 and 15xx business numbers
-    Rule("PHONE_NUMBER", _c(r"(?<![\d-])01[016789][-. ]?\d{3,4}[-. ]?\d{4}(?![\d-])", first="0"), 0.85),
+    Rule(
+        "PHONE_NUMBER",
+        _c(r"(?<![\d-])01[016789][-. ]?\d{3,4}[-. ]?\d{4}(?![\d-])", first="0"),
+        0.85,
+        lead=r"01[016789]",
+    ),
     Rule(
         "PHONE_NUMBER",
         _c(
@@ -271,8 +305,9 @@ _PHONE = [
             first="[(0]",
         ),
         0.8,
+        lead=r"0[2-7]|\(0",
     ),
-    Rule("PHONE_NUMBER", _c(r"(?<![\d-])1[5-8]\d{2}-\d{4}(?![\d-])", first="1"), 0.6),
+    Rule("PHONE_NUMBER", _c(r"(?<![\d-])1[5-8]\d{2}-\d{4}(?![\d-])", first="1"), 0.6, lead=r"1[5-8]\d\d-"),
     Rule("PHONE_NUMBER", _c(r"\+82[-. ]?(?:\(0\))?\s?\d{1,2}[-. ]?\d{3,4}[-. ]?\d{4}(?!\d)"), 0.9),
     # US / NANP
     Rule(
@@ -282,10 +317,16 @@ _PHONE = [
             first=r"[+(2-9]",
         ),
         0.75,
+        lead=r"[2-9]\d\d[-. ]?[2-9]\d\d[-. ]\d|\([2-9]\d\d\)|\+1",
     ),
     # UK
     Rule("PHONE_NUMBER", _c(r"\+44\s?(?:\(0\)\s?)?\d{2,4}[\s-]?\d{3,4}[\s-]?\d{3,4}(?!\d)"), 0.9),
-    Rule("PHONE_NUMBER", _c(r"(?<![\d-])0(?:7\d{3}|20|1\d{2,3})\s\d{3,4}\s?\d{3,4}(?!\d)", first="0"), 0.7),
+    Rule(
+        "PHONE_NUMBER",
+        _c(r"(?<![\d-])0(?:7\d{3}|20|1\d{2,3})\s\d{3,4}\s?\d{3,4}(?!\d)", first="0"),
+        0.7,
+        lead=r"0[712]",
+    ),
     # any number after a phone context word
     Rule(
         "PHONE_NUMBER",
@@ -321,7 +362,12 @@ _URL = [
 
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
 _IP = [
-    Rule("IP_ADDRESS", _c(rf"(?<![\d.]){_OCTET}(?:\.{_OCTET}){{3}}(?![\d.]|\.\d)", first=r"\d"), 0.85),
+    Rule(
+        "IP_ADDRESS",
+        _c(rf"(?<![\d.]){_OCTET}(?:\.{_OCTET}){{3}}(?![\d.]|\.\d)", first=r"\d"),
+        0.85,
+        lead=r"\d\d{0,2}\.\d{1,3}\.",
+    ),
     Rule(
         "IP_ADDRESS",
         _c(r"(?<![\w:])(?:[0-9a-fA-F]{1,4}:){7}[0-9a-fA-F]{1,4}(?![\w:])", first="[0-9a-fA-F]"),
@@ -369,6 +415,7 @@ _FINANCIAL = [
         _c(r"(?<![\d-])(?:\d{4}[- ]){3}\d{1,7}(?![\d-])|(?<![\d-])\d{13,19}(?![\d-])", first=r"\d"),
         0.9,
         _card,
+        lead=r"\d(?:\d{3}[- ]\d{4}[- ]|\d{12})",
     ),
     Rule(
         "BANK_ACCOUNT",
@@ -439,6 +486,7 @@ _AGE = [
             first="[91]",
         ),
         0.85,
+        lead=r"[91][\d0-2]\d?(?:\s?[세살]|[- ]?[yY]|\s?[MF]|/[MF])",
     ),
     Rule(
         "AGE_OVER_89",
@@ -528,6 +576,7 @@ _EN_ADDRESS = [
             first=r"\d",
         ),
         0.85,
+        lead=r"\d\d{0,4}[A-Z]?\s(?:[NSEW]\.?\s)?(?:[A-Z][a-z]|\d)",
     ),
     Rule("ADDRESS", _c(r"\b(?:[A-Z]{1,2}\d[A-Z\d]?)\s\d[A-Z]{2}\b", first="[A-Z]"), 0.5),
     Rule("ADDRESS", _c(r"\b(?:PO|P\.O\.)\sBox\s\d{1,6}\b", first="P"), 0.7),
@@ -1415,6 +1464,77 @@ _RECORD_NUMBERS = [
         _record_number,
     ),
 ]
+
+
+class OnePass:
+    """Rules that all start at a digit (or at the "(" or "+" before one), found in one pass over the
+    text instead of a scan each: one pattern finds the places where any rule's ``lead`` holds and
+    says which, and each rule is then tried there only (``.match``), in order and skipping the
+    places inside its previous match: exactly the matches its own ``finditer`` finds, as a rule's
+    matches all start where its lead holds."""
+
+    def __init__(self, members: list[tuple[re.Pattern[str], str]]):
+        self.regexes = [regex for regex, _ in members]
+        leads = [lead for _, lead in members]
+        which = "".join(f"(?:(?={lead})())?" for lead in leads)  # group i: empty where lead i holds
+        # A place: "+", or a digit or "(" with no digit before it (every rule here has that lookbehind,
+        # or a "+" first), where some lead holds. The character is matched first and the rest looked
+        # at from behind it, so that ``re`` skips every other character without trying the pattern.
+        self.places = re.compile(
+            rf"[\d(+](?<=(?:(?=\+)|(?<!\d))(?={'|'.join(f'(?:{lead})' for lead in leads)}){which}.)"
+        )
+
+    def scan(self, text: str) -> list[list[re.Match[str]]]:
+        found: list[list[re.Match[str]]] = [[] for _ in self.regexes]
+        after = [0] * len(self.regexes)  # where each rule's next match may start
+        regexes = self.regexes
+        for place in self.places.finditer(text):
+            at = place.start()
+            for i, held in enumerate(place.groups()):
+                if held is not None and at >= after[i]:
+                    m = regexes[i].match(text, at)
+                    if m is not None:
+                        found[i].append(m)
+                        after[i] = m.end()
+        return found
+
+
+# Finders that are one regular expression's matches turned into findings: (the expression, its lead,
+# the findings of its matches), so that the one pass can find them too.
+_FINDER_PASS: dict[Callable[..., Iterator[Candidate]], tuple[re.Pattern[str], str, Callable[..., Iterator[Candidate]]]] = {
+    _registration_numbers: (_RRN, _RRN_LEAD, _registration_candidates),
+}
+
+
+def scanner(recognizers: list[Recognizer]) -> Callable[[str], list[Candidate]]:
+    """``text -> [every recognizer's findings, in order]``: the same list as calling each recognizer's
+    ``find`` in turn, with the rules that have a lead found in one pass (``OnePass``)."""
+    members: list[tuple[re.Pattern[str], str]] = []
+    steps: list[tuple[int, Callable[..., Iterator[Candidate]]]] = []  # (member index or -1, how)
+    for recognizer in recognizers:
+        for rule in recognizer.rules:
+            if rule.lead is not None and rule.gate is None and not rule.words:
+                steps.append((len(members), rule.candidates))
+                members.append((rule.regex, rule.lead))
+            else:
+                steps.append((-1, rule.find))
+        if recognizer.finder is not None:
+            joined = _FINDER_PASS.get(recognizer.finder)
+            if joined is not None:
+                steps.append((len(members), joined[2]))
+                members.append((joined[0], joined[1]))
+            else:
+                steps.append((-1, recognizer.finder))
+    one_pass = OnePass(members)
+
+    def scan(text: str) -> list[Candidate]:
+        found = one_pass.scan(text)
+        out: list[Candidate] = []
+        for index, how in steps:
+            out.extend(how(text) if index < 0 else how(found[index], text))
+        return out
+
+    return scan
 
 
 def build_recognizers(mrn_patterns: list[str] | tuple[str, ...] = DEFAULT_MRN_PATTERNS) -> list[Recognizer]:
