@@ -460,19 +460,45 @@ _DATE_PATTERNS = [
     r"(?<![\d.:/-])(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])(?=\s?(?:생|출생|입원|퇴원))",
 ]
 _DATE = _c("|".join(f"(?:{p})" for p in _DATE_PATTERNS), first=r"[\dJFMASOND]")
+# What each of _DATE_PATTERNS needs in the text: 월 (the Korean ones), a month's name, 생 or 원 (생, 출생,
+# 입원, 퇴원). A text without it scans the alternation without that pattern, in the same order: a
+# pattern that cannot match anywhere in the text changes no match of the others.
+_DATE_NEEDS = ("", "", "월", "월", "month", "month", "month", "생원")
+_MONTH_WORD = _c("Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec")
+
+
+def _date_variant(korean: bool, month: bool, event: bool) -> re.Pattern[str]:
+    held = {"": True, "월": korean, "month": month, "생원": event}
+    kept = [p for p, need in zip(_DATE_PATTERNS, _DATE_NEEDS, strict=True) if held[need]]
+    return _c("|".join(f"(?:{p})" for p in kept), first=r"[\dJFMASOND]" if month else r"\d")
+
+
+_DATES = {(k, m, e): _date_variant(k, m, e) for k in (False, True) for m in (False, True) for e in (False, True)}
 _BIRTH_YEAR = _c(
     r"(?<!\d)(?P<value>(?:19|20)?\d{2}\s?년생)|(?i:\bborn\s(?:in\s)?|\bb\.\s?|year of birth:?\s?|출생(?:연도)?\s?:?\s?)(?P<year>(?:19|20)\d{2})\b",
     first=r"[\dbByY출]",
 )
 
 
+def _birth_year_possible(text: str) -> bool:
+    """Whether _BIRTH_YEAR can match: 년생, 출생, or (any case) "born", "b." or "year of b" ("year of
+    birth" less its i, which ``(?i)`` also matches as İ or ı, letters that lower() keeps apart)."""
+    if "년생" in text or "출생" in text:
+        return True
+    lowered = _lowered(text)
+    return "born" in lowered or "b." in lowered or "year of b" in lowered
+
+
 def _dates(text: str) -> Iterator[Candidate]:
-    for m in _DATE.finditer(text):
+    variant = _DATES["월" in text, _MONTH_WORD.search(text) is not None, "생" in text or "원" in text]
+    for m in variant.finditer(text):
         start, end = m.span()
         before = _window(text, start, 25)
         after = text[end : end + 4]
         birth = any(w in before for w in _DOB_BEFORE) or after.lstrip(" ()").startswith(("생", "출생"))
         yield ("DATE_OF_BIRTH" if birth else "DATE", start, end, 0.85 if birth else 0.7)
+    if not _birth_year_possible(text):
+        return
     for m in _BIRTH_YEAR.finditer(text):
         start, end = m.span("value") if m.group("value") else m.span("year")
         yield ("DATE_OF_BIRTH", start, end, 0.8)
