@@ -46,12 +46,13 @@ STRUCTURED = frozenset(ENTITY_TYPES) - {"PERSON", "DATE_OF_BIRTH", "DATE", "AGE_
 _FOLD_EXTRA = {"i": "\u0130\u0131", "k": "\u212a", "s": "\u017f"}
 
 
-def _ci_words(*words: str) -> str:
-    """``(?i:w1|w2|...)``, matching exactly the same, but with the words grouped by their first letter
-    (as a case-sensitive class: ``[Pp](?i:atient|t\\.?)|[Nn](?i:ame)``) and their order kept within a
-    group. Words that start with different letters cannot match at one place, so the grouping
-    changes no match; ``re`` then skips a group on its first character instead of entering every
-    case-insensitive word in turn (about 3x faster on a long list)."""
+def _ci_words(*words: str, group: bool = True) -> str:
+    """``(?i:w1|w2|...)``, matching exactly the same, but with the words grouped by their first letter,
+    one group per way of writing it (``p(?i:atient|t\\.?)|P(?i:atient|t\\.?)|n(?i:ame)|N(?i:ame)``), their
+    order kept within a group. Words that start with different characters cannot match at one
+    place, so the grouping changes no match; ``re`` then skips a group on its first character
+    instead of entering every case-insensitive word in turn (about 3x faster on a long list), and
+    a pattern that starts with the words is scanned for their first characters only."""
     groups: dict[str, list[str]] = {}
     for word in words:
         if not word[0].isalnum():
@@ -59,10 +60,9 @@ def _ci_words(*words: str) -> str:
         groups.setdefault(word[0].lower(), []).append(word[1:])
     parts = []
     for first, rests in groups.items():
-        chars = "".join(dict.fromkeys(first + first.upper() + _FOLD_EXTRA.get(first, "")))
-        head = re.escape(chars) if len(chars) == 1 else f"[{chars}]"
-        parts.append(f"{head}(?i:{'|'.join(rests)})")
-    return f"(?:{'|'.join(parts)})"
+        for char in dict.fromkeys(first + first.upper() + _FOLD_EXTRA.get(first, "")):
+            parts.append(f"{re.escape(char)}(?i:{'|'.join(rests)})")
+    return f"(?:{'|'.join(parts)})" if group else "|".join(parts)
 
 
 DEFAULT_MRN_PATTERNS: tuple[str, ...] = (
@@ -216,7 +216,7 @@ _REGIONS = "서울|부산|경기|강원|충북|충남|전북|전남|경북|경�
 _DRIVER = [
     Rule(
         "KR_DRIVER_LICENSE",
-        _c(rf"(?:{_REGIONS})\s?\d{{2}}-\d{{6}}-\d{{2}}(?!\d)", first="[서부경강충전제대인광울세]"),
+        _c(rf"(?:{_REGIONS})\s?\d{{2}}-\d{{6}}-\d{{2}}(?!\d)"),
         0.9,
     ),
     Rule(
@@ -244,10 +244,11 @@ def _kr_passport(m: re.Match[str], text: str) -> float | None:
 
 
 _PASSPORT = [
-    Rule("KR_PASSPORT", _c(r"(?<![A-Za-z0-9])[MSRODG]\d{8}(?![A-Za-z0-9])", first="[MSRODG]"), 0.6, _kr_passport),
+    # (?<![A-Za-z0-9])[MSRODG]...: the letter first and the lookbehind after it, so that re scans for the letters
+    Rule("KR_PASSPORT", _c(r"[MSRODG](?<![A-Za-z0-9][MSRODG])\d{8}(?![A-Za-z0-9])"), 0.6, _kr_passport),
     Rule(
         "KR_PASSPORT",
-        _c(r"(?<![A-Za-z0-9])[MSRODG]\d{3}[A-Z]\d{4}(?![A-Za-z0-9])", first="[MSRODG]"),
+        _c(r"[MSRODG](?<![A-Za-z0-9][MSRODG])\d{3}[A-Z]\d{4}(?![A-Za-z0-9])"),
         0.6,
         _kr_passport,
     ),
@@ -349,7 +350,7 @@ _EMAIL = [
 ]
 
 _URL = [
-    Rule("URL", _c(r"(?i:https?://|www\.)[^\s<>\"'()\[\]]+[^\s<>\"'()\[\].,;:!?]", first="[hHwW]"), 0.9),
+    Rule("URL", _c(_ci_words("https?://", r"www\.") + r"[^\s<>\"'()\[\]]+[^\s<>\"'()\[\].,;:!?]"), 0.9),
     Rule(
         "URL",
         _c(
@@ -426,7 +427,8 @@ _FINANCIAL = [
         ),
         0.8,
     ),
-    Rule("BANK_ACCOUNT", _c(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b", first="[A-Z]"), 0.9, _iban),
+    # \b[A-Z]{2}...: the letter first and \b before it checked from behind, so that re scans for capitals
+    Rule("BANK_ACCOUNT", _c(r"[A-Z](?<=\b[A-Z])[A-Z]\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b"), 0.9, _iban),
 ]
 
 
@@ -555,7 +557,6 @@ _KR_ADDRESS = [
         "ADDRESS",
         _c(
             rf"{_SIDO}\s(?:{_ADMIN}\s)?{_ADMIN}\s[가-힣0-9]{{1,8}}(?:동|읍|면)(?![가-힣])",
-            first="[서부대인광울세경강충전제]",
         ),
         0.6,
         gate=_ADMIN_GATE,
@@ -604,7 +605,7 @@ _EN_ADDRESS = [
         0.85,
         lead=r"\d\d{0,4}[A-Z]?\s(?:[NSEW]\.?\s)?(?:[A-Z][a-z]|\d)",
     ),
-    Rule("ADDRESS", _c(r"\b(?:[A-Z]{1,2}\d[A-Z\d]?)\s\d[A-Z]{2}\b", first="[A-Z]"), 0.5),
+    Rule("ADDRESS", _c(r"[A-Z](?<=\b[A-Z])(?:[A-Z]?\d[A-Z\d]?)\s\d[A-Z]{2}\b"), 0.5),  # \b[A-Z]{1,2}..., as above
     Rule("ADDRESS", _c(r"\b(?:PO|P\.O\.)\sBox\s\d{1,6}\b", first="P"), 0.7),
 ]
 
@@ -935,9 +936,11 @@ _KR_AFTER = (
 # A name introduced by a word for name, a role, a kinship word (in apposition) or a form label.
 _KR_BEFORE = (
     r"(?:성명|이름|환자명|환자\s?성명|수진자|피보험자|보호자명?|담당의|주치의|담당\s?간호사|진료의|작성자?|의뢰의|의뢰인|서명|수신|발신|신청인"
-    r"|담당\s?교수|담당자?|확인자|집도의|전공의|인턴|간호사|약사|저는|제\s?이름은|(?:이름|성함)(?:은|이)?"
-    r"|아들|딸|남편|아내|부인|배우자|어머니|아버지|며느리|사위|손자|손녀|언니|오빠|누나|동생"
-    r"|(?i:patient|name|pt\.?|attending|dr\.?))\s*(?:[:：]\s*|\s)"
+    r"|담당\s?교수|담당자?|확인자|집도의|전공의|인턴|간호사|약사|저는|제\s?이름은|이름(?:은|이)?|성함(?:은|이)?"
+    r"|아들|딸|남편|아내|부인|배우자|어머니|아버지|며느리|사위|손자|손녀|언니|오빠|누나|동생|"
+    # (?i:patient|name|pt\.?|attending|dr\.?): every word above starts with a literal, so re scans for those
+    + _ci_words("patient", "name", r"pt\.?", "attending", r"dr\.?", group=False)
+    + r")\s*(?:[:：]\s*|\s)"
 )
 # After the name: the end of the word, or a particle or copula ("김민수이고", "김민수께서").
 _KR_NAME_END = (
@@ -946,8 +949,7 @@ _KR_NAME_END = (
 _KR_SURNAME_FIRST = f"[{''.join(sorted(set(_SINGLE) | {d[0] for d in _DOUBLE}))}]"
 _KR_PERSON_AFTER = _c(rf"(?<![가-힣])(?P<value>{_KR_NAME})(?={_KR_AFTER})", first=_KR_SURNAME_FIRST)
 _KR_PERSON_BEFORE = _c(
-    rf"{_KR_BEFORE}(?P<value>{_KR_NAME}){_KR_NAME_END}",
-    first="[간남누담동딸며발배보부사서성손수신아약어언오의이인작저전제주진집피확환pPnNaAdD]",  # each word's first
+    rf"{_KR_BEFORE}(?P<value>{_KR_NAME}){_KR_NAME_END}"
 )
 # A full three-syllable name before a bare age ("김민수 67세"); two syllables there are mostly words (남자 67세).
 _KR_PERSON_AGE = _c(
@@ -958,7 +960,7 @@ _KR_NAME_LABEL = _c(
     r"저는|성명|이름|성함|환자명|담당|주치의|간호사|전공의|인턴|약사|작성|의뢰|진료의|집도의|확인자|서명|수신|발신"
 )
 _KR_PERSON_PATIENT = _c(
-    r"(?:환자|보호자)\s(?P<value>" + _KR_NAME + r")(?=\s?(?:\(|님|씨|[,.은는이가의을를]|\s|$))", first="[환보]"
+    r"(?:환자|보호자)\s(?P<value>" + _KR_NAME + r")(?=\s?(?:\(|님|씨|[,.은는이가의을를]|\s|$))"
 )
 
 
@@ -1014,7 +1016,7 @@ def _korean_names(text: str) -> Iterator[Candidate]:
             pos = m.end()
         else:  # "보호자 이름은 강영숙": the rejected word may itself introduce the name
             pos = m.start("value")
-    for m in _KR_PERSON_AGE.finditer(text):
+    for m in _KR_PERSON_AGE.finditer(text) if "세" in text or "살" in text else ():
         if _kr_name_ok(m.group("value")):
             yield ("PERSON", m.start("value"), m.end("value"), 0.6)
     for m in _KR_PERSON_PATIENT.finditer(text):
@@ -1291,7 +1293,8 @@ EN_STOPWORDS = _EN_GRAMMAR | EPONYMS
 _EN_TOKEN = r"(?:[A-Z][a-z]+(?:[-'][A-Z]?[a-z]+)?|[A-Z]\.|Mc[A-Z][a-z]+|O'[A-Z][a-z]+)"
 _EN_TOKEN_RE = _c(_EN_TOKEN)
 _EN_NAME = rf"(?P<value>{_EN_TOKEN}(?:\s{_EN_TOKEN}){{0,2}})"
-_TITLE = r"\b(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Doctor|Professor|Nurse|Sister)\.?\s"
+# \b(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Doctor|Professor|Nurse|Sister), grouped by first letter, \b checked from behind it
+_TITLE = r"(?:M(?<=\bM)(?:r|rs|s|iss|x)|D(?<=\bD)(?:r|octor)|P(?<=\bP)(?:rof|rofessor)|N(?<=\bN)urse|S(?<=\bS)ister)\.?\s"
 _EN_CONTEXT_WORDS = (
     "patient|pt\\.?|patient name|name|full name|guardian|caregiver|mother|father|son|daughter|wife|husband|spouse"
     "|brother|sister|emergency contact|contact person|next of kin|referred by|referring physician|attending|signed|"
@@ -1304,7 +1307,7 @@ _EN_CONTEXT = (
     rf"(?:\b{_ci_words(*_EN_CONTEXT_WORDS)}\s*[:,\-]?\s*\n?\s*"
     rf"|\b{_ci_words('cc', 'from', 'to', 'signature', 'sign-off')}\s*:\s*)"
 )
-_EN_TITLE_NAME = _c(rf"{_TITLE}{_EN_NAME}", first="[MDPNS]")
+_EN_TITLE_NAME = _c(rf"{_TITLE}{_EN_NAME}")
 _EN_CONTEXT_NAME = _c(rf"{_EN_CONTEXT}{_EN_NAME}", first="[A-Za-z]")
 # A full name ("Given Family" or "Family, Given") right before an age or an identifier: "Jane Doe, 67-year-old",
 # "Doe, Jane (MRN ...)", "Jane Doe (RRN ...)".
@@ -1315,7 +1318,7 @@ _EN_AGE_NAME = _c(
 )
 # A role noun in -ist / -ian in apposition ("the physiotherapist, Jane Doe", "cardiologist Mark Lee"); the other
 # role nouns ("our nurse, Jane Doe") are context words above.
-_EN_ROLE_NAME = _c(rf"(?<=[a-z])(?:ist|ian)s?\b,?[ \t]{_EN_NAME}", first="[ia]")
+_EN_ROLE_NAME = _c(rf"(?:ist|ian)(?<=[a-z](?:ist|ian))s?\b,?[ \t]{_EN_NAME}")  # (?<=[a-z])(?:ist|ian), as above
 # The agent of a passive ("examined by Jane Doe"): one name token after a clinical act, a full name after any verb.
 _EN_BY_NAME = _c(rf"(?<=[a-z])[ \t]by[ \t]{_EN_NAME}", first="[ \t]")
 _AGENT_VERBS = frozenset([
