@@ -89,6 +89,11 @@ def _omitted(part: dict[str, Any]) -> dict[str, Any]:
     return {"type": part.get("type"), "omitted": True}
 
 
+# Detection results of this process (a redaction worker's): a resent conversation's earlier messages,
+# a repeated system prompt, are detected once (the same text and known names give the same entities).
+_memo: Any = None
+
+
 def apply_phi(row: dict[str, Any], policy: str) -> dict[str, int]:
     """Rewrite ``row["messages"]`` and ``row["response"]`` in place as ``policy`` allows; note what
     was done in ``row["notes"]["phi"]`` and return the entities redacted, by type."""
@@ -102,6 +107,11 @@ def apply_phi(row: dict[str, Any], policy: str) -> dict[str, int]:
         row["response_tool_calls"] = None
         return {}
     from medops.privacy import Redactor, missing_components
+    from medops.privacy.engine import DetectionMemo
+
+    global _memo
+    if _memo is None:
+        _memo = DetectionMemo()
 
     if missing_components() is not None:  # fail closed: no text without detection
         row["messages"] = None
@@ -109,7 +119,7 @@ def apply_phi(row: dict[str, Any], policy: str) -> dict[str, int]:
         row["response_tool_calls"] = None
         note["unavailable"] = True
         return {}
-    redactor = Redactor()
+    redactor = Redactor(memo=_memo)
     messages = row.get("messages")
     if isinstance(messages, list):
         row["messages"] = map_messages(messages, redactor.redact, _omitted)

@@ -42,7 +42,7 @@ ENTITY_TYPES: dict[str, str] = {
 
 STRUCTURED = frozenset(ENTITY_TYPES) - {"PERSON", "DATE_OF_BIRTH", "DATE", "AGE_OVER_89", "ADDRESS"}
 
-# What ``(?i)`` matches besides the two ASCII cases of these letters (İ and ı for i, the Kelvin sign, long s).
+# What ``(?i)`` matches besides the two ASCII cases of these letters (capital I with a dot and dotless i for i, the Kelvin sign, long s).
 _FOLD_EXTRA = {"i": "\u0130\u0131", "k": "\u212a", "s": "\u017f"}
 
 
@@ -332,7 +332,9 @@ _PHONE = [
     Rule(
         "PHONE_NUMBER",
         _c(
-            r"(?:\b(?:" + _ci_words("phone", r"tel\.?", "mobile", "cell", "fax", group=False) + r")|연락처|전화(?:번호)?|휴대폰|핸드폰|팩스)\s*[:：]?\s*(?P<value>\+?(?:\(\d{1,4}\)|\d{1,4})(?:[-. ]?(?:\(\d{2,4}\)|\d{2,4})){2,4})(?![\d])",
+            r"(?:\b(?:"
+            + _ci_words("phone", r"tel\.?", "mobile", "cell", "fax", group=False)
+            + r")|연락처|전화(?:번호)?|휴대폰|핸드폰|팩스)\s*[:：]?\s*(?P<value>\+?(?:\(\d{1,4}\)|\d{1,4})(?:[-. ]?(?:\(\d{2,4}\)|\d{2,4})){2,4})(?![\d])",
             first="[pPtTmMcCfF연전휴핸팩]",
         ),
         0.8,
@@ -484,7 +486,7 @@ _BIRTH_YEAR = _c(
 
 def _birth_year_possible(text: str) -> bool:
     """Whether _BIRTH_YEAR can match: 년생, 출생, or (any case) "born", "b." or "year of b" ("year of
-    birth" less its i, which ``(?i)`` also matches as İ or ı, letters that lower() keeps apart)."""
+    birth" less its i, which ``(?i)`` also matches as a dotted capital I or a dotless i, which lower() keeps apart)."""
     if "년생" in text or "출생" in text:
         return True
     lowered = _lowered(text)
@@ -950,9 +952,7 @@ _KR_NAME_END = (
 )
 _KR_SURNAME_FIRST = f"[{''.join(sorted(set(_SINGLE) | {d[0] for d in _DOUBLE}))}]"
 _KR_PERSON_AFTER = _c(rf"(?<![가-힣])(?P<value>{_KR_NAME})(?={_KR_AFTER})", first=_KR_SURNAME_FIRST)
-_KR_PERSON_BEFORE = _c(
-    rf"{_KR_BEFORE}(?P<value>{_KR_NAME}){_KR_NAME_END}"
-)
+_KR_PERSON_BEFORE = _c(rf"{_KR_BEFORE}(?P<value>{_KR_NAME}){_KR_NAME_END}")
 # A full three-syllable name before a bare age ("김민수 67세"); two syllables there are mostly words (남자 67세).
 _KR_PERSON_AGE = _c(
     rf"(?<![가-힣])(?P<value>{_KR_SURNAME}[가-힣]{{2}})(?=,?\s(?:만\s?)?\d{{1,3}}\s?(?:세|살)(?![가-힣]))",
@@ -961,9 +961,7 @@ _KR_PERSON_AGE = _c(
 _KR_NAME_LABEL = _c(
     r"저는|성명|이름|성함|환자명|담당|주치의|간호사|전공의|인턴|약사|작성|의뢰|진료의|집도의|확인자|서명|수신|발신"
 )
-_KR_PERSON_PATIENT = _c(
-    r"(?:환자|보호자)\s(?P<value>" + _KR_NAME + r")(?=\s?(?:\(|님|씨|[,.은는이가의을를]|\s|$))"
-)
+_KR_PERSON_PATIENT = _c(r"(?:환자|보호자)\s(?P<value>" + _KR_NAME + r")(?=\s?(?:\(|님|씨|[,.은는이가의을를]|\s|$))")
 
 
 # A clinical word and a particle or suffix ("소견상", "정상은"): the word itself, not a name that starts like it.
@@ -1296,15 +1294,19 @@ _EN_TOKEN = r"(?:[A-Z][a-z]+(?:[-'][A-Z]?[a-z]+)?|[A-Z]\.|Mc[A-Z][a-z]+|O'[A-Z][
 _EN_TOKEN_RE = _c(_EN_TOKEN)
 _EN_NAME = rf"(?P<value>{_EN_TOKEN}(?:\s{_EN_TOKEN}){{0,2}})"
 # \b(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Doctor|Professor|Nurse|Sister), grouped by first letter, \b checked from behind it
-_TITLE = r"(?:M(?<=\bM)(?:r|rs|s|iss|x)|D(?<=\bD)(?:r|octor)|P(?<=\bP)(?:rof|rofessor)|N(?<=\bN)urse|S(?<=\bS)ister)\.?\s"
-_EN_CONTEXT_WORDS = (
-    "patient|pt\\.?|patient name|name|full name|guardian|caregiver|mother|father|son|daughter|wife|husband|spouse"
-    "|brother|sister|emergency contact|contact person|next of kin|referred by|referring physician|attending|signed|"
-    "my name is|this is|I am|I'm|call me|dear|hi|hello|hey|regards|sincerely|thanks|thank you|best|cheers|yours truly|"
-    "written by|dictated by|ordered by|seen by|reviewed by|electronically signed by|referring|"
-    "thank you for seeing|on behalf of|accompanied by|nurse|carer|social worker|friend|neighbou?r|colleague|partner"
-    "|fellow|resident|intern|midwife|coordinator|secretary|translator"
-).split("|")
+_TITLE = (
+    r"(?:M(?<=\bM)(?:r|rs|s|iss|x)|D(?<=\bD)(?:r|octor)|P(?<=\bP)(?:rof|rofessor)|N(?<=\bN)urse|S(?<=\bS)ister)\.?\s"
+)
+_EN_CONTEXT_WORDS = [
+    "patient", "pt\\.?", "patient name", "name", "full name", "guardian", "caregiver", "mother", "father", "son",
+    "daughter", "wife", "husband", "spouse", "brother", "sister", "emergency contact", "contact person",
+    "next of kin", "referred by", "referring physician", "attending", "signed", "my name is", "this is", "I am",
+    "I'm", "call me", "dear", "hi", "hello", "hey", "regards", "sincerely", "thanks", "thank you", "best", "cheers",
+    "yours truly", "written by", "dictated by", "ordered by", "seen by", "reviewed by", "electronically signed by",
+    "referring", "thank you for seeing", "on behalf of", "accompanied by", "nurse", "carer", "social worker",
+    "friend", "neighbou?r", "colleague", "partner", "fellow", "resident", "intern", "midwife", "coordinator",
+    "secretary", "translator",
+]  # fmt: skip
 _EN_CONTEXT = (
     rf"(?:\b{_ci_words(*_EN_CONTEXT_WORDS)}\s*[:,\-]?\s*\n?\s*"
     rf"|\b{_ci_words('cc', 'from', 'to', 'signature', 'sign-off')}\s*:\s*)"
@@ -1532,7 +1534,9 @@ class OnePass:
 
 # Finders that are one regular expression's matches turned into findings: (the expression, its lead,
 # the findings of its matches), so that the one pass can find them too.
-_FINDER_PASS: dict[Callable[..., Iterator[Candidate]], tuple[re.Pattern[str], str, Callable[..., Iterator[Candidate]]]] = {
+_FINDER_PASS: dict[
+    Callable[..., Iterator[Candidate]], tuple[re.Pattern[str], str, Callable[..., Iterator[Candidate]]]
+] = {
     _registration_numbers: (_RRN, _RRN_LEAD, _registration_candidates),
 }
 
