@@ -228,7 +228,9 @@ _DRIVER = [
     Rule(
         "KR_DRIVER_LICENSE",
         _c(
-            r"(?i:운전\s?면허(?:증)?(?:\s?번호)?|driver'?s? licen[cs]e(?: (?:no\.?|number|#))?)\s*[:#]?\s*(?P<value>[A-Z0-9][A-Z0-9-]{7,15}\d)",
+            r"(?:운전\s?면허(?:증)?(?:\s?번호)?|"
+            + _ci_words(r"driver'?s? licen[cs]e(?: (?:no\.?|number|#))?", group=False)
+            + r")\s*[:#]?\s*(?P<value>[A-Z0-9][A-Z0-9-]{7,15}\d)",
             first="[운dD]",
         ),
         0.85,
@@ -255,7 +257,9 @@ _PASSPORT = [
     Rule(
         "PASSPORT",
         _c(
-            r"(?i:passport|여권)(?:\s?(?:no\.?|number|#|번호))?\s*(?:is)?\s*[:#]?\s*(?P<value>[A-Z0-9]{6,9})(?![A-Za-z0-9])",
+            r"(?:"
+            + _ci_words("passport", group=False)
+            + r"|여권)(?:\s?(?:no\.?|number|#|번호))?\s*(?:is)?\s*[:#]?\s*(?P<value>[A-Z0-9]{6,9})(?![A-Za-z0-9])",
             first="[pP여]",
         ),
         0.8,
@@ -277,8 +281,11 @@ _INSURANCE = [
     Rule(
         "HEALTH_INSURANCE_ID",
         _c(
-            r"(?:(?i:health[- ]insurance|insurance|medicare|medicaid|member|policy|subscriber|NHS)"
-            r"(?:\s(?i:card))?\s?(?i:no\.?|number|ID|#)|건강보험(?:증)?(?:\s?번호)?|보험증\s?번호|보험\s?번호|피보험자\s?번호|의료급여\s?번호)"
+            r"(?:"
+            + _ci_words(
+                "health[- ]insurance", "insurance", "medicare", "medicaid", "member", "policy", "subscriber", "NHS"
+            )
+            + r"(?:\s(?i:card))?\s?(?i:no\.?|number|ID|#)|건강보험(?:증)?(?:\s?번호)?|보험증\s?번호|보험\s?번호|피보험자\s?번호|의료급여\s?번호)"
             r"\s*(?:is)?\s*[:：#]?\s*(?P<value>[A-Z0-9](?:[A-Z0-9]|[- ](?=[A-Z0-9])){5,19})(?![A-Za-z0-9])",
             first="[A-Za-z건보피의]",
         ),
@@ -375,7 +382,7 @@ _IP = [
         "IP_ADDRESS",
         _c(r"(?<![\w:])(?:[0-9a-fA-F]{1,4}:){7}[0-9a-fA-F]{1,4}(?![\w:])", first="[0-9a-fA-F]"),
         0.85,
-        gate=_c(":"),
+        gate=_c(r":[0-9a-fA-F]{1,4}:"),  # the second group, between two colons
     ),
     Rule(
         "IP_ADDRESS",
@@ -423,7 +430,7 @@ _FINANCIAL = [
     Rule(
         "BANK_ACCOUNT",
         _c(
-            rf"(?:계좌(?:번호)?|(?:{_BANKS})(?:은행)?|(?i:account|acct|a/c)(?:\s?(?i:no\.?|number|#))?)\s*[:：#]?\s*"
+            rf"(?:계좌(?:번호)?|(?:{_BANKS})(?:은행)?|{_ci_words('account', 'acct', 'a/c')}(?:\s?(?i:no\.?|number|#))?)\s*[:：#]?\s*"
             r"(?P<value>\d(?:\d|-(?=\d)){8,22})(?![\d-])",
             first="[계국신우하농기카토S제새신수씨부대경광전케aA]",
         ),
@@ -520,10 +527,15 @@ _AGE = [
     ),
     Rule(
         "AGE_OVER_89",
-        _c(r"(?i:\baged?\b|\bage:|나이|연령|만)\s*[:：]?\s*(?P<value>(?:9\d|1[0-2]\d))(?![\d.])", first="[aA나연만]"),
+        _c(
+            r"(?:\b(?:"
+            + _ci_words(r"aged?\b", "age:", group=False)
+            + r")|나이|연령|만)\s*[:：]?\s*(?P<value>(?:9\d|1[0-2]\d))(?![\d.])",
+            first="[aA나연만]",
+        ),
         0.85,
     ),
-    Rule("AGE_OVER_89", _c(r"\((?:[MF남여]|male|female)\s?[/,]\s?(?P<value>9\d|1[0-2]\d)(?:세)?\)", first=r"\("), 0.85),
+    Rule("AGE_OVER_89", _c(r"\((?:[MF남여]|male|female)\s?[/,]\s?(?P<value>9\d|1[0-2]\d)(?:세)?\)"), 0.85),
 ]
 
 
@@ -610,7 +622,7 @@ _EN_ADDRESS = [
         lead=r"\d\d{0,4}[A-Z]?\s(?:[NSEW]\.?\s)?(?:[A-Z][a-z]|\d)",
     ),
     Rule("ADDRESS", _c(r"[A-Z](?<=\b[A-Z])(?:[A-Z]?\d[A-Z\d]?)\s\d[A-Z]{2}\b"), 0.5),  # \b[A-Z]{1,2}..., as above
-    Rule("ADDRESS", _c(r"\b(?:PO|P\.O\.)\sBox\s\d{1,6}\b", first="P"), 0.7),
+    Rule("ADDRESS", _c(r"\b(?:PO|P\.O\.)\sBox\s\d{1,6}\b", first="P"), 0.7, gate=_c("Box")),
 ]
 
 
@@ -1492,7 +1504,7 @@ _RECORD_NUMBERS = [
     ),
     Rule(
         "MRN",
-        _c(rf"(?<=[가-힣])번호[ \t]*(?:는|은|가|이)?[ \t]*[:：#.]?[ \t]*{_RECORD_VALUE}", first="번"),
+        _c(rf"번(?<=[가-힣]번)호[ \t]*(?:는|은|가|이)?[ \t]*[:：#.]?[ \t]*{_RECORD_VALUE}"),  # (?<=[가-힣])번호
         0.55,
         _record_number,
     ),
