@@ -1336,7 +1336,7 @@ _EN_AGE_NAME = _c(
 # role nouns ("our nurse, Jane Doe") are context words above.
 _EN_ROLE_NAME = _c(rf"(?:ist|ian)(?<=[a-z](?:ist|ian))s?\b,?[ \t]{_EN_NAME}")  # (?<=[a-z])(?:ist|ian), as above
 # The agent of a passive ("examined by Jane Doe"): one name token after a clinical act, a full name after any verb.
-_EN_BY_NAME = _c(rf"(?<=[a-z])[ \t]by[ \t]{_EN_NAME}", first="[ \t]")
+_EN_BY_NAME = _c(rf"[ \t](?<=[a-z][ \t])by[ \t]{_EN_NAME}")  # (?<=[a-z])[ \t]by..., the blank first (re scans for it)
 _AGENT_VERBS = frozenset([
     "seen", "examined", "performed", "reviewed", "assessed", "evaluated", "treated", "operated", "interpreted",
     "read", "written", "dictated", "signed", "ordered", "referred", "prescribed", "authored", "approved",
@@ -1434,7 +1434,7 @@ def _english_names(text: str) -> Iterator[Candidate]:
             span = _trim_name(text, m.start("value"), m.end("value"))
             if span is not None:
                 yield ("PERSON", span[0], span[1], score)
-    for m in _EN_BY_NAME.finditer(text):
+    for m in _EN_BY_NAME.finditer(text) if "by" in text else ():
         verb = text[text.rfind(" ", 0, m.start()) + 1 : m.start()].lower()
         span = _trim_name(text, m.start("value"), m.end("value"))
         if span is None or verb in _NOT_AGENT_VERBS:
