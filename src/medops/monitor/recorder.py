@@ -30,7 +30,9 @@ of worker processes (``--redaction-workers``, default one per core the gateway m
 ``ProcessPoolExecutor``, spawned on the first batch, at a lower scheduling priority so that they
 never take a core from the request path). Each batch is split across the workers; rows travel to
 them and back through pipes, never through a file, so unredacted text never touches the disk.
-If no worker can be had, the writer thread applies the policy itself. The workers exit as soon
+If no worker can be had, the writer thread applies the policy itself. Each process keeps a bounded memo
+of detection results by exact text and known names (``DetectionMemo``), so the messages a chat
+client resends with every turn are detected once; a hit returns what detection would. The workers exit as soon
 as the gateway does, even when the gateway is killed (``kill -9``): a thread in each waits on
 the parent's sentinel.
 
