@@ -30,7 +30,9 @@ of worker processes (``--redaction-workers``, default one per core the gateway m
 ``ProcessPoolExecutor``, spawned on the first batch, at a lower scheduling priority so that they
 never take a core from the request path). Each batch is split across the workers; rows travel to
 them and back through pipes, never through a file, so unredacted text never touches the disk.
-If no worker can be had, the writer thread applies the policy itself. The workers exit as soon
+If no worker can be had, the writer thread applies the policy itself. Each process keeps a bounded memo
+of detection results by exact text and known names (``DetectionMemo``), so the messages a chat
+client resends with every turn are detected once; a hit returns what detection would. The workers exit as soon
 as the gateway does, even when the gateway is killed (``kill -9``): a thread in each waits on
 the parent's sentinel.
 
@@ -89,6 +91,11 @@ def _omitted(part: dict[str, Any]) -> dict[str, Any]:
     return {"type": part.get("type"), "omitted": True}
 
 
+# Detection results of this process (a redaction worker's): a resent conversation's earlier messages,
+# a repeated system prompt, are detected once (the same text and known names give the same entities).
+_memo: Any = None
+
+
 def apply_phi(row: dict[str, Any], policy: str) -> dict[str, int]:
     """Rewrite ``row["messages"]`` and ``row["response"]`` in place as ``policy`` allows; note what
     was done in ``row["notes"]["phi"]`` and return the entities redacted, by type."""
@@ -102,6 +109,11 @@ def apply_phi(row: dict[str, Any], policy: str) -> dict[str, int]:
         row["response_tool_calls"] = None
         return {}
     from medops.privacy import Redactor, missing_components
+    from medops.privacy.engine import DetectionMemo
+
+    global _memo
+    if _memo is None:
+        _memo = DetectionMemo()
 
     if missing_components() is not None:  # fail closed: no text without detection
         row["messages"] = None
@@ -109,7 +121,7 @@ def apply_phi(row: dict[str, Any], policy: str) -> dict[str, int]:
         row["response_tool_calls"] = None
         note["unavailable"] = True
         return {}
-    redactor = Redactor()
+    redactor = Redactor(memo=_memo)
     messages = row.get("messages")
     if isinstance(messages, list):
         row["messages"] = map_messages(messages, redactor.redact, _omitted)

@@ -13,6 +13,7 @@ import os
 import re
 import threading
 import unicodedata
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ from medops.privacy.recognizers import (
     eponym_used,
     model_person_ok,
     refine_people,
+    scanner,
 )
 
 INSTALL_HINT = "pip install 'presidio-analyzer>=2.2.355' 'presidio-anonymizer>=2.2.355'"
@@ -171,6 +173,7 @@ class _Analyzer:
             raise PhiUnavailable(problem)
         self.engine: Any = None
         self.rules = build_recognizers(config.mrn_patterns)
+        self.scan = scanner(self.rules)
         if not config.ner:
             return
         _import_presidio(allow_torch=bool(config.ner and config.ner.startswith("hf:")))
@@ -268,7 +271,7 @@ class _Analyzer:
 
     def analyze(self, text: str) -> list[tuple[str, int, int, float]]:
         if self.engine is None:  # what Presidio's engine returns for these rules: over the threshold, each once
-            return list(dict.fromkeys(c for rule in self.rules for c in rule.find(text) if c[3] >= SCORE_THRESHOLD))
+            return list(dict.fromkeys(c for c in self.scan(text) if c[3] >= SCORE_THRESHOLD))
         results = self.engine.analyze(
             text=text, language=LANGUAGE, entities=self.entities, nlp_artifacts=self._artifacts
         )
@@ -435,6 +438,44 @@ def normalise(text: str) -> tuple[str, list[int] | None]:
         parts.append(folded)
         origin.extend([i] * len(folded))
     return "".join(parts), origin
+
+
+class DetectionMemo:
+    """A bounded memo of ``detect`` results for one process, keyed by the exact text, the known names
+    and the analyzer: ``detect`` is a function of those alone, so a hit returns what it would have
+    computed. The recorder keeps one: chat clients resend the whole conversation every turn, and
+    system prompts repeat, so most message texts it redacts it has seen before. Least recently used
+    texts go first once ``max_chars`` characters of text are kept."""
+
+    def __init__(self, max_chars: int = 4_000_000):
+        self.max_chars = max_chars
+        self.chars = 0
+        self.hits = 0
+        self.misses = 0
+        self._kept: OrderedDict[tuple[Any, ...], tuple[Entity, ...]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def detect(self, text: str, known_names: Iterable[str] = ()) -> list[Entity]:
+        names = frozenset(known_names)
+        key = (analyzer(), text, names)
+        with self._lock:
+            found = self._kept.get(key)
+            if found is not None:
+                self._kept.move_to_end(key)
+                self.hits += 1
+                return list(found)
+        result = detect(text, names)
+        if len(text) > self.max_chars:
+            return result
+        with self._lock:
+            self.misses += 1
+            if key not in self._kept:
+                self._kept[key] = tuple(result)
+                self.chars += len(text)
+                while self.chars > self.max_chars:
+                    (_, dropped, _), _ = self._kept.popitem(last=False)
+                    self.chars -= len(dropped)
+        return result
 
 
 def detect(text: str, known_names: Iterable[str] = ()) -> list[Entity]:

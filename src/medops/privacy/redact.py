@@ -14,7 +14,7 @@ import unicodedata
 from collections import Counter
 from typing import Any
 
-from medops.privacy.engine import Entity, detect
+from medops.privacy.engine import DetectionMemo, Entity, detect
 
 _TITLE = re.compile(r"^(?:(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Doctor|Professor)\.?\s+)", re.IGNORECASE)
 _NOT_ALNUM = re.compile(r"[\W_]+")
@@ -33,7 +33,8 @@ def _key(kind: str, value: str) -> str:
 class Redactor:
     """One per conversation: ``redact`` replaces PHI with ``[TYPE_n]``, the same n for the same value."""
 
-    def __init__(self) -> None:
+    def __init__(self, memo: DetectionMemo | None = None) -> None:
+        self._memo = memo  # where the same text with the same known names was detected before
         self._numbers: dict[str, dict[str, int]] = {}
         self._names: set[str] = set()  # person names seen, so a later bare mention is redacted too
         self.counts: dict[str, int] = {}
@@ -53,6 +54,8 @@ class Redactor:
 
     def detect(self, text: str) -> list[Entity]:
         """The entities ``redact`` would replace (names seen earlier in the conversation included)."""
+        if self._memo is not None:
+            return self._memo.detect(text, self._names)
         return detect(text, known_names=self._names)
 
     def redact_entities(self, text: str) -> tuple[str, list[Entity]]:
