@@ -46,7 +46,7 @@ DEFAULT_MRN_PATTERNS: tuple[str, ...] = (
     r"(?i:\bMRN|\bmedical record (?:number|no\.?|#)|\bpatient (?:ID|no\.?|number|#)|\bpt\.? ?ID|\bhospital (?:no\.?|number|ID)"
     r"|\bchart (?:no\.?|number|#)|\bunit (?:no\.?|number)|\bcase (?:no\.?|number)|\bregistration (?:no\.?|number))"
     r"\s*(?:is|was)?\s*[:#.]?\s*(?P<value>[A-Z]{0,3}-?\d[\dA-Z-]{3,14}\d)\b",
-    r"(?:등록번호|환자번호|병록번호|차트번호|의무기록번호|진료번호|환자 ?ID|병원번호|수진자번호)\s*(?:는|은)?\s*[:：#.]?\s*"
+    r"(?:(?<!주민)(?<!외국인)등록번호|환자번호|병록번호|차트번호|의무기록번호|진료번호|환자 ?ID|병원번호|수진자번호)\s*(?:는|은)?\s*[:：#.]?\s*"
     r"(?P<value>[A-Z]{0,3}-?\d[\dA-Z-]{3,14}\d)(?!\d)",
 )
 
@@ -121,7 +121,7 @@ def _window(text: str, start: int, width: int = 30) -> str:
 # -- resident / foreigner registration numbers ------------------------------------------------
 
 _RRN = _c(
-    r"(?<![\d-])(?P<value>\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])(?:[ \t]{0,2}[-–.][ \t]{0,2}|[ \t])?[0-9]\d{6})(?![\d-])",
+    r"(?<![\d-])(?P<value>\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])(?:[ \t]{0,3}[-‐‑‒–—―−.][ \t]{0,3}|[ \t]{1,3})?[0-9]\d{6})(?![\d-])",
     first=r"\d",
 )
 _RRN_CONTEXT = ("주민", "등록번호", "rrn", "resident registration", "외국인", "registration")
@@ -238,13 +238,14 @@ _INSURANCE = [
 
 # -- contact details --------------------------------------------------------------------------
 
+_SEP = r"(?:[ ]?[-.][ ]?|[ ])"  # between a phone number's groups: "-", ".", " ", or " - "
 _PHONE = [
     # Korean mobile, landline, +82 and 15xx business numbers
-    Rule("PHONE_NUMBER", _c(r"(?<![\d-])01[016789][-. ]?\d{3,4}[-. ]?\d{4}(?![\d-])", first="0"), 0.85),
+    Rule("PHONE_NUMBER", _c(rf"(?<![\d-])01[016789]{_SEP}?\d{{3,4}}{_SEP}?\d{{4}}(?![\d-])", first="0"), 0.85),
     Rule(
         "PHONE_NUMBER",
         _c(
-            r"(?<![\d-])(?:\(0(?:2|[3-6][1-5]|70|50\d)\)[ ]?|0(?:2|[3-6][1-5]|70|50\d)[-. ]?)\d{3,4}[-. ]\d{4}(?![\d-])",
+            rf"(?<![\d-])(?:\((?:0(?:2|[3-6]\d|70|80|50\d)|01[016789])\)[ ]?|0(?:2|[3-6]\d|70|80|50\d){_SEP}?)\d{{3,4}}{_SEP}\d{{4}}(?![\d-])",
             first="[(0]",
         ),
         0.8,
@@ -494,6 +495,7 @@ _STREET = (
     r"(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Place|Pl|Way|Terrace|Close|Crescent"
     r"|Parkway|Pkwy|Highway|Hwy|Square|Sq|Gardens|Grove|Row|Mews)"
 )
+_ADDRESS_TAIL_CA = r"(?:,?\s(?:[A-Z]{2}\s)?[ABCEGHJ-NPRSTVXY]\d[A-Z]\s?\d[A-Z]\d)?"  # ", QC H3B 1A7"
 _EN_ADDRESS = [
     Rule(
         "ADDRESS",
@@ -501,10 +503,21 @@ _EN_ADDRESS = [
             rf"\b\d{{1,5}}[A-Z]?\s(?:[NSEW]\.?\s)?(?:[A-Z][a-z]+\s|\d{{1,3}}(?:st|nd|rd|th)\s){{1,3}}{_STREET}\b\.?"
             r"(?:,?\s(?:Apt|Apartment|Suite|Ste|Unit|Flat|#)\.?\s?#?\w{1,5})?"
             r"(?:,\s[A-Z][a-z]+(?:\s[A-Z][a-z]+){0,2})?(?:,?\s[A-Z]{2}\s\d{5}(?:-\d{4})?)?"
-            r"(?:,?\s[A-Z]{1,2}\d[A-Z\d]?\s\d[A-Z]{2})?",
+            r"(?:,?\s[A-Z]{1,2}\d[A-Z\d]?\s\d[A-Z]{2})?" + _ADDRESS_TAIL_CA,
             first=r"\d",
         ),
         0.85,
+    ),
+    # the street type first, as in French, Spanish, Italian and Portuguese: "14 Rue Sainte-Catherine, Montreal"
+    Rule(
+        "ADDRESS",
+        _c(
+            r"\b\d{1,5}[A-Z]?,?\s(?:Rue|Avenue|Av\.|Boulevard|Bd|Chemin|Route|Place|Calle|Avenida|Via|Viale|Rua|Piazza)\s"
+            r"(?:(?:de|du|des|de la|del|della|da|do|dos)\s)?[A-Z][\w'’-]+(?:\s[A-Z][\w'’-]+){0,2}"
+            r"(?:,\s[A-Z][a-z]+(?:[\s-][A-Z][a-z]+){0,2})?(?:,?\s[A-Z]{2}\s\d{5}(?:-\d{4})?)?" + _ADDRESS_TAIL_CA,
+            first=r"\d",
+        ),
+        0.8,
     ),
     Rule("ADDRESS", _c(r"\b(?:[A-Z]{1,2}\d[A-Z\d]?)\s\d[A-Z]{2}\b", first="[A-Z]"), 0.5),
     Rule("ADDRESS", _c(r"\b(?:PO|P\.O\.)\sBox\s\d{1,6}\b", first="P"), 0.7),
@@ -1200,7 +1213,8 @@ _EN_CONTEXT = (
     r"my name is|this is|I am|I'm|call me|dear|hi|hello|hey|regards|sincerely|thanks|thank you|best|cheers|yours truly|"
     r"written by|dictated by|ordered by|seen by|reviewed by|electronically signed by|referring|"
     r"thank you for seeing|on behalf of|accompanied by|nurse|carer|social worker|friend|neighbou?r|colleague|partner"
-    r"|fellow|resident|intern|midwife|coordinator|secretary|translator)\s*[:,\-]?\s*\n?\s*"
+    r"|fellow|resident|intern|midwife|coordinator|secretary|translator"
+    r"|(?:referral|letter|message|(?:phone )?call|e-?mail|note|fax|voicemail|request|consult) from)\s*[:,\-]?\s*\n?\s*"
     r"|\b(?i:cc|from|to|signature|sign-off)\s*:\s*)"
 )
 _EN_TITLE_NAME = _c(rf"{_TITLE}{_EN_NAME}", first="[MDPNS]")
@@ -1209,7 +1223,7 @@ _EN_CONTEXT_NAME = _c(rf"{_EN_CONTEXT}{_EN_NAME}", first="[A-Za-z]")
 # "Doe, Jane (MRN ...)", "Jane Doe (RRN ...)".
 _EN_AGE_NAME = _c(
     rf"(?<![\w.])(?P<value>{_EN_TOKEN}(?:,\s|\s){_EN_TOKEN}(?:\s{_EN_TOKEN})?)(?=,?\s(?:is\s)?(?:an?\s)?\d{{1,3}}[- ]?(?:year|yo|y/o|M\b|F\b)"
-    r"|,?\s\(?(?:(?:DOB|D\.O\.B|born|aged?|MRN|RRN|SSN|NHS|ID|patient ID|hospital no)\b|주민|등록번호|환자번호))",
+    r"|,?\s(?:[-–—:/|]\s)?\(?(?:(?:DOB|D\.O\.B|born|aged?|MRN|RRN|SSN|NHS|ID|patient ID|hospital no)\b|주민|등록번호|환자번호))",
     first="[A-Z]",  # every name token starts with a capital
 )
 # A role noun in -ist / -ian in apposition ("the physiotherapist, Jane Doe", "cardiologist Mark Lee"); the other
@@ -1217,6 +1231,33 @@ _EN_AGE_NAME = _c(
 _EN_ROLE_NAME = _c(rf"(?<=[a-z])(?:ist|ian)s?\b,?[ \t]{_EN_NAME}", first="[ia]")
 # The agent of a passive ("examined by Jane Doe"): one name token after a clinical act, a full name after any verb.
 _EN_BY_NAME = _c(rf"(?<=[a-z])[ \t]by[ \t]{_EN_NAME}", first="[ \t]")
+# Role nouns that end in neither -ist nor -ian: "the registrar, Jane Doe", "radiographer Mark Lee".
+_ROLE_WORDS = (
+    "registrar", "consultant", "surgeon", "physician", "doctor", "practitioner", "officer", "radiographer",
+    "sonographer", "paramedic", "matron", "chaplain", "interpreter", "scribe", "clerk", "houseman", "trainee",
+    "student", "assistant", "worker", "volunteer",
+)  # fmt: skip
+_EN_ROLE_WORD_NAME = _c(
+    rf"\b(?i:{'|'.join(_ROLE_WORDS)})s?\b(?P<comma>,)?[ \t]{_EN_NAME}",
+    first="[rRcCsSpPdDoOmMiIhHtTaAwWvV]",
+)
+# Words that may stand between a verb and "by": "assessed today by", "seen again by".
+_ADVERBS = frozenset([
+    "today", "yesterday", "again", "also", "personally", "previously", "earlier", "later", "jointly", "initially",
+    "independently", "remotely", "briefly", "urgently", "formally", "first", "recently", "subsequently", "tonight",
+])  # fmt: skip
+
+
+def _verb_before(text: str, at: int) -> str:
+    """The word before position ``at`` (lower case), skipping one adverb ("assessed today by")."""
+    start = text.rfind(" ", 0, at) + 1
+    word = text[start:at].lower()
+    if word in _ADVERBS and start > 1:
+        before = text.rfind(" ", 0, start - 1) + 1
+        word = text[before : start - 1].lower()
+    return word
+
+
 _AGENT_VERBS = frozenset([
     "seen", "examined", "performed", "reviewed", "assessed", "evaluated", "treated", "operated", "interpreted",
     "read", "written", "dictated", "signed", "ordered", "referred", "prescribed", "authored", "approved",
@@ -1314,8 +1355,16 @@ def _english_names(text: str) -> Iterator[Candidate]:
             span = _trim_name(text, m.start("value"), m.end("value"))
             if span is not None:
                 yield ("PERSON", span[0], span[1], score)
+    lowered = _lowered(text)
+    roles = any(word in lowered for word in _ROLE_WORDS)
+    for m in _EN_ROLE_WORD_NAME.finditer(text) if roles else ():
+        span = _trim_name(text, m.start("value"), m.end("value"))
+        if span is not None and (
+            m.group("comma") or " " in text[span[0] : span[1]]
+        ):  # "registrar, Jo" / "registrar Jo Bloggs"
+            yield ("PERSON", span[0], span[1], 0.6)
     for m in _EN_BY_NAME.finditer(text):
-        verb = text[text.rfind(" ", 0, m.start()) + 1 : m.start()].lower()
+        verb = _verb_before(text, m.start())
         span = _trim_name(text, m.start("value"), m.end("value"))
         if span is None or verb in _NOT_AGENT_VERBS:
             continue
