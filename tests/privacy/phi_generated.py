@@ -381,12 +381,74 @@ HELDOUT_4_TEMPLATES = (
     "Handover to the registrar, [[PERSON:{efirst2} {elast}]]: <<sodium 128 mmol/L>>, <<fluid restriction 1 L>>.",
 )
 
+# A fifth held-out part, written after the changes the third and fourth parts' first scoring led to;
+# scored once (docs/PERFORMANCE.md), and the rules were not changed for it afterwards.
+HELDOUT_5 = Pools(
+    kr_surnames=("김", "이", "박", "최", "정", "강", "조", "윤", "함", "마", "서문", "동방"),
+    kr_given=("재원", "나연", "태민", "지유", "현서", "보람", "끝순", "칠성", "영호", "미란", "훈"),
+    en_first=("Harold", "Beatrice", "Jonah", "Esme", "Dmitri", "Amara", "Ibrahim", "Lucia", "Finn", "Hiroshi"),
+    en_last=("Thornbury", "Oyelaran", "Castellanos", "Whitmore", "Varga", "Quinlan", "Abara", "Holloway", "Iwasaki", "Brandt"),
+    eponym_surnames=(
+        ("Wilson", "Wilson's disease"),
+        ("Lyme", "Lyme disease"),
+        ("Ménière", "Ménière's disease"),
+        ("Sjögren", "Sjögren's syndrome"),
+        ("Osgood", "Osgood-Schlatter disease"),
+    ),
+    rrn_styles=(
+        lambda d: f"{d[:6]} – {d[6:]}".translate(FULL_WIDTH),
+        lambda d: f"{d[:6]}_{d[6:]}",
+        lambda d: f"{d[:6]} / {d[6:]}",
+        lambda d: f"{d[:6]}-{d[6:]}",
+    ),
+    phone_styles=(
+        lambda r: f"010/{r.randint(1000, 9999)}/{r.randint(1000, 9999)}",
+        lambda r: f"(+82) 10 {r.randint(1000, 9999)} {r.randint(1000, 9999)}",
+        lambda r: f"1-800-{r.randint(200, 999)}-{r.randint(1000, 9999)}",
+        lambda r: f"053)  {r.randint(200, 999)}-{r.randint(1000, 9999)}",
+    ),
+    record_words_en=("Hospital number", "Lab accession no.", "Visit ID", "Case number"),
+    record_words_kr=("진료카드번호", "병동등록번호", "검사번호"),
+    record_formats=(
+        lambda r: _digits(r, 6),
+        lambda r: f"S{_digits(r, 9)}",
+        lambda r: f"{_digits(r, 3)}-{_digits(r, 3)}-{_digits(r, 3)}",
+    ),
+    kr_addresses=(
+        "경기도 고양시 일산동구 중앙로 1275번길 38-10",
+        "대구광역시 수성구 달구벌대로 2400",
+        "전라남도 여수시 학동 100",
+        "서울 강남구 테헤란로 152, B동 1703호",
+    ),
+    en_addresses=(
+        "3 Acacia Avenue, Reading RG1 8AA",
+        "900 Ocean Boulevard, Apt 1201, Miami, FL 33139",
+        "Flat 2, 41 Grove Park, Glasgow G12 8AB",
+    ),
+)
+
+HELDOUT_5_TEMPLATES = (
+    "[[PERSON:{kname}]] 씨({age}) {kr_record} [[MRN:{record}]] — <<급성 췌장염>>, <<금식>> 및 <<수액 치료>>.",
+    "주민등록번호는 [[KR_RRN:{rrn}]]입니다. 저는 [[PERSON:{kname2}]]이고 <<편두통>> 때문에 <<수마트립탄 50 mg>>을 먹어요.",
+    "남편 [[PERSON:{kname}]] 씨가 <<흉통>>을 호소, 집 전화 [[PHONE_NUMBER:{phone}]].",
+    "자택 [[ADDRESS:{kaddr}]]에서 <<의식 저하>>로 구급차 내원, <<혈당 45 mg/dL>>.",
+    "의뢰인: [[PERSON:{kname2}]] / 주민번호 [[KR_RRN:{rrn}]] / <<B형 간염>> 보균자.",
+    "담당의 [[PERSON:{kname}]] 교수 외래에서 <<갑상선 결절>> <<세침흡인검사>> 예정.",
+    "Note from [[PERSON:{efirst} {elast}]], {en_record} [[MRN:{record}]]: <<{eponym_disease}>> follow-up, <<penicillamine 250 mg>>.",
+    "Reviewed jointly by [[PERSON:{efirst2} {elast2}]] and the team; <<troponin 45 ng/L>>, <<ECG sinus rhythm>>.",
+    "Her neighbour [[PERSON:{efirst} {eponym}]] rang [[PHONE_NUMBER:{phone}]] because of <<confusion>> and <<hyponatraemia>>.",
+    "Registered address [[ADDRESS:{eaddr}]]; <<type 1 diabetes>>, <<insulin aspart>> with meals.",
+    "[[PERSON:{efirst} {elast}]], aged {age}, RRN [[KR_RRN:{rrn}]], presented with <<{eponym_disease}>>.",
+    "Discussed with the consultant, [[PERSON:{efirst2} {elast}]]; <<CT pulmonary angiogram>> negative, <<D-dimer 0.9>>.",
+)
+
 PARTS = {
     "dev": (DEV, DEV_TEMPLATES, 1901),
     "heldout": (HELDOUT, HELDOUT_TEMPLATES, 2609),
     "heldout2": (HELDOUT_2, HELDOUT_2_TEMPLATES, 3313),
     "heldout3": (HELDOUT_3, HELDOUT_3_TEMPLATES, 4127),
     "heldout4": (HELDOUT_4, HELDOUT_4_TEMPLATES, 5011),
+    "heldout5": (HELDOUT_5, HELDOUT_5_TEMPLATES, 6007),
 }
 
 

@@ -121,7 +121,7 @@ def _window(text: str, start: int, width: int = 30) -> str:
 # -- resident / foreigner registration numbers ------------------------------------------------
 
 _RRN = _c(
-    r"(?<![\d-])(?P<value>\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])(?:[ \t]{0,3}[-‐‑‒–—―−.][ \t]{0,3}|[ \t]{1,3})?[0-9]\d{6})(?![\d-])",
+    r"(?<![\d-])(?P<value>\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])(?:[ \t]{0,3}[-‐‑‒–—―−./_][ \t]{0,3}|[ \t]{1,3})?[0-9]\d{6})(?![\d-])",
     first=r"\d",
 )
 _RRN_CONTEXT = ("주민", "등록번호", "rrn", "resident registration", "외국인", "registration")
@@ -238,26 +238,26 @@ _INSURANCE = [
 
 # -- contact details --------------------------------------------------------------------------
 
-_SEP = r"(?:[ ]?[-.][ ]?|[ ])"  # between a phone number's groups: "-", ".", " ", or " - "
+_SEP = r"(?:[ ]?[-./][ ]?|[ ])"  # between a phone number's groups: "-", ".", " ", or " - "
 _PHONE = [
     # Korean mobile, landline, +82 and 15xx business numbers
     Rule("PHONE_NUMBER", _c(rf"(?<![\d-])01[016789]{_SEP}?\d{{3,4}}{_SEP}?\d{{4}}(?![\d-])", first="0"), 0.85),
     Rule(
         "PHONE_NUMBER",
         _c(
-            rf"(?<![\d-])(?:\((?:0(?:2|[3-6]\d|70|80|50\d)|01[016789])\)[ ]?|0(?:2|[3-6]\d|70|80|50\d){_SEP}?)\d{{3,4}}{_SEP}\d{{4}}(?![\d-])",
+            rf"(?<![\d-])(?:\((?:0(?:2|[3-6]\d|70|80|50\d)|01[016789])\)[ ]?|0(?:2|[3-6]\d|70|80|50\d)(?:\)[ ]{{0,2}}|{_SEP}?))\d{{3,4}}{_SEP}\d{{4}}(?![\d-])",
             first="[(0]",
         ),
         0.8,
     ),
     Rule("PHONE_NUMBER", _c(r"(?<![\d-])1[5-8]\d{2}-\d{4}(?![\d-])", first="1"), 0.6),
-    Rule("PHONE_NUMBER", _c(r"\+82[-. ]?(?:\(0\))?\s?\d{1,2}[-. ]?\d{3,4}[-. ]?\d{4}(?!\d)"), 0.9),
+    Rule("PHONE_NUMBER", _c(r"(?:\(\+82\)|\+82)[-. ]?(?:\(0\))?\s?\d{1,2}[-. ]?\d{3,4}[-. ]?\d{4}(?!\d)"), 0.9),
     # US / NANP
     Rule(
         "PHONE_NUMBER",
         _c(
-            r"(?:\+1[-. ]?)?(?<![\d-])(?:\([2-9]\d{2}\)[ ]?|[2-9]\d{2}[-. ]?)[2-9]\d{2}[-. ]\d{4}(?![\d-])",
-            first=r"[+(2-9]",
+            r"(?:(?<![\d-])\+?1[-. ]?|(?<![\d-]))(?:\([2-9]\d{2}\)[ ]?|[2-9]\d{2}[-. ]?)[2-9]\d{2}[-. ]\d{4}(?![\d-])",
+            first=r"[+(1-9]",
         ),
         0.75,
     ),
@@ -441,7 +441,7 @@ _KR_ADDRESS = [
         "ADDRESS",
         _c(
             rf"(?:{_SIDO}\s)?(?:{_ADMIN}\s){{1,3}}(?:[가-힣]{{1,6}}(?:읍|면)\s)?[가-힣0-9]{{1,10}}(?:로|길)\s?\d{{1,4}}(?:-\d{{1,4}})?"
-            r"(?:번?길\s?\d{1,4}(?:-\d{1,4})?)?(?:,?\s?\d{1,4}동\s?\d{1,4}호|,?\s?\d{1,4}호)?(?:\s?\([가-힣0-9,. ]{2,20}\))?"
+            r"(?:번?길\s?\d{1,4}(?:-\d{1,4})?)?(?:,?\s?(?:\d{1,4}|[A-Z])동\s?\d{1,4}호|,?\s?\d{1,4}호)?(?:\s?\([가-힣0-9,. ]{2,20}\))?"
         ),
         0.85,
         gate=_ADMIN_GATE,
@@ -450,7 +450,7 @@ _KR_ADDRESS = [
         "ADDRESS",
         _c(
             rf"(?:{_SIDO}\s)?(?:{_ADMIN}\s){{1,3}}(?:[가-힣]{{1,6}}(?:읍|면)\s)?[가-힣0-9]{{1,8}}(?:동|리|가)\s?\d{{1,5}}(?:-\d{{1,5}})?(?:번지)?"
-            r"(?:,?\s?\d{1,4}동\s?\d{1,4}호|,?\s?\d{1,4}호)?"
+            r"(?:,?\s?(?:\d{1,4}|[A-Z])동\s?\d{1,4}호|,?\s?\d{1,4}호)?"
         ),
         0.85,
         gate=_ADMIN_GATE,
@@ -493,18 +493,18 @@ def _labelled_addresses(text: str) -> Iterator[Candidate]:
 
 _STREET = (
     r"(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Place|Pl|Way|Terrace|Close|Crescent"
-    r"|Parkway|Pkwy|Highway|Hwy|Square|Sq|Gardens|Grove|Row|Mews)"
+    r"|Parkway|Pkwy|Highway|Hwy|Square|Sq|Gardens|Grove|Row|Mews|Park|Walk|Hill|Rise|Green)"
 )
 _ADDRESS_TAIL_CA = r"(?:,?\s(?:[A-Z]{2}\s)?[ABCEGHJ-NPRSTVXY]\d[A-Z]\s?\d[A-Z]\d)?"  # ", QC H3B 1A7"
 _EN_ADDRESS = [
     Rule(
         "ADDRESS",
         _c(
-            rf"\b\d{{1,5}}[A-Z]?\s(?:[NSEW]\.?\s)?(?:[A-Z][a-z]+\s|\d{{1,3}}(?:st|nd|rd|th)\s){{1,3}}{_STREET}\b\.?"
+            rf"(?:\b(?:Flat|Apt|Apartment|Unit|Suite)\s\w{{1,5}},\s)?\b\d{{1,5}}[A-Z]?\s(?:[NSEW]\.?\s)?(?:[A-Z][a-z]+\s|\d{{1,3}}(?:st|nd|rd|th)\s){{1,3}}{_STREET}\b\.?"
             r"(?:,?\s(?:Apt|Apartment|Suite|Ste|Unit|Flat|#)\.?\s?#?\w{1,5})?"
             r"(?:,\s[A-Z][a-z]+(?:\s[A-Z][a-z]+){0,2})?(?:,?\s[A-Z]{2}\s\d{5}(?:-\d{4})?)?"
             r"(?:,?\s[A-Z]{1,2}\d[A-Z\d]?\s\d[A-Z]{2})?" + _ADDRESS_TAIL_CA,
-            first=r"\d",
+            first=r"[\dFAUS]",
         ),
         0.85,
     ),
@@ -1203,7 +1203,7 @@ _EN_GRAMMAR = _EN_GRAMMAR | frozenset([
     "Called", "Met", "Saw", "Per", "Via", "Cc", "Re", "Attn", "Ref", "Pt",
 ])  # fmt: skip
 EN_STOPWORDS = _EN_GRAMMAR | EPONYMS
-_EN_TOKEN = r"(?:[A-Z][a-z]+(?:[-'][A-Z]?[a-z]+)?|[A-Z]\.|Mc[A-Z][a-z]+|O'[A-Z][a-z]+)"
+_EN_TOKEN = r"(?:[A-ZÀ-ÖØ-Þ][a-zß-öø-ÿ]+(?:[-'][A-ZÀ-ÖØ-Þ]?[a-zß-öø-ÿ]+)?|[A-Z]\.|Mc[A-Z][a-z]+|O'[A-Z][a-z]+)"
 _EN_TOKEN_RE = _c(_EN_TOKEN)
 _EN_NAME = rf"(?P<value>{_EN_TOKEN}(?:\s{_EN_TOKEN}){{0,2}})"
 _TITLE = r"\b(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Doctor|Professor|Nurse|Sister)\.?\s"
@@ -1224,7 +1224,7 @@ _EN_CONTEXT_NAME = _c(rf"{_EN_CONTEXT}{_EN_NAME}", first="[A-Za-z]")
 _EN_AGE_NAME = _c(
     rf"(?<![\w.])(?P<value>{_EN_TOKEN}(?:,\s|\s){_EN_TOKEN}(?:\s{_EN_TOKEN})?)(?=,?\s(?:is\s)?(?:an?\s)?\d{{1,3}}[- ]?(?:year|yo|y/o|M\b|F\b)"
     r"|,?\s(?:[-–—:/|]\s)?\(?(?:(?:DOB|D\.O\.B|born|aged?|MRN|RRN|SSN|NHS|ID|patient ID|hospital no)\b|주민|등록번호|환자번호))",
-    first="[A-Z]",  # every name token starts with a capital
+    first="[A-ZÀ-ÖØ-Þ]",  # every name token starts with a capital
 )
 # A role noun in -ist / -ian in apposition ("the physiotherapist, Jane Doe", "cardiologist Mark Lee"); the other
 # role nouns ("our nurse, Jane Doe") are context words above.
@@ -1395,12 +1395,14 @@ def model_person_ok(text: str, start: int, end: int) -> bool:
 
 def refine_people(text: str, candidates: list[Candidate]) -> list[Candidate]:
     """Person spans from every source (rules, mentions found elsewhere, an NER model), made whole:
-    widened to the adjacent name tokens, and dropped where the word names a disease ("Bell's palsy")."""
+    widened to the adjacent name tokens, and dropped where the word names a disease ("Bell's palsy",
+    "Guillain-Barré syndrome")."""
     out = []
     for kind, start, end, score in candidates:
         if kind == "PERSON":
-            if eponym_used(text, end) and all(_eponym_base(t) in EPONYMS for t in text[start:end].split()):
-                continue
+            tokens = text[start:end].split()
+            if eponym_used(text, end) and (len(tokens) == 1 or all(_eponym_base(t) in EPONYMS for t in tokens)):
+                continue  # one word before "'s disease", "syndrome", ...: the disease's name, listed eponym or not
             start, end = expand_person(text, start, end)
         out.append((kind, start, end, score))
     return out
@@ -1433,7 +1435,10 @@ _RECORD_NUMBERS = [
     ),
     Rule(
         "MRN",
-        _c(rf"(?<=[가-힣])번호[ \t]*(?:는|은|가|이)?[ \t]*[:：#.]?[ \t]*{_RECORD_VALUE}", first="번"),
+        _c(
+            rf"(?<=[가-힣])(?<!주민)(?<!주민등록)(?<!외국인등록)번호[ \t]*(?:는|은|가|이)?[ \t]*[:：#.]?[ \t]*{_RECORD_VALUE}",
+            first="번",
+        ),
         0.55,
         _record_number,
     ),
