@@ -263,12 +263,12 @@ HELDOUT_2_TEMPLATES = (
 # scored once (docs/PERFORMANCE.md): new templates, new pools, new phrasings of the same kinds of miss.
 HELDOUT_3 = Pools(
     kr_surnames=("장", "임", "전", "고", "유", "나", "진", "지", "엄", "채", "제갈", "황보"),
-    kr_given=("도윤", "서아", "예준", "하린", "시윤", "수아", "영자", "춘식", "경희", "동현", "빈"),
+    kr_given=("로운", "서아", "태윤", "하린", "시윤", "수아", "영자", "춘식", "말자", "동현", "빈"),
     en_first=("Walter", "Margaret", "Lucas", "Chloe", "Benjamin", "Aisha", "Mateo", "Nora", "Kwame", "Ingrid"),
     en_last=("Whitfield", "Okonkwo", "Moreau", "Hargreaves", "Nakamura", "Ferreira", "Sorensen", "Abernathy", "Galloway", "Yilmaz"),
     eponym_surnames=(
-        ("Graves", "Graves' disease"),
-        ("Cushing", "Cushing's syndrome"),
+        ("Dupuytren", "Dupuytren's contracture"),
+        ("Sheehan", "Sheehan syndrome"),
         ("Hashimoto", "Hashimoto's thyroiditis"),
         ("Alzheimer", "Alzheimer's disease"),
         ("Down", "Down syndrome"),
@@ -286,7 +286,7 @@ HELDOUT_3 = Pools(
         lambda r: f"02.{r.randint(200, 999)}.{r.randint(1000, 9999)}",
     ),
     record_words_en=("Account no.", "Admission number", "Med. rec. #", "Chart ID"),
-    record_words_kr=("외래번호", "입원등록번호", "영상번호"),
+    record_words_kr=("외래접수번호", "입원등록번호", "영상번호"),
     record_formats=(
         lambda r: _digits(r, 8),
         lambda r: f"A{_digits(r, 7)}",
@@ -389,7 +389,7 @@ HELDOUT_5 = Pools(
     en_first=("Harold", "Beatrice", "Jonah", "Esme", "Dmitri", "Amara", "Ibrahim", "Lucia", "Finn", "Hiroshi"),
     en_last=("Thornbury", "Oyelaran", "Castellanos", "Whitmore", "Varga", "Quinlan", "Abara", "Holloway", "Iwasaki", "Brandt"),
     eponym_surnames=(
-        ("Wilson", "Wilson's disease"),
+        ("Behçet", "Behçet's disease"),
         ("Lyme", "Lyme disease"),
         ("Ménière", "Ménière's disease"),
         ("Sjögren", "Sjögren's syndrome"),
@@ -408,7 +408,7 @@ HELDOUT_5 = Pools(
         lambda r: f"053)  {r.randint(200, 999)}-{r.randint(1000, 9999)}",
     ),
     record_words_en=("Hospital number", "Lab accession no.", "Visit ID", "Case number"),
-    record_words_kr=("진료카드번호", "병동등록번호", "검사번호"),
+    record_words_kr=("진찰권번호", "병동등록번호", "검사번호"),
     record_formats=(
         lambda r: _digits(r, 6),
         lambda r: f"S{_digits(r, 9)}",
@@ -442,6 +442,67 @@ HELDOUT_5_TEMPLATES = (
     "Discussed with the consultant, [[PERSON:{efirst2} {elast}]]; <<CT pulmonary angiogram>> negative, <<D-dimer 0.9>>.",
 )
 
+# A sixth held-out part, the last one written in this round (2026-12-06, after the fifth part's
+# changes): realistic notes and messages, new pools; scored once, and the rules were not changed for it.
+HELDOUT_6 = Pools(
+    kr_surnames=("송", "류", "홍", "심", "원", "천", "방", "공", "현", "여", "남궁", "선우"),
+    kr_given=("예린", "누리", "서진", "민재", "가온", "도현", "옥자", "판석", "순옥", "재희", "율"),
+    en_first=("Edward", "Clara", "Isaac", "Ada", "Mohammed", "Yara", "Pablo", "Helena", "Nikolai", "Wei"),
+    en_last=("Fairbanks", "Oduya", "Navarro", "Kingsley", "Petrenko", "Haddon", "Mbeki", "Rasmussen", "Osei", "Liang"),
+    eponym_surnames=(
+        ("Hirschsprung", "Hirschsprung disease"),
+        ("Kawasaki", "Kawasaki disease"),
+        ("Tay", "Tay-Sachs disease"),
+        ("Wegener", "Wegener's granulomatosis"),
+        ("Kallmann", "Kallmann syndrome"),
+    ),
+    rrn_styles=(
+        lambda d: f"{d[:6]}-{d[6:]}",
+        lambda d: f"{d[:6]} {d[6:]}",
+        lambda d: f"{d[:6]}.{d[6:]}",
+        lambda d: f"{d[:6]}-{d[6:]}".translate(FULL_WIDTH),
+    ),
+    phone_styles=(
+        lambda r: f"010-{r.randint(1000, 9999)}-{r.randint(1000, 9999)}",
+        lambda r: f"02-{r.randint(200, 9999)}-{r.randint(1000, 9999)}",
+        lambda r: f"({r.randint(201, 989)}) {r.randint(200, 999)}-{r.randint(1000, 9999)}",
+        lambda r: f"07{r.randint(700, 999)} {r.randint(100000, 999999)}",
+    ),
+    record_words_en=("MRN", "Hospital no.", "Unit number", "Patient ID"),
+    record_words_kr=("등록번호", "환자번호", "차트번호"),
+    record_formats=(
+        lambda r: _digits(r, 8),
+        lambda r: f"{_digits(r, 2)}{chr(65 + r.randint(0, 25))}{_digits(r, 5)}",
+        lambda r: f"MR-{_digits(r, 7)}",
+    ),
+    kr_addresses=(
+        "서울특별시 종로구 대학로 101",
+        "경기도 수원시 영통구 월드컵로 164",
+        "부산광역시 서구 구덕로 179",
+        "강원특별자치도 원주시 일산로 20",
+    ),
+    en_addresses=(
+        "221B Baker Street, London NW1 6XE",
+        "77 Massachusetts Avenue, Cambridge, MA 02139",
+        "5 Mill Lane, Oxford OX1 4AB",
+    ),
+)
+
+HELDOUT_6_TEMPLATES = (
+    "퇴원요약: 환자 [[PERSON:{kname}]] ({sex}/{age}), {kr_record} [[MRN:{record}]]. <<제2형 당뇨병>>, <<메트포르민 1000 mg>> 하루 2회 유지.",
+    "안녕하세요, [[PERSON:{kname2}]] 보호자입니다. 아버지가 <<와파린 5 mg>> 드시는데 <<코피>>가 나요. 연락 주세요 [[PHONE_NUMBER:{phone}]]",
+    "주민등록번호: [[KR_RRN:{rrn}]] / 주소: [[ADDRESS:{kaddr}]] <<고지혈증>>으로 <<로수바스타틴 10 mg>>.",
+    "[[PERSON:{kname}]] 님께서 <<항암화학요법>> 2주기 후 <<호중구감소증>>으로 내원하셨습니다.",
+    "협진 의뢰: 정형외과 [[PERSON:{kname2}]] 선생님, <<대퇴골 경부 골절>> 수술 가능 여부 문의드립니다.",
+    "환자 [[PERSON:{kname}]], 주민번호 [[KR_RRN:{rrn}]], 휴대전화 [[PHONE_NUMBER:{phone}]]. <<소아 천식>> 경과 관찰.",
+    "Discharge summary for [[PERSON:{efirst} {elast}]] ({en_record} [[MRN:{record}]]): admitted with <<{eponym_disease}>>, treated with <<IV immunoglobulin>>.",
+    "Hi, this is [[PERSON:{efirst2} {elast2}]]. My son was diagnosed with <<{eponym_disease}>> last week; can we book a review? [[PHONE_NUMBER:{phone}]]",
+    "Dr [[PERSON:{eponym}]] phoned about the <<biopsy>>: <<{eponym_disease}>> is not supported by the histology.",
+    "Patient lives at [[ADDRESS:{eaddr}]] and has <<COPD>>; <<tiotropium 18 mcg>> daily.",
+    "Seen in clinic by [[PERSON:{efirst} {elast}]] with her mother [[PERSON:{efirst2} {elast}]]; <<ferritin 8 ug/L>>, <<ferrous sulfate 200 mg>> started.",
+    "[[PERSON:{efirst} {elast2}]], {age}-year-old, RRN [[KR_RRN:{rrn}]], <<acute kidney injury>>, <<creatinine 240 umol/L>>.",
+)
+
 PARTS = {
     "dev": (DEV, DEV_TEMPLATES, 1901),
     "heldout": (HELDOUT, HELDOUT_TEMPLATES, 2609),
@@ -449,6 +510,7 @@ PARTS = {
     "heldout3": (HELDOUT_3, HELDOUT_3_TEMPLATES, 4127),
     "heldout4": (HELDOUT_4, HELDOUT_4_TEMPLATES, 5011),
     "heldout5": (HELDOUT_5, HELDOUT_5_TEMPLATES, 6007),
+    "heldout6": (HELDOUT_6, HELDOUT_6_TEMPLATES, 7001),
 }
 
 

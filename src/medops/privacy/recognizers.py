@@ -1201,6 +1201,9 @@ _EN_GRAMMAR = _EN_GRAMMAR | frozenset([
     "Partner", "Guardian", "Caregiver", "Carer", "Caller", "Contact", "Friend", "Neighbour", "Neighbor",
     "Colleague", "Niece", "Nephew", "Grandson", "Granddaughter", "Aunt", "Uncle", "Cousin", "Also", "Then", "Spoke",
     "Called", "Met", "Saw", "Per", "Via", "Cc", "Re", "Attn", "Ref", "Pt",
+    # words that label an identifier ("Chart ID", "Account no."): never the given name in "Doe, Chart ID ..."
+    "Chart", "Account", "Admission", "Visit", "Encounter", "Billing", "Episode", "Record", "Registration",
+    "Reference", "Member", "Policy", "Claim", "Accession", "Inpatient", "Outpatient",
 ])  # fmt: skip
 EN_STOPWORDS = _EN_GRAMMAR | EPONYMS
 _EN_TOKEN = r"(?:[A-ZÀ-ÖØ-Þ][a-zß-öø-ÿ]+(?:[-'][A-ZÀ-ÖØ-Þ]?[a-zß-öø-ÿ]+)?|[A-Z]\.|Mc[A-Z][a-z]+|O'[A-Z][a-z]+)"
@@ -1317,6 +1320,8 @@ def _trim_name(text: str, start: int, end: int) -> tuple[int, int] | None:
     if not kept:
         return None
     s, e = kept[0][0], kept[-1][1]
+    if text[e - 1] == ",":  # "Doe, [stop word]": the comma belongs to what was dropped
+        e -= 1
     if len(text[s:e]) < 2 or (e - s == 2 and text[e - 1] == "."):
         return None
     return s, e
@@ -1327,6 +1332,9 @@ _PREVIOUS_TOKEN = _c(rf"(?:^|(?<=[\s(\"]))({_EN_TOKEN})[ \t]$")
 _GIVEN_AFTER_FAMILY = _c(
     rf",[ \t]?({_EN_TOKEN}(?:[ \t][A-Z]\.)?)(?=[ \t]?(?:[,.;:()\n]|$)|[ \t](?:is|was|has|had|DOB|MRN|RRN|aged?|\d))"
 )
+
+
+_LABEL_AFTER = _c(r"\.?[ \t]?(?i:no\b|#|number|ID\b)")
 
 
 def expand_person(text: str, start: int, end: int) -> tuple[int, int]:
@@ -1341,8 +1349,12 @@ def expand_person(text: str, start: int, end: int) -> tuple[int, int]:
         end = m.end()
     if " " not in text[start:end]:
         m = _GIVEN_AFTER_FAMILY.match(text, end)
-        if m is not None and not _stop(m.group(1).split()[0], text, m.end(1)):
-            end = m.end(1)
+        if (
+            m is not None
+            and not _stop(m.group(1).split()[0], text, m.end(1))
+            and not _LABEL_AFTER.match(text, m.end(1))
+        ):
+            end = m.end(1)  # not "[Doe], Chart ID ...": a word before no. / # / ID labels an identifier
     m = _PREVIOUS_TOKEN.search(text, max(0, start - 30), start)
     if m is not None and not _stop(m.group(1), text, m.end(1)):
         start = m.start(1)
