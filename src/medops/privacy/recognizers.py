@@ -934,7 +934,10 @@ def _korean_names(text: str) -> Iterator[Candidate]:
             yield ("PERSON", m.start("value"), m.end("value"), 0.6)
     for m in _KR_PERSON_PATIENT.finditer(text):
         value = m.group("value")
-        if len(value) >= 3 and _kr_name_ok(value, honorific=text.startswith(("님", "씨"), m.end("value"))):
+        apposition = text.startswith((",", "("), m.end("value")) and value[-1] not in _KR_WORD_SUFFIXES
+        if len(value) >= 3 and _kr_name_ok(
+            value, honorific=apposition or text.startswith(("님", "씨"), m.end("value"))
+        ):
             yield ("PERSON", m.start("value"), m.end("value"), 0.6)
 
 
@@ -1244,6 +1247,12 @@ _EN_ROLE_WORD_NAME = _c(
     rf"\b(?i:{'|'.join(_ROLE_WORDS)})s?\b(?P<comma>,)?[ \t]{_EN_NAME}",
     first="[rRcCsSpPdDoOmMiIhHtTaAwWvV]",
 )
+# What a document is made for: "Discharge summary for Jane Doe", "Prescription for Mark Lee".
+_EN_DOCUMENT_FOR_NAME = _c(
+    r"\b(?i:summary|letter|prescription|results?|referral|report|notes?|plan|appointment|request|invoice|certificate"
+    rf"|consent form|form|record|records|chart|file|labels?|bill)[ \t]for[ \t]{_EN_NAME}",
+    first="[sSlLpPrRnNaAiIcCfFbB]",
+)
 # Words that may stand between a verb and "by": "assessed today by", "seen again by".
 _ADVERBS = frozenset([
     "today", "yesterday", "again", "also", "personally", "previously", "earlier", "later", "jointly", "initially",
@@ -1277,7 +1286,8 @@ _NOT_AGENT_VERBS = frozenset([
 ])  # fmt: skip
 # What follows an eponym used as the name of a disease, sign, test or device, not of a person.
 _EPONYM_USE = _c(
-    r"(?:'s?|’s?)?[ \t-]?(?i:disease|syndrome|palsy|sign|chorea|disorder|lymphoma|sarcoma|tumou?r|o?esophagus|ulcer"
+    r"(?:-[A-ZÀ-ÖØ-Þ][a-zß-öø-ÿ]+)?(?:'s?|’s?)?[ \t-]?(?i:[a-z]+(?:osis|itis|oma|a?emia|pathy|plasia|trophy|algia|iasis)"
+    r"|disease|syndrome|palsy|sign|chorea|disorder|lymphoma|sarcoma|tumou?r|o?esophagus|ulcer"
     r"|phenomenon|reflex|test|manoeuvre|maneuver|procedure|operation|fracture|thyroiditis|encephalopathy|dystrophy"
     r"|anomaly|crisis|triad|node|cells?|law|score|scale|classification|criteria|catheter|tube|stain|clinic|type|stage"
     r"|monitor|angina|aneurysm|diverticulum|contracture|cyst|hernia|ileus|dementia|psychosis|arteritis|neuralgia"
@@ -1368,6 +1378,10 @@ def _english_names(text: str) -> Iterator[Candidate]:
             if span is not None:
                 yield ("PERSON", span[0], span[1], score)
     lowered = _lowered(text)
+    for m in _EN_DOCUMENT_FOR_NAME.finditer(text) if " for " in lowered else ():
+        span = _trim_name(text, m.start("value"), m.end("value"))
+        if span is not None and " " in text[span[0] : span[1]]:  # a full name: "summary for Cardiology" is not one
+            yield ("PERSON", span[0], span[1], 0.6)
     roles = any(word in lowered for word in _ROLE_WORDS)
     for m in _EN_ROLE_WORD_NAME.finditer(text) if roles else ():
         span = _trim_name(text, m.start("value"), m.end("value"))
