@@ -265,7 +265,18 @@ HELDOUT_3 = Pools(
     kr_surnames=("장", "임", "전", "고", "유", "나", "진", "지", "엄", "채", "제갈", "황보"),
     kr_given=("로운", "서아", "태윤", "하린", "시윤", "수아", "영자", "춘식", "말자", "동현", "빈"),
     en_first=("Walter", "Margaret", "Lucas", "Chloe", "Benjamin", "Aisha", "Mateo", "Nora", "Kwame", "Ingrid"),
-    en_last=("Whitfield", "Okonkwo", "Moreau", "Hargreaves", "Nakamura", "Ferreira", "Sorensen", "Abernathy", "Galloway", "Yilmaz"),
+    en_last=(
+        "Whitfield",
+        "Okonkwo",
+        "Moreau",
+        "Hargreaves",
+        "Nakamura",
+        "Ferreira",
+        "Sorensen",
+        "Abernathy",
+        "Galloway",
+        "Yilmaz",
+    ),
     eponym_surnames=(
         ("Dupuytren", "Dupuytren's contracture"),
         ("Sheehan", "Sheehan syndrome"),
@@ -326,7 +337,18 @@ HELDOUT_4 = Pools(
     kr_surnames=("차", "주", "우", "구", "민", "라", "명", "변", "염", "석", "남", "탁"),
     kr_given=("이안", "윤서", "준호", "다은", "승민", "가영", "복순", "만수", "정훈", "소연", "별"),
     en_first=("Arthur", "Eleanor", "Felix", "Maya", "Oscar", "Leila", "Rafael", "Sofia", "Tomasz", "Zainab"),
-    en_last=("Pemberton", "Adeyemi", "Lefebvre", "Ashworth", "Kimura", "Carvalho", "Lindgren", "Montague", "Duffy", "Demir"),
+    en_last=(
+        "Pemberton",
+        "Adeyemi",
+        "Lefebvre",
+        "Ashworth",
+        "Kimura",
+        "Carvalho",
+        "Lindgren",
+        "Montague",
+        "Duffy",
+        "Demir",
+    ),
     eponym_surnames=(
         ("Paget", "Paget's disease of bone"),
         ("Bright", "Bright's disease"),
@@ -387,7 +409,18 @@ HELDOUT_5 = Pools(
     kr_surnames=("김", "이", "박", "최", "정", "강", "조", "윤", "함", "마", "서문", "동방"),
     kr_given=("재원", "나연", "태민", "지유", "현서", "보람", "끝순", "칠성", "영호", "미란", "훈"),
     en_first=("Harold", "Beatrice", "Jonah", "Esme", "Dmitri", "Amara", "Ibrahim", "Lucia", "Finn", "Hiroshi"),
-    en_last=("Thornbury", "Oyelaran", "Castellanos", "Whitmore", "Varga", "Quinlan", "Abara", "Holloway", "Iwasaki", "Brandt"),
+    en_last=(
+        "Thornbury",
+        "Oyelaran",
+        "Castellanos",
+        "Whitmore",
+        "Varga",
+        "Quinlan",
+        "Abara",
+        "Holloway",
+        "Iwasaki",
+        "Brandt",
+    ),
     eponym_surnames=(
         ("Behçet", "Behçet's disease"),
         ("Lyme", "Lyme disease"),
@@ -503,6 +536,78 @@ HELDOUT_6_TEMPLATES = (
     "[[PERSON:{efirst} {elast2}]], {age}-year-old, RRN [[KR_RRN:{rrn}]], <<acute kidney injury>>, <<creatinine 240 umol/L>>.",
 )
 
+# A seventh held-out part, written after the sixth part's changes (the last of this round): clinic
+# letters, ward notes, portal messages and forms in Korean and English; scored once, never tuned on.
+HELDOUT_7 = Pools(
+    kr_surnames=("안", "송", "전", "홍", "유", "신", "권", "황", "오", "한", "선우", "남궁"),
+    kr_given=("해린", "준서", "지율", "서후", "아린", "건호", "금순", "용팔", "명자", "상훈", "결"),
+    en_first=("Gregory", "Philippa", "Marcus", "Imogen", "Tobias", "Keziah", "Anders", "Noor", "Emilio", "Sunita"),
+    en_last=(
+        "Blackwood",
+        "Achebe",
+        "Delgado",
+        "Featherstone",
+        "Horvath",
+        "Ivanova",
+        "Jorgensen",
+        "Kapoor",
+        "Ellison",
+        "Mukherjee",
+    ),
+    eponym_surnames=(
+        ("Addisonian", "Addisonian crisis"),
+        ("Still", "Still's disease"),
+        ("Buerger", "Buerger's disease"),
+        ("Kienböck", "Kienböck's disease"),
+        ("Whipple", "Whipple's disease"),
+    ),
+    rrn_styles=(
+        lambda d: f"{d[:6]}-{d[6:]}",
+        lambda d: f"{d[:6]} - {d[6:]}",
+        lambda d: f"{d[:6]}{d[6:]}",
+        lambda d: f"{d[:6]}．{d[6:]}",
+    ),
+    phone_styles=(
+        lambda r: f"010{r.randint(1000, 9999)}{r.randint(1000, 9999)}",
+        lambda r: f"031) {r.randint(200, 999)}-{r.randint(1000, 9999)}",
+        lambda r: f"{r.randint(201, 989)}-{r.randint(200, 999)}-{r.randint(1000, 9999)}",
+        lambda r: f"+44 (0)161 {r.randint(200, 999)} {r.randint(1000, 9999)}",
+    ),
+    record_words_en=("Hospital ID", "NHS no.", "Clinic number", "Registration no."),
+    record_words_kr=("병록번호", "의무기록번호", "진료번호"),
+    record_formats=(
+        lambda r: _digits(r, 7),
+        lambda r: f"K{_digits(r, 7)}",
+        lambda r: f"{_digits(r, 3)} {_digits(r, 3)} {_digits(r, 4)}",
+    ),
+    kr_addresses=(
+        "서울특별시 마포구 월드컵북로 396",
+        "경기도 용인시 수지구 포은대로 435",
+        "인천광역시 연수구 컨벤시아대로 165, 2동 801호",
+        "대구광역시 중구 동덕로 130",
+    ),
+    en_addresses=(
+        "12 Orchard Row, Bath BA1 2LP",
+        "450 Elm Street, Apt 3C, Boston, MA 02118",
+        "8 Harbour View Road, Dublin D04 X2Y1",
+    ),
+)
+
+HELDOUT_7_TEMPLATES = (
+    "외래 경과: [[PERSON:{kname}]] 님(만 {age}세), {kr_record} [[MRN:{record}]]. <<갑상선 기능항진증>>으로 <<메티마졸 10 mg>> 복용.",
+    "보호자 [[PERSON:{kname2}]] 님께 <<수술 동의서>> 설명함. 연락처 [[PHONE_NUMBER:{phone}]].",
+    "[[PERSON:{kname}]] 환자 주민등록번호 [[KR_RRN:{rrn}]]로 본인 확인. <<폐결핵>> 의심, <<객담 도말 검사>> 시행.",
+    "주소: [[ADDRESS:{kaddr}]] / <<파킨슨병>>으로 <<레보도파 100 mg>> 하루 3회.",
+    "주치의 [[PERSON:{kname2}]] 교수님, <<급성 신우신염>> 환자 <<세프트리악손 2 g>> 투여 후 호전되었습니다.",
+    "성명: [[PERSON:{kname}]], 전화번호: [[PHONE_NUMBER:{phone}]], <<알레르기>>: <<페니실린>>.",
+    "Clinic letter: Dear Dr [[PERSON:{elast}]], I saw your patient [[PERSON:{efirst2} {elast2}]] ({en_record} [[MRN:{record}]]) with <<{eponym_disease}>>.",
+    "Portal message from [[PERSON:{efirst} {elast}]]: my <<HbA1c>> was <<9.1%>>, should I increase <<gliclazide 80 mg>>? Phone [[PHONE_NUMBER:{phone}]].",
+    "Ward round with Dr [[PERSON:{eponym}]]: <<{eponym_disease}>> unlikely, <<CRP 4 mg/L>>.",
+    "Next of kin: [[PERSON:{efirst2} {elast}]], address [[ADDRESS:{eaddr}]]. <<Dementia>>, <<donepezil 10 mg>> nocte.",
+    "[[PERSON:{efirst} {elast2}]] (RRN [[KR_RRN:{rrn}]]) attended for <<colonoscopy>>; <<polyp>> removed.",
+    "Reviewed by the consultant, Dr [[PERSON:{efirst2} {elast}]]; <<MRI knee>> shows a <<meniscal tear>>.",
+)
+
 PARTS = {
     "dev": (DEV, DEV_TEMPLATES, 1901),
     "heldout": (HELDOUT, HELDOUT_TEMPLATES, 2609),
@@ -511,6 +616,7 @@ PARTS = {
     "heldout4": (HELDOUT_4, HELDOUT_4_TEMPLATES, 5011),
     "heldout5": (HELDOUT_5, HELDOUT_5_TEMPLATES, 6007),
     "heldout6": (HELDOUT_6, HELDOUT_6_TEMPLATES, 7001),
+    "heldout7": (HELDOUT_7, HELDOUT_7_TEMPLATES, 8009),
 }
 
 
@@ -560,8 +666,9 @@ def _same(kind: str) -> str:
 
 
 def evaluate(detect, redact, docs: list[Generated]) -> dict:
-    """Recall per group (a gold span counts when a finding of its type overlaps it) and terms kept."""
-    gold, hit = defaultdict(int), defaultdict(int)
+    """Recall per group (a gold span counts when findings of its type cover it), the share removed by
+    findings of any type (what is left readable), and clinical terms kept."""
+    gold, hit, removed = defaultdict(int), defaultdict(int), defaultdict(int)
     predicted: dict[str, int] = defaultdict(int)
     misses, lost, false_positives = [], [], []
     terms = kept = 0
@@ -575,6 +682,9 @@ def evaluate(detect, redact, docs: list[Generated]) -> dict:
                 any(e.start <= i < e.end for e in covered) for i in range(start, end) if doc.text[i].isalnum()
             ):
                 hit[kind] += 1
+            # removed at all, whatever type the finding has: nothing of it is left to read
+            if all(any(e.start <= i < e.end for e in found) for i in range(start, end) if doc.text[i].isalnum()):
+                removed[kind] += 1
             else:
                 misses.append((kind, doc.template, doc.text[start:end], doc.text[max(0, start - 30) : end + 15]))
         for e in found:
@@ -591,7 +701,11 @@ def evaluate(detect, redact, docs: list[Generated]) -> dict:
     groups = {}
     for name, members in GROUPS.items():
         g = sum(gold[t] for t in members)
-        groups[name] = {"gold": g, "recall": round(sum(hit[t] for t in members) / g, 3) if g else None}
+        groups[name] = {
+            "gold": g,
+            "recall": round(sum(hit[t] for t in members) / g, 3) if g else None,
+            "removed_any_type": round(sum(removed[t] for t in members) / g, 3) if g else None,
+        }
     per_type = {t: {"gold": gold[t], "recall": round(hit[t] / gold[t], 3)} for t in sorted(gold) if gold[t]}
     return {
         "documents": len(docs),

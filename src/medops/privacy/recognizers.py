@@ -45,9 +45,9 @@ STRUCTURED = frozenset(ENTITY_TYPES) - {"PERSON", "DATE_OF_BIRTH", "DATE", "AGE_
 DEFAULT_MRN_PATTERNS: tuple[str, ...] = (
     r"(?i:\bMRN|\bmedical record (?:number|no\.?|#)|\bpatient (?:ID|no\.?|number|#)|\bpt\.? ?ID|\bhospital (?:no\.?|number|ID)"
     r"|\bchart (?:no\.?|number|#)|\bunit (?:no\.?|number)|\bcase (?:no\.?|number)|\bregistration (?:no\.?|number))"
-    r"\s*(?:is|was)?\s*[:#.]?\s*(?P<value>[A-Z]{0,3}-?\d[\dA-Z-]{3,14}\d)\b",
+    r"\s*(?:is|was)?\s*[:#.]?\s*(?P<value>[A-Z]{0,3}-?\d[\dA-Z-]{3,14}\d|\d{3,4}(?: \d{3,4}){1,3})\b",
     r"(?:(?<!주민)(?<!외국인)등록번호|환자번호|병록번호|차트번호|의무기록번호|진료번호|환자 ?ID|병원번호|수진자번호)\s*(?:는|은)?\s*[:：#.]?\s*"
-    r"(?P<value>[A-Z]{0,3}-?\d[\dA-Z-]{3,14}\d)(?!\d)",
+    r"(?P<value>[A-Z]{0,3}-?\d[\dA-Z-]{3,14}\d|\d{3,4}(?: \d{3,4}){1,3})(?!\d)",
 )
 
 
@@ -495,7 +495,10 @@ _STREET = (
     r"(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Place|Pl|Way|Terrace|Close|Crescent"
     r"|Parkway|Pkwy|Highway|Hwy|Square|Sq|Gardens|Grove|Row|Mews|Park|Walk|Hill|Rise|Green)"
 )
-_ADDRESS_TAIL_CA = r"(?:,?\s(?:[A-Z]{2}\s)?[ABCEGHJ-NPRSTVXY]\d[A-Z]\s?\d[A-Z]\d)?"  # ", QC H3B 1A7"
+# ", QC H3B 1A7" (Canada), " D04 X2Y1" (an Irish Eircode)
+_ADDRESS_TAIL_CA = (
+    r"(?:,?\s(?:[A-Z]{2}\s)?[ABCEGHJ-NPRSTVXY]\d[A-Z]\s?\d[A-Z]\d|,?\s[AC-FHKNPRTV-Y]\d[\dW]\s[\dAC-FHKNPRTV-Y]{4})?"
+)
 _EN_ADDRESS = [
     Rule(
         "ADDRESS",
@@ -1448,7 +1451,7 @@ def _record_number(m: re.Match[str], text: str) -> float | None:
 # Any other "<word> no. / number / # / ID <code>" and "<...>번호 <code>" (admission no., Acc#, 입원번호,
 # 접수번호): a record number of some kind. The score is below every specific identifier's, so a phone
 # number after 전화번호 or an account after 계좌번호 keeps its own type when the spans are merged.
-_RECORD_VALUE = r"(?P<value>[A-Z]{0,3}-?\d[\dA-Z-]{3,14}\d)(?![\dA-Za-z])"
+_RECORD_VALUE = r"(?P<value>[A-Z]{0,3}-?\d[\dA-Z-]{3,14}\d|\d{3,4}(?: \d{3,4}){1,3})(?![\dA-Za-z])"
 _RECORD_NUMBERS = [
     Rule(
         "MRN",
