@@ -22,7 +22,7 @@ import phi_generated
 
 from medops.privacy import Redactor, detect
 
-PARTS = ("dev", "heldout", "heldout2")
+PARTS = ("dev", "heldout", "heldout2", "heldout3", "heldout4", "heldout5", "heldout6", "heldout7")
 
 
 def _redact(text: str) -> str:

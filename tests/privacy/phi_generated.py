@@ -259,10 +259,364 @@ HELDOUT_2_TEMPLATES = (
     "Message from [[PERSON:{efirst} {elast2}]] (RRN [[KR_RRN:{rrn}]]): my <<blood glucose>> is <<14 mmol/L>> after <<prednisone 40 mg>>.",
 )
 
+# A third held-out part, written on 2026-12-06 after every rule change of issue 19 and #24, and
+# scored once (docs/PERFORMANCE.md): new templates, new pools, new phrasings of the same kinds of miss.
+HELDOUT_3 = Pools(
+    kr_surnames=("장", "임", "전", "고", "유", "나", "진", "지", "엄", "채", "제갈", "황보"),
+    kr_given=("로운", "서아", "태윤", "하린", "시윤", "수아", "영자", "춘식", "말자", "동현", "빈"),
+    en_first=("Walter", "Margaret", "Lucas", "Chloe", "Benjamin", "Aisha", "Mateo", "Nora", "Kwame", "Ingrid"),
+    en_last=(
+        "Whitfield",
+        "Okonkwo",
+        "Moreau",
+        "Hargreaves",
+        "Nakamura",
+        "Ferreira",
+        "Sorensen",
+        "Abernathy",
+        "Galloway",
+        "Yilmaz",
+    ),
+    eponym_surnames=(
+        ("Dupuytren", "Dupuytren's contracture"),
+        ("Sheehan", "Sheehan syndrome"),
+        ("Hashimoto", "Hashimoto's thyroiditis"),
+        ("Alzheimer", "Alzheimer's disease"),
+        ("Down", "Down syndrome"),
+    ),
+    rrn_styles=(
+        lambda d: f"{d[:6]}-{d[6:]}".translate(FULL_WIDTH),
+        lambda d: f"{d[:6]} . {d[6:]}",
+        lambda d: f"{d[:6]}—{d[6:]}",
+        lambda d: f"{d[:6]}  {d[6:]}",
+    ),
+    phone_styles=(
+        lambda r: f"010－{r.randint(1000, 9999)}－{r.randint(1000, 9999)}",
+        lambda r: f"(051) {r.randint(200, 999)}-{r.randint(1000, 9999)}",
+        lambda r: f"+1 ({r.randint(201, 989)}) {r.randint(200, 999)}-{r.randint(1000, 9999)}",
+        lambda r: f"02.{r.randint(200, 999)}.{r.randint(1000, 9999)}",
+    ),
+    record_words_en=("Account no.", "Admission number", "Med. rec. #", "Chart ID"),
+    record_words_kr=("외래접수번호", "입원등록번호", "영상번호"),
+    record_formats=(
+        lambda r: _digits(r, 8),
+        lambda r: f"A{_digits(r, 7)}",
+        lambda r: f"{_digits(r, 4)}-{_digits(r, 5)}",
+    ),
+    kr_addresses=(
+        "대전광역시 유성구 대학로 99",
+        "경상남도 창원시 의창구 중앙대로 151",
+        "부산광역시 해운대구 센텀중앙로 79, 1203호",
+        "전라북도 전주시 완산구 효자동2가 1024",
+    ),
+    en_addresses=(
+        "742 Evergreen Terrace, Springfield, IL 62704",
+        "27 Queen Street, Edinburgh EH2 1JX",
+        "1600 Pennsylvania Avenue, Suite 12, Harrisburg, PA 17101",
+    ),
+)
+
+HELDOUT_3_TEMPLATES = (
+    "입원 환자 [[PERSON:{kname}]] ({age}세), {kr_record} [[MRN:{record}]]. <<급성 심근경색>>으로 <<관상동맥 중재술>> 시행, <<티카그렐러 90 mg>> 복용.",
+    "외래 메모: [[PERSON:{kname2}]] 씨 주민등록번호 [[KR_RRN:{rrn}]], <<골다공증>>으로 <<알렌드로네이트 70 mg>> 주 1회.",
+    "연락처 [[PHONE_NUMBER:{phone}]] (아들 [[PERSON:{kname}]]). <<치매>> 진단 후 <<도네페질 5 mg>> 시작.",
+    "주소지 [[ADDRESS:{kaddr}]] 거주, <<천식>> 악화로 <<살부타몰 흡입>> 및 <<프레드니솔론 30 mg>>.",
+    "검사 의뢰: [[PERSON:{kname}]] 선생님께서 <<갑상선 초음파>>를 요청하셨습니다. 환자 전화 [[PHONE_NUMBER:{phone}]].",
+    "보호자 [[PERSON:{kname2}]] 님 동의 하에 <<요추 천자>> 시행, <<뇌척수액 검사>> 정상.",
+    "Referral from [[PERSON:{efirst} {elast}]], {en_record} [[MRN:{record}]]: suspected <<{eponym_disease}>>, please assess; currently on <<levothyroxine 100 mcg>>.",
+    "Prof. [[PERSON:{eponym}]] will see the patient for <<{eponym_disease}>> on Thursday; <<TSH 0.01 mU/L>>.",
+    "Witnessed by [[PERSON:{efirst2} {elast2}]], the ward sister. <<Sepsis>> bundle started: <<piperacillin-tazobactam 4.5 g>>.",
+    "Correspondence address: [[ADDRESS:{eaddr}]]. <<Heart failure with reduced ejection fraction>>, <<sacubitril-valsartan 49/51 mg>>.",
+    "[[PERSON:{elast}, {efirst} {efirst2}]] — RRN [[KR_RRN:{rrn}]] — <<asthma>> review; <<salbutamol 100 mcg>> prn, contact [[PHONE_NUMBER:{phone}]].",
+    "Seen by our pharmacist, [[PERSON:{efirst} {eponym}]], about <<metformin 1 g>> and <<{eponym_disease}>> screening.",
+)
+
+# A fourth held-out part, written after the rule changes that the third one's first scoring led to
+# (docs/PERFORMANCE.md); scored once, and the rules were not changed for it afterwards.
+HELDOUT_4 = Pools(
+    kr_surnames=("차", "주", "우", "구", "민", "라", "명", "변", "염", "석", "남", "탁"),
+    kr_given=("이안", "윤서", "준호", "다은", "승민", "가영", "복순", "만수", "정훈", "소연", "별"),
+    en_first=("Arthur", "Eleanor", "Felix", "Maya", "Oscar", "Leila", "Rafael", "Sofia", "Tomasz", "Zainab"),
+    en_last=(
+        "Pemberton",
+        "Adeyemi",
+        "Lefebvre",
+        "Ashworth",
+        "Kimura",
+        "Carvalho",
+        "Lindgren",
+        "Montague",
+        "Duffy",
+        "Demir",
+    ),
+    eponym_surnames=(
+        ("Paget", "Paget's disease of bone"),
+        ("Bright", "Bright's disease"),
+        ("Tourette", "Tourette syndrome"),
+        ("Guillain", "Guillain-Barré syndrome"),
+        ("Kaposi", "Kaposi sarcoma"),
+    ),
+    rrn_styles=(
+        lambda d: f"{d[:6]} ‐ {d[6:]}",
+        lambda d: f"{d[:6]}−{d[6:]}",
+        lambda d: f"{d[:6]}".translate(FULL_WIDTH) + " " + f"{d[6:]}".translate(FULL_WIDTH),
+        lambda d: f"{d[:6]}-{d[6:]}",
+    ),
+    phone_styles=(
+        lambda r: f"010 - {r.randint(1000, 9999)} - {r.randint(1000, 9999)}",
+        lambda r: f"（010）{r.randint(1000, 9999)}-{r.randint(1000, 9999)}",
+        lambda r: f"+44 20 {r.randint(7000, 7999)} {r.randint(1000, 9999)}",
+        lambda r: f"0{r.randint(31, 64)}-{r.randint(200, 999)}-{r.randint(1000, 9999)}",
+    ),
+    record_words_en=("Encounter number", "Reg. no.", "Pathology no.", "Billing ID"),
+    record_words_kr=("내원번호", "처방번호", "수술번호"),
+    record_formats=(
+        lambda r: _digits(r, 10),
+        lambda r: f"P{_digits(r, 6)}",
+        lambda r: f"{_digits(r, 2)}-{_digits(r, 6)}",
+    ),
+    kr_addresses=(
+        "세종특별자치시 한누리대로 2130",
+        "경상북도 포항시 남구 대잠동 700-3",
+        "서울특별시 송파구 올림픽로 300, 10층",
+        "충청남도 천안시 동남구 신부동 465",
+    ),
+    en_addresses=(
+        "56 Willow Crescent, Bristol BS8 1TH",
+        "2200 Lakeshore Drive, Apt 9B, Chicago, IL 60614",
+        "14 Rue Sainte-Catherine, Montreal, QC H3B 1A7",
+    ),
+)
+
+HELDOUT_4_TEMPLATES = (
+    "전원 의뢰서: [[PERSON:{kname}]] 님 ({sex}, {age}세) {kr_record} [[MRN:{record}]], <<뇌경색>> 의심, <<알테플라제>> 투여 후 이송.",
+    "주민등록번호 [[KR_RRN:{rrn}]] 확인함. 환자 [[PERSON:{kname2}]] 님은 <<만성 간염>>으로 <<테노포비르 300 mg>> 복용 중.",
+    "손녀 [[PERSON:{kname}]] 학생이 대신 전화함 ([[PHONE_NUMBER:{phone}]]). <<요로감염>>으로 <<시프로플록사신 500 mg>> 처방.",
+    "거주지 주소 [[ADDRESS:{kaddr}]] / <<류마티스 관절염>> 추적, <<메토트렉세이트 15 mg>> 주 1회.",
+    "간호기록: [[PERSON:{kname2}]] 간호사가 <<낙상 위험 평가>> 시행, 보호자 연락처 [[PHONE_NUMBER:{phone}]].",
+    "[[PERSON:{kname}]] 님 주민번호 [[KR_RRN:{rrn}]] 로 본인 확인 후 <<독감 예방접종>> 시행.",
+    "Letter from [[PERSON:{efirst} {elast}]] ({en_record} [[MRN:{record}]]) asking about <<{eponym_disease}>> and <<alendronate 70 mg>>.",
+    "Assessed today by [[PERSON:{efirst2} {elast2}]]; <<{eponym_disease}>> remains the working diagnosis, <<IVIG 0.4 g/kg>> planned.",
+    "Mrs [[PERSON:{efirst} {eponym}]] phoned on [[PHONE_NUMBER:{phone}]] about her <<INR 3.4>>; <<warfarin 3 mg>> held.",
+    "Postal address: [[ADDRESS:{eaddr}]]. <<Atrial flutter>> post <<ablation>>, <<rivaroxaban 20 mg>> daily.",
+    "[[PERSON:{elast}, {efirst}]] / RRN [[KR_RRN:{rrn}]] / <<community-acquired pneumonia>>, <<CURB-65 score 2>>.",
+    "Handover to the registrar, [[PERSON:{efirst2} {elast}]]: <<sodium 128 mmol/L>>, <<fluid restriction 1 L>>.",
+)
+
+# A fifth held-out part, written after the changes the third and fourth parts' first scoring led to;
+# scored once (docs/PERFORMANCE.md), and the rules were not changed for it afterwards.
+HELDOUT_5 = Pools(
+    kr_surnames=("김", "이", "박", "최", "정", "강", "조", "윤", "함", "마", "서문", "동방"),
+    kr_given=("재원", "나연", "태민", "지유", "현서", "보람", "끝순", "칠성", "영호", "미란", "훈"),
+    en_first=("Harold", "Beatrice", "Jonah", "Esme", "Dmitri", "Amara", "Ibrahim", "Lucia", "Finn", "Hiroshi"),
+    en_last=(
+        "Thornbury",
+        "Oyelaran",
+        "Castellanos",
+        "Whitmore",
+        "Varga",
+        "Quinlan",
+        "Abara",
+        "Holloway",
+        "Iwasaki",
+        "Brandt",
+    ),
+    eponym_surnames=(
+        ("Behçet", "Behçet's disease"),
+        ("Lyme", "Lyme disease"),
+        ("Ménière", "Ménière's disease"),
+        ("Sjögren", "Sjögren's syndrome"),
+        ("Osgood", "Osgood-Schlatter disease"),
+    ),
+    rrn_styles=(
+        lambda d: f"{d[:6]} – {d[6:]}".translate(FULL_WIDTH),
+        lambda d: f"{d[:6]}_{d[6:]}",
+        lambda d: f"{d[:6]} / {d[6:]}",
+        lambda d: f"{d[:6]}-{d[6:]}",
+    ),
+    phone_styles=(
+        lambda r: f"010/{r.randint(1000, 9999)}/{r.randint(1000, 9999)}",
+        lambda r: f"(+82) 10 {r.randint(1000, 9999)} {r.randint(1000, 9999)}",
+        lambda r: f"1-800-{r.randint(200, 999)}-{r.randint(1000, 9999)}",
+        lambda r: f"053)  {r.randint(200, 999)}-{r.randint(1000, 9999)}",
+    ),
+    record_words_en=("Hospital number", "Lab accession no.", "Visit ID", "Case number"),
+    record_words_kr=("진찰권번호", "병동등록번호", "검사번호"),
+    record_formats=(
+        lambda r: _digits(r, 6),
+        lambda r: f"S{_digits(r, 9)}",
+        lambda r: f"{_digits(r, 3)}-{_digits(r, 3)}-{_digits(r, 3)}",
+    ),
+    kr_addresses=(
+        "경기도 고양시 일산동구 중앙로 1275번길 38-10",
+        "대구광역시 수성구 달구벌대로 2400",
+        "전라남도 여수시 학동 100",
+        "서울 강남구 테헤란로 152, B동 1703호",
+    ),
+    en_addresses=(
+        "3 Acacia Avenue, Reading RG1 8AA",
+        "900 Ocean Boulevard, Apt 1201, Miami, FL 33139",
+        "Flat 2, 41 Grove Park, Glasgow G12 8AB",
+    ),
+)
+
+HELDOUT_5_TEMPLATES = (
+    "[[PERSON:{kname}]] 씨({age}) {kr_record} [[MRN:{record}]] — <<급성 췌장염>>, <<금식>> 및 <<수액 치료>>.",
+    "주민등록번호는 [[KR_RRN:{rrn}]]입니다. 저는 [[PERSON:{kname2}]]이고 <<편두통>> 때문에 <<수마트립탄 50 mg>>을 먹어요.",
+    "남편 [[PERSON:{kname}]] 씨가 <<흉통>>을 호소, 집 전화 [[PHONE_NUMBER:{phone}]].",
+    "자택 [[ADDRESS:{kaddr}]]에서 <<의식 저하>>로 구급차 내원, <<혈당 45 mg/dL>>.",
+    "의뢰인: [[PERSON:{kname2}]] / 주민번호 [[KR_RRN:{rrn}]] / <<B형 간염>> 보균자.",
+    "담당의 [[PERSON:{kname}]] 교수 외래에서 <<갑상선 결절>> <<세침흡인검사>> 예정.",
+    "Note from [[PERSON:{efirst} {elast}]], {en_record} [[MRN:{record}]]: <<{eponym_disease}>> follow-up, <<penicillamine 250 mg>>.",
+    "Reviewed jointly by [[PERSON:{efirst2} {elast2}]] and the team; <<troponin 45 ng/L>>, <<ECG sinus rhythm>>.",
+    "Her neighbour [[PERSON:{efirst} {eponym}]] rang [[PHONE_NUMBER:{phone}]] because of <<confusion>> and <<hyponatraemia>>.",
+    "Registered address [[ADDRESS:{eaddr}]]; <<type 1 diabetes>>, <<insulin aspart>> with meals.",
+    "[[PERSON:{efirst} {elast}]], aged {age}, RRN [[KR_RRN:{rrn}]], presented with <<{eponym_disease}>>.",
+    "Discussed with the consultant, [[PERSON:{efirst2} {elast}]]; <<CT pulmonary angiogram>> negative, <<D-dimer 0.9>>.",
+)
+
+# A sixth held-out part, the last one written in this round (2026-12-06, after the fifth part's
+# changes): realistic notes and messages, new pools; scored once, and the rules were not changed for it.
+HELDOUT_6 = Pools(
+    kr_surnames=("송", "류", "홍", "심", "원", "천", "방", "공", "현", "여", "남궁", "선우"),
+    kr_given=("예린", "누리", "서진", "민재", "가온", "도현", "옥자", "판석", "순옥", "재희", "율"),
+    en_first=("Edward", "Clara", "Isaac", "Ada", "Mohammed", "Yara", "Pablo", "Helena", "Nikolai", "Wei"),
+    en_last=("Fairbanks", "Oduya", "Navarro", "Kingsley", "Petrenko", "Haddon", "Mbeki", "Rasmussen", "Osei", "Liang"),
+    eponym_surnames=(
+        ("Hirschsprung", "Hirschsprung disease"),
+        ("Kawasaki", "Kawasaki disease"),
+        ("Tay", "Tay-Sachs disease"),
+        ("Wegener", "Wegener's granulomatosis"),
+        ("Kallmann", "Kallmann syndrome"),
+    ),
+    rrn_styles=(
+        lambda d: f"{d[:6]}-{d[6:]}",
+        lambda d: f"{d[:6]} {d[6:]}",
+        lambda d: f"{d[:6]}.{d[6:]}",
+        lambda d: f"{d[:6]}-{d[6:]}".translate(FULL_WIDTH),
+    ),
+    phone_styles=(
+        lambda r: f"010-{r.randint(1000, 9999)}-{r.randint(1000, 9999)}",
+        lambda r: f"02-{r.randint(200, 9999)}-{r.randint(1000, 9999)}",
+        lambda r: f"({r.randint(201, 989)}) {r.randint(200, 999)}-{r.randint(1000, 9999)}",
+        lambda r: f"07{r.randint(700, 999)} {r.randint(100000, 999999)}",
+    ),
+    record_words_en=("MRN", "Hospital no.", "Unit number", "Patient ID"),
+    record_words_kr=("등록번호", "환자번호", "차트번호"),
+    record_formats=(
+        lambda r: _digits(r, 8),
+        lambda r: f"{_digits(r, 2)}{chr(65 + r.randint(0, 25))}{_digits(r, 5)}",
+        lambda r: f"MR-{_digits(r, 7)}",
+    ),
+    kr_addresses=(
+        "서울특별시 종로구 대학로 101",
+        "경기도 수원시 영통구 월드컵로 164",
+        "부산광역시 서구 구덕로 179",
+        "강원특별자치도 원주시 일산로 20",
+    ),
+    en_addresses=(
+        "221B Baker Street, London NW1 6XE",
+        "77 Massachusetts Avenue, Cambridge, MA 02139",
+        "5 Mill Lane, Oxford OX1 4AB",
+    ),
+)
+
+HELDOUT_6_TEMPLATES = (
+    "퇴원요약: 환자 [[PERSON:{kname}]] ({sex}/{age}), {kr_record} [[MRN:{record}]]. <<제2형 당뇨병>>, <<메트포르민 1000 mg>> 하루 2회 유지.",
+    "안녕하세요, [[PERSON:{kname2}]] 보호자입니다. 아버지가 <<와파린 5 mg>> 드시는데 <<코피>>가 나요. 연락 주세요 [[PHONE_NUMBER:{phone}]]",
+    "주민등록번호: [[KR_RRN:{rrn}]] / 주소: [[ADDRESS:{kaddr}]] <<고지혈증>>으로 <<로수바스타틴 10 mg>>.",
+    "[[PERSON:{kname}]] 님께서 <<항암화학요법>> 2주기 후 <<호중구감소증>>으로 내원하셨습니다.",
+    "협진 의뢰: 정형외과 [[PERSON:{kname2}]] 선생님, <<대퇴골 경부 골절>> 수술 가능 여부 문의드립니다.",
+    "환자 [[PERSON:{kname}]], 주민번호 [[KR_RRN:{rrn}]], 휴대전화 [[PHONE_NUMBER:{phone}]]. <<소아 천식>> 경과 관찰.",
+    "Discharge summary for [[PERSON:{efirst} {elast}]] ({en_record} [[MRN:{record}]]): admitted with <<{eponym_disease}>>, treated with <<IV immunoglobulin>>.",
+    "Hi, this is [[PERSON:{efirst2} {elast2}]]. My son was diagnosed with <<{eponym_disease}>> last week; can we book a review? [[PHONE_NUMBER:{phone}]]",
+    "Dr [[PERSON:{eponym}]] phoned about the <<biopsy>>: <<{eponym_disease}>> is not supported by the histology.",
+    "Patient lives at [[ADDRESS:{eaddr}]] and has <<COPD>>; <<tiotropium 18 mcg>> daily.",
+    "Seen in clinic by [[PERSON:{efirst} {elast}]] with her mother [[PERSON:{efirst2} {elast}]]; <<ferritin 8 ug/L>>, <<ferrous sulfate 200 mg>> started.",
+    "[[PERSON:{efirst} {elast2}]], {age}-year-old, RRN [[KR_RRN:{rrn}]], <<acute kidney injury>>, <<creatinine 240 umol/L>>.",
+)
+
+# A seventh held-out part, written after the sixth part's changes (the last of this round): clinic
+# letters, ward notes, portal messages and forms in Korean and English; scored once, never tuned on.
+HELDOUT_7 = Pools(
+    kr_surnames=("안", "송", "전", "홍", "유", "신", "권", "황", "오", "한", "선우", "남궁"),
+    kr_given=("해린", "준서", "지율", "서후", "아린", "건호", "금순", "용팔", "명자", "상훈", "결"),
+    en_first=("Gregory", "Philippa", "Marcus", "Imogen", "Tobias", "Keziah", "Anders", "Noor", "Emilio", "Sunita"),
+    en_last=(
+        "Blackwood",
+        "Achebe",
+        "Delgado",
+        "Featherstone",
+        "Horvath",
+        "Ivanova",
+        "Jorgensen",
+        "Kapoor",
+        "Ellison",
+        "Mukherjee",
+    ),
+    eponym_surnames=(
+        ("Addisonian", "Addisonian crisis"),
+        ("Still", "Still's disease"),
+        ("Buerger", "Buerger's disease"),
+        ("Kienböck", "Kienböck's disease"),
+        ("Whipple", "Whipple's disease"),
+    ),
+    rrn_styles=(
+        lambda d: f"{d[:6]}-{d[6:]}",
+        lambda d: f"{d[:6]} - {d[6:]}",
+        lambda d: f"{d[:6]}{d[6:]}",
+        lambda d: f"{d[:6]}．{d[6:]}",
+    ),
+    phone_styles=(
+        lambda r: f"010{r.randint(1000, 9999)}{r.randint(1000, 9999)}",
+        lambda r: f"031) {r.randint(200, 999)}-{r.randint(1000, 9999)}",
+        lambda r: f"{r.randint(201, 989)}-{r.randint(200, 999)}-{r.randint(1000, 9999)}",
+        lambda r: f"+44 (0)161 {r.randint(200, 999)} {r.randint(1000, 9999)}",
+    ),
+    record_words_en=("Hospital ID", "NHS no.", "Clinic number", "Registration no."),
+    record_words_kr=("병록번호", "의무기록번호", "진료번호"),
+    record_formats=(
+        lambda r: _digits(r, 7),
+        lambda r: f"K{_digits(r, 7)}",
+        lambda r: f"{_digits(r, 3)} {_digits(r, 3)} {_digits(r, 4)}",
+    ),
+    kr_addresses=(
+        "서울특별시 마포구 월드컵북로 396",
+        "경기도 용인시 수지구 포은대로 435",
+        "인천광역시 연수구 컨벤시아대로 165, 2동 801호",
+        "대구광역시 중구 동덕로 130",
+    ),
+    en_addresses=(
+        "12 Orchard Row, Bath BA1 2LP",
+        "450 Elm Street, Apt 3C, Boston, MA 02118",
+        "8 Harbour View Road, Dublin D04 X2Y1",
+    ),
+)
+
+HELDOUT_7_TEMPLATES = (
+    "외래 경과: [[PERSON:{kname}]] 님(만 {age}세), {kr_record} [[MRN:{record}]]. <<갑상선 기능항진증>>으로 <<메티마졸 10 mg>> 복용.",
+    "보호자 [[PERSON:{kname2}]] 님께 <<수술 동의서>> 설명함. 연락처 [[PHONE_NUMBER:{phone}]].",
+    "[[PERSON:{kname}]] 환자 주민등록번호 [[KR_RRN:{rrn}]]로 본인 확인. <<폐결핵>> 의심, <<객담 도말 검사>> 시행.",
+    "주소: [[ADDRESS:{kaddr}]] / <<파킨슨병>>으로 <<레보도파 100 mg>> 하루 3회.",
+    "주치의 [[PERSON:{kname2}]] 교수님, <<급성 신우신염>> 환자 <<세프트리악손 2 g>> 투여 후 호전되었습니다.",
+    "성명: [[PERSON:{kname}]], 전화번호: [[PHONE_NUMBER:{phone}]], <<알레르기>>: <<페니실린>>.",
+    "Clinic letter: Dear Dr [[PERSON:{elast}]], I saw your patient [[PERSON:{efirst2} {elast2}]] ({en_record} [[MRN:{record}]]) with <<{eponym_disease}>>.",
+    "Portal message from [[PERSON:{efirst} {elast}]]: my <<HbA1c>> was <<9.1%>>, should I increase <<gliclazide 80 mg>>? Phone [[PHONE_NUMBER:{phone}]].",
+    "Ward round with Dr [[PERSON:{eponym}]]: <<{eponym_disease}>> unlikely, <<CRP 4 mg/L>>.",
+    "Next of kin: [[PERSON:{efirst2} {elast}]], address [[ADDRESS:{eaddr}]]. <<Dementia>>, <<donepezil 10 mg>> nocte.",
+    "[[PERSON:{efirst} {elast2}]] (RRN [[KR_RRN:{rrn}]]) attended for <<colonoscopy>>; <<polyp>> removed.",
+    "Reviewed by the consultant, Dr [[PERSON:{efirst2} {elast}]]; <<MRI knee>> shows a <<meniscal tear>>.",
+)
+
 PARTS = {
     "dev": (DEV, DEV_TEMPLATES, 1901),
     "heldout": (HELDOUT, HELDOUT_TEMPLATES, 2609),
     "heldout2": (HELDOUT_2, HELDOUT_2_TEMPLATES, 3313),
+    "heldout3": (HELDOUT_3, HELDOUT_3_TEMPLATES, 4127),
+    "heldout4": (HELDOUT_4, HELDOUT_4_TEMPLATES, 5011),
+    "heldout5": (HELDOUT_5, HELDOUT_5_TEMPLATES, 6007),
+    "heldout6": (HELDOUT_6, HELDOUT_6_TEMPLATES, 7001),
+    "heldout7": (HELDOUT_7, HELDOUT_7_TEMPLATES, 8009),
 }
 
 
@@ -312,8 +666,9 @@ def _same(kind: str) -> str:
 
 
 def evaluate(detect, redact, docs: list[Generated]) -> dict:
-    """Recall per group (a gold span counts when a finding of its type overlaps it) and terms kept."""
-    gold, hit = defaultdict(int), defaultdict(int)
+    """Recall per group (a gold span counts when findings of its type cover it), the share removed by
+    findings of any type (what is left readable), and clinical terms kept."""
+    gold, hit, removed = defaultdict(int), defaultdict(int), defaultdict(int)
     predicted: dict[str, int] = defaultdict(int)
     misses, lost, false_positives = [], [], []
     terms = kept = 0
@@ -327,6 +682,9 @@ def evaluate(detect, redact, docs: list[Generated]) -> dict:
                 any(e.start <= i < e.end for e in covered) for i in range(start, end) if doc.text[i].isalnum()
             ):
                 hit[kind] += 1
+            # removed at all, whatever type the finding has: nothing of it is left to read
+            if all(any(e.start <= i < e.end for e in found) for i in range(start, end) if doc.text[i].isalnum()):
+                removed[kind] += 1
             else:
                 misses.append((kind, doc.template, doc.text[start:end], doc.text[max(0, start - 30) : end + 15]))
         for e in found:
@@ -343,7 +701,11 @@ def evaluate(detect, redact, docs: list[Generated]) -> dict:
     groups = {}
     for name, members in GROUPS.items():
         g = sum(gold[t] for t in members)
-        groups[name] = {"gold": g, "recall": round(sum(hit[t] for t in members) / g, 3) if g else None}
+        groups[name] = {
+            "gold": g,
+            "recall": round(sum(hit[t] for t in members) / g, 3) if g else None,
+            "removed_any_type": round(sum(removed[t] for t in members) / g, 3) if g else None,
+        }
     per_type = {t: {"gold": gold[t], "recall": round(hit[t] / gold[t], 3)} for t in sorted(gold) if gold[t]}
     return {
         "documents": len(docs),

@@ -4,18 +4,10 @@
 from __future__ import annotations
 
 import importlib.util
+import itertools
 
 import pytest
-from phi_generated import (
-    DEV,
-    DEV_TEMPLATES,
-    HELDOUT,
-    HELDOUT_2,
-    HELDOUT_2_TEMPLATES,
-    HELDOUT_TEMPLATES,
-    corpus,
-    evaluate,
-)
+from phi_generated import PARTS, corpus, evaluate
 
 from medops.privacy import Redactor, detect
 
@@ -36,14 +28,14 @@ def heldout() -> dict:
 
 
 def test_corpus_has_500_texts_and_the_parts_share_no_template_or_pool():
-    parts = {name: corpus(name) for name in ("dev", "heldout", "heldout2")}
+    parts = {name: corpus(name) for name in PARTS}
     assert sum(len(docs) for docs in parts.values()) >= 500
     assert all(doc.spans and doc.terms for docs in parts.values() for doc in docs)
-    templates = [set(DEV_TEMPLATES), set(HELDOUT_TEMPLATES), set(HELDOUT_2_TEMPLATES)]
-    assert not (templates[0] & templates[1] or templates[0] & templates[2] or templates[1] & templates[2])
-    for a, b in ((DEV, HELDOUT), (DEV, HELDOUT_2), (HELDOUT, HELDOUT_2)):
+    for a, b in itertools.combinations(PARTS, 2):
+        (pools_a, templates_a, _), (pools_b, templates_b, _) = PARTS[a], PARTS[b]
+        assert not set(templates_a) & set(templates_b), (a, b)
         for pool in ("kr_given", "en_first", "en_last", "eponym_surnames", "record_words_en", "record_words_kr"):
-            assert not set(getattr(a, pool)) & set(getattr(b, pool)), pool
+            assert not set(getattr(pools_a, pool)) & set(getattr(pools_b, pool)), (a, b, pool)
     assert corpus("heldout")[5].text == corpus("heldout")[5].text  # deterministic
 
 
@@ -64,7 +56,72 @@ def test_second_held_out_part_keeps_its_first_measurement():
     assert result["clinical_terms_kept"] >= 0.98, result["lost_terms"]
 
 
+@pytest.mark.parametrize("part", ["heldout3", "heldout4", "heldout5", "heldout6", "heldout7"])
+def test_parts_tuned_on_after_their_first_scoring_hold_the_floors(part):
+    """Each was scored once when written, then the mechanisms it showed missing were added (first
+    figures in docs/PERFORMANCE.md); they stay as regression parts at the issue's floors. Structured
+    identifiers count as removed when nothing of them is left, whatever type removed them."""
+    result = evaluate(detect, redact, corpus(part))
+    assert result["groups"]["structured"]["removed_any_type"] >= 0.98, result["misses"]
+    assert result["groups"]["names"]["recall"] >= 0.95, result["misses"]
+    assert result["clinical_terms_kept"] >= 0.98, result["lost_terms"]
+    assert result["precision"] >= 0.95, result["false_positives"]
+
+
 # ---------------------------------------------------------------- one mechanism each
+
+
+@pytest.mark.parametrize(
+    "text, kind, value",
+    [
+        ("주민등록번호 850101—1234568 확인", "KR_RRN", "850101—1234568"),  # any dash
+        ("주민등록번호 850101  1234568 확인", "KR_RRN", "850101  1234568"),  # up to three spaces
+        ("주민번호 850101 / 1234568 확인", "KR_RRN", "850101 / 1234568"),
+        ("보호자 연락처 010 - 1234 - 5678.", "PHONE_NUMBER", "010 - 1234 - 5678"),
+        ("전화 (010)1234-5678 로", "PHONE_NUMBER", "(010)1234-5678"),
+        ("집 전화 053)  448-1155.", "PHONE_NUMBER", "053)  448-1155"),
+        ("rang 010/3827/5970 because", "PHONE_NUMBER", "010/3827/5970"),
+        ("call 1-800-968-4264 now", "PHONE_NUMBER", "1-800-968-4264"),
+        ("(+82) 10 4107 2232 is mine", "PHONE_NUMBER", "(+82) 10 4107 2232"),
+        (
+            "Postal address: 14 Rue Sainte-Catherine, Montreal, QC H3B 1A7. Atrial flutter",
+            "ADDRESS",
+            "14 Rue Sainte-Catherine, Montreal, QC H3B 1A7",
+        ),
+        (
+            "Registered address Flat 2, 41 Grove Park, Glasgow G12 8AB; diabetes",
+            "ADDRESS",
+            "Flat 2, 41 Grove Park, Glasgow G12 8AB",
+        ),
+        ("자택 서울 강남구 테헤란로 152, B동 1703호에서 내원", "ADDRESS", "서울 강남구 테헤란로 152, B동 1703호"),
+        ("Referral from Walter Abernathy, Chart ID 12345678: please assess", "PERSON", "Walter Abernathy"),
+        ("Assessed today by Eleanor Adeyemi; no change", "PERSON", "Eleanor Adeyemi"),
+        ("Handover to the registrar, Felix Carvalho: sodium 128", "PERSON", "Felix Carvalho"),
+        ("Her neighbour Esme Ménière rang yesterday", "PERSON", "Esme Ménière"),
+        ("Ferreira, Nora Walter — RRN 900727-2196971", "PERSON", "Ferreira, Nora Walter"),
+        ("전원 의뢰서: 라소연 님 (M, 85세)", "PERSON", "라소연"),
+        ("Discharge summary for Wei Haddon (Patient ID 90123456): admitted", "PERSON", "Wei Haddon"),
+        ("환자 현재희, 주민번호 061223-4123456, 경과 관찰", "PERSON", "현재희"),
+        ("진료번호 615 048 4467. 갑상선 기능항진증", "MRN", "615 048 4467"),
+        ("address 8 Harbour View Road, Dublin D04 X2Y1. Dementia", "ADDRESS", "8 Harbour View Road, Dublin D04 X2Y1"),
+    ],
+)
+def test_mechanisms_found_by_the_later_held_out_parts(text, kind, value):
+    assert (kind, value) in found(text), found(text)
+
+
+def test_the_resident_numbers_label_is_never_a_record_numbers():
+    """주민등록번호 ends in 등록번호 and 번호: its first six digits were an MRN, leaving seven digits behind."""
+    assert found("주민등록번호 850101—1234568 확인") == [("KR_RRN", "850101—1234568")]
+    assert [kind for kind, _ in found("주민등록번호는 850101 / 1234568입니다")] == ["KR_RRN"]
+
+
+def test_one_word_before_a_disease_word_is_the_diseases_name():
+    assert found("Guillain-Barré syndrome remains the working diagnosis") == []
+    # a doctor named like the disease: the name is removed, the disease kept
+    text = "Dr Tay phoned about the biopsy: Tay-Sachs disease and Wegener's granulomatosis are not supported."
+    assert found(text) == [("PERSON", "Tay")]
+    assert "Tay-Sachs disease" in redact(text)
 
 
 @pytest.mark.parametrize(

@@ -79,9 +79,9 @@ DEFAULT_MRN_PATTERNS: tuple[str, ...] = (
         r"case (?:no\.?|number)",
         r"registration (?:no\.?|number)",
     )
-    + r"\s*(?:is|was)?\s*[:#.]?\s*(?P<value>[A-Z]{0,3}-?\d[\dA-Z-]{3,14}\d)\b",
-    r"(?:등록번호|환자번호|병록번호|차트번호|의무기록번호|진료번호|환자 ?ID|병원번호|수진자번호)\s*(?:는|은)?\s*[:：#.]?\s*"
-    r"(?P<value>[A-Z]{0,3}-?\d[\dA-Z-]{3,14}\d)(?!\d)",
+    + r"\s*(?:is|was)?\s*[:#.]?\s*(?P<value>[A-Z]{0,3}-?\d[\dA-Z-]{3,14}\d|\d{3,4}(?: \d{3,4}){1,3})\b",
+    r"(?:(?<!주민)(?<!외국인)등록번호|환자번호|병록번호|차트번호|의무기록번호|진료번호|환자 ?ID|병원번호|수진자번호)\s*(?:는|은)?\s*[:：#.]?\s*"
+    r"(?P<value>[A-Z]{0,3}-?\d[\dA-Z-]{3,14}\d|\d{3,4}(?: \d{3,4}){1,3})(?!\d)",
 )
 
 
@@ -162,7 +162,7 @@ def _window(text: str, start: int, width: int = 30) -> str:
 # -- resident / foreigner registration numbers ------------------------------------------------
 
 _RRN = _c(
-    r"(?<![\d-])(?P<value>\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])(?:[ \t]{0,2}[-–.][ \t]{0,2}|[ \t])?[0-9]\d{6})(?![\d-])",
+    r"(?<![\d-])(?P<value>\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])(?:[ \t]{0,3}[-‐‑‒–—―−./_][ \t]{0,3}|[ \t]{1,3})?[0-9]\d{6})(?![\d-])",
     first=r"\d",
 )
 _RRN_LEAD = r"\d\d[01]\d[0-3]\d"
@@ -298,34 +298,35 @@ _INSURANCE = [
 
 # -- contact details --------------------------------------------------------------------------
 
+_SEP = r"(?:[ ]?[-./][ ]?|[ ])"  # between a phone number's groups: "-", ".", " ", or " - "
 _PHONE = [
     # Korean mobile, landline, +82 and 15xx business numbers
     Rule(
         "PHONE_NUMBER",
-        _c(r"(?<![\d-])01[016789][-. ]?\d{3,4}[-. ]?\d{4}(?![\d-])", first="0"),
+        _c(rf"(?<![\d-])01[016789]{_SEP}?\d{{3,4}}{_SEP}?\d{{4}}(?![\d-])", first="0"),
         0.85,
         lead=r"01[016789]",
     ),
     Rule(
         "PHONE_NUMBER",
         _c(
-            r"(?<![\d-])(?:\(0(?:2|[3-6][1-5]|70|50\d)\)[ ]?|0(?:2|[3-6][1-5]|70|50\d)[-. ]?)\d{3,4}[-. ]\d{4}(?![\d-])",
+            rf"(?<![\d-])(?:\((?:0(?:2|[3-6]\d|70|80|50\d)|01[016789])\)[ ]?|0(?:2|[3-6]\d|70|80|50\d)(?:\)[ ]{{0,2}}|{_SEP}?))\d{{3,4}}{_SEP}\d{{4}}(?![\d-])",
             first="[(0]",
         ),
         0.8,
-        lead=r"0[2-7]|\(0",
+        lead=r"0[2-8]|\(0",
     ),
     Rule("PHONE_NUMBER", _c(r"(?<![\d-])1[5-8]\d{2}-\d{4}(?![\d-])", first="1"), 0.6, lead=r"1[5-8]\d\d-"),
-    Rule("PHONE_NUMBER", _c(r"\+82[-. ]?(?:\(0\))?\s?\d{1,2}[-. ]?\d{3,4}[-. ]?\d{4}(?!\d)"), 0.9),
+    Rule("PHONE_NUMBER", _c(r"(?:\(\+82\)|\+82)[-. ]?(?:\(0\))?\s?\d{1,2}[-. ]?\d{3,4}[-. ]?\d{4}(?!\d)"), 0.9),
     # US / NANP
     Rule(
         "PHONE_NUMBER",
         _c(
-            r"(?:\+1[-. ]?)?(?<![\d-])(?:\([2-9]\d{2}\)[ ]?|[2-9]\d{2}[-. ]?)[2-9]\d{2}[-. ]\d{4}(?![\d-])",
-            first=r"[+(2-9]",
+            r"(?:(?<![\d-])\+?1[-. ]?|(?<![\d-]))(?:\([2-9]\d{2}\)[ ]?|[2-9]\d{2}[-. ]?)[2-9]\d{2}[-. ]\d{4}(?![\d-])",
+            first=r"[+(1-9]",
         ),
         0.75,
-        lead=r"[2-9]\d\d[-. ]?[2-9]\d\d[-. ]\d|\([2-9]\d\d\)|\+1",
+        lead=r"[2-9]\d\d[-. ]?[2-9]\d\d[-. ]\d|\([2-9]\d\d\)|\+1|1[-. ]?[2-9(]",
     ),
     # UK
     Rule("PHONE_NUMBER", _c(r"\+44\s?(?:\(0\)\s?)?\d{2,4}[\s-]?\d{3,4}[\s-]?\d{3,4}(?!\d)"), 0.9),
@@ -553,7 +554,7 @@ _KR_ADDRESS = [
         "ADDRESS",
         _c(
             rf"(?:{_SIDO}\s)?(?:{_ADMIN}\s){{1,3}}(?:[가-힣]{{1,6}}(?:읍|면)\s)?[가-힣0-9]{{1,10}}(?:로|길)\s?\d{{1,4}}(?:-\d{{1,4}})?"
-            r"(?:번?길\s?\d{1,4}(?:-\d{1,4})?)?(?:,?\s?\d{1,4}동\s?\d{1,4}호|,?\s?\d{1,4}호)?(?:\s?\([가-힣0-9,. ]{2,20}\))?",
+            r"(?:번?길\s?\d{1,4}(?:-\d{1,4})?)?(?:,?\s?(?:\d{1,4}|[A-Z])동\s?\d{1,4}호|,?\s?\d{1,4}호)?(?:\s?\([가-힣0-9,. ]{2,20}\))?",
             first="[가-힣]",  # a 시/도 or a 시/군/구 word
         ),
         0.85,
@@ -563,7 +564,7 @@ _KR_ADDRESS = [
         "ADDRESS",
         _c(
             rf"(?:{_SIDO}\s)?(?:{_ADMIN}\s){{1,3}}(?:[가-힣]{{1,6}}(?:읍|면)\s)?[가-힣0-9]{{1,8}}(?:동|리|가)\s?\d{{1,5}}(?:-\d{{1,5}})?(?:번지)?"
-            r"(?:,?\s?\d{1,4}동\s?\d{1,4}호|,?\s?\d{1,4}호)?",
+            r"(?:,?\s?(?:\d{1,4}|[A-Z])동\s?\d{1,4}호|,?\s?\d{1,4}호)?",
             first="[가-힣]",
         ),
         0.85,
@@ -606,20 +607,42 @@ def _labelled_addresses(text: str) -> Iterator[Candidate]:
 
 _STREET = (
     r"(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Place|Pl|Way|Terrace|Close|Crescent"
-    r"|Parkway|Pkwy|Highway|Hwy|Square|Sq|Gardens|Grove|Row|Mews)"
+    r"|Parkway|Pkwy|Highway|Hwy|Square|Sq|Gardens|Grove|Row|Mews|Park|Walk|Hill|Rise|Green)"
+)
+# ", QC H3B 1A7" (Canada), " D04 X2Y1" (an Irish Eircode)
+_ADDRESS_TAIL_CA = (
+    r"(?:,?\s(?:[A-Z]{2}\s)?[ABCEGHJ-NPRSTVXY]\d[A-Z]\s?\d[A-Z]\d|,?\s[AC-FHKNPRTV-Y]\d[\dW]\s[\dAC-FHKNPRTV-Y]{4})?"
+)
+_EN_STREET_ADDRESS = (
+    rf"\b\d{{1,5}}[A-Z]?\s(?:[NSEW]\.?\s)?(?:[A-Z][a-z]+\s|\d{{1,3}}(?:st|nd|rd|th)\s){{1,3}}{_STREET}\b\.?"
+    r"(?:,?\s(?:Apt|Apartment|Suite|Ste|Unit|Flat|#)\.?\s?#?\w{1,5})?"
+    r"(?:,\s[A-Z][a-z]+(?:\s[A-Z][a-z]+){0,2})?(?:,?\s[A-Z]{2}\s\d{5}(?:-\d{4})?)?"
+    r"(?:,?\s[A-Z]{1,2}\d[A-Z\d]?\s\d[A-Z]{2})?" + _ADDRESS_TAIL_CA
 )
 _EN_ADDRESS = [
     Rule(
         "ADDRESS",
         _c(
-            rf"\b\d{{1,5}}[A-Z]?\s(?:[NSEW]\.?\s)?(?:[A-Z][a-z]+\s|\d{{1,3}}(?:st|nd|rd|th)\s){{1,3}}{_STREET}\b\.?"
-            r"(?:,?\s(?:Apt|Apartment|Suite|Ste|Unit|Flat|#)\.?\s?#?\w{1,5})?"
-            r"(?:,\s[A-Z][a-z]+(?:\s[A-Z][a-z]+){0,2})?(?:,?\s[A-Z]{2}\s\d{5}(?:-\d{4})?)?"
-            r"(?:,?\s[A-Z]{1,2}\d[A-Z\d]?\s\d[A-Z]{2})?",
+            _EN_STREET_ADDRESS,
             first=r"\d",
         ),
         0.85,
         lead=r"\d\d{0,4}[A-Z]?\s(?:[NSEW]\.?\s)?(?:[A-Z][a-z]|\d)",
+    ),
+    # a flat or unit before the number ("Flat 2, 41 Grove Park, ..."): not digit-started, so its own scan
+    Rule(
+        "ADDRESS", _c(rf"\b(?:Flat|Apt|Apartment|Unit|Suite)\s\w{{1,5}},\s{_EN_STREET_ADDRESS}", first="[FAUS]"), 0.85
+    ),
+    # the street type first, as in French, Spanish, Italian and Portuguese: "14 Rue Sainte-Catherine, Montreal"
+    Rule(
+        "ADDRESS",
+        _c(
+            r"\b\d{1,5}[A-Z]?,?\s(?:Rue|Avenue|Av\.|Boulevard|Bd|Chemin|Route|Place|Calle|Avenida|Via|Viale|Rua|Piazza)\s"
+            r"(?:(?:de|du|des|de la|del|della|da|do|dos)\s)?[A-Z][\w'’-]+(?:\s[A-Z][\w'’-]+){0,2}"
+            r"(?:,\s[A-Z][a-z]+(?:[\s-][A-Z][a-z]+){0,2})?(?:,?\s[A-Z]{2}\s\d{5}(?:-\d{4})?)?" + _ADDRESS_TAIL_CA,
+            first=r"\d",
+        ),
+        0.8,
     ),
     Rule("ADDRESS", _c(r"[A-Z](?<=\b[A-Z])(?:[A-Z]?\d[A-Z\d]?)\s\d[A-Z]{2}\b"), 0.5),  # \b[A-Z]{1,2}..., as above
     Rule("ADDRESS", _c(r"\b(?:PO|P\.O\.)\sBox\s\d{1,6}\b", first="P"), 0.7, gate=_c("Box")),
@@ -1033,7 +1056,10 @@ def _korean_names(text: str) -> Iterator[Candidate]:
             yield ("PERSON", m.start("value"), m.end("value"), 0.6)
     for m in _KR_PERSON_PATIENT.finditer(text):
         value = m.group("value")
-        if len(value) >= 3 and _kr_name_ok(value, honorific=text.startswith(("님", "씨"), m.end("value"))):
+        apposition = text.startswith((",", "("), m.end("value")) and value[-1] not in _KR_WORD_SUFFIXES
+        if len(value) >= 3 and _kr_name_ok(
+            value, honorific=apposition or text.startswith(("님", "씨"), m.end("value"))
+        ):
             yield ("PERSON", m.start("value"), m.end("value"), 0.6)
 
 
@@ -1300,9 +1326,12 @@ _EN_GRAMMAR = _EN_GRAMMAR | frozenset([
     "Partner", "Guardian", "Caregiver", "Carer", "Caller", "Contact", "Friend", "Neighbour", "Neighbor",
     "Colleague", "Niece", "Nephew", "Grandson", "Granddaughter", "Aunt", "Uncle", "Cousin", "Also", "Then", "Spoke",
     "Called", "Met", "Saw", "Per", "Via", "Cc", "Re", "Attn", "Ref", "Pt",
+    # words that label an identifier ("Chart ID", "Account no."): never the given name in "Doe, Chart ID ..."
+    "Chart", "Account", "Admission", "Visit", "Encounter", "Billing", "Episode", "Record", "Registration",
+    "Reference", "Member", "Policy", "Claim", "Accession", "Inpatient", "Outpatient",
 ])  # fmt: skip
 EN_STOPWORDS = _EN_GRAMMAR | EPONYMS
-_EN_TOKEN = r"(?:[A-Z][a-z]+(?:[-'][A-Z]?[a-z]+)?|[A-Z]\.|Mc[A-Z][a-z]+|O'[A-Z][a-z]+)"
+_EN_TOKEN = r"(?:[A-ZÀ-ÖØ-Þ][a-zß-öø-ÿ]+(?:[-'][A-ZÀ-ÖØ-Þ]?[a-zß-öø-ÿ]+)?|[A-Z]\.|Mc[A-Z][a-z]+|O'[A-Z][a-z]+)"
 _EN_TOKEN_RE = _c(_EN_TOKEN)
 _EN_NAME = rf"(?P<value>{_EN_TOKEN}(?:\s{_EN_TOKEN}){{0,2}})"
 # \b(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Doctor|Professor|Nurse|Sister), grouped by first letter, \b checked from behind it
@@ -1317,7 +1346,8 @@ _EN_CONTEXT_WORDS = [
     "yours truly", "written by", "dictated by", "ordered by", "seen by", "reviewed by", "electronically signed by",
     "referring", "thank you for seeing", "on behalf of", "accompanied by", "nurse", "carer", "social worker",
     "friend", "neighbou?r", "colleague", "partner", "fellow", "resident", "intern", "midwife", "coordinator",
-    "secretary", "translator",
+    "secretary", "translator", "referral from", "letter from", "message from", "phone call from", "call from",
+    "e-?mail from", "note from", "fax from", "voicemail from", "request from", "consult from",
 ]  # fmt: skip
 _EN_CONTEXT = (
     rf"(?:\b{_ci_words(*_EN_CONTEXT_WORDS)}\s*[:,\-]?\s*\n?\s*"
@@ -1329,14 +1359,47 @@ _EN_CONTEXT_NAME = _c(rf"{_EN_CONTEXT}{_EN_NAME}", first="[A-Za-z]")
 # "Doe, Jane (MRN ...)", "Jane Doe (RRN ...)".
 _EN_AGE_NAME = _c(
     rf"(?<![\w.])(?P<value>{_EN_TOKEN}(?:,\s|\s){_EN_TOKEN}(?:\s{_EN_TOKEN})?)(?=,?\s(?:is\s)?(?:an?\s)?\d{{1,3}}[- ]?(?:year|yo|y/o|M\b|F\b)"
-    r"|,?\s\(?(?:(?:DOB|D\.O\.B|born|aged?|MRN|RRN|SSN|NHS|ID|patient ID|hospital no)\b|주민|등록번호|환자번호))",
-    first="[A-Z]",  # every name token starts with a capital
+    r"|,?\s(?:[-–—:/|]\s)?\(?(?:(?:DOB|D\.O\.B|born|aged?|MRN|RRN|SSN|NHS|ID|patient ID|hospital no)\b|주민|등록번호|환자번호))",
+    first="[A-ZÀ-ÖØ-Þ]",  # every name token starts with a capital
 )
 # A role noun in -ist / -ian in apposition ("the physiotherapist, Jane Doe", "cardiologist Mark Lee"); the other
 # role nouns ("our nurse, Jane Doe") are context words above.
 _EN_ROLE_NAME = _c(rf"(?:ist|ian)(?<=[a-z](?:ist|ian))s?\b,?[ \t]{_EN_NAME}")  # (?<=[a-z])(?:ist|ian), as above
 # The agent of a passive ("examined by Jane Doe"): one name token after a clinical act, a full name after any verb.
 _EN_BY_NAME = _c(rf"[ \t](?<=[a-z][ \t])by[ \t]{_EN_NAME}")  # (?<=[a-z])[ \t]by..., the blank first (re scans for it)
+# Role nouns that end in neither -ist nor -ian: "the registrar, Jane Doe", "radiographer Mark Lee".
+_ROLE_WORDS = (
+    "registrar", "consultant", "surgeon", "physician", "doctor", "practitioner", "officer", "radiographer",
+    "sonographer", "paramedic", "matron", "chaplain", "interpreter", "scribe", "clerk", "houseman", "trainee",
+    "student", "assistant", "worker", "volunteer",
+)  # fmt: skip
+_EN_ROLE_WORD_NAME = _c(
+    rf"\b(?i:{'|'.join(_ROLE_WORDS)})s?\b(?P<comma>,)?[ \t]{_EN_NAME}",
+    first="[rRcCsSpPdDoOmMiIhHtTaAwWvV]",
+)
+# What a document is made for: "Discharge summary for Jane Doe", "Prescription for Mark Lee".
+_EN_DOCUMENT_FOR_NAME = _c(
+    r"\b(?i:summary|letter|prescription|results?|referral|report|notes?|plan|appointment|request|invoice|certificate"
+    rf"|consent form|form|record|records|chart|file|labels?|bill)[ \t]for[ \t]{_EN_NAME}",
+    first="[sSlLpPrRnNaAiIcCfFbB]",
+)
+# Words that may stand between a verb and "by": "assessed today by", "seen again by".
+_ADVERBS = frozenset([
+    "today", "yesterday", "again", "also", "personally", "previously", "earlier", "later", "jointly", "initially",
+    "independently", "remotely", "briefly", "urgently", "formally", "first", "recently", "subsequently", "tonight",
+])  # fmt: skip
+
+
+def _verb_before(text: str, at: int) -> str:
+    """The word before position ``at`` (lower case), skipping one adverb ("assessed today by")."""
+    start = text.rfind(" ", 0, at) + 1
+    word = text[start:at].lower()
+    if word in _ADVERBS and start > 1:
+        before = text.rfind(" ", 0, start - 1) + 1
+        word = text[before : start - 1].lower()
+    return word
+
+
 _AGENT_VERBS = frozenset([
     "seen", "examined", "performed", "reviewed", "assessed", "evaluated", "treated", "operated", "interpreted",
     "read", "written", "dictated", "signed", "ordered", "referred", "prescribed", "authored", "approved",
@@ -1353,7 +1416,8 @@ _NOT_AGENT_VERBS = frozenset([
 ])  # fmt: skip
 # What follows an eponym used as the name of a disease, sign, test or device, not of a person.
 _EPONYM_USE = _c(
-    r"(?:'s?|’s?)?[ \t-]?(?i:disease|syndrome|palsy|sign|chorea|disorder|lymphoma|sarcoma|tumou?r|o?esophagus|ulcer"
+    r"(?:-[A-ZÀ-ÖØ-Þ][a-zß-öø-ÿ]+)?(?:'s?|’s?)?[ \t-]?(?i:[a-z]+(?:osis|itis|oma|a?emia|pathy|plasia|trophy|algia|iasis)"
+    r"|disease|syndrome|palsy|sign|chorea|disorder|lymphoma|sarcoma|tumou?r|o?esophagus|ulcer"
     r"|phenomenon|reflex|test|manoeuvre|maneuver|procedure|operation|fracture|thyroiditis|encephalopathy|dystrophy"
     r"|anomaly|crisis|triad|node|cells?|law|score|scale|classification|criteria|catheter|tube|stain|clinic|type|stage"
     r"|monitor|angina|aneurysm|diverticulum|contracture|cyst|hernia|ileus|dementia|psychosis|arteritis|neuralgia"
@@ -1396,6 +1460,8 @@ def _trim_name(text: str, start: int, end: int) -> tuple[int, int] | None:
     if not kept:
         return None
     s, e = kept[0][0], kept[-1][1]
+    if text[e - 1] == ",":  # "Doe, [stop word]": the comma belongs to what was dropped
+        e -= 1
     if len(text[s:e]) < 2 or (e - s == 2 and text[e - 1] == "."):
         return None
     return s, e
@@ -1406,6 +1472,9 @@ _PREVIOUS_TOKEN = _c(rf"(?:^|(?<=[\s(\"]))({_EN_TOKEN})[ \t]$")
 _GIVEN_AFTER_FAMILY = _c(
     rf",[ \t]?({_EN_TOKEN}(?:[ \t][A-Z]\.)?)(?=[ \t]?(?:[,.;:()\n]|$)|[ \t](?:is|was|has|had|DOB|MRN|RRN|aged?|\d))"
 )
+
+
+_LABEL_AFTER = _c(r"\.?[ \t]?(?i:no\b|#|number|ID\b)")
 
 
 def expand_person(text: str, start: int, end: int) -> tuple[int, int]:
@@ -1420,8 +1489,12 @@ def expand_person(text: str, start: int, end: int) -> tuple[int, int]:
         end = m.end()
     if " " not in text[start:end]:
         m = _GIVEN_AFTER_FAMILY.match(text, end)
-        if m is not None and not _stop(m.group(1).split()[0], text, m.end(1)):
-            end = m.end(1)
+        if (
+            m is not None
+            and not _stop(m.group(1).split()[0], text, m.end(1))
+            and not _LABEL_AFTER.match(text, m.end(1))
+        ):
+            end = m.end(1)  # not "[Doe], Chart ID ...": a word before no. / # / ID labels an identifier
     m = _PREVIOUS_TOKEN.search(text, max(0, start - 30), start)
     if m is not None and not _stop(m.group(1), text, m.end(1)):
         start = m.start(1)
@@ -1434,8 +1507,20 @@ def _english_names(text: str) -> Iterator[Candidate]:
             span = _trim_name(text, m.start("value"), m.end("value"))
             if span is not None:
                 yield ("PERSON", span[0], span[1], score)
+    lowered = _lowered(text)
+    for m in _EN_DOCUMENT_FOR_NAME.finditer(text) if " for " in lowered else ():
+        span = _trim_name(text, m.start("value"), m.end("value"))
+        if span is not None and " " in text[span[0] : span[1]]:  # a full name: "summary for Cardiology" is not one
+            yield ("PERSON", span[0], span[1], 0.6)
+    roles = any(word in lowered for word in _ROLE_WORDS)
+    for m in _EN_ROLE_WORD_NAME.finditer(text) if roles else ():
+        span = _trim_name(text, m.start("value"), m.end("value"))
+        if span is not None and (
+            m.group("comma") or " " in text[span[0] : span[1]]
+        ):  # "registrar, Jo" / "registrar Jo Bloggs"
+            yield ("PERSON", span[0], span[1], 0.6)
     for m in _EN_BY_NAME.finditer(text) if "by" in text else ():
-        verb = text[text.rfind(" ", 0, m.start()) + 1 : m.start()].lower()
+        verb = _verb_before(text, m.start())
         span = _trim_name(text, m.start("value"), m.end("value"))
         if span is None or verb in _NOT_AGENT_VERBS:
             continue
@@ -1466,12 +1551,14 @@ def model_person_ok(text: str, start: int, end: int) -> bool:
 
 def refine_people(text: str, candidates: list[Candidate]) -> list[Candidate]:
     """Person spans from every source (rules, mentions found elsewhere, an NER model), made whole:
-    widened to the adjacent name tokens, and dropped where the word names a disease ("Bell's palsy")."""
+    widened to the adjacent name tokens, and dropped where the word names a disease ("Bell's palsy",
+    "Guillain-Barré syndrome")."""
     out = []
     for kind, start, end, score in candidates:
         if kind == "PERSON":
-            if eponym_used(text, end) and all(_eponym_base(t) in EPONYMS for t in text[start:end].split()):
-                continue
+            tokens = text[start:end].split()
+            if eponym_used(text, end) and (len(tokens) == 1 or all(_eponym_base(t) in EPONYMS for t in tokens)):
+                continue  # one word before "'s disease", "syndrome", ...: the disease's name, listed eponym or not
             start, end = expand_person(text, start, end)
         out.append((kind, start, end, score))
     return out
@@ -1491,7 +1578,7 @@ def _record_number(m: re.Match[str], text: str) -> float | None:
 # Any other "<word> no. / number / # / ID <code>" and "<...>번호 <code>" (admission no., Acc#, 입원번호,
 # 접수번호): a record number of some kind. The score is below every specific identifier's, so a phone
 # number after 전화번호 or an account after 계좌번호 keeps its own type when the spans are merged.
-_RECORD_VALUE = r"(?P<value>[A-Z]{0,3}-?\d[\dA-Z-]{3,14}\d)(?![\dA-Za-z])"
+_RECORD_VALUE = r"(?P<value>[A-Z]{0,3}-?\d[\dA-Z-]{3,14}\d|\d{3,4}(?: \d{3,4}){1,3})(?![\dA-Za-z])"
 _RECORD_NUMBERS = [
     Rule(
         "MRN",
@@ -1504,7 +1591,9 @@ _RECORD_NUMBERS = [
     ),
     Rule(
         "MRN",
-        _c(rf"번(?<=[가-힣]번)호[ \t]*(?:는|은|가|이)?[ \t]*[:：#.]?[ \t]*{_RECORD_VALUE}"),  # (?<=[가-힣])번호
+        _c(
+            rf"번(?<=[가-힣]번)(?<!주민번)(?<!주민등록번)(?<!외국인등록번)호[ \t]*(?:는|은|가|이)?[ \t]*[:：#.]?[ \t]*{_RECORD_VALUE}"
+        ),  # (?<=[가-힣])번호
         0.55,
         _record_number,
     ),
