@@ -643,6 +643,7 @@ _EN_ADDRESS = [
             first=r"\d",
         ),
         0.8,
+        lead=r"\d{1,5}[A-Z]?,?\s(?:Rue|Av|Bo|Bd|Ch|Ro|Pl|Ca|Vi|Ru|Pi)",
     ),
     Rule("ADDRESS", _c(r"[A-Z](?<=\b[A-Z])(?:[A-Z]?\d[A-Z\d]?)\s\d[A-Z]{2}\b"), 0.5),  # \b[A-Z]{1,2}..., as above
     Rule("ADDRESS", _c(r"\b(?:PO|P\.O\.)\sBox\s\d{1,6}\b", first="P"), 0.7, gate=_c("Box")),
