@@ -8,7 +8,14 @@
 LiteLLM's proxy is measured beside it, in the same rounds, when it is installed (the ``bench``
 extra, pinned to a release from before the compromised 2026 uploads, its wheel's hash checked by
 ``benchmarks/requirements-bench.txt``): the same upstream behind ``litellm --config`` (one
-worker), and its added latency next to the gateway's, as a ratio.
+worker, no access log, as the gateway runs; the model mapped to ``openai/bench`` at the upstream;
+its cost map read from the wheel rather than fetched), its added latency next to the gateway's.
+
+For each system and mode the script also reports requests per second (the round's requests over
+its wall time, N in flight) and CPU per request of the proxy process and its children (the
+gateway's redaction workers; LiteLLM has none), read from ``/proc`` around each measured round.
+The issue's configuration is a zero-latency upstream at 32 in flight:
+``--clients 32 --latency 0 --token-delay 0``.
 
 Starts the scripted upstream (``medops.testing.fake_openai``, ``--latency`` seconds per answer,
 streamed words ``--token-delay`` apart) and ``medops gateway`` in front of it (store: a SQLite file
@@ -32,6 +39,8 @@ import argparse
 import asyncio
 import json
 import os
+import re
+import shutil
 import socket
 import statistics
 import subprocess
@@ -69,6 +78,32 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+def tree_cpu_s(pid: int) -> tuple[float, float]:
+    """User + system CPU seconds of a process, and of it with its live descendants, from ``/proc``.
+
+    The gateway's redaction workers are its children, so the second figure counts them; a proxy's
+    CPU cannot be read from the client, which shares the machine (Linux only)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    stats: dict[int, tuple[int, float]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # exited while we looked
+            continue
+        stats[int(entry)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        total += stats.get(current, (0, 0.0))[1]
+        todo += [child for child, (parent, _) in stats.items() if parent == current]
+    return stats.get(pid, (0, 0.0))[1], total
+
+
+FIRST_CONTENT = re.compile(rb'"content":\s*"(?!")')  # a chunk with text; LiteLLM writes no space after the colon
+
+
 async def run_round(base: str, clients: int, requests: int, stream: bool, stagger_s: float = 0.0) -> list[float]:
     """Latency (plain: to the last byte) or time to the first content chunk (stream), in seconds.
 
@@ -95,16 +130,19 @@ async def run_round(base: str, clients: int, requests: int, stream: bool, stagge
                     if stream:
                         first = None
                         async for line in response.content:
-                            if first is None and b'"content": "' in line and b'"content": ""' not in line:
+                            if first is None and FIRST_CONTENT.search(line):
                                 first = time.perf_counter() - started
-                        results.append(first if first is not None else float("nan"))
+                        if first is None:
+                            failures += 1
+                        else:
+                            results.append(first)
                     else:
                         await response.read()
                         results.append(time.perf_counter() - started)
 
         await asyncio.gather(*(client(c) for c in range(clients)))
     if failures:
-        raise SystemExit(f"{failures} requests failed")
+        raise SystemExit(f"{base}: {failures} requests failed or streamed no content")
     return results
 
 
@@ -164,11 +202,39 @@ def start_litellm(tmp: Path, upstream: str, procs: list[subprocess.Popen]) -> st
         "litellm_settings:\n"
         "  telemetry: false\n"
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "LITELLM_"))}
+    # no access log line per request, as ``medops gateway`` runs uvicorn (access_log=False)
+    log_config = tmp / "litellm-logging.json"
+    log_config.write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "disable_existing_loggers": False,
+                "loggers": {name: {"level": "WARNING"} for name in ("uvicorn", "uvicorn.error", "uvicorn.access")},
+            }
+        )
+    )
+    # the venv's own CLI, not whatever ``litellm`` is first on PATH
+    beside = Path(sys.executable).parent / "litellm"
+    command = str(beside) if beside.exists() else shutil.which("litellm")
+    if command is None:
+        print("error: --litellm yes but no litellm CLI beside this python or on PATH", file=sys.stderr)
+        raise SystemExit(2)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "LITELLM_")) and k != "DATABASE_URL"}
     procs.append(
         subprocess.Popen(
-            ["litellm", "--config", str(config), "--port", str(port), "--num_workers", "1"],
-            env=env | {"LITELLM_LOG": "ERROR"},
+            [
+                command,
+                "--config",
+                str(config),
+                "--log_config",
+                str(log_config),
+                "--port",
+                str(port),
+                "--num_workers",
+                "1",
+            ],
+            # no network here: the model cost map comes from the wheel, not a download at start-up
+            env=env | {"LITELLM_LOG": "ERROR", "LITELLM_LOCAL_MODEL_COST_MAP": "True"},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -196,7 +262,14 @@ def main() -> None:
     args = parser.parse_args()
     import importlib.util
 
-    with_litellm = args.litellm == "yes" or (args.litellm == "auto" and importlib.util.find_spec("litellm") is not None)
+    installed = importlib.util.find_spec("litellm") is not None
+    if args.litellm == "yes" and not installed:
+        print(
+            "error: --litellm yes but litellm is not installed here (benchmarks/requirements-bench.txt)",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
+    with_litellm = args.litellm == "yes" or (args.litellm == "auto" and installed)
 
     tmp = Path(tempfile.mkdtemp(prefix="gateway-bench-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEDOPS_")} | {"MEDOPS_DB": str(tmp / "bench.db")}
@@ -244,19 +317,30 @@ def main() -> None:
         gateway = f"http://127.0.0.1:{gw_port}"
         wait_ready(gateway + "/healthz", procs[1])
         paths = [("direct", direct), ("gateway", gateway)]
+        pids = {"gateway": procs[1].pid}
         if with_litellm:
             paths.append(("litellm", start_litellm(tmp, direct, procs)))
-        for _, base in paths:  # warm every pool
-            asyncio.run(run_round(base, args.clients, args.clients * 2, False))
+            pids["litellm"] = procs[-1].pid
+        for _, base in paths:  # warm every pool, both modes (LiteLLM imports its streaming code on first use)
+            for stream in (False, True):
+                asyncio.run(run_round(base, args.clients, args.clients * 2, stream))
         report: dict[str, dict[str, float]] = {}
         sent = 0
         own_before = overhead_histogram(gateway)
         for mode, stream in (("plain latency", False), ("stream first token", True)):
             seen: dict[str, list[float]] = {path: [] for path, _ in paths}
+            wall = dict.fromkeys(seen, 0.0)
+            cpu = {path: [0.0, 0.0] for path in pids}  # [process, with children]
             for _ in range(args.rounds):
                 for path, base in paths:  # interleaved: every system sees the same machine
                     stagger = 0.0 if args.burst else args.latency
+                    cpu_before = tree_cpu_s(pids[path]) if path in pids else (0.0, 0.0)
+                    started = time.perf_counter()
                     seen[path] += asyncio.run(run_round(base, args.clients, args.requests, stream, stagger))
+                    wall[path] += time.perf_counter() - started
+                    if path in pids:
+                        cpu_after = tree_cpu_s(pids[path])
+                        cpu[path] = [cpu[path][k] + cpu_after[k] - cpu_before[k] for k in (0, 1)]
                     sent += args.requests if path == "gateway" else 0
             d, g = seen["direct"], seen["gateway"]
             report[mode] = {
@@ -268,6 +352,11 @@ def main() -> None:
                 "gateway_p99_ms": pct(g, 0.99) * 1000,
                 "added_p99_ms": (pct(g, 0.99) - pct(d, 0.99)) * 1000,
             }
+            for path in seen:  # the round's wall includes the client's start (stagger), same for every path
+                report[mode][f"{path}_rps"] = len(seen[path]) / wall[path]
+            for path, (own, with_children) in cpu.items():
+                report[mode][f"{path}_cpu_ms_per_request"] = own * 1000 / len(seen[path])
+                report[mode][f"{path}_tree_cpu_ms_per_request"] = with_children * 1000 / len(seen[path])
             if "litellm" in seen:
                 lite = seen["litellm"]
                 added = (statistics.median(lite) - statistics.median(d)) * 1000
@@ -276,6 +365,9 @@ def main() -> None:
                     "litellm_added_p50_ms": added,
                     "litellm_added_p99_ms": (pct(lite, 0.99) - pct(d, 0.99)) * 1000,
                     "litellm_over_gateway_added_p50": added / max(report[mode]["added_p50_ms"], 1e-3),
+                    "gateway_over_litellm_rps": report[mode]["gateway_rps"] / report[mode]["litellm_rps"],
+                    "litellm_over_gateway_cpu": report[mode]["litellm_cpu_ms_per_request"]
+                    / report[mode]["gateway_cpu_ms_per_request"],
                 }
         own_after = overhead_histogram(gateway)
         for kind in own_after:
@@ -325,6 +417,13 @@ def main() -> None:
                 f"p99 +{r['litellm_added_p99_ms']:.2f}): "
                 f"{r['litellm_over_gateway_added_p50']:.1f}x the gateway's added p50"
             )
+        print(
+            f"{'':20} requests/s: direct {r['direct_rps']:.0f}, gateway {r['gateway_rps']:.0f}"
+            + (f", litellm {r['litellm_rps']:.0f}" if "litellm_rps" in r else "")
+            + f"; CPU per request: gateway {r['gateway_cpu_ms_per_request']:.2f} ms "
+            + f"(with its redaction workers {r['gateway_tree_cpu_ms_per_request']:.2f})"
+            + (f", litellm {r['litellm_cpu_ms_per_request']:.2f} ms" if "litellm_rps" in r else "")
+        )
         print(
             f"{mode:20} n={r['n']:>5}  direct p50 {r['direct_p50_ms']:7.1f} ms  "
             f"gateway p50 {r['gateway_p50_ms']:7.1f} ms "
