@@ -80,7 +80,7 @@ DEFAULT_MRN_PATTERNS: tuple[str, ...] = (
         r"registration (?:no\.?|number)",
     )
     + r"\s*(?:is|was)?\s*[:#.]?\s*(?P<value>[A-Z]{0,3}-?\d[\dA-Z-]{3,14}\d|\d{3,4}(?: \d{3,4}){1,3})\b",
-    r"(?:(?<!주민)(?<!외국인)등록번호|환자번호|병록번호|차트번호|의무기록번호|진료번호|환자 ?ID|병원번호|수진자번호)\s*(?:는|은)?\s*[:：#.]?\s*"
+    r"(?:등록번호(?<!주민등록번호)(?<!외국인등록번호)|환자번호|병록번호|차트번호|의무기록번호|진료번호|환자 ?ID|병원번호|수진자번호)\s*(?:는|은)?\s*[:：#.]?\s*"
     r"(?P<value>[A-Z]{0,3}-?\d[\dA-Z-]{3,14}\d|\d{3,4}(?: \d{3,4}){1,3})(?!\d)",
 )
 
@@ -631,7 +631,9 @@ _EN_ADDRESS = [
     ),
     # a flat or unit before the number ("Flat 2, 41 Grove Park, ..."): not digit-started, so its own scan
     Rule(
-        "ADDRESS", _c(rf"\b(?:Flat|Apt|Apartment|Unit|Suite)\s\w{{1,5}},\s{_EN_STREET_ADDRESS}", first="[FAUS]"), 0.85
+        "ADDRESS",
+        _c(rf"(?:F(?<=\bF)lat|A(?<=\bA)(?:partment|pt)|U(?<=\bU)nit|S(?<=\bS)uite)\s\w{{1,5}},\s{_EN_STREET_ADDRESS}"),
+        0.85,
     ),
     # the street type first, as in French, Spanish, Italian and Portuguese: "14 Rue Sainte-Catherine, Montreal"
     Rule(
@@ -1375,15 +1377,17 @@ _ROLE_WORDS = (
     "student", "assistant", "worker", "volunteer",
 )  # fmt: skip
 _EN_ROLE_WORD_NAME = _c(
-    rf"\b(?i:{'|'.join(_ROLE_WORDS)})s?\b(?P<comma>,)?[ \t]{_EN_NAME}",
-    first="[rRcCsSpPdDoOmMiIhHtTaAwWvV]",
+    rf"(?=[{''.join(sorted({c for w in _ROLE_WORDS for c in (w[0], w[0].upper())}))}])"
+    rf"\b{_ci_words(*_ROLE_WORDS)}s?\b(?P<comma>,)?[ \t]{_EN_NAME}"
 )
-# What a document is made for: "Discharge summary for Jane Doe", "Prescription for Mark Lee".
-_EN_DOCUMENT_FOR_NAME = _c(
-    r"\b(?i:summary|letter|prescription|results?|referral|report|notes?|plan|appointment|request|invoice|certificate"
-    rf"|consent form|form|record|records|chart|file|labels?|bill)[ \t]for[ \t]{_EN_NAME}",
-    first="[sSlLpPrRnNaAiIcCfFbB]",
-)
+# What a document is made for: "Discharge summary for Jane Doe", "Prescription for Mark Lee". The scan looks
+# for " for " (a literal, fast); the word before it is checked against these.
+_DOCUMENT_WORDS = frozenset([
+    "summary", "letter", "prescription", "result", "results", "referral", "report", "note", "notes", "plan",
+    "appointment", "request", "invoice", "certificate", "form", "record", "records", "chart", "file", "label",
+    "labels", "bill",
+])  # fmt: skip
+_EN_FOR_NAME = _c(rf"[ \t]for[ \t]{_EN_NAME}")
 # Words that may stand between a verb and "by": "assessed today by", "seen again by".
 _ADVERBS = frozenset([
     "today", "yesterday", "again", "also", "personally", "previously", "earlier", "later", "jointly", "initially",
@@ -1509,7 +1513,9 @@ def _english_names(text: str) -> Iterator[Candidate]:
             if span is not None:
                 yield ("PERSON", span[0], span[1], score)
     lowered = _lowered(text)
-    for m in _EN_DOCUMENT_FOR_NAME.finditer(text) if " for " in lowered else ():
+    for m in _EN_FOR_NAME.finditer(text) if " for " in lowered else ():
+        if text[text.rfind(" ", 0, m.start()) + 1 : m.start()].lower() not in _DOCUMENT_WORDS:
+            continue
         span = _trim_name(text, m.start("value"), m.end("value"))
         if span is not None and " " in text[span[0] : span[1]]:  # a full name: "summary for Cardiology" is not one
             yield ("PERSON", span[0], span[1], 0.6)
