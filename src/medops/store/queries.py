@@ -55,12 +55,28 @@ def _aggregate(jury: tuple[str, list[str]], by_key: dict[tuple[int, int, int], d
         yield key, aggregate(reducer, [_verdict(key, name, by_judge.get(name)) for name in names])
 
 
-def grades(store: Store, run_id: int) -> dict[tuple[int, int, int], Grade]:
+_GRADE_COLUMNS = (
+    Grade.run_id,
+    Grade.example_index,
+    Grade.repeat,
+    Grade.criterion_index,
+    Grade.judge,
+    Grade.criteria_met,
+    Grade.p_met,
+    Grade.explanation,
+    Grade.ungraded_reason,
+)
+
+
+def grades(store: Store, run_id: int) -> dict[tuple[int, int, int], Any]:
     """(example_index, repeat, criterion_index) -> the criterion's verdict (criteria_met None:
-    ungraded): the stored row of a one-judge run, the jurors' verdicts aggregated for a jury."""
+    ungraded): the stored row of a one-judge run, the jurors' verdicts aggregated for a jury. Each
+    has the attributes of a ``Grade`` that say what was judged (``_GRADE_COLUMNS``: judge,
+    criteria_met, p_met, explanation, ungraded_reason)."""
     with store.session() as s:
         jury = _jury(s, run_id)
-        rows = list(s.scalars(select(Grade).where(Grade.run_id == run_id)))
+        # the columns readers use, not ORM objects: a run's close reads every criterion of every sample
+        rows = s.execute(select(*_GRADE_COLUMNS).where(Grade.run_id == run_id)).all()
     if jury is None:
         return {(g.example_index, g.repeat, g.criterion_index): g for g in rows}
     by_key: dict[tuple[int, int, int], dict[str, Grade]] = {}
