@@ -9,7 +9,7 @@ import pytest
 from conftest import example, write_jsonl
 from medops.datasets.jsonl import FileFacts
 from medops.errors import UserError
-from medops.store.database import database_url, describe, head_revision
+from medops.store.database import _alembic_config, database_url, describe, head_revision, migration_revisions
 from medops.store.repository import INTERRUPTED, RUNNING, Store, effective_status
 from medops.store.schema import Run
 
@@ -26,6 +26,26 @@ def test_sqlite_store_is_migrated_in_wal_mode(tmp_path):
     facts = FileFacts("/x.jsonl", "ab" * 32, 10)
     first = store.register_dataset("x", facts, 3)
     assert store.register_dataset("x", facts, 3) == first
+
+
+def test_the_revisions_read_from_the_migration_scripts_are_alembics():
+    from alembic.script import ScriptDirectory
+
+    scripts = ScriptDirectory.from_config(_alembic_config())
+    known, head = migration_revisions()
+    assert known == {script.revision for script in scripts.walk_revisions()}
+    assert head == scripts.get_current_head() == head_revision()
+
+
+def test_opening_a_store_at_the_head_imports_no_alembic(tmp_path):
+    db = tmp_path / "s.db"
+    Store.open(str(db))  # new: migrated (alembic)
+    probe = (
+        "import sys; from medops.store.repository import Store; "
+        f"Store.open({str(db)!r}, create=False); print('alembic' in sys.modules)"
+    )
+    found = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert found.stdout.strip() == "False"
 
 
 def test_run_names_are_unique_and_findable(tmp_path):

@@ -18,8 +18,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
 from medops.datasets.cache_records import check_recorded
 from medops.datasets.hub import HUB_EXAMS, exam_cache_path
 from medops.errors import UserError
@@ -181,6 +179,8 @@ def _download(
     name: str, entry: BuiltinDataset, partial: Path, on_progress: Callable[[int, int | None], None] | None
 ) -> tuple[int, str]:
     """Stream ``entry.url`` into ``partial``; ``(size, sha256)``. Nothing is left behind on failure."""
+    import httpx  # here, not at import: only a download needs it, and every run imports this module
+
     digest, size = hashlib.sha256(), 0
     try:
         with httpx.stream("GET", entry.url, follow_redirects=True, timeout=60) as response:

@@ -11,7 +11,7 @@ knows a benchmark.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from medops.content import Content, digests, map_text, text_of
@@ -87,9 +87,7 @@ class SampleRecord:
         users = [m for m in self.input if m.role == "user"]
         return users[-1].text if users else ""
 
-    def map_text(
-        self, fn: Callable[[str], str], image: Callable[[dict[str, Any]], Any] | None = None
-    ) -> SampleRecord:
+    def map_text(self, fn: Callable[[str], str], image: Callable[[dict[str, Any]], Any] | None = None) -> SampleRecord:
         """The record with ``fn`` applied to every text a person or model wrote (PHI redaction), and
         each image part replaced by ``image(part)`` when given (an image cannot be redacted)."""
         return replace(
@@ -115,13 +113,24 @@ class SampleRecord:
             "error": self.error,
             "finish_reason": self.finish_reason,
             "scores": dict(self.scores),
-            "assessments": [{**asdict(a), "tags": list(a.tags)} for a in self.assessments],
+            "assessments": [_assessment_dict(a) for a in self.assessments],
             "tags": list(self.tags),
             "metadata": dict(self.metadata),
             "flags": sorted(self.flags),
             **{flag: flag in self.flags for flag in flags},
             **({"variant": dict(self.variant)} if self.variant is not None else {}),
         }
+
+
+_ASSESSMENT_FIELDS = tuple(f.name for f in fields(Assessment))
+
+
+def _assessment_dict(a: Assessment) -> dict[str, Any]:
+    """``dataclasses.asdict(a)`` with ``tags`` as a list: the same dict, built without asdict's deep
+    copy (every value is immutable) because a run's close makes one per criterion of every sample."""
+    found = {name: getattr(a, name) for name in _ASSESSMENT_FIELDS}
+    found["tags"] = list(a.tags)
+    return found
 
 
 # declared views ------------------------------------------------------------------------------

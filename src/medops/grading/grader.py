@@ -92,6 +92,7 @@ class GraderJudge:
         self.name = f"{self.kind}:{label}"
         self.criteria_per_call = 1
         self._schema_ok = settings.json_schema  # turned off once an endpoint refuses it
+        self._last_rendered: tuple[Messages, str] | None = None
 
     def identity(self) -> dict[str, Any]:
         s = self.settings
@@ -107,6 +108,17 @@ class GraderJudge:
             "json_schema": s.json_schema,
             "criteria_per_call": self.criteria_per_call,
         }
+
+    def _rendered(self, conversation: Messages) -> str:
+        """The conversation as the prompt shows it, rendered once for all the criteria of an example:
+        they are asked one after another with the same (never changed) list, which is kept here, so
+        ``is`` cannot meet a new list at the address of a freed one."""
+        last = self._last_rendered
+        if last is not None and last[0] is conversation:
+            return last[1]
+        text = render_conversation(conversation)
+        self._last_rendered = (conversation, text)
+        return text
 
     def _messages(self, prompt: str) -> Messages:
         messages: Messages = [{"role": "user", "content": prompt}]
@@ -135,7 +147,7 @@ class GraderJudge:
 
     # one criterion per call --------------------------------------------------------------
     async def judge(self, call: CallFn, conversation: Messages, criterion: Criterion) -> Verdict:
-        prompt = render_grader_prompt(self.settings.template, render_conversation(conversation), criterion.text)
+        prompt = render_grader_prompt(self.settings.template, self._rendered(conversation), criterion.text)
         verdict = Verdict(self.name, criterion.index, None)
         for attempt in range(1, self.settings.parse_retries + 2):
             completion = await self._ask(

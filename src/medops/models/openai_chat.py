@@ -34,6 +34,7 @@ from medops.models.spec import ModelSpec, mask_url_credentials, split_url_creden
 _RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 _FATAL_STATUS = {401, 403, 404}
 TRANSPORTS = ("aiohttp", "sdk", "azure")
+_encode = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps(..., ensure_ascii=False), its encoder built once
 
 
 def retry_after_seconds(headers: Mapping[str, str] | None) -> float | None:
@@ -84,19 +85,23 @@ class _AiohttpTransport:
         self._headers = {"Authorization": authorization or f"Bearer {api_key}", "Content-Type": "application/json"}
         self._timeout_s = timeout_s
         self._session: Any = None
+        self._target: Any = None
 
     async def post(self, body: dict[str, Any]) -> tuple[int, Mapping[str, str], bytes]:
         import aiohttp
 
         if self._session is None:  # created lazily: a session belongs to the running loop
+            import yarl
+
             self._session = aiohttp.ClientSession(
                 headers=self._headers,
                 timeout=aiohttp.ClientTimeout(total=self._timeout_s),
                 connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
                 json_serialize=json.dumps,
             )
+            self._target = yarl.URL(self._url)  # parsed once, not on every post
         try:
-            async with self._session.post(self._url, data=json.dumps(body, ensure_ascii=False).encode()) as r:
+            async with self._session.post(self._target, data=_encode(body).encode()) as r:
                 return r.status, r.headers, await r.read()
         except asyncio.TimeoutError:
             raise _TransportTimeout from None

@@ -9,22 +9,26 @@ one migrated by a newer medops, is refused in one line before anything is writte
 
 from __future__ import annotations
 
+import ast
 import contextlib
+import functools
 import hashlib
 import os
+import re
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from alembic import command
-from alembic.config import Config
-from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, OperationalError, SQLAlchemyError
 
 from medops.errors import UserError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 DEFAULT_DB = "medops.db"
 VERSION_TABLE = "alembic_version"
@@ -60,6 +64,8 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 
 
 def _alembic_config() -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(Path(__file__).with_name("migrations")))
     return config
@@ -67,7 +73,33 @@ def _alembic_config() -> Config:
 
 def head_revision() -> str:
     """The schema revision this medops migrates every store to."""
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(_alembic_config()).get_current_head()
+
+
+_ASSIGNMENT = re.compile(r"^(revision|down_revision)\s*(?::[^=]*)?=\s*(.+?)\s*$", re.MULTILINE)
+
+
+@functools.cache
+def migration_revisions() -> tuple[frozenset[str], str]:
+    """(every revision of the migrations directory, the head), read from the scripts' own
+    ``revision`` / ``down_revision`` lines: opening a store that is already at the head then needs
+    no alembic (its import, with mako and pygments, was a tenth of a run's start-up). Alembic reads
+    the same lines (``tests/store`` checks that both agree)."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for script in (Path(__file__).with_name("migrations") / "versions").glob("*.py"):
+        found = dict(_ASSIGNMENT.findall(script.read_text("utf-8")))
+        if "revision" not in found:
+            continue
+        revisions.add(ast.literal_eval(found["revision"]))
+        down = ast.literal_eval(found.get("down_revision", "None"))
+        parents.update([down] if isinstance(down, str) else down or ())
+    heads = revisions - parents
+    if len(heads) != 1:
+        raise RuntimeError(f"the store's migrations have {len(heads)} heads: {sorted(heads)}")
+    return frozenset(revisions), next(iter(heads))
 
 
 # SQLite files this process has opened. An immutable read takes no locks, and closing its file
@@ -109,24 +141,23 @@ def open_engine(db: str | None, *, create: bool = True) -> Engine:
 def _migrate(engine: Engine, where: str, sqlite_file: Path | None, create: bool = True) -> None:
     """Bring the store to the latest schema; a no-op (and no write) when it already is. Without
     ``create``, a database with no medops schema yet is refused instead of initialised."""
-    config = _alembic_config()
-    scripts = ScriptDirectory.from_config(config)
-    head = scripts.get_current_head()
-    revision = _revision_before_writing(engine, scripts, where, sqlite_file)
+    known, head = migration_revisions()
+    revision = _revision_before_writing(engine, known, where, sqlite_file)
     if revision is None and not create:
         raise UserError(f"no medops store at {where}; give --db (or MEDOPS_DB) an existing store")
     if revision == head:
         return
+    from alembic import command  # only when a migration is due
+
     with exclusive_transaction(engine, _PG_LOCK_KEY) as connection:
-        if _medops_revision(connection, scripts, where) == head:  # another process got there first
+        if _medops_revision(connection, known, where) == head:  # another process got there first
             return
+        config = _alembic_config()
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
 
 
-def _revision_before_writing(
-    engine: Engine, scripts: ScriptDirectory, where: str, sqlite_file: Path | None
-) -> str | None:
+def _revision_before_writing(engine: Engine, known: frozenset[str], where: str, sqlite_file: Path | None) -> str | None:
     """The store's revision, read without changing anything (see ``_medops_revision``).
 
     SQLite is read on a connection of its own, without the pragmas: switching a stranger's
@@ -138,7 +169,7 @@ def _revision_before_writing(
     """
     if engine.dialect.name != "sqlite":
         with engine.connect() as connection:
-            return _medops_revision(connection, scripts, where)
+            return _medops_revision(connection, known, where)
     if sqlite_file is None or not sqlite_file.is_file() or sqlite_file.stat().st_size == 0:
         return None
     header = _header(sqlite_file)
@@ -150,10 +181,10 @@ def _revision_before_writing(
     wal_mode, wal_file = header[18:20] == b"\x02\x02", sqlite_file.with_name(sqlite_file.name + "-wal")
     if wal_mode and not wal_file.exists() and sqlite_file.resolve() not in _OPENED_HERE:
         try:
-            return _read_revision(f"{uri}&immutable=1", scripts, where)
+            return _read_revision(f"{uri}&immutable=1", known, where)
         except DatabaseError:
             pass
-    return _read_revision(uri, scripts, where)
+    return _read_revision(uri, known, where)
 
 
 # One descriptor per SQLite file, kept open for the life of the process. Closing a descriptor of
@@ -173,11 +204,11 @@ def _header(sqlite_file: Path) -> bytes:
     return os.pread(fd, 20, 0)
 
 
-def _read_revision(uri: str, scripts: ScriptDirectory, where: str) -> str | None:
+def _read_revision(uri: str, known: frozenset[str], where: str) -> str | None:
     reader = create_engine("sqlite://", creator=lambda: sqlite3.connect(uri, uri=True, timeout=10))
     try:
         with reader.connect() as connection:
-            return _medops_revision(connection, scripts, where)
+            return _medops_revision(connection, known, where)
     finally:
         reader.dispose()
 
@@ -207,7 +238,7 @@ def exclusive_transaction(engine: Engine, lock_key: int) -> Iterator[Connection]
         yield connection
 
 
-def _medops_revision(connection: Connection, scripts: ScriptDirectory, where: str) -> str | None:
+def _medops_revision(connection: Connection, known: frozenset[str], where: str) -> str | None:
     """The store's schema revision (``None``: a new, empty store), or a UserError when the
     database is not a medops store or comes from a newer medops."""
     from medops.store.schema import Base
@@ -230,7 +261,6 @@ def _medops_revision(connection: Connection, scripts: ScriptDirectory, where: st
             f"{where} is not a medops store (it has tables {shown} but no medops schema); "
             "give --db a new file or a medops store"
         )
-    known = {script.revision for script in scripts.walk_revisions()}
     unknown = [r for r in revisions if r not in known]
     if unknown and medops_tables:
         raise UserError(f"{where} was migrated by a newer medops (revision {unknown[0]}); upgrade medops to use it")

@@ -34,8 +34,8 @@ def save(store: Store, run_id: int, key: str, prepared: dict[str, Any], samples:
             s.execute(delete(PreparedSample).where(PreparedSample.run_id == run_id))
             s.execute(delete(PreparedView).where(PreparedView.run_id == run_id))
             if samples:
-                s.execute(
-                    insert(PreparedSample),
+                s.execute(  # the table's Core insert: one executemany, no ORM bulk bookkeeping per row
+                    insert(PreparedSample.__table__),
                     [
                         {"run_id": run_id, "position": i, "flags": "|" + "|".join(flags) + "|", "record": record}
                         for i, (flags, record) in enumerate(samples)

@@ -4,10 +4,11 @@ session. Rows come back detached (plain ORM objects or tuples), safe to use afte
 from __future__ import annotations
 
 import functools
+import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import Text, cast, func, or_, select
 
 from medops.content import digests, unkeyed
 from medops.errors import NotFound, UserError
@@ -55,12 +56,28 @@ def _aggregate(jury: tuple[str, list[str]], by_key: dict[tuple[int, int, int], d
         yield key, aggregate(reducer, [_verdict(key, name, by_judge.get(name)) for name in names])
 
 
-def grades(store: Store, run_id: int) -> dict[tuple[int, int, int], Grade]:
+_GRADE_COLUMNS = (
+    Grade.run_id,
+    Grade.example_index,
+    Grade.repeat,
+    Grade.criterion_index,
+    Grade.judge,
+    Grade.criteria_met,
+    Grade.p_met,
+    Grade.explanation,
+    Grade.ungraded_reason,
+)
+
+
+def grades(store: Store, run_id: int) -> dict[tuple[int, int, int], Any]:
     """(example_index, repeat, criterion_index) -> the criterion's verdict (criteria_met None:
-    ungraded): the stored row of a one-judge run, the jurors' verdicts aggregated for a jury."""
+    ungraded): the stored row of a one-judge run, the jurors' verdicts aggregated for a jury. Each
+    has the attributes of a ``Grade`` that say what was judged (``_GRADE_COLUMNS``: judge,
+    criteria_met, p_met, explanation, ungraded_reason)."""
     with store.session() as s:
         jury = _jury(s, run_id)
-        rows = list(s.scalars(select(Grade).where(Grade.run_id == run_id)))
+        # the columns readers use, not ORM objects: a run's close reads every criterion of every sample
+        rows = s.execute(select(*_GRADE_COLUMNS).where(Grade.run_id == run_id)).all()
     if jury is None:
         return {(g.example_index, g.repeat, g.criterion_index): g for g in rows}
     by_key: dict[tuple[int, int, int], dict[str, Grade]] = {}
@@ -197,13 +214,23 @@ def blob(store: Store, sha256: str) -> tuple[str, bytes]:
 
 def call_notes(store: Store, run_id: int) -> list[dict[str, Any]]:
     """What before-call subscribers noted on each stored call of a run (e.g. the PHI policy applied
-    and how many entities of each type were redacted); calls without notes are left out."""
+    and how many entities of each type were redacted); calls without notes are left out. Equal notes
+    may be one object: read them, do not change them."""
+    found: list[dict[str, Any]] = []
     with store.session() as s:
-        rows = [
-            *s.scalars(select(Response.notes).where(Response.run_id == run_id, Response.notes.is_not(None))),
-            *s.scalars(select(Grade.notes).where(Grade.run_id == run_id, Grade.notes.is_not(None))),
-        ]
-    return [row for row in rows if row]
+        for table in (Response, Grade):
+            # most calls of a run carry the same note: each distinct one is read (and decoded) once
+            text_of_notes = cast(table.notes, Text)
+            distinct = s.execute(
+                select(text_of_notes, func.count())
+                .where(table.run_id == run_id, table.notes.is_not(None))
+                .group_by(text_of_notes)
+            )
+            for raw, n in distinct:
+                note = json.loads(raw) if raw is not None else None
+                if note:
+                    found += [note] * n
+    return found
 
 
 def failed_call_errors(store: Store, run_id: int) -> list[str]:

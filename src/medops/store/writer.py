@@ -28,6 +28,7 @@ class StoreWriter:
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._error: BaseException | None = None
         self.rows_written = 0
+        self._inserts: dict[Table, Any] = {}
         self._thread = threading.Thread(target=self._run, name="medops-store-writer", daemon=True)
         self._thread.start()
 
@@ -68,6 +69,14 @@ class StoreWriter:
                 self._bus.publish(RowWritten(table.name, row))
 
     def _insert(self, table: Table):
+        """The table's insert, built once per table (every batch reuses it, and with it SQLAlchemy's
+        cached compilation)."""
+        statement = self._inserts.get(table)
+        if statement is None:
+            statement = self._inserts[table] = self._build_insert(table)
+        return statement
+
+    def _build_insert(self, table: Table):
         if table.name != "call_cache":
             return insert(table)
         # Two runs (or two identical criteria) may cache the same call at once: first one wins.
