@@ -168,18 +168,6 @@ def _spent(store: Store, run_id: int) -> float:
     return run_cost(run, load_prices())["total_usd"] if run.summary else 0.0
 
 
-def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop where it is installed (it comes with ``uvicorn[standard]``): the event loop's own
-    work per call (scheduling, sockets, the transports aiohttp reads from) costs about half as
-    much CPU as asyncio's, and on a 2-core machine the client's CPU per call sets the pace.
-    asyncio's loop otherwise (Windows, PyPy)."""
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    return uvloop.new_event_loop
-
-
 def execute(
     pipeline: JobRunner, jobs: list[Job], writer: StoreWriter, resume_hint: str, on_notice: Callable[[str], None] | None
 ) -> tuple[str, str | None, float]:
@@ -187,8 +175,7 @@ def execute(
     started = time.monotonic()
     status, message = COMPLETED, None
     try:
-        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-            runner.run(_drive(pipeline, jobs, on_notice))
+        asyncio.run(_drive(pipeline, jobs, on_notice))
         if pipeline.stop_reason is not None:
             status, message = INTERRUPTED, f"{pipeline.stop_reason}; continue with `{resume_hint}`"
     except (KeyboardInterrupt, asyncio.CancelledError):
