@@ -65,6 +65,9 @@ def _ci_words(*words: str, group: bool = True) -> str:
     return f"(?:{'|'.join(parts)})" if group else "|".join(parts)
 
 
+# A record number: a code of letters, digits and hyphens ending in a digit, or digit groups with single
+# spaces between them ("590 887 0016"); after a record label, either is the record's number.
+_RECORD_CODE = r"[A-Z]{0,3}-?\d[\dA-Z-]{3,14}\d|\d{3,4}(?: \d{3,4}){1,3}"
 DEFAULT_MRN_PATTERNS: tuple[str, ...] = (
     # (?i:\bMRN|\bmedical record (?:number|no\.?|#)|...), the words grouped by their first letter
     r"(?=[MmPpHhCcUuRr])\b"
@@ -79,9 +82,9 @@ DEFAULT_MRN_PATTERNS: tuple[str, ...] = (
         r"case (?:no\.?|number)",
         r"registration (?:no\.?|number)",
     )
-    + r"\s*(?:is|was)?\s*[:#.]?\s*(?P<value>[A-Z]{0,3}-?\d[\dA-Z-]{3,14}\d|\d{3,4}(?: \d{3,4}){1,3})\b",
+    + rf"\s*(?:is|was)?\s*[:#.]?\s*(?P<value>{_RECORD_CODE})\b",
     r"(?:등록번호(?<!주민등록번호)(?<!외국인등록번호)|환자번호|병록번호|차트번호|의무기록번호|진료번호|환자 ?ID|병원번호|수진자번호)\s*(?:는|은)?\s*[:：#.]?\s*"
-    r"(?P<value>[A-Z]{0,3}-?\d[\dA-Z-]{3,14}\d|\d{3,4}(?: \d{3,4}){1,3})(?!\d)",
+    rf"(?P<value>{_RECORD_CODE})(?!\d)",
 )
 
 
@@ -610,14 +613,14 @@ _STREET = (
     r"|Parkway|Pkwy|Highway|Hwy|Square|Sq|Gardens|Grove|Row|Mews|Park|Walk|Hill|Rise|Green)"
 )
 # ", QC H3B 1A7" (Canada), " D04 X2Y1" (an Irish Eircode)
-_ADDRESS_TAIL_CA = (
+_POSTCODE_TAIL_CA_IE = (
     r"(?:,?\s(?:[A-Z]{2}\s)?[ABCEGHJ-NPRSTVXY]\d[A-Z]\s?\d[A-Z]\d|,?\s[AC-FHKNPRTV-Y]\d[\dW]\s[\dAC-FHKNPRTV-Y]{4})?"
 )
 _EN_STREET_ADDRESS = (
     rf"\b\d{{1,5}}[A-Z]?\s(?:[NSEW]\.?\s)?(?:[A-Z][a-z]+\s|\d{{1,3}}(?:st|nd|rd|th)\s){{1,3}}{_STREET}\b\.?"
     r"(?:,?\s(?:Apt|Apartment|Suite|Ste|Unit|Flat|#)\.?\s?#?\w{1,5})?"
     r"(?:,\s[A-Z][a-z]+(?:\s[A-Z][a-z]+){0,2})?(?:,?\s[A-Z]{2}\s\d{5}(?:-\d{4})?)?"
-    r"(?:,?\s[A-Z]{1,2}\d[A-Z\d]?\s\d[A-Z]{2})?" + _ADDRESS_TAIL_CA
+    r"(?:,?\s[A-Z]{1,2}\d[A-Z\d]?\s\d[A-Z]{2})?" + _POSTCODE_TAIL_CA_IE
 )
 _EN_ADDRESS = [
     Rule(
@@ -641,7 +644,7 @@ _EN_ADDRESS = [
         _c(
             r"\b\d{1,5}[A-Z]?,?\s(?:Rue|Avenue|Av\.|Boulevard|Bd|Chemin|Route|Place|Calle|Avenida|Via|Viale|Rua|Piazza)\s"
             r"(?:(?:de|du|des|de la|del|della|da|do|dos)\s)?[A-Z][\w'’-]+(?:\s[A-Z][\w'’-]+){0,2}"
-            r"(?:,\s[A-Z][a-z]+(?:[\s-][A-Z][a-z]+){0,2})?(?:,?\s[A-Z]{2}\s\d{5}(?:-\d{4})?)?" + _ADDRESS_TAIL_CA,
+            r"(?:,\s[A-Z][a-z]+(?:[\s-][A-Z][a-z]+){0,2})?(?:,?\s[A-Z]{2}\s\d{5}(?:-\d{4})?)?" + _POSTCODE_TAIL_CA_IE,
             first=r"\d",
         ),
         0.8,
@@ -1479,7 +1482,8 @@ _GIVEN_AFTER_FAMILY = _c(
 )
 
 
-_LABEL_AFTER = _c(r"\.?[ \t]?(?i:no\b|#|number|ID\b)")
+_LABEL = r"\.?[ \t]?(?i:no\b|#|number|ID\b)"  # what labels an identifier after a word ("Chart ID", "Hosp. No.")
+_LABEL_AFTER = _c(_LABEL)
 
 
 def expand_person(text: str, start: int, end: int) -> tuple[int, int]:
@@ -1537,9 +1541,7 @@ def _english_names(text: str) -> Iterator[Candidate]:
 
 _NAME_TOKEN = _c(rf"{_EN_TOKEN}|[가-힣]{{2,4}}")
 # After a word that is a drug (a dose follows) or a label ("Hosp. No."), not a name.
-_DOSE_AFTER = _c(
-    r"[ \t]\d+(?:[.,]\d+)?[ \t]?(?i:mg|mcg|µg|g|units?|iu|ml|mmol|meq|puffs?|tabs?|%)\b|\.?[ \t]?(?i:no\b|#|number|ID\b)"
-)
+_DOSE_AFTER = _c(r"[ \t]\d+(?:[.,]\d+)?[ \t]?(?i:mg|mcg|µg|g|units?|iu|ml|mmol|meq|puffs?|tabs?|%)\b|" + _LABEL)
 
 
 def model_person_ok(text: str, start: int, end: int) -> bool:
@@ -1585,7 +1587,7 @@ def _record_number(m: re.Match[str], text: str) -> float | None:
 # Any other "<word> no. / number / # / ID <code>" and "<...>번호 <code>" (admission no., Acc#, 입원번호,
 # 접수번호): a record number of some kind. The score is below every specific identifier's, so a phone
 # number after 전화번호 or an account after 계좌번호 keeps its own type when the spans are merged.
-_RECORD_VALUE = r"(?P<value>[A-Z]{0,3}-?\d[\dA-Z-]{3,14}\d|\d{3,4}(?: \d{3,4}){1,3})(?![\dA-Za-z])"
+_RECORD_VALUE = rf"(?P<value>{_RECORD_CODE})(?![\dA-Za-z])"
 _RECORD_NUMBERS = [
     Rule(
         "MRN",
